@@ -1,0 +1,1 @@
+//! Exchange kinds and binding tables (in progress).
