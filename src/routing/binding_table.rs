@@ -11,10 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use super::dedup_tail;
 use super::direct::DirectIndex;
 use super::fanout::FanoutSet;
-use super::headers::{HeaderValue, HeadersMatch};
+use super::headers::{HeaderValue, HeadersBindings, HeadersMatch};
 use super::topic::TopicTrie;
 use super::ExchangeKind;
 
@@ -56,8 +55,7 @@ enum Matcher<D, V> {
     Direct(DirectIndex<D>),
     Fanout(FanoutSet<D>),
     Topic(TopicTrie<D>),
-    /// One entry per headers binding: (binding id, destination, parsed arguments).
-    Headers(Vec<(u64, D, HeadersMatch<V>)>),
+    Headers(HeadersBindings<D, V>),
 }
 
 impl<D, V> BindingTable<D, V>
@@ -70,7 +68,7 @@ where
             ExchangeKind::Direct => Matcher::Direct(DirectIndex::new()),
             ExchangeKind::Fanout => Matcher::Fanout(FanoutSet::new()),
             ExchangeKind::Topic => Matcher::Topic(TopicTrie::new()),
-            ExchangeKind::Headers => Matcher::Headers(Vec::new()),
+            ExchangeKind::Headers => Matcher::Headers(HeadersBindings::new()),
         };
         BindingTable {
             kind,
@@ -107,9 +105,9 @@ where
             Matcher::Topic(trie) => {
                 trie.insert(routing_key, destination);
             }
-            Matcher::Headers(entries) => {
+            Matcher::Headers(bindings) => {
                 let parsed = HeadersMatch::parse(pairs(&arguments))?;
-                entries.push((id, destination, parsed));
+                bindings.insert(id, destination, parsed);
             }
         }
         self.binding_id_next += 1;
@@ -175,16 +173,12 @@ where
             Matcher::Direct(index) => index.route(routing_key, out),
             Matcher::Fanout(set) => set.route(out),
             Matcher::Topic(trie) => trie.route(routing_key, out),
-            Matcher::Headers(entries) => {
+            Matcher::Headers(bindings) => {
                 let table = headers.unwrap_or(&[]);
-                let message = table.iter().map(|(name, value)| (name.as_ref(), value));
-                let start = out.len();
-                for (_, destination, parsed) in entries {
-                    if parsed.matches(message.clone()) {
-                        out.push(*destination);
-                    }
-                }
-                dedup_tail(out, start);
+                bindings.route(
+                    table.iter().map(|(name, value)| (name.as_ref(), value)),
+                    out,
+                );
             }
         }
     }
@@ -256,7 +250,7 @@ where
                 trie.check_invariants();
                 assert_eq!(trie.reference_count(), total);
             }
-            Matcher::Headers(entries) => assert_eq!(entries.len(), total),
+            Matcher::Headers(bindings) => assert_eq!(bindings.len(), total),
         }
     }
 
@@ -270,13 +264,11 @@ where
             Matcher::Direct(index) => assert_eq!(index.count(key, destination) as usize, same_key),
             Matcher::Topic(trie) => assert_eq!(trie.count(key, destination) as usize, same_key),
             Matcher::Fanout(set) => assert_eq!(set.count(destination) as usize, all.len()),
-            Matcher::Headers(entries) => {
-                let found = entries
-                    .iter()
-                    .filter(|(id, d, _)| *id == binding.id && *d == destination)
-                    .count();
-                assert_eq!(found, 1, "each headers binding has exactly one entry");
-            }
+            Matcher::Headers(bindings) => assert_eq!(
+                bindings.count(binding.id, destination),
+                1,
+                "each headers binding has exactly one entry"
+            ),
         }
     }
 
@@ -294,17 +286,14 @@ where
     }
 }
 
-impl<D: Copy + Eq + Hash + Ord, V> Matcher<D, V> {
+impl<D: Copy + Eq + Hash + Ord, V: HeaderValue> Matcher<D, V> {
     /// Drops the index entry of one binding to `destination`.
     fn remove(&mut self, binding: &Binding<V>, destination: D) {
         let removed = match self {
             Matcher::Direct(index) => index.remove(&binding.routing_key, destination),
             Matcher::Fanout(set) => set.remove(destination),
             Matcher::Topic(trie) => trie.remove(&binding.routing_key, destination),
-            Matcher::Headers(entries) => {
-                let position = entries.iter().position(|(id, _, _)| *id == binding.id);
-                position.map(|index| entries.remove(index)).is_some()
-            }
+            Matcher::Headers(bindings) => bindings.remove(binding.id),
         };
         assert!(removed, "every stored binding has an index entry");
     }
@@ -341,7 +330,7 @@ fn same_table<V: HeaderValue>(a: &[(Vec<u8>, V)], b: &[(Vec<u8>, V)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::headers::tests::{s, table, TestValue};
+    use crate::routing::test_support::{s, table, Rng, TestValue};
 
     type Table = BindingTable<u32, TestValue>;
     type Arguments = Vec<(Vec<u8>, TestValue)>;
@@ -567,14 +556,8 @@ mod tests {
             ExchangeKind::Headers,
         ] {
             for seed in 0..10u64 {
-                let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                let mut next = |bound: u64| {
-                    // xorshift64: seeded and deterministic, good enough to pick operations.
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state % bound
-                };
+                let mut rng = Rng(seed);
+                let mut next = |bound: u64| rng.below(bound as usize) as u64;
                 let mut t = Table::new(kind);
                 let mut model: Vec<(&str, i64, u32)> = Vec::new();
                 for _ in 0..300 {

@@ -13,6 +13,7 @@
 //! so this module does not depend on the codec. `x-match` is parsed once, at bind time.
 
 use super::binding_table::BindError;
+use super::dedup_tail;
 
 /// What the headers exchange needs from a field value.
 pub trait HeaderValue {
@@ -149,6 +150,83 @@ impl<V: HeaderValue> HeadersMatch<V> {
     }
 }
 
+/// The headers bindings of one exchange in bind order, each tagged with an id chosen by the
+/// owner so that unbinding removes exactly the entry it added, even when two bindings parse to
+/// the same test.
+#[derive(Debug, Clone)]
+pub struct HeadersBindings<D, V> {
+    entries: Vec<(u64, D, HeadersMatch<V>)>,
+}
+
+impl<D, V> Default for HeadersBindings<D, V> {
+    fn default() -> Self {
+        HeadersBindings {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<D: Copy + Ord, V: HeaderValue> HeadersBindings<D, V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, id: u64, destination: D, parsed: HeadersMatch<V>) {
+        self.entries.push((id, destination, parsed));
+    }
+
+    /// Removes the entry tagged `id`; false if there is none.
+    pub fn remove(&mut self, id: u64) -> bool {
+        match self
+            .entries
+            .iter()
+            .position(|(entry_id, _, _)| *entry_id == id)
+        {
+            Some(index) => {
+                self.entries.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Appends each destination with at least one matching binding, once. Every binding is
+    /// tested: a headers exchange has no index to narrow the candidates.
+    pub fn route<'a>(
+        &self,
+        headers: impl IntoIterator<Item = (&'a [u8], &'a V)> + Clone,
+        out: &mut Vec<D>,
+    ) where
+        V: 'a,
+    {
+        let start = out.len();
+        for (_, destination, parsed) in &self.entries {
+            if parsed.matches(headers.clone()) {
+                out.push(*destination);
+            }
+        }
+        dedup_tail(out, start);
+    }
+
+    /// How many entries are tagged `id` and lead to `destination` (0 or 1 when ids are unique).
+    pub fn count(&self, id: u64, destination: D) -> usize {
+        self.entries
+            .iter()
+            .filter(|(entry_id, entry_destination, _)| {
+                *entry_id == id && *entry_destination == destination
+            })
+            .count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 fn parse_x_match<V: HeaderValue>(value: &V) -> Result<XMatch, BindError> {
     match value.as_str_bytes() {
         Some(text) => XMatch::parse(text).ok_or_else(|| BindError::InvalidXMatch {
@@ -168,55 +246,9 @@ fn is_tested(name: &[u8], x_match: XMatch) -> bool {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A stand-in for the codec's field value with just the shapes the rules care about.
-    #[derive(Debug, Clone)]
-    pub(crate) enum TestValue {
-        Int(i64),
-        Short(i16),
-        Str(Vec<u8>),
-        Float(f64),
-        Void,
-    }
-
-    impl HeaderValue for TestValue {
-        fn value_eq(&self, other: &Self) -> bool {
-            match (self, other) {
-                (TestValue::Int(a), TestValue::Int(b)) => a == b,
-                (TestValue::Short(a), TestValue::Short(b)) => a == b,
-                (TestValue::Int(a), TestValue::Short(b))
-                | (TestValue::Short(b), TestValue::Int(a)) => *a == i64::from(*b),
-                (TestValue::Str(a), TestValue::Str(b)) => a == b,
-                (TestValue::Float(a), TestValue::Float(b)) => a == b,
-                (TestValue::Void, TestValue::Void) => true,
-                _ => false,
-            }
-        }
-
-        fn is_void(&self) -> bool {
-            matches!(self, TestValue::Void)
-        }
-
-        fn as_str_bytes(&self) -> Option<&[u8]> {
-            match self {
-                TestValue::Str(text) => Some(text),
-                _ => None,
-            }
-        }
-    }
-
-    pub(crate) fn s(text: &str) -> TestValue {
-        TestValue::Str(text.as_bytes().to_vec())
-    }
-
-    pub(crate) fn table(pairs: &[(&str, TestValue)]) -> Vec<(Vec<u8>, TestValue)> {
-        pairs
-            .iter()
-            .map(|(name, value)| (name.as_bytes().to_vec(), value.clone()))
-            .collect()
-    }
+    use crate::routing::test_support::{s, table, TestValue};
 
     fn binding(pairs: &[(&str, TestValue)]) -> HeadersMatch<TestValue> {
         let arguments = table(pairs);
@@ -366,5 +398,32 @@ pub(crate) mod tests {
         ])));
         assert!(!a.same_as(&binding(&[("a", TestValue::Int(2))])));
         assert!(!a.same_as(&binding(&[("x-match", s("any")), ("a", TestValue::Int(1))])));
+    }
+
+    #[test]
+    fn headers_bindings_route_each_destination_once_and_remove_by_id() {
+        let mut bindings = HeadersBindings::new();
+        bindings.insert(0, 2u32, binding(&[("a", TestValue::Int(1))]));
+        bindings.insert(1, 1, binding(&[("a", TestValue::Int(1))]));
+        bindings.insert(
+            2,
+            2,
+            binding(&[("x-match", s("any")), ("a", TestValue::Void)]),
+        );
+        let message = table(&[("a", TestValue::Int(1))]);
+        let mut out = vec![9];
+        bindings.route(message.iter().map(|(n, v)| (n.as_slice(), v)), &mut out);
+        assert_eq!(out, vec![9, 1, 2]);
+
+        assert!(bindings.remove(0));
+        assert!(!bindings.remove(0));
+        assert_eq!(bindings.count(2, 2), 1);
+        assert_eq!(bindings.len(), 2);
+        let mut out = Vec::new();
+        bindings.route(std::iter::empty(), &mut out);
+        assert!(
+            out.is_empty(),
+            "no headers: `all` with a pair and `any` both fail"
+        );
     }
 }

@@ -373,6 +373,7 @@ impl HashVisits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::test_support::Rng;
 
     /// NOTES §14: (binding key, routing keys that match, routing keys that do not).
     const GOLDEN: &[(&str, &[&str], &[&str])] = &[
@@ -521,31 +522,6 @@ mod tests {
                     (*word == b"*" || word == first) && reference_matches(rest, key_rest)
                 }
             },
-        }
-    }
-
-    /// SplitMix64: small, seedable and good enough to shuffle test inputs.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound as u64) as usize
-        }
-
-        fn key(&mut self, vocabulary: &[&str], words_max: usize) -> String {
-            let count = self.below(words_max + 1);
-            let words: Vec<&str> = (0..count)
-                .map(|_| vocabulary[self.below(vocabulary.len())])
-                .collect();
-            words.join(".")
         }
     }
 
