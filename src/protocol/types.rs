@@ -426,3 +426,7 @@ impl FromIterator<(ShortStr, FieldValue)> for FieldTable {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "types_tests.rs"]
+mod tests;
