@@ -19,6 +19,8 @@ pub mod types;
 mod wire;
 
 #[cfg(test)]
+mod oracle_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use error::DecodeError;

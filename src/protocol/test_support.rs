@@ -83,10 +83,11 @@ impl Sample for FieldTable {
     }
 }
 
-/// A table of 1..=4 entries with unique keys; values may nest `depth` more levels.
+/// A table of 1..=4 entries with unique keys in sorted order (so an oracle that keeps tables in
+/// a sorted map re-encodes them identically); values may nest `depth` more levels.
 pub(crate) fn random_table(rng: &mut Rng, depth: u32) -> FieldTable {
     let count = 1 + rng.below(4) as usize;
-    (0..count)
+    let mut entries: Vec<(ShortStr, FieldValue)> = (0..count)
         .map(|i| {
             let mut key = rng.text(10);
             key.extend_from_slice(format!("{i}").as_bytes());
@@ -95,7 +96,9 @@ pub(crate) fn random_table(rng: &mut Rng, depth: u32) -> FieldTable {
                 random_value(rng, depth),
             )
         })
-        .collect()
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    FieldTable { entries }
 }
 
 /// Any field value; `depth` bounds nesting of arrays and tables.
