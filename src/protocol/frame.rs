@@ -106,11 +106,16 @@ pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, 
     if frame_max != 0 && size > frame_max {
         return Err(FrameError::TooLarge { size, frame_max });
     }
-    let payload_size =
-        usize::try_from(size).map_err(|_| FrameError::TooLarge { size, frame_max })?;
-    let end_at = FRAME_HEADER_SIZE + payload_size;
+    let end_at = usize::try_from(size)
+        .ok()
+        .and_then(|size| size.checked_add(FRAME_HEADER_SIZE))
+        .ok_or(FrameError::TooLarge { size, frame_max })?;
     let Some(&end) = buf.get(end_at) else {
-        buf.reserve(end_at + 1 - buf.len());
+        // Reserve room for the rest of the frame only when frame_max bounds it: without a limit
+        // a hostile size would make us allocate up to 4 GiB up front.
+        if frame_max != 0 {
+            buf.reserve(end_at + 1 - buf.len());
+        }
         return Ok(None);
     };
     if end != FRAME_END {

@@ -159,14 +159,10 @@ impl<'a> Reader<'a> {
         Ok(LongStr::from_bytes(self.longstr_bytes()?))
     }
 
+    /// A u32 length prefix. One that does not fit a usize cannot fit the buffer either, so it
+    /// saturates and the following `take` reports the truncation.
     fn len_u32(&mut self) -> Result<usize, DecodeError> {
-        let offset = self.pos;
-        let len = self.u32()?;
-        usize::try_from(len).map_err(|_| DecodeError::Truncated {
-            offset,
-            need: usize::MAX,
-            have: self.remaining(),
-        })
+        Ok(usize::try_from(self.u32()?).unwrap_or(usize::MAX))
     }
 
     /// A length-prefixed field table at nesting `depth` (0 for a method argument).
