@@ -1,9 +1,25 @@
-//! Hare: an AMQP 0-9-1 message broker on thread-per-core glommio.
+//! Hare: an AMQP 0-9-1 message broker on thread-per-core glommio that RabbitMQ's clients use
+//! unchanged.
 //!
-//! Module map (dependency direction: `shard → connection → {vhost, routing, queue}`;
-/// `protocol` is a leaf everyone may use):
+//! Module map, in dependency order (`shard → connection → {vhost, routing, queue}`; `protocol`
+//! is a leaf everyone may use):
+//!
+//! - [`protocol`]: the AMQP 0-9-1 codec. Pure: no I/O, no glommio, no broker types.
+//! - [`routing`]: exchange kinds and their binding tables (direct, fanout, topic trie,
+//!   headers). Pure.
+//! - [`vhost`]: metadata (vhosts, exchanges, queues, bindings), identical on every shard,
+//!   changed only by the metadata shard through versioned deltas; routing over it.
+//! - [`queue`]: a queue's ready list, unacked map and consumers, owned by one shard.
+//! - [`connection`]: the per-socket state machine: handshake, channels, content assembly,
+//!   methods, heartbeats.
+//! - [`shard`]: executors, the shard mesh and its typed messages, start-up and shut-down.
 
-/// `protocol`: the AMQP 0-9-1 codec. Pure: no I/O, no glommio, no broker types.
+pub mod config;
+pub mod connection;
+pub mod exception;
+pub mod ids;
 pub mod protocol;
-/// `routing`: exchange kinds and their binding tables. Pure: no I/O.
+pub mod queue;
 pub mod routing;
+pub mod shard;
+pub mod vhost;

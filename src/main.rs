@@ -1,1 +1,93 @@
-fn main() {}
+//! The `hare` broker binary: command line → configuration → shards → wait for a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use hare::config::Config;
+
+/// Hare: an AMQP 0-9-1 message broker that RabbitMQ clients use unchanged.
+#[derive(Debug, Parser)]
+#[command(name = "hare", version)]
+struct Cli {
+    /// Address for AMQP 0-9-1 clients.
+    #[arg(long, default_value = "0.0.0.0:5672")]
+    listen: SocketAddr,
+    /// Directory for durable data.
+    #[arg(long, default_value = "./hare-data")]
+    data_dir: PathBuf,
+    /// Executors (one per core); default: the number of CPUs.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Pin each shard to a CPU.
+    #[arg(long)]
+    pin_shards: bool,
+    /// Heartbeat interval proposed to clients, in seconds (0 disables).
+    #[arg(long, default_value_t = 60)]
+    heartbeat_secs: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("HARE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let shards = cli
+        .shards
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    anyhow::ensure!(
+        (1..=1024).contains(&shards),
+        "--shards must be between 1 and 1024"
+    );
+    let config = Config {
+        listen: cli.listen,
+        data_dir: cli.data_dir,
+        shards,
+        pin_shards: cli.pin_shards,
+        heartbeat_interval: std::time::Duration::from_secs(cli.heartbeat_secs),
+        ..Config::default()
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+
+    // Block SIGINT/SIGTERM before the shard threads start so only this thread receives them.
+    let signals = block_termination_signals();
+    let broker = hare::shard::startup::start(config).context("cannot start Hare")?;
+    println!(
+        "hare listening on {} (AMQP 0-9-1, {shards} shards)",
+        broker.local_addr
+    );
+    let signal = wait_for_signal(&signals);
+    tracing::info!(signal, "shutting down");
+    broker.request_stop();
+    broker.join();
+    Ok(())
+}
+
+fn block_termination_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it, and
+    // pthread_sigmask only changes this thread's mask (inherited by threads spawned later).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: sigwait reads the initialised set and writes one int.
+    unsafe {
+        libc::sigwait(set, &mut signal);
+    }
+    signal
+}

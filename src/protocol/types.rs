@@ -90,6 +90,12 @@ impl fmt::Debug for ShortStr {
         fmt::Debug::fmt(&String::from_utf8_lossy(&self.0), f)
     }
 }
+impl AsRef<[u8]> for ShortStr {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl PartialEq<str> for ShortStr {
     fn eq(&self, other: &str) -> bool {
         self.as_bytes() == other.as_bytes()
@@ -390,6 +396,13 @@ impl FieldTable {
         let table = r.table(0)?;
         r.expect_empty()?;
         Ok(table)
+    }
+
+    /// Decodes a table body without its u32 length prefix: the form AMQPLAIN responses take
+    /// (py-amqp and kombu send them that way).
+    pub fn decode_entries(raw: &Bytes) -> Result<FieldTable, DecodeError> {
+        let mut r = Reader::new(raw);
+        FieldTable::read_entries(&mut r, 0)
     }
 
     /// Appends the wire form including the u32 length prefix.

@@ -1,0 +1,47 @@
+//! Broker configuration: what the command line sets, with RabbitMQ's defaults for the protocol
+//! limits a client negotiates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub shards: usize,
+    /// Bind each shard to one CPU (production) or let the OS place them (tests).
+    pub pin_shards: bool,
+    /// Largest frame we accept and propose in connection.tune.
+    pub frame_max: u32,
+    /// Highest channel number a client may open.
+    pub channel_max: u16,
+    /// Heartbeat interval we propose; the client's tune-ok value is final.
+    pub heartbeat_interval: Duration,
+    /// Time a client has to finish the handshake (RabbitMQ: 10 s).
+    pub handshake_timeout: Duration,
+    /// How long we wait for connection.close-ok after sending connection.close.
+    pub close_timeout: Duration,
+    /// Largest message body accepted (RabbitMQ's default max_message_size: 16 MiB).
+    pub message_size_max: u64,
+    /// `guest`/`guest` may log in only from loopback addresses (RabbitMQ's default).
+    pub guest_loopback_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5672)),
+            data_dir: PathBuf::from("hare-data"),
+            shards: 1,
+            pin_shards: false,
+            frame_max: 131_072,
+            channel_max: 2047,
+            heartbeat_interval: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(10),
+            message_size_max: 16 * 1024 * 1024,
+            guest_loopback_only: true,
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! basic.qos, consume, cancel, get, ack/nack/reject, recover, and the tx and confirm modes.
+//! Consumers and messages live on the queue's owner shard; the channel keeps the delivery tags
+//! and settles them with the owners, grouped per queue.
+
+use std::rc::Rc;
+
+use crate::connection::channel::{
+    ChannelConsumer, Transaction, CONSUMER_COUNT_MAX, UNACKED_COUNT_MAX,
+};
+use crate::connection::confirm::ConfirmTracker;
+use crate::connection::requests::{existing_queue, queue_name, unexpected_reply};
+use crate::connection::{publish, ConnectionShared};
+use crate::exception::Exception;
+use crate::ids::{ChannelId, QueueId, ShardId};
+use crate::protocol::{
+    write_content, write_method_frame, BasicCancel, BasicCancelOk, BasicConsume, BasicGet,
+    BasicGetEmpty, BasicGetOk, BasicQos, BasicQosOk, BasicRecoverOk, ConfirmSelectOk, HardError,
+    Method, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk,
+};
+use crate::queue::consumer::{ChannelKey, ConsumerKey};
+use crate::queue::SettleAction;
+use crate::shard::message::{QueueOp, Reply, ShardMessage, UnackedDelivery};
+use crate::shard::Shard;
+use crate::vhost::names;
+
+pub fn qos(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: BasicQos,
+) -> Result<(), Exception> {
+    if method.prefetch_size != 0 {
+        return Err(Exception::not_implemented(format!(
+            "prefetch_size!=0 ({})",
+            method.prefetch_size
+        )));
+    }
+    let mut state = connection.state.borrow_mut();
+    let open = open_channel(&mut state.channels, channel);
+    if method.global {
+        open.global_prefetch_count = method.prefetch_count;
+        // Takes effect at once for existing consumers (Celery relies on it).
+        let mut owners: Vec<(ShardId, QueueId)> = Vec::new();
+        for consumer in open.consumers.values() {
+            if !owners.iter().any(|(owner, _)| *owner == consumer.owner) {
+                owners.push((consumer.owner, consumer.queue));
+            }
+        }
+        let key = connection.channel_key(channel);
+        for (owner, queue) in owners {
+            shard.send(
+                owner,
+                ShardMessage::Queue {
+                    queue,
+                    op: QueueOp::SetChannelPrefetch {
+                        channel: key,
+                        prefetch_count: method.prefetch_count,
+                    },
+                },
+            );
+        }
+    } else {
+        // Applies to consumers created from now on (RabbitMQ semantics).
+        open.prefetch_count = method.prefetch_count;
+    }
+    drop(state);
+    connection.write_method(channel.0, &Method::BasicQosOk(BasicQosOk {}));
+    Ok(())
+}
+
+pub async fn consume(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: BasicConsume,
+) -> Result<(), Exception> {
+    let name = queue_name(connection, channel, &method.queue)?;
+    let queue = existing_queue(shard, connection, &name)?;
+    let (tag, prefetch_count, global_prefetch_count) = {
+        let mut state = connection.state.borrow_mut();
+        let open = open_channel(&mut state.channels, channel);
+        let tag = if method.consumer_tag.is_empty() {
+            names::generated_consumer_tag()
+        } else {
+            method.consumer_tag.clone()
+        };
+        if open.consumers.contains_key(&tag) {
+            return Err(Exception::connection(
+                HardError::NotAllowed,
+                format!("attempt to reuse consumer tag '{tag}'"),
+            ));
+        }
+        if open.consumers.len() >= CONSUMER_COUNT_MAX {
+            return Err(Exception::connection(
+                HardError::NotAllowed,
+                format!("consumer limit of {CONSUMER_COUNT_MAX} per channel reached"),
+            ));
+        }
+        (tag, open.prefetch_count, open.global_prefetch_count)
+    };
+    let consumer = ConsumerKey {
+        connection: connection.id,
+        channel,
+        tag,
+    };
+    let reply = shard
+        .request(queue.owner, |reply_to| ShardMessage::Queue {
+            queue: queue.id,
+            op: QueueOp::Consume {
+                reply_to,
+                consumer,
+                no_ack: method.no_ack,
+                exclusive: method.exclusive,
+                nowait: method.nowait,
+                prefetch_count,
+                global_prefetch_count,
+                arguments: method.arguments,
+            },
+        })
+        .await;
+    match reply {
+        // consume-ok was written by the inbox handler, before any delivery.
+        Reply::Consumed(result) => result.map(|_| ()),
+        _ => Err(unexpected_reply()),
+    }
+}
+
+pub async fn cancel(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: BasicCancel,
+) -> Result<(), Exception> {
+    let consumer = {
+        let mut state = connection.state.borrow_mut();
+        let open = open_channel(&mut state.channels, channel);
+        open.consumers.get(&method.consumer_tag).cloned()
+    };
+    if let Some(ChannelConsumer { owner, queue, .. }) = consumer {
+        let key = ConsumerKey {
+            connection: connection.id,
+            channel,
+            tag: method.consumer_tag.clone(),
+        };
+        let reply = shard
+            .request(owner, |reply_to| ShardMessage::Queue {
+                queue,
+                op: QueueOp::Cancel {
+                    reply_to: Some(reply_to),
+                    consumer: key,
+                },
+            })
+            .await;
+        if !matches!(reply, Reply::Cancelled) {
+            return Err(unexpected_reply());
+        }
+        // Deliveries sent before the cancel arrived ahead of its answer and were written;
+        // their tags stay ackable on the channel.
+        let mut state = connection.state.borrow_mut();
+        if let Some(open) = state.channels.get_mut(&channel.0) {
+            open.consumers.remove(&method.consumer_tag);
+        }
+    }
+    // Cancelling an unknown tag is not an error (NOTES §4).
+    if !method.nowait {
+        connection.write_method(
+            channel.0,
+            &Method::BasicCancelOk(BasicCancelOk {
+                consumer_tag: method.consumer_tag,
+            }),
+        );
+    }
+    Ok(())
+}
+
+pub async fn get(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: BasicGet,
+) -> Result<(), Exception> {
+    let name = queue_name(connection, channel, &method.queue)?;
+    let queue = existing_queue(shard, connection, &name)?;
+    let key = connection.channel_key(channel);
+    let reply = shard
+        .request(queue.owner, |reply_to| ShardMessage::Queue {
+            queue: queue.id,
+            op: QueueOp::Get {
+                reply_to,
+                channel: key,
+                no_ack: method.no_ack,
+            },
+        })
+        .await;
+    let Reply::Got(result) = reply else {
+        return Err(unexpected_reply());
+    };
+    let Some(got) = result? else {
+        connection.write_method(
+            channel.0,
+            &Method::BasicGetEmpty(BasicGetEmpty {
+                cluster_id: ShortStr::default(),
+            }),
+        );
+        return Ok(());
+    };
+    let mut state = connection.state.borrow_mut();
+    let frame_max = state.frame_max;
+    let Some(open) = state.channels.get_mut(&channel.0).filter(|c| c.is_open()) else {
+        // The channel closed meanwhile: give the message back.
+        drop(state);
+        send_settlements(
+            shard,
+            key,
+            vec![(got.owner, got.queue, got.message_id)],
+            SettleAction::Requeue,
+        );
+        return Ok(());
+    };
+    let tag = open.next_tag();
+    if !method.no_ack {
+        open.unacked.insert(
+            tag.0,
+            UnackedDelivery {
+                tag,
+                owner: got.owner,
+                queue: got.queue,
+                message_id: got.message_id,
+            },
+        );
+        open.touched_queues.insert((got.owner, got.queue));
+    }
+    drop(state);
+    connection.output.write(|out| {
+        write_method_frame(
+            out,
+            channel.0,
+            &Method::BasicGetOk(BasicGetOk {
+                delivery_tag: tag.0,
+                redelivered: got.redelivered,
+                exchange: got.content.exchange,
+                routing_key: got.content.routing_key,
+                message_count: got.message_count,
+            }),
+        );
+        write_content(
+            out,
+            channel.0,
+            60,
+            &got.content.properties_raw,
+            &got.content.body,
+            frame_max,
+        );
+    });
+    Ok(())
+}
+
+/// basic.ack (requeue None), basic.nack and basic.reject (requeue Some).
+pub fn settle(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    delivery_tag: u64,
+    multiple: bool,
+    requeue: Option<bool>,
+) -> Result<(), Exception> {
+    let action = match requeue {
+        None => SettleAction::Ack,
+        Some(true) => SettleAction::Requeue,
+        Some(false) => SettleAction::Discard,
+    };
+    let mut state = connection.state.borrow_mut();
+    let open = open_channel(&mut state.channels, channel);
+    let Some(deliveries) = open.take_settled(delivery_tag, multiple) else {
+        return Err(Exception::precondition_failed(format!(
+            "unknown delivery tag {delivery_tag}"
+        )));
+    };
+    if let Some(transaction) = open.transaction.as_mut() {
+        transaction
+            .settlements
+            .extend(deliveries.into_iter().map(|delivery| (delivery, action)));
+        return Ok(());
+    }
+    drop(state);
+    let key = connection.channel_key(channel);
+    send_settlements(
+        shard,
+        key,
+        deliveries
+            .into_iter()
+            .map(|d| (d.owner, d.queue, d.message_id))
+            .collect(),
+        action,
+    );
+    Ok(())
+}
+
+/// basic.recover / recover-async: requeue everything unacked on the channel.
+pub fn recover(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    requeue: bool,
+    reply: bool,
+) -> Result<(), Exception> {
+    if !requeue {
+        return Err(Exception::not_implemented("requeue=false"));
+    }
+    let deliveries = {
+        let mut state = connection.state.borrow_mut();
+        let open = open_channel(&mut state.channels, channel);
+        std::mem::take(&mut open.unacked)
+    };
+    let key = connection.channel_key(channel);
+    send_settlements(
+        shard,
+        key,
+        deliveries
+            .into_values()
+            .map(|d| (d.owner, d.queue, d.message_id))
+            .collect(),
+        SettleAction::Requeue,
+    );
+    if reply {
+        connection.write_method(channel.0, &Method::BasicRecoverOk(BasicRecoverOk {}));
+    }
+    Ok(())
+}
+
+/// Sends settlements to the owners, one message per queue.
+pub fn send_settlements(
+    shard: &Rc<Shard>,
+    channel: ChannelKey,
+    mut deliveries: Vec<(ShardId, QueueId, crate::ids::MessageId)>,
+    action: SettleAction,
+) {
+    deliveries.sort_unstable_by_key(|(owner, queue, id)| (*owner, *queue, *id));
+    let mut start = 0;
+    while start < deliveries.len() {
+        let (owner, queue, _) = deliveries[start];
+        let end = start
+            + deliveries[start..]
+                .iter()
+                .take_while(|(o, q, _)| *o == owner && *q == queue)
+                .count();
+        let ids = deliveries[start..end]
+            .iter()
+            .map(|(_, _, id)| *id)
+            .collect();
+        shard.send(
+            owner,
+            ShardMessage::Queue {
+                queue,
+                op: QueueOp::Settle {
+                    channel,
+                    ids,
+                    action,
+                },
+            },
+        );
+        start = end;
+    }
+}
+
+pub fn tx_select(connection: &Rc<ConnectionShared>, channel: ChannelId) -> Result<(), Exception> {
+    let mut state = connection.state.borrow_mut();
+    let open = open_channel(&mut state.channels, channel);
+    if open.confirm.is_some() {
+        return Err(Exception::precondition_failed(
+            "cannot switch from confirm to tx mode",
+        ));
+    }
+    if open.transaction.is_none() {
+        open.transaction = Some(Transaction::default());
+    }
+    drop(state);
+    connection.write_method(channel.0, &Method::TxSelectOk(TxSelectOk {}));
+    Ok(())
+}
+
+/// Applies the transaction's acks and publishes. In memory the enqueue cannot fail once the
+/// owner has the message, so commit-ok follows at once; durable storage will make it wait
+/// for the fsync that covers the transaction.
+pub fn tx_commit(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+) -> Result<(), Exception> {
+    let transaction = {
+        let mut state = connection.state.borrow_mut();
+        let open = open_channel(&mut state.channels, channel);
+        match open.transaction.as_mut() {
+            None => {
+                return Err(Exception::precondition_failed(
+                    "channel is not transactional",
+                ))
+            }
+            Some(transaction) => std::mem::take(transaction),
+        }
+    };
+    let key = connection.channel_key(channel);
+    for action in [
+        SettleAction::Ack,
+        SettleAction::Requeue,
+        SettleAction::Discard,
+    ] {
+        let deliveries = transaction
+            .settlements
+            .iter()
+            .filter(|(_, a)| *a == action)
+            .map(|(d, _)| (d.owner, d.queue, d.message_id))
+            .collect::<Vec<_>>();
+        if !deliveries.is_empty() {
+            send_settlements(shard, key, deliveries, action);
+        }
+    }
+    for completed in transaction.publishes {
+        publish::route_and_send(shard, connection, channel, completed)?;
+    }
+    connection.write_method(channel.0, &Method::TxCommitOk(TxCommitOk {}));
+    Ok(())
+}
+
+pub fn tx_rollback(connection: &Rc<ConnectionShared>, channel: ChannelId) -> Result<(), Exception> {
+    let mut state = connection.state.borrow_mut();
+    let open = open_channel(&mut state.channels, channel);
+    let Some(transaction) = open.transaction.as_mut() else {
+        return Err(Exception::precondition_failed(
+            "channel is not transactional",
+        ));
+    };
+    let transaction = std::mem::take(transaction);
+    // Acks buffered in the transaction become unacked again.
+    for (delivery, _) in transaction.settlements {
+        open.unacked.insert(delivery.tag.0, delivery);
+    }
+    drop(state);
+    connection.write_method(channel.0, &Method::TxRollbackOk(TxRollbackOk {}));
+    Ok(())
+}
+
+pub fn confirm_select(
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    nowait: bool,
+) -> Result<(), Exception> {
+    let mut state = connection.state.borrow_mut();
+    let open = open_channel(&mut state.channels, channel);
+    if open.transaction.is_some() {
+        return Err(Exception::precondition_failed(
+            "cannot switch from tx to confirm mode",
+        ));
+    }
+    if open.confirm.is_none() {
+        open.confirm = Some(ConfirmTracker::new());
+    }
+    drop(state);
+    if !nowait {
+        connection.write_method(channel.0, &Method::ConfirmSelectOk(ConfirmSelectOk {}));
+    }
+    Ok(())
+}
+
+fn open_channel(
+    channels: &mut std::collections::HashMap<u16, crate::connection::channel::Channel>,
+    channel: ChannelId,
+) -> &mut crate::connection::channel::Channel {
+    channels
+        .get_mut(&channel.0)
+        .expect("dispatch checked the channel is open")
+}
+
+/// Bounds the deliveries a channel may hold unsettled.
+pub fn check_unacked_bound(unacked_count: usize) -> Result<(), Exception> {
+    if unacked_count >= UNACKED_COUNT_MAX {
+        return Err(Exception::precondition_failed(format!(
+            "more than {UNACKED_COUNT_MAX} unacknowledged deliveries on the channel"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Frame-level dispatch after the handshake: heartbeats, channel 0 methods, channel lifecycle,
+//! content frames, and the routing of channel methods to their handlers. Every frame the peer
+//! can send in the wrong place maps to RabbitMQ's exception for it (NOTES §4).
+
+use std::rc::Rc;
+
+use crate::connection::channel::{Channel, ChannelState};
+use crate::connection::content::Completed;
+use crate::connection::ConnectionShared;
+use crate::connection::{basic_methods, exchange_methods, publish, queue_methods, release_channel};
+use crate::exception::Exception;
+use crate::ids::ChannelId;
+use crate::protocol::{
+    AccessRequestOk, ChannelFlowOk, ChannelOpenOk, ContentHeader, Frame, FrameType, HardError,
+    LongStr, Method,
+};
+use crate::shard::Shard;
+
+pub enum Flow {
+    Continue,
+    /// The connection is done (close handshake finished).
+    Stop,
+}
+
+pub async fn frame(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    frame: Frame,
+) -> Result<Flow, Exception> {
+    match frame.frame_type {
+        FrameType::Heartbeat => {
+            if frame.channel != 0 {
+                return Err(Exception::connection(
+                    HardError::UnexpectedFrame,
+                    format!("heartbeat frame on channel {}", frame.channel),
+                ));
+            }
+            Ok(Flow::Continue)
+        }
+        FrameType::Method => {
+            let method = Method::decode(&frame.payload).map_err(|error| match error {
+                crate::protocol::DecodeError::UnknownMethod {
+                    class_id,
+                    method_id,
+                } => Exception::connection(
+                    HardError::CommandInvalid,
+                    format!("unknown method {class_id}/{method_id}"),
+                ),
+                other => Exception::connection(
+                    HardError::FrameError,
+                    format!("cannot decode method frame: {other}"),
+                ),
+            })?;
+            let ids = (method.class_id(), method.method_id());
+            let result = if frame.channel == 0 {
+                channel_zero(connection, method)
+            } else {
+                channel_method(shard, connection, frame.channel, method).await
+            };
+            result.map_err(|error| error.with_method(ids.0, ids.1))
+        }
+        FrameType::Header => {
+            let header = ContentHeader::decode(&frame.payload).map_err(|error| {
+                Exception::connection(
+                    HardError::FrameError,
+                    format!("cannot decode content header: {error}"),
+                )
+            })?;
+            let completed = {
+                let mut state = connection.state.borrow_mut();
+                let channel = content_channel(&mut state.channels, frame.channel)?;
+                let Some(channel) = channel else {
+                    return Ok(Flow::Continue);
+                };
+                channel
+                    .content
+                    .header(header, shard.config.message_size_max)?
+            };
+            if let Some(completed) = completed {
+                published(shard, connection, frame.channel, completed)?;
+            }
+            Ok(Flow::Continue)
+        }
+        FrameType::Body => {
+            let completed = {
+                let mut state = connection.state.borrow_mut();
+                let channel = content_channel(&mut state.channels, frame.channel)?;
+                let Some(channel) = channel else {
+                    return Ok(Flow::Continue);
+                };
+                channel.content.body(frame.payload)?
+            };
+            if let Some(completed) = completed {
+                published(shard, connection, frame.channel, completed)?;
+            }
+            Ok(Flow::Continue)
+        }
+    }
+}
+
+/// The channel a content frame belongs to. Ok(None) if the channel is closing (content for
+/// it is dropped).
+fn content_channel(
+    channels: &mut std::collections::HashMap<u16, Channel>,
+    id: u16,
+) -> Result<Option<&mut Channel>, Exception> {
+    if id == 0 {
+        return Err(Exception::connection(
+            HardError::UnexpectedFrame,
+            "content frame on channel 0",
+        ));
+    }
+    match channels.get_mut(&id) {
+        Some(channel) if channel.state == ChannelState::Closing => Ok(None),
+        Some(channel) => Ok(Some(channel)),
+        None => Err(Exception::connection(
+            HardError::ChannelError,
+            format!("expected 'channel.open' on channel {id}"),
+        )),
+    }
+}
+
+fn published(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: u16,
+    completed: Completed,
+) -> Result<(), Exception> {
+    publish::complete(shard, connection, ChannelId(channel), completed)
+        .map_err(|error| error.with_method(60, 40))
+}
+
+fn channel_zero(connection: &Rc<ConnectionShared>, method: Method) -> Result<Flow, Exception> {
+    match method {
+        Method::ConnectionClose(_) => {
+            connection.write_method(0, &Method::ConnectionCloseOk(Default::default()));
+            Ok(Flow::Stop)
+        }
+        Method::ConnectionCloseOk(_) => Ok(Flow::Stop),
+        Method::ConnectionUpdateSecret(_) => {
+            connection.write_method(0, &Method::ConnectionUpdateSecretOk(Default::default()));
+            Ok(Flow::Continue)
+        }
+        // Acknowledgements of our own connection.blocked would arrive here; clients send none.
+        other => Err(Exception::connection(
+            HardError::CommandInvalid,
+            format!("method {} is not allowed on channel 0", other.name()),
+        )),
+    }
+}
+
+async fn channel_method(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    id: u16,
+    method: Method,
+) -> Result<Flow, Exception> {
+    // Channel lifecycle first: open, close and close-ok are valid in states others are not.
+    {
+        let mut state = connection.state.borrow_mut();
+        let channel_max = state.channel_max;
+        match (&method, state.channels.get(&id).map(|c| c.state)) {
+            (Method::ChannelOpen(_), None) => {
+                if id > channel_max {
+                    return Err(Exception::connection(
+                        HardError::ChannelError,
+                        format!("channel {id} exceeds channel_max {channel_max}"),
+                    ));
+                }
+                state.channels.insert(id, Channel::new(ChannelId(id)));
+                drop(state);
+                connection.write_method(
+                    id,
+                    &Method::ChannelOpenOk(ChannelOpenOk {
+                        channel_id: LongStr::default(),
+                    }),
+                );
+                return Ok(Flow::Continue);
+            }
+            (Method::ChannelOpen(_), Some(_)) => {
+                return Err(Exception::connection(
+                    HardError::ChannelError,
+                    format!("second 'channel.open' seen on channel {id}"),
+                ));
+            }
+            (Method::ChannelClose(_), Some(_)) => {
+                let mut channel = state.channels.remove(&id).expect("matched Some above");
+                release_channel(shard, connection.id, &mut channel);
+                drop(state);
+                connection.write_method(id, &Method::ChannelCloseOk(Default::default()));
+                return Ok(Flow::Continue);
+            }
+            (Method::ChannelCloseOk(_), Some(ChannelState::Closing)) => {
+                state.channels.remove(&id);
+                return Ok(Flow::Continue);
+            }
+            (_, Some(ChannelState::Closing)) => return Ok(Flow::Continue),
+            (_, None) => {
+                return Err(Exception::connection(
+                    HardError::ChannelError,
+                    format!("expected 'channel.open' on channel {id}"),
+                ));
+            }
+            (_, Some(ChannelState::Open)) => {
+                let channel = state.channels.get(&id).expect("matched Some above");
+                if !channel.content.is_idle() {
+                    return Err(Exception::connection(
+                        HardError::UnexpectedFrame,
+                        format!(
+                            "expected content header or body on channel {id}, got method {}",
+                            method.name()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let channel = ChannelId(id);
+    match method {
+        Method::ChannelFlow(flow) => {
+            if !flow.active {
+                return Err(Exception::not_implemented(
+                    "active=false is not supported by this broker",
+                ));
+            }
+            connection.write_method(id, &Method::ChannelFlowOk(ChannelFlowOk { active: true }));
+        }
+        Method::ChannelFlowOk(_) => {}
+        Method::AccessRequest(_) => {
+            connection.write_method(id, &Method::AccessRequestOk(AccessRequestOk { ticket: 1 }));
+        }
+        Method::ExchangeDeclare(m) => {
+            exchange_methods::declare(shard, connection, channel, m).await?
+        }
+        Method::ExchangeDelete(m) => {
+            exchange_methods::delete(shard, connection, channel, m).await?
+        }
+        Method::ExchangeBind(m) => exchange_methods::bind(shard, connection, channel, m).await?,
+        Method::ExchangeUnbind(m) => {
+            exchange_methods::unbind(shard, connection, channel, m).await?
+        }
+        Method::QueueDeclare(m) => queue_methods::declare(shard, connection, channel, m).await?,
+        Method::QueueBind(m) => queue_methods::bind(shard, connection, channel, m).await?,
+        Method::QueueUnbind(m) => queue_methods::unbind(shard, connection, channel, m).await?,
+        Method::QueuePurge(m) => queue_methods::purge(shard, connection, channel, m).await?,
+        Method::QueueDelete(m) => queue_methods::delete(shard, connection, channel, m).await?,
+        Method::BasicPublish(m) => publish::start(connection, channel, m)?,
+        Method::BasicQos(m) => basic_methods::qos(shard, connection, channel, m)?,
+        Method::BasicConsume(m) => basic_methods::consume(shard, connection, channel, m).await?,
+        Method::BasicCancel(m) => basic_methods::cancel(shard, connection, channel, m).await?,
+        Method::BasicGet(m) => basic_methods::get(shard, connection, channel, m).await?,
+        Method::BasicAck(m) => {
+            basic_methods::settle(shard, connection, channel, m.delivery_tag, m.multiple, None)?
+        }
+        Method::BasicNack(m) => basic_methods::settle(
+            shard,
+            connection,
+            channel,
+            m.delivery_tag,
+            m.multiple,
+            Some(m.requeue),
+        )?,
+        Method::BasicReject(m) => basic_methods::settle(
+            shard,
+            connection,
+            channel,
+            m.delivery_tag,
+            false,
+            Some(m.requeue),
+        )?,
+        Method::BasicRecover(m) => {
+            basic_methods::recover(shard, connection, channel, m.requeue, true)?
+        }
+        Method::BasicRecoverAsync(m) => {
+            basic_methods::recover(shard, connection, channel, m.requeue, false)?
+        }
+        Method::TxSelect(_) => basic_methods::tx_select(connection, channel)?,
+        Method::TxCommit(_) => basic_methods::tx_commit(shard, connection, channel)?,
+        Method::TxRollback(_) => basic_methods::tx_rollback(connection, channel)?,
+        Method::ConfirmSelect(m) => basic_methods::confirm_select(connection, channel, m.nowait)?,
+        other => {
+            return Err(Exception::connection(
+                HardError::CommandInvalid,
+                format!("unimplemented method {}", other.name()),
+            ))
+        }
+    }
+    Ok(Flow::Continue)
+}

@@ -1,0 +1,193 @@
+//! Events from other shards for connections on this shard: deliveries, server-side consumer
+//! cancels, confirms, forced closes, and consume-ok (written here, in order with the
+//! deliveries that follow it on the same inbox channel).
+
+use std::rc::Rc;
+
+use crate::connection::channel::ChannelConsumer;
+use crate::connection::confirm::{ConfirmFrame, ConfirmTracker};
+use crate::connection::io::CreditKey;
+use crate::connection::ConnectionShared;
+use crate::ids::{ChannelId, ConnectionId};
+use crate::protocol::{
+    write_content, write_method_frame, BasicAck, BasicCancel, BasicConsumeOk, BasicDeliver,
+    BasicNack, Method,
+};
+use crate::queue::consumer::ConsumerKey;
+use crate::shard::message::{ConnectionEvent, ConsumeOk, UnackedDelivery};
+use crate::shard::Shard;
+
+pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
+    let Some(connection) = shard.connections.borrow().get(&id).cloned() else {
+        // The connection is gone. Its channels' unacked messages, including deliveries still
+        // in flight, are requeued by the owners when they get its ChannelClosed.
+        return;
+    };
+    match event {
+        ConnectionEvent::Deliver {
+            channel,
+            consumer_tag,
+            no_ack,
+            owner,
+            queue,
+            message_id,
+            redelivered,
+            content,
+        } => {
+            let mut state = connection.state.borrow_mut();
+            let frame_max = state.frame_max;
+            let Some(open) = state.channels.get_mut(&channel.0) else {
+                return;
+            };
+            if !open.is_open() || !open.consumers.contains_key(&consumer_tag) {
+                return;
+            }
+            let tag = open.next_tag();
+            if !no_ack {
+                open.unacked.insert(
+                    tag.0,
+                    UnackedDelivery {
+                        tag,
+                        owner,
+                        queue,
+                        message_id,
+                    },
+                );
+            }
+            drop(state);
+            connection.output.write(|out| {
+                write_method_frame(
+                    out,
+                    channel.0,
+                    &Method::BasicDeliver(BasicDeliver {
+                        consumer_tag: consumer_tag.clone(),
+                        delivery_tag: tag.0,
+                        redelivered,
+                        exchange: content.exchange,
+                        routing_key: content.routing_key,
+                    }),
+                );
+                write_content(
+                    out,
+                    channel.0,
+                    60,
+                    &content.properties_raw,
+                    &content.body,
+                    frame_max,
+                );
+            });
+            connection.output.owe_credit(CreditKey {
+                owner,
+                queue,
+                consumer: ConsumerKey {
+                    connection: id,
+                    channel,
+                    tag: consumer_tag,
+                },
+            });
+        }
+        ConnectionEvent::ConsumerCancelled {
+            channel,
+            consumer_tag,
+        } => {
+            let mut state = connection.state.borrow_mut();
+            let notify = state.capabilities.consumer_cancel_notify;
+            let Some(open) = state.channels.get_mut(&channel.0) else {
+                return;
+            };
+            if open.consumers.remove(&consumer_tag).is_none() || !open.is_open() {
+                return;
+            }
+            drop(state);
+            if notify {
+                connection.write_method(
+                    channel.0,
+                    &Method::BasicCancel(BasicCancel {
+                        consumer_tag,
+                        nowait: true,
+                    }),
+                );
+            }
+        }
+        ConnectionEvent::Confirmed { channel, seq, ok } => {
+            let mut state = connection.state.borrow_mut();
+            let Some(open) = state.channels.get_mut(&channel.0) else {
+                return;
+            };
+            if !open.is_open() {
+                return;
+            }
+            let Some(tracker) = open.confirm.as_mut() else {
+                return;
+            };
+            tracker.answered(seq, ok);
+            write_confirms(&connection, channel, tracker);
+        }
+        ConnectionEvent::ForceClose { reason } => connection.force_close(&reason),
+    }
+}
+
+/// Writes the acks and nacks that became due.
+pub fn write_confirms(
+    connection: &ConnectionShared,
+    channel: ChannelId,
+    tracker: &mut ConfirmTracker,
+) {
+    let mut frames: Vec<ConfirmFrame> = Vec::new();
+    tracker.drain_completed(&mut frames);
+    if frames.is_empty() {
+        return;
+    }
+    connection.output.write(|out| {
+        for frame in frames {
+            let method = if frame.ack {
+                Method::BasicAck(BasicAck {
+                    delivery_tag: frame.delivery_tag,
+                    multiple: frame.multiple,
+                })
+            } else {
+                Method::BasicNack(BasicNack {
+                    delivery_tag: frame.delivery_tag,
+                    multiple: frame.multiple,
+                    requeue: false,
+                })
+            };
+            write_method_frame(out, channel.0, &method);
+        }
+    });
+}
+
+/// A consumer was registered on its queue's owner: record it on the channel and write
+/// consume-ok before any of its deliveries.
+pub fn consumed(shard: &Rc<Shard>, ok: &ConsumeOk) {
+    let Some(connection) = shard
+        .connections
+        .borrow()
+        .get(&ok.consumer.connection)
+        .cloned()
+    else {
+        return;
+    };
+    let mut state = connection.state.borrow_mut();
+    let Some(open) = state.channels.get_mut(&ok.consumer.channel.0) else {
+        return;
+    };
+    open.consumers.insert(
+        ok.consumer.tag.clone(),
+        ChannelConsumer {
+            owner: ok.owner,
+            queue: ok.queue,
+            no_ack: ok.no_ack,
+        },
+    );
+    open.touched_queues.insert((ok.owner, ok.queue));
+    drop(state);
+    if !ok.nowait {
+        connection.write_method(
+            ok.consumer.channel.0,
+            &Method::BasicConsumeOk(BasicConsumeOk {
+                consumer_tag: ok.consumer.tag.clone(),
+            }),
+        );
+    }
+}

@@ -1,0 +1,352 @@
+//! The connection handshake: protocol header, start/start-ok (PLAIN and AMQPLAIN), tune/tune-ok,
+//! open/open-ok. Runs before the connection is registered on its shard, under the handshake
+//! timeout. Errors during the handshake are connection errors (NOTES §4).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+
+use crate::connection::io::{FrameReader, Output, ReadError};
+use crate::connection::server_properties::server_properties;
+use crate::connection::{ClientCapabilities, ConnectionState};
+use crate::protocol::{
+    parse_protocol_header, write_method_frame, ConnectionClose, ConnectionOpenOk, ConnectionStart,
+    ConnectionTune, FieldTable, FieldValue, FrameType, HardError, LongStr, Method, ProtocolHeader,
+    ShortStr, SoftError, PROTOCOL_HEADER,
+};
+use crate::shard::Shard;
+use crate::vhost::route::RouteScratch;
+
+/// Frame size limit before tune-ok (RabbitMQ 4.1+ uses 8192 so large start-ok frames fit).
+pub const FRAME_MAX_BEFORE_TUNE: u32 = 8192;
+/// The smallest frame_max a client may choose in tune-ok (the 0-9-1 spec's FRAME-MIN-SIZE).
+pub const FRAME_MIN_SIZE: u32 = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("socket: {0}")]
+    Read(#[from] ReadError),
+    #[error("write: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("unsupported protocol header")]
+    BadProtocolHeader,
+    #[error("refused: {code} {text}")]
+    Refused { code: u16, text: String },
+}
+
+pub struct Negotiated {
+    pub output: Output,
+    pub state: ConnectionState,
+    pub writer_stream: TcpStream,
+}
+
+struct Credentials {
+    user: Bytes,
+    password: Bytes,
+}
+
+pub async fn run(
+    shard: &Rc<Shard>,
+    reader: &mut FrameReader,
+    mut writer: TcpStream,
+    peer: SocketAddr,
+) -> Result<Negotiated, HandshakeError> {
+    let header: [u8; 8] = reader.read_exact().await?;
+    if parse_protocol_header(&header) != ProtocolHeader::Amqp091 {
+        writer.write_all(&PROTOCOL_HEADER).await?;
+        let _ = writer.flush().await;
+        return Err(HandshakeError::BadProtocolHeader);
+    }
+    let mut out = Vec::new();
+    write_method_frame(
+        &mut out,
+        0,
+        &Method::ConnectionStart(ConnectionStart {
+            version_major: 0,
+            version_minor: 9,
+            server_properties: server_properties(),
+            mechanisms: LongStr::from_static("PLAIN AMQPLAIN"),
+            locales: LongStr::from_static("en_US"),
+        }),
+    );
+    writer.write_all(&out).await?;
+
+    let start_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
+        Method::ConnectionStartOk(start_ok) => start_ok,
+        other => {
+            return refuse(
+                &mut writer,
+                HardError::CommandInvalid,
+                unexpected(&other),
+                &other,
+            )
+            .await
+        }
+    };
+    let capabilities = client_capabilities(&start_ok.client_properties);
+    let credentials = match start_ok.mechanism.as_bytes() {
+        b"PLAIN" => parse_plain(start_ok.response.as_bytes()),
+        b"AMQPLAIN" => parse_amqplain(start_ok.response.bytes()),
+        other => {
+            let text = format!(
+                "unknown authentication mechanism '{}'",
+                String::from_utf8_lossy(other)
+            );
+            let method = Method::ConnectionStartOk(start_ok.clone());
+            return refuse(&mut writer, HardError::CommandInvalid, text, &method).await;
+        }
+    };
+    let Some(credentials) = credentials else {
+        let method = Method::ConnectionStartOk(start_ok.clone());
+        let text = "authentication failure: malformed response".to_string();
+        return refuse(&mut writer, HardError::SyntaxError, text, &method).await;
+    };
+    if let Err(text) = authenticate(shard, &credentials, peer) {
+        // 403 with a close frame only for clients that asked for it; others get a bare close.
+        if capabilities.authentication_failure_close {
+            let mut out = Vec::new();
+            write_method_frame(
+                &mut out,
+                0,
+                &Method::ConnectionClose(ConnectionClose {
+                    reply_code: SoftError::AccessRefused.code(),
+                    reply_text: ShortStr::from_str_truncated(&format!("ACCESS_REFUSED - {text}")),
+                    class_id: 10,
+                    method_id: 11,
+                }),
+            );
+            writer.write_all(&out).await?;
+            let _ = writer.flush().await;
+            // Let the client read the close before the socket goes.
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+        }
+        return Err(HandshakeError::Refused {
+            code: SoftError::AccessRefused.code(),
+            text,
+        });
+    }
+
+    let config = &shard.config;
+    let heartbeat_secs = u16::try_from(config.heartbeat_interval.as_secs()).unwrap_or(u16::MAX);
+    let mut out = Vec::new();
+    write_method_frame(
+        &mut out,
+        0,
+        &Method::ConnectionTune(ConnectionTune {
+            channel_max: config.channel_max,
+            frame_max: config.frame_max,
+            heartbeat: heartbeat_secs,
+        }),
+    );
+    writer.write_all(&out).await?;
+    let tune_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
+        Method::ConnectionTuneOk(tune_ok) => tune_ok,
+        other => {
+            return refuse(
+                &mut writer,
+                HardError::CommandInvalid,
+                unexpected(&other),
+                &other,
+            )
+            .await
+        }
+    };
+    // 0 means "no limit from the client": use ours. Below the spec minimum or above ours is
+    // refused with 530, as RabbitMQ does.
+    let frame_max = if tune_ok.frame_max == 0 {
+        config.frame_max
+    } else {
+        tune_ok.frame_max
+    };
+    if frame_max < FRAME_MIN_SIZE || frame_max > config.frame_max {
+        let text = format!(
+            "frame_max={frame_max} outside the allowed range {FRAME_MIN_SIZE}..={}",
+            config.frame_max
+        );
+        let method = Method::ConnectionTuneOk(tune_ok.clone());
+        return refuse(&mut writer, HardError::NotAllowed, text, &method).await;
+    }
+    let channel_max = if tune_ok.channel_max == 0 {
+        config.channel_max
+    } else {
+        tune_ok.channel_max.min(config.channel_max)
+    };
+
+    let open = match next_method(reader, frame_max).await? {
+        Method::ConnectionOpen(open) => open,
+        other => {
+            return refuse(
+                &mut writer,
+                HardError::CommandInvalid,
+                unexpected(&other),
+                &other,
+            )
+            .await
+        }
+    };
+    if shard.registry.borrow().vhost(&open.virtual_host).is_none() {
+        let text = format!("vhost {} not found", open.virtual_host);
+        let method = Method::ConnectionOpen(open.clone());
+        return refuse(&mut writer, HardError::NotAllowed, text, &method).await;
+    }
+    let mut out = Vec::new();
+    write_method_frame(
+        &mut out,
+        0,
+        &Method::ConnectionOpenOk(ConnectionOpenOk {
+            known_hosts: ShortStr::default(),
+        }),
+    );
+    writer.write_all(&out).await?;
+
+    let state = ConnectionState {
+        vhost: open.virtual_host.clone(),
+        user: ShortStr::try_from_bytes(credentials.user).unwrap_or_default(),
+        frame_max,
+        channel_max,
+        heartbeat_interval: Duration::from_secs(u64::from(tune_ok.heartbeat)),
+        capabilities,
+        client_properties: start_ok.client_properties,
+        channels: std::collections::HashMap::new(),
+        exclusive_queues: Vec::new(),
+        route_scratch: RouteScratch::default(),
+        route_queues: Vec::new(),
+    };
+    Ok(Negotiated {
+        output: Output::new(),
+        state,
+        writer_stream: writer,
+    })
+}
+
+/// The next method on channel 0, skipping heartbeats (clients start them right after tune).
+async fn next_method(reader: &mut FrameReader, frame_max: u32) -> Result<Method, HandshakeError> {
+    loop {
+        let frame = reader.next_frame(frame_max).await?;
+        match frame.frame_type {
+            FrameType::Heartbeat => continue,
+            FrameType::Method if frame.channel == 0 => {
+                return Method::decode(&frame.payload).map_err(|error| HandshakeError::Refused {
+                    code: HardError::FrameError.code(),
+                    text: error.to_string(),
+                });
+            }
+            _ => {
+                return Err(HandshakeError::Refused {
+                    code: HardError::UnexpectedFrame.code(),
+                    text: "unexpected frame during the handshake".into(),
+                })
+            }
+        }
+    }
+}
+
+fn unexpected(method: &Method) -> String {
+    format!("unexpected method {} during the handshake", method.name())
+}
+
+async fn refuse(
+    writer: &mut TcpStream,
+    code: HardError,
+    text: String,
+    method: &Method,
+) -> Result<Negotiated, HandshakeError> {
+    let mut out = Vec::new();
+    write_method_frame(
+        &mut out,
+        0,
+        &Method::ConnectionClose(ConnectionClose {
+            reply_code: code.code(),
+            reply_text: ShortStr::from_str_truncated(&format!("{} - {text}", code.name())),
+            class_id: method.class_id(),
+            method_id: method.method_id(),
+        }),
+    );
+    writer.write_all(&out).await?;
+    let _ = writer.flush().await;
+    glommio::timer::sleep(Duration::from_millis(100)).await;
+    Err(HandshakeError::Refused {
+        code: code.code(),
+        text,
+    })
+}
+
+fn client_capabilities(properties: &FieldTable) -> ClientCapabilities {
+    let Some(FieldValue::Table(capabilities)) = properties.get("capabilities") else {
+        return ClientCapabilities::default();
+    };
+    let flag = |name: &str| {
+        capabilities
+            .get(name)
+            .and_then(FieldValue::as_bool)
+            .unwrap_or(false)
+    };
+    ClientCapabilities {
+        consumer_cancel_notify: flag("consumer_cancel_notify"),
+        connection_blocked: flag("connection.blocked"),
+        authentication_failure_close: flag("authentication_failure_close"),
+    }
+}
+
+/// PLAIN: `authzid \0 user \0 password` (authzid ignored).
+fn parse_plain(response: &[u8]) -> Option<Credentials> {
+    let mut parts = response.split(|b| *b == 0);
+    let _authzid = parts.next()?;
+    let user = parts.next()?;
+    let password = parts.next()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Credentials {
+        user: Bytes::copy_from_slice(user),
+        password: Bytes::copy_from_slice(password),
+    })
+}
+
+/// AMQPLAIN: a field table of LOGIN and PASSWORD, sent by py-amqp/kombu *without* the table's
+/// 4-byte length prefix; we accept both forms.
+fn parse_amqplain(response: &Bytes) -> Option<Credentials> {
+    let table = FieldTable::decode_entries(response)
+        .or_else(|_| FieldTable::decode(response))
+        .ok()?;
+    let text = |key: &str| match table.get(key) {
+        Some(FieldValue::LongStr(bytes)) => Some(bytes.clone()),
+        _ => None,
+    };
+    Some(Credentials {
+        user: text("LOGIN")?,
+        password: text("PASSWORD")?,
+    })
+}
+
+/// Until user management lands, the one user is guest/guest, allowed from loopback only.
+fn authenticate(shard: &Shard, credentials: &Credentials, peer: SocketAddr) -> Result<(), String> {
+    let user = String::from_utf8_lossy(&credentials.user).into_owned();
+    let refused = || {
+        format!("Login was refused using authentication mechanism PLAIN. For details see the broker logfile. (user '{user}')")
+    };
+    if credentials.user.as_ref() != b"guest" || credentials.password.as_ref() != b"guest" {
+        return Err(refused());
+    }
+    if shard.config.guest_loopback_only && !peer.ip().is_loopback() {
+        return Err(format!("user '{user}' can only connect via localhost"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_response_splits_on_nul() {
+        let credentials = parse_plain(b"\0guest\0secret").expect("valid PLAIN");
+        assert_eq!(credentials.user.as_ref(), b"guest");
+        assert_eq!(credentials.password.as_ref(), b"secret");
+        assert!(parse_plain(b"guest").is_none());
+    }
+}

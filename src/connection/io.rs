@@ -1,0 +1,220 @@
+//! Socket I/O of one connection. The socket's descriptor is duplicated so the reader (the
+//! connection task) and the writer task each own a glommio stream: no lock between them.
+//! Reads land in a `BytesMut` and frames are split off it zero-copy; writes go through one
+//! output buffer that the connection task and the shard's event handlers append to.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::ids::{QueueId, ShardId};
+use crate::protocol::{parse_frame, Frame, FrameError};
+use crate::queue::consumer::ConsumerKey;
+use crate::shard::notify::Notify;
+
+/// Bytes requested from the socket per read.
+pub const READ_CHUNK_SIZE: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("peer closed the connection")]
+    Eof,
+    #[error("framing: {0}")]
+    Frame(#[from] FrameError),
+}
+
+/// Splits frames off the socket's byte stream.
+pub struct FrameReader {
+    stream: TcpStream,
+    buffer: BytesMut,
+}
+
+impl FrameReader {
+    pub fn new(stream: TcpStream) -> FrameReader {
+        FrameReader {
+            stream,
+            buffer: BytesMut::with_capacity(READ_CHUNK_SIZE),
+        }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// Reads exactly `N` bytes (the protocol header).
+    pub async fn read_exact<const N: usize>(&mut self) -> Result<[u8; N], ReadError> {
+        while self.buffer.len() < N {
+            self.fill().await?;
+        }
+        let bytes = self.buffer.split_to(N);
+        let mut out = [0u8; N];
+        out.copy_from_slice(&bytes);
+        Ok(out)
+    }
+
+    /// The next complete frame, checking its size against `frame_max` from its header alone.
+    pub async fn next_frame(&mut self, frame_max: u32) -> Result<Frame, ReadError> {
+        loop {
+            if let Some(frame) = parse_frame(&mut self.buffer, frame_max)? {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// True if a complete frame may already be buffered (no read needed).
+    pub fn has_buffered(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+
+    async fn fill(&mut self) -> Result<(), ReadError> {
+        let start = self.buffer.len();
+        self.buffer.resize(start + READ_CHUNK_SIZE, 0);
+        let result = self.stream.read(&mut self.buffer[start..]).await;
+        match result {
+            Ok(0) => {
+                self.buffer.truncate(start);
+                Err(ReadError::Eof)
+            }
+            Ok(read) => {
+                self.buffer.truncate(start + read);
+                Ok(())
+            }
+            Err(error) => {
+                self.buffer.truncate(start);
+                Err(ReadError::Io(error))
+            }
+        }
+    }
+}
+
+/// Flow credit owed to one consumer for deliveries written to the output buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CreditKey {
+    pub owner: ShardId,
+    pub queue: QueueId,
+    pub consumer: ConsumerKey,
+}
+
+/// The connection's outgoing bytes, shared by everything on the shard that writes to it.
+pub struct Output {
+    buffer: RefCell<Vec<u8>>,
+    ready: Notify,
+    credit_owed: RefCell<HashMap<CreditKey, u32>>,
+    /// Set once nothing more may be written (socket gone or close-ok sent).
+    finished: Cell<bool>,
+    /// Shut the socket down once the buffer is written (after close-ok or a fatal error).
+    close_after_flush: Cell<bool>,
+    pub last_write: Cell<Instant>,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output::new()
+    }
+}
+
+impl Output {
+    pub fn new() -> Output {
+        Output {
+            buffer: RefCell::new(Vec::with_capacity(READ_CHUNK_SIZE)),
+            ready: Notify::new(),
+            credit_owed: RefCell::new(HashMap::new()),
+            finished: Cell::new(false),
+            close_after_flush: Cell::new(false),
+            last_write: Cell::new(Instant::now()),
+        }
+    }
+
+    /// Appends with `write` and wakes the writer.
+    pub fn write(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.finished.get() {
+            return;
+        }
+        write(&mut self.buffer.borrow_mut());
+        self.ready.notify();
+    }
+
+    pub fn owe_credit(&self, key: CreditKey) {
+        *self.credit_owed.borrow_mut().entry(key).or_insert(0) += 1;
+    }
+
+    pub fn buffered_size(&self) -> usize {
+        self.buffer.borrow().len()
+    }
+
+    /// Write what is buffered, then shut the socket down.
+    pub fn close_after_flush(&self) {
+        self.close_after_flush.set(true);
+        self.ready.notify();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.get()
+    }
+
+    /// Writes the buffer to the socket until the connection ends. `return_credit` is called
+    /// with the credit of the deliveries each write carried, once they are on the socket.
+    pub async fn run_writer(
+        &self,
+        mut stream: TcpStream,
+        mut return_credit: impl FnMut(CreditKey, u32),
+    ) {
+        let mut spare = Vec::with_capacity(READ_CHUNK_SIZE);
+        loop {
+            self.ready.wait().await;
+            loop {
+                std::mem::swap(&mut spare, &mut *self.buffer.borrow_mut());
+                if spare.is_empty() {
+                    break;
+                }
+                let credit = std::mem::take(&mut *self.credit_owed.borrow_mut());
+                let written = stream.write_all(&spare).await;
+                spare.clear();
+                if written.is_err() {
+                    self.finished.set(true);
+                    shutdown_socket(stream.as_raw_fd());
+                    return;
+                }
+                self.last_write.set(Instant::now());
+                for (key, count) in credit {
+                    return_credit(key, count);
+                }
+            }
+            if self.close_after_flush.get() {
+                let _ = stream.flush().await;
+                self.finished.set(true);
+                shutdown_socket(stream.as_raw_fd());
+                return;
+            }
+        }
+    }
+}
+
+/// Shuts both directions of a socket down, which also ends a read pending on it.
+pub fn shutdown_socket(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor this connection owns; an already shut or closed
+    // socket only yields an error we do not need.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+/// Duplicates a socket descriptor so reading and writing each own a stream.
+pub fn duplicate_socket(stream: &TcpStream) -> std::io::Result<TcpStream> {
+    use std::os::unix::io::FromRawFd;
+    // SAFETY: dup(2) of a descriptor owned by `stream`; the copy is owned by the new stream.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor for the same connected socket, owned by nobody else.
+    Ok(unsafe { TcpStream::from_raw_fd(fd) })
+}

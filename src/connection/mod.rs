@@ -1,0 +1,398 @@
+//! One client connection: the per-socket state machine. It owns its socket for life on the
+//! shard that accepted it: handshake (`handshake.rs`), then a loop that reads frames, assembles
+//! content (`content.rs`) and runs channel methods (`dispatch.rs` and the method files), while
+//! a writer task drains the output buffer and a heartbeat task watches both directions.
+//! Errors are AMQP exceptions: a channel exception closes one channel, a connection exception
+//! the connection, and neither ever touches another connection.
+
+pub mod basic_methods;
+pub mod channel;
+pub mod confirm;
+pub mod content;
+pub mod dispatch;
+pub mod events;
+pub mod exchange_methods;
+pub mod handshake;
+pub mod heartbeat;
+pub mod io;
+pub mod publish;
+pub mod queue_methods;
+pub mod requests;
+pub mod server_properties;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::unix::io::RawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::net::TcpStream;
+
+use crate::exception::{Exception, ExceptionScope};
+use crate::ids::{ChannelId, ConnectionId, QueueId, ShardId};
+use crate::protocol::{
+    write_method_frame, ChannelClose, ConnectionClose, FieldTable, Frame, FrameType, HardError,
+    Method, ShortStr,
+};
+use crate::queue::consumer::ChannelKey;
+use crate::shard::message::{QueueOp, ShardMessage};
+use crate::shard::Shard;
+use crate::vhost::route::RouteScratch;
+use channel::Channel;
+use io::{CreditKey, FrameReader, Output, ReadError};
+
+/// What the client told us it supports (client-properties.capabilities).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCapabilities {
+    pub consumer_cancel_notify: bool,
+    pub connection_blocked: bool,
+    pub authentication_failure_close: bool,
+}
+
+/// Negotiated and per-connection state, borrowed briefly (never across an await).
+pub struct ConnectionState {
+    pub vhost: ShortStr,
+    pub user: ShortStr,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat_interval: Duration,
+    pub capabilities: ClientCapabilities,
+    pub client_properties: FieldTable,
+    pub channels: HashMap<u16, Channel>,
+    /// Exclusive queues this connection declared, deleted when it closes.
+    pub exclusive_queues: Vec<(ShardId, QueueId)>,
+    pub route_scratch: RouteScratch,
+    pub route_queues: Vec<QueueId>,
+}
+
+/// The part of a connection other tasks on its shard reach: its output and state.
+pub struct ConnectionShared {
+    pub id: ConnectionId,
+    pub peer: SocketAddr,
+    pub output: Output,
+    pub state: RefCell<ConnectionState>,
+    pub last_read: Cell<Instant>,
+    fd: RawFd,
+    /// We sent connection.close and wait for close-ok.
+    closing: Cell<bool>,
+}
+
+impl ConnectionShared {
+    pub fn write_method(&self, channel: u16, method: &Method) {
+        self.output
+            .write(|out| write_method_frame(out, channel, method));
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    /// Starts closing the connection with a connection.close; the socket is shut if the
+    /// client does not answer in time.
+    pub fn begin_close(&self, code: u16, text: String, class_id: u16, method_id: u16) {
+        if self.closing.replace(true) {
+            return;
+        }
+        self.write_method(
+            0,
+            &Method::ConnectionClose(ConnectionClose {
+                reply_code: code,
+                reply_text: ShortStr::from_str_truncated(&text),
+                class_id,
+                method_id,
+            }),
+        );
+        let fd = self.fd;
+        let timeout = self.close_timeout();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(timeout).await;
+            io::shutdown_socket(fd);
+        })
+        .detach();
+    }
+
+    /// Closes with 320 CONNECTION_FORCED (shutdown, operator).
+    pub fn force_close(&self, reason: &str) {
+        self.begin_close(
+            HardError::ConnectionForced.code(),
+            format!("{} - {reason}", HardError::ConnectionForced.name()),
+            0,
+            0,
+        );
+    }
+
+    fn close_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    pub fn channel_key(&self, channel: ChannelId) -> ChannelKey {
+        ChannelKey {
+            connection: self.id,
+            channel,
+        }
+    }
+}
+
+/// Serves one accepted socket until it closes.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = match stream.peer_addr() {
+        Ok(peer) => peer,
+        Err(_) => return,
+    };
+    let _ = stream.set_nodelay(true);
+    let writer_stream = match io::duplicate_socket(&stream) {
+        Ok(writer) => writer,
+        Err(error) => {
+            tracing::warn!(%error, "cannot duplicate socket");
+            return;
+        }
+    };
+    let mut reader = FrameReader::new(stream);
+    let id = shard.next_connection_id();
+    let negotiated = {
+        let handshake = handshake::run(&shard, &mut reader, writer_stream, peer);
+        let deadline = shard.config.handshake_timeout;
+        let timed_out = async {
+            glommio::timer::sleep(deadline).await;
+            None
+        };
+        match futures_lite::future::or(async { Some(handshake.await) }, timed_out).await {
+            Some(Ok(negotiated)) => negotiated,
+            Some(Err(error)) => {
+                tracing::debug!(%peer, %error, "handshake failed");
+                return;
+            }
+            None => {
+                tracing::debug!(%peer, "handshake timed out");
+                io::shutdown_socket(reader.raw_fd());
+                return;
+            }
+        }
+    };
+    let connection = Rc::new(ConnectionShared {
+        id,
+        peer,
+        output: negotiated.output,
+        state: RefCell::new(negotiated.state),
+        last_read: Cell::new(Instant::now()),
+        fd: reader.raw_fd(),
+        closing: Cell::new(false),
+    });
+    shard
+        .connections
+        .borrow_mut()
+        .insert(id, connection.clone());
+    let writer = {
+        let connection = connection.clone();
+        let shard = shard.clone();
+        let stream = negotiated.writer_stream;
+        glommio::spawn_local(async move {
+            connection
+                .output
+                .run_writer(stream, |key, count| return_credit(&shard, key, count))
+                .await;
+        })
+    };
+    let heartbeat = glommio::spawn_local(heartbeat::run(connection.clone()));
+    if shard.shutting_down.get() {
+        connection.force_close("broker forced connection closure with reason 'shutdown'");
+    }
+    tracing::debug!(%peer, connection = %id, "connection open");
+
+    run_frames(&shard, &connection, &mut reader).await;
+
+    clean_up(&shard, &connection);
+    connection.output.close_after_flush();
+    // Give the writer a moment to send what is left (close-ok, a final close).
+    let _ = futures_lite::future::or(writer, async {
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+    })
+    .await;
+    drop(heartbeat);
+    shard.connections.borrow_mut().remove(&id);
+    io::shutdown_socket(reader.raw_fd());
+    tracing::debug!(%peer, connection = %id, "connection closed");
+}
+
+fn return_credit(shard: &Rc<Shard>, key: CreditKey, count: u32) {
+    shard.send(
+        key.owner,
+        ShardMessage::Queue {
+            queue: key.queue,
+            op: QueueOp::Credit {
+                consumer: key.consumer,
+                count,
+            },
+        },
+    );
+}
+
+/// The frame loop: runs until the peer closes, a close handshake completes, or a fatal error.
+async fn run_frames(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    reader: &mut FrameReader,
+) {
+    loop {
+        if !reader.has_buffered() && shard.mesh.is_congested() {
+            // Back-pressure: stop reading until the shard's outboxes drain.
+            shard.mesh.wait_uncongested().await;
+        }
+        let frame_max = connection.state.borrow().frame_max;
+        let frame = match reader.next_frame(frame_max).await {
+            Ok(frame) => frame,
+            Err(ReadError::Frame(error)) => {
+                // The stream is no longer in sync: report and drop (RabbitMQ does the same).
+                connection.begin_close(
+                    HardError::FrameError.code(),
+                    format!("{} - {error}", HardError::FrameError.name()),
+                    0,
+                    0,
+                );
+                return;
+            }
+            Err(_) => return,
+        };
+        connection.last_read.set(Instant::now());
+        if connection.is_closing() {
+            if closing_frame_ends_connection(connection, &frame) {
+                return;
+            }
+            continue;
+        }
+        let channel = frame.channel;
+        match dispatch::frame(shard, connection, frame).await {
+            Ok(dispatch::Flow::Continue) => {}
+            Ok(dispatch::Flow::Stop) => return,
+            Err(exception) => {
+                if raise(shard, connection, channel, exception) {
+                    // A fatal connection error: keep reading only for close-ok.
+                    continue;
+                }
+            }
+        }
+        if connection.output.is_finished() {
+            return;
+        }
+    }
+}
+
+/// While closing, only connection.close and close-ok matter.
+fn closing_frame_ends_connection(connection: &ConnectionShared, frame: &Frame) -> bool {
+    if frame.frame_type != FrameType::Method || frame.channel != 0 {
+        return false;
+    }
+    match Method::decode(&frame.payload) {
+        Ok(Method::ConnectionCloseOk(_)) => true,
+        Ok(Method::ConnectionClose(_)) => {
+            connection.write_method(0, &Method::ConnectionCloseOk(Default::default()));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Reports an exception: closes the channel or starts closing the connection. Returns true
+/// for connection-level exceptions.
+pub fn raise(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: u16,
+    exception: Exception,
+) -> bool {
+    match exception.scope {
+        ExceptionScope::Channel(_) if channel != 0 => {
+            tracing::debug!(connection = %connection.id, channel, text = %exception.reply_text(), "channel exception");
+            close_channel(shard, connection, ChannelId(channel), &exception);
+            false
+        }
+        _ => {
+            tracing::debug!(connection = %connection.id, text = %exception.reply_text(), "connection exception");
+            connection.begin_close(
+                exception.reply_code(),
+                exception.reply_text(),
+                exception.class_id,
+                exception.method_id,
+            );
+            true
+        }
+    }
+}
+
+/// Sends channel.close and releases the channel's resources; its id stays taken until the
+/// client's close-ok.
+fn close_channel(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    exception: &Exception,
+) {
+    let mut state = connection.state.borrow_mut();
+    let Some(open) = state.channels.get_mut(&channel.0) else {
+        return;
+    };
+    if !open.is_open() {
+        return;
+    }
+    release_channel(shard, connection.id, open);
+    open.state = channel::ChannelState::Closing;
+    drop(state);
+    connection.write_method(
+        channel.0,
+        &Method::ChannelClose(ChannelClose {
+            reply_code: exception.reply_code(),
+            reply_text: ShortStr::from_str_truncated(&exception.reply_text()),
+            class_id: exception.class_id,
+            method_id: exception.method_id,
+        }),
+    );
+}
+
+/// Tells every queue the channel touched that it is gone: they requeue its unacked messages
+/// (redelivered=true) and drop its consumers.
+pub fn release_channel(shard: &Rc<Shard>, connection: ConnectionId, channel: &mut Channel) {
+    let key = ChannelKey {
+        connection,
+        channel: channel.id,
+    };
+    for (owner, queue) in channel.touched_queues.drain() {
+        shard.send(
+            owner,
+            ShardMessage::Queue {
+                queue,
+                op: QueueOp::ChannelClosed { channel: key },
+            },
+        );
+    }
+    channel.unacked.clear();
+    channel.consumers.clear();
+    channel.content = content::ContentState::Idle;
+    channel.transaction = None;
+}
+
+/// Releases everything the connection held: channels, then its exclusive queues.
+fn clean_up(shard: &Rc<Shard>, connection: &Rc<ConnectionShared>) {
+    let mut state = connection.state.borrow_mut();
+    let channels: Vec<u16> = state.channels.keys().copied().collect();
+    for id in channels {
+        if let Some(mut channel) = state.channels.remove(&id) {
+            release_channel(shard, connection.id, &mut channel);
+        }
+    }
+    let vhost = state.vhost.clone();
+    for (owner, queue) in state.exclusive_queues.drain(..) {
+        shard.send(
+            owner,
+            ShardMessage::Queue {
+                queue,
+                op: QueueOp::Delete {
+                    reply_to: None,
+                    if_unused: false,
+                    if_empty: false,
+                    vhost: vhost.clone(),
+                },
+            },
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! queue.declare, bind, unbind, purge and delete. Declares and bindings are decided by the
+//! metadata shard; purge and delete go to the queue's owner, which holds its messages.
+
+use std::rc::Rc;
+
+use crate::connection::requests::{
+    existing_queue, meta_change, queue_name, resolve_queue, unexpected_reply,
+};
+use crate::connection::ConnectionShared;
+use crate::exception::Exception;
+use crate::ids::{ChannelId, ShardId};
+use crate::protocol::{
+    Method, QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete, QueueDeleteOk,
+    QueuePurge, QueuePurgeOk, QueueUnbind, QueueUnbindOk,
+};
+use crate::shard::message::{MetaRequest, QueueOp, Reply, ShardMessage};
+use crate::shard::Shard;
+use crate::vhost::delta::{BindingDefinition, DestinationName};
+use crate::vhost::{names, rules};
+
+pub async fn declare(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: QueueDeclare,
+) -> Result<(), Exception> {
+    let server_named = method.queue.is_empty() && !method.passive;
+    let name = if server_named {
+        names::generated_queue_name()
+    } else {
+        queue_name(connection, channel, &method.queue)?
+    };
+    let vhost = connection.state.borrow().vhost.clone();
+    let request = MetaRequest::QueueDeclare(rules::QueueDeclare {
+        name,
+        passive: method.passive,
+        durable: method.durable,
+        exclusive: method.exclusive,
+        auto_delete: method.auto_delete,
+        arguments: method.arguments,
+        connection: connection.id,
+        preferred_shard: shard.id,
+        server_named,
+    });
+    let reply = shard
+        .request(ShardId::METADATA, |reply_to| ShardMessage::Meta {
+            reply_to: Some(reply_to),
+            vhost,
+            request,
+        })
+        .await;
+    let (version, name, message_count, consumer_count) = match reply {
+        Reply::QueueDeclared {
+            version,
+            name,
+            message_count,
+            consumer_count,
+        } => (version, name, message_count, consumer_count),
+        Reply::Meta(Err(error)) => return Err(error),
+        _ => return Err(unexpected_reply()),
+    };
+    shard.wait_for_version(version).await;
+    let exclusive_here = {
+        let resolved = resolve_queue(shard, connection, &name)?;
+        let registry = shard.registry.borrow();
+        let state = connection.state.borrow();
+        resolved.filter(|queue| {
+            registry
+                .vhost(&state.vhost)
+                .and_then(|vhost| vhost.queue(&queue.name))
+                .is_some_and(|definition| definition.exclusive_owner == Some(connection.id))
+        })
+    };
+    let mut state = connection.state.borrow_mut();
+    if let Some(queue) = exclusive_here {
+        let entry = (queue.owner, queue.id);
+        if !state.exclusive_queues.contains(&entry) {
+            state.exclusive_queues.push(entry);
+        }
+    }
+    if let Some(open) = state.channels.get_mut(&channel.0) {
+        open.last_declared_queue = Some(name.clone());
+    }
+    drop(state);
+    if !method.nowait {
+        connection.write_method(
+            channel.0,
+            &Method::QueueDeclareOk(QueueDeclareOk {
+                queue: name,
+                message_count,
+                consumer_count,
+            }),
+        );
+    }
+    Ok(())
+}
+
+pub async fn bind(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: QueueBind,
+) -> Result<(), Exception> {
+    let queue = queue_name(connection, channel, &method.queue)?;
+    // An empty queue name and key both mean the last declared queue (NOTES §9).
+    let routing_key = if method.queue.is_empty() && method.routing_key.is_empty() {
+        queue.clone()
+    } else {
+        method.routing_key
+    };
+    let request = MetaRequest::Bind {
+        binding: BindingDefinition {
+            source: method.exchange,
+            destination: DestinationName::Queue(queue),
+            routing_key,
+            arguments: method.arguments,
+        },
+        connection: connection.id,
+    };
+    meta_change(shard, connection, request).await?;
+    if !method.nowait {
+        connection.write_method(channel.0, &Method::QueueBindOk(QueueBindOk {}));
+    }
+    Ok(())
+}
+
+pub async fn unbind(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: QueueUnbind,
+) -> Result<(), Exception> {
+    let queue = queue_name(connection, channel, &method.queue)?;
+    let routing_key = if method.queue.is_empty() && method.routing_key.is_empty() {
+        queue.clone()
+    } else {
+        method.routing_key
+    };
+    let request = MetaRequest::Unbind {
+        binding: BindingDefinition {
+            source: method.exchange,
+            destination: DestinationName::Queue(queue),
+            routing_key,
+            arguments: method.arguments,
+        },
+        connection: connection.id,
+    };
+    meta_change(shard, connection, request).await?;
+    connection.write_method(channel.0, &Method::QueueUnbindOk(QueueUnbindOk {}));
+    Ok(())
+}
+
+pub async fn purge(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: QueuePurge,
+) -> Result<(), Exception> {
+    let name = queue_name(connection, channel, &method.queue)?;
+    let queue = existing_queue(shard, connection, &name)?;
+    let reply = shard
+        .request(queue.owner, |reply_to| ShardMessage::Queue {
+            queue: queue.id,
+            op: QueueOp::Purge { reply_to },
+        })
+        .await;
+    let Reply::Purged(result) = reply else {
+        return Err(unexpected_reply());
+    };
+    let message_count = result?;
+    if !method.nowait {
+        connection.write_method(
+            channel.0,
+            &Method::QueuePurgeOk(QueuePurgeOk { message_count }),
+        );
+    }
+    Ok(())
+}
+
+pub async fn delete(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    channel: ChannelId,
+    method: QueueDelete,
+) -> Result<(), Exception> {
+    let name = queue_name(connection, channel, &method.queue)?;
+    let message_count = match resolve_queue(shard, connection, &name)? {
+        // Deleting a missing queue is not an error (clients rely on it being idempotent).
+        None => 0,
+        Some(queue) => {
+            let vhost = connection.state.borrow().vhost.clone();
+            let reply = shard
+                .request(queue.owner, |reply_to| ShardMessage::Queue {
+                    queue: queue.id,
+                    op: QueueOp::Delete {
+                        reply_to: Some(reply_to),
+                        if_unused: method.if_unused,
+                        if_empty: method.if_empty,
+                        vhost,
+                    },
+                })
+                .await;
+            let Reply::Deleted(result) = reply else {
+                return Err(unexpected_reply());
+            };
+            let (message_count, version) = result?;
+            shard.wait_for_version(version).await;
+            connection
+                .state
+                .borrow_mut()
+                .exclusive_queues
+                .retain(|(_, id)| *id != queue.id);
+            message_count
+        }
+    };
+    if !method.nowait {
+        connection.write_method(
+            channel.0,
+            &Method::QueueDeleteOk(QueueDeleteOk { message_count }),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! A published message as queues hold it. Built once on the publisher's shard; the body and
+//! the raw property bytes are `Bytes` slices of the socket buffer, so every queue and every
+//! delivery shares them and nothing is copied per queue.
+
+use bytes::Bytes;
+
+use crate::protocol::{BasicProperties, ShortStr};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub exchange: ShortStr,
+    pub routing_key: ShortStr,
+    /// Decoded once at publish, for the fields the broker acts on.
+    pub properties: BasicProperties,
+    /// The property flags and list exactly as received, forwarded verbatim on delivery.
+    pub properties_raw: Bytes,
+    pub body: Bytes,
+}
+
+impl Message {
+    pub fn body_size(&self) -> usize {
+        self.body.len()
+    }
+
+    /// The part a delivery needs on the consumer's shard.
+    pub fn content(&self) -> Content {
+        Content {
+            exchange: self.exchange.clone(),
+            routing_key: self.routing_key.clone(),
+            properties_raw: self.properties_raw.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// What basic.deliver, basic.get-ok and basic.return write: reference-counted slices only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Content {
+    pub exchange: ShortStr,
+    pub routing_key: ShortStr,
+    pub properties_raw: Bytes,
+    pub body: Bytes,
+}

@@ -1,0 +1,310 @@
+//! A queue's runtime state, owned by exactly one shard: the ready list, the unacked map and the
+//! consumers, with RabbitMQ's dispatch rules (round robin among consumers with room; prefetch
+//! per consumer and per channel; requeue at the original position with redelivered=true).
+//! Pure state: it never sends anything itself, it returns what should be delivered.
+
+pub mod channel_limits;
+pub mod consumer;
+pub mod message;
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use crate::ids::{ChannelId, ConnectionId, MessageId, QueueId};
+use crate::protocol::ShortStr;
+use channel_limits::ChannelLimits;
+use consumer::{ChannelKey, Consumer, ConsumerKey};
+use message::Message;
+
+/// A message waiting in a queue or waiting for its ack.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub id: MessageId,
+    pub message: Rc<Message>,
+    pub redelivered: bool,
+}
+
+/// A delivery decided by `Queue::dispatch`, to be sent to the consumer's connection.
+#[derive(Debug)]
+pub struct Delivery {
+    pub consumer: ConsumerKey,
+    pub no_ack: bool,
+    pub message: QueuedMessage,
+}
+
+/// What to do with settled (acked, rejected, nacked, recovered) deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleAction {
+    Ack,
+    /// Back to the ready list at the original position, redelivered=true.
+    Requeue,
+    /// Rejected without requeue: dropped (dead lettering comes with its own change).
+    Discard,
+}
+
+#[derive(Debug)]
+struct Unacked {
+    message: QueuedMessage,
+    channel: ChannelKey,
+    /// None for basic.get deliveries, which count against no consumer.
+    consumer_tag: Option<ShortStr>,
+}
+
+/// Why a consume request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeRefusal {
+    /// The queue has an exclusive consumer, or an exclusive consume found other consumers.
+    ExclusiveInUse,
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    pub id: QueueId,
+    pub name: ShortStr,
+    pub auto_delete: bool,
+    ready: VecDeque<QueuedMessage>,
+    unacked: HashMap<MessageId, Unacked>,
+    consumers: Vec<Consumer>,
+    /// Round-robin position in `consumers`.
+    next_consumer_index: usize,
+    next_message_id: u64,
+    /// Auto-delete queues go only after having had a consumer.
+    had_consumer: bool,
+}
+
+impl Queue {
+    pub fn new(id: QueueId, name: ShortStr, auto_delete: bool) -> Queue {
+        Queue {
+            id,
+            name,
+            auto_delete,
+            ready: VecDeque::new(),
+            unacked: HashMap::new(),
+            consumers: Vec::new(),
+            next_consumer_index: 0,
+            next_message_id: 1,
+            had_consumer: false,
+        }
+    }
+
+    pub fn ready_count(&self) -> usize {
+        self.ready.len()
+    }
+
+    pub fn unacked_count(&self) -> usize {
+        self.unacked.len()
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len()
+    }
+
+    pub fn enqueue(&mut self, message: Rc<Message>) -> MessageId {
+        let id = MessageId(self.next_message_id);
+        self.next_message_id += 1;
+        self.ready.push_back(QueuedMessage {
+            id,
+            message,
+            redelivered: false,
+        });
+        id
+    }
+
+    pub fn add_consumer(&mut self, consumer: Consumer) -> Result<(), ConsumeRefusal> {
+        let exclusive_taken = self.consumers.iter().any(|c| c.exclusive);
+        if exclusive_taken || (consumer.exclusive && !self.consumers.is_empty()) {
+            return Err(ConsumeRefusal::ExclusiveInUse);
+        }
+        self.consumers.push(consumer);
+        self.had_consumer = true;
+        Ok(())
+    }
+
+    /// Removes a consumer; its unacked deliveries stay ackable on its channel.
+    pub fn remove_consumer(&mut self, key: &ConsumerKey) -> bool {
+        let Some(index) = self.consumers.iter().position(|c| c.key == *key) else {
+            return false;
+        };
+        self.consumers.remove(index);
+        if self.next_consumer_index > index {
+            self.next_consumer_index -= 1;
+        }
+        true
+    }
+
+    /// Removes every consumer of a channel (or of a whole connection when `channel` is None).
+    pub fn remove_consumers_of(&mut self, connection: ConnectionId, channel: Option<ChannelId>) {
+        let keys: Vec<ConsumerKey> = self
+            .consumers
+            .iter()
+            .filter(|c| {
+                c.key.connection == connection && channel.is_none_or(|ch| c.key.channel == ch)
+            })
+            .map(|c| c.key.clone())
+            .collect();
+        for key in keys {
+            self.remove_consumer(&key);
+        }
+    }
+
+    /// True when an auto-delete queue has lost its last consumer.
+    pub fn should_auto_delete(&self) -> bool {
+        self.auto_delete && self.had_consumer && self.consumers.is_empty()
+    }
+
+    pub fn return_credit(&mut self, key: &ConsumerKey, count: u32) {
+        if let Some(consumer) = self.consumers.iter_mut().find(|c| c.key == *key) {
+            consumer.flow_credit = consumer.flow_credit.saturating_add(count);
+        }
+    }
+
+    /// Hands ready messages to consumers with room, round robin, until either runs out.
+    /// `deliveries_max` bounds one call so a long queue cannot monopolise the shard.
+    pub fn dispatch(
+        &mut self,
+        limits: &mut ChannelLimits,
+        deliveries_max: usize,
+        out: &mut Vec<Delivery>,
+    ) {
+        let mut delivered = 0;
+        while delivered < deliveries_max && !self.ready.is_empty() && !self.consumers.is_empty() {
+            let Some(index) = self.next_consumer_with_capacity(limits) else {
+                break;
+            };
+            let message = self.ready.pop_front().expect("checked non-empty above");
+            let consumer = &mut self.consumers[index];
+            consumer.flow_credit -= 1;
+            if !consumer.no_ack {
+                consumer.unacked_count += 1;
+                let channel = consumer.key.channel_key();
+                limits.delivered(channel);
+                self.unacked.insert(
+                    message.id,
+                    Unacked {
+                        message: message.clone(),
+                        channel,
+                        consumer_tag: Some(consumer.key.tag.clone()),
+                    },
+                );
+            }
+            out.push(Delivery {
+                consumer: consumer.key.clone(),
+                no_ack: consumer.no_ack,
+                message,
+            });
+            self.next_consumer_index = (index + 1) % self.consumers.len();
+            delivered += 1;
+        }
+    }
+
+    fn next_consumer_with_capacity(&self, limits: &ChannelLimits) -> Option<usize> {
+        let count = self.consumers.len();
+        (0..count)
+            .map(|offset| (self.next_consumer_index + offset) % count)
+            .find(|&index| {
+                let consumer = &self.consumers[index];
+                consumer.has_capacity()
+                    && (consumer.no_ack || limits.has_capacity(&consumer.key.channel_key()))
+            })
+    }
+
+    /// basic.get: the head of the queue, recorded as unacked unless `no_ack`.
+    pub fn get(&mut self, channel: ChannelKey, no_ack: bool) -> Option<QueuedMessage> {
+        let message = self.ready.pop_front()?;
+        if !no_ack {
+            self.unacked.insert(
+                message.id,
+                Unacked {
+                    message: message.clone(),
+                    channel,
+                    consumer_tag: None,
+                },
+            );
+        }
+        Some(message)
+    }
+
+    /// Settles deliveries of one channel. Ids unknown to the queue (already settled, or the
+    /// queue was purged and recreated) are ignored: the channel already validated its tags.
+    /// Returns how many were settled, for the channel-wide prefetch.
+    pub fn settle(&mut self, channel: ChannelKey, ids: &[MessageId], action: SettleAction) -> u32 {
+        let mut settled = 0;
+        for id in ids {
+            let Some(entry) = self.unacked.remove(id) else {
+                continue;
+            };
+            assert_eq!(
+                entry.channel, channel,
+                "a channel settles only its deliveries"
+            );
+            settled += 1;
+            if let Some(tag) = &entry.consumer_tag {
+                if let Some(consumer) = self
+                    .consumers
+                    .iter_mut()
+                    .find(|c| c.key.channel_key() == channel && c.key.tag == *tag)
+                {
+                    consumer.unacked_count = consumer.unacked_count.saturating_sub(1);
+                }
+            }
+            if action == SettleAction::Requeue {
+                self.requeue(entry.message);
+            }
+        }
+        settled
+    }
+
+    /// Requeues every unacked message of a channel (it closed), returning how many.
+    pub fn requeue_channel(&mut self, channel: ChannelKey) -> u32 {
+        let ids: Vec<MessageId> = self
+            .unacked
+            .iter()
+            .filter(|(_, entry)| entry.channel == channel)
+            .map(|(id, _)| *id)
+            .collect();
+        self.settle(channel, &ids, SettleAction::Requeue)
+    }
+
+    /// Puts a message back at its original position, so order is kept across requeues.
+    fn requeue(&mut self, mut message: QueuedMessage) {
+        message.redelivered = true;
+        let position = self.ready.partition_point(|queued| queued.id < message.id);
+        self.ready.insert(position, message);
+    }
+
+    /// Drops every ready message; unacked ones are untouched. Returns how many went.
+    pub fn purge(&mut self) -> usize {
+        let count = self.ready.len();
+        self.ready.clear();
+        count
+    }
+
+    /// The consumers, for cancel notifications when the queue is deleted.
+    pub fn consumers(&self) -> impl Iterator<Item = &Consumer> {
+        self.consumers.iter()
+    }
+
+    /// Test and debug check of the queue's invariants.
+    pub fn check_invariants(&self) {
+        let ids: Vec<u64> = self.ready.iter().map(|m| m.id.0).collect();
+        debug_assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ready list is in id order"
+        );
+        for consumer in &self.consumers {
+            let unacked = self
+                .unacked
+                .values()
+                .filter(|u| {
+                    u.channel == consumer.key.channel_key()
+                        && u.consumer_tag.as_ref() == Some(&consumer.key.tag)
+                })
+                .count();
+            debug_assert_eq!(unacked, consumer.unacked_count as usize);
+        }
+        assert!(self.next_consumer_index <= self.consumers.len());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! Dispatch, prefetch, settle and requeue rules of one queue.
+
+use super::*;
+use crate::ids::ChannelId;
+use bytes::Bytes;
+
+fn message(body: &'static str) -> Rc<Message> {
+    Rc::new(Message {
+        exchange: ShortStr::default(),
+        routing_key: ShortStr::from_static("q"),
+        properties: Default::default(),
+        properties_raw: Bytes::from_static(&[0, 0]),
+        body: Bytes::from_static(body.as_bytes()),
+    })
+}
+
+fn consumer(channel: u16, tag: &'static str, prefetch_count: u16, no_ack: bool) -> Consumer {
+    Consumer {
+        key: ConsumerKey {
+            connection: ConnectionId::new(crate::ids::ShardId(0), 1),
+            channel: ChannelId(channel),
+            tag: ShortStr::from_static(tag),
+        },
+        no_ack,
+        exclusive: false,
+        prefetch_count,
+        unacked_count: 0,
+        flow_credit: consumer::FLOW_CREDIT_INITIAL,
+    }
+}
+
+fn queue_with(count: usize) -> Queue {
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false);
+    for _ in 0..count {
+        queue.enqueue(message("m"));
+    }
+    queue
+}
+
+#[test]
+fn round_robin_among_consumers_with_room() {
+    let mut queue = queue_with(4);
+    queue
+        .add_consumer(consumer(1, "a", 0, false))
+        .expect("first consumer");
+    queue
+        .add_consumer(consumer(1, "b", 0, false))
+        .expect("second consumer");
+    let mut limits = ChannelLimits::default();
+    let mut out = Vec::new();
+    queue.dispatch(&mut limits, 100, &mut out);
+    let tags: Vec<String> = out.iter().map(|d| d.consumer.tag.to_string()).collect();
+    assert_eq!(tags, ["a", "b", "a", "b"]);
+    queue.check_invariants();
+}
+
+#[test]
+fn per_consumer_prefetch_stops_dispatch_until_ack() {
+    let mut queue = queue_with(5);
+    queue
+        .add_consumer(consumer(1, "a", 2, false))
+        .expect("consumer");
+    let mut limits = ChannelLimits::default();
+    let mut out = Vec::new();
+    queue.dispatch(&mut limits, 100, &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(queue.ready_count(), 3);
+    let channel = out[0].consumer.channel_key();
+    let first = out[0].message.id;
+    assert_eq!(queue.settle(channel, &[first], SettleAction::Ack), 1);
+    out.clear();
+    queue.dispatch(&mut limits, 100, &mut out);
+    assert_eq!(out.len(), 1, "one slot freed by the ack");
+    queue.check_invariants();
+}
+
+#[test]
+fn channel_wide_prefetch_is_shared_by_the_channel_consumers() {
+    let mut queue = queue_with(10);
+    queue
+        .add_consumer(consumer(1, "a", 0, false))
+        .expect("consumer a");
+    queue
+        .add_consumer(consumer(1, "b", 0, false))
+        .expect("consumer b");
+    let mut limits = ChannelLimits::default();
+    let channel = ChannelKey {
+        connection: ConnectionId::new(crate::ids::ShardId(0), 1),
+        channel: ChannelId(1),
+    };
+    limits.entry(channel).prefetch_count = 3;
+    let mut out = Vec::new();
+    queue.dispatch(&mut limits, 100, &mut out);
+    assert_eq!(out.len(), 3);
+}
+
+#[test]
+fn no_ack_consumers_ignore_prefetch_but_not_flow_credit() {
+    let mut queue = queue_with(5);
+    let mut fast = consumer(1, "a", 1, true);
+    fast.flow_credit = 4;
+    queue.add_consumer(fast).expect("consumer");
+    let mut limits = ChannelLimits::default();
+    let mut out = Vec::new();
+    queue.dispatch(&mut limits, 100, &mut out);
+    assert_eq!(out.len(), 4, "limited by flow credit only");
+    assert_eq!(queue.unacked_count(), 0);
+    let key = out[0].consumer.clone();
+    queue.return_credit(&key, 4);
+    out.clear();
+    queue.dispatch(&mut limits, 100, &mut out);
+    assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn requeue_restores_original_position_and_marks_redelivered() {
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false);
+    for body in ["one", "two", "three"] {
+        queue.enqueue(message(body));
+    }
+    queue
+        .add_consumer(consumer(1, "a", 1, false))
+        .expect("consumer");
+    let mut limits = ChannelLimits::default();
+    let mut out = Vec::new();
+    queue.dispatch(&mut limits, 100, &mut out);
+    let delivered = out.pop().expect("one delivery");
+    assert_eq!(delivered.message.message.body.as_ref(), b"one");
+    queue.settle(
+        delivered.consumer.channel_key(),
+        &[delivered.message.id],
+        SettleAction::Requeue,
+    );
+    let head = queue
+        .get(delivered.consumer.channel_key(), true)
+        .expect("head");
+    assert_eq!(head.message.body.as_ref(), b"one");
+    assert!(head.redelivered);
+    queue.check_invariants();
+}
+
+#[test]
+fn closing_a_channel_requeues_its_unacked_messages() {
+    let mut queue = queue_with(3);
+    queue
+        .add_consumer(consumer(1, "a", 0, false))
+        .expect("consumer");
+    let mut limits = ChannelLimits::default();
+    let mut out = Vec::new();
+    queue.dispatch(&mut limits, 100, &mut out);
+    assert_eq!(queue.ready_count(), 0);
+    let channel = out[0].consumer.channel_key();
+    queue.remove_consumers_of(channel.connection, Some(channel.channel));
+    assert_eq!(queue.requeue_channel(channel), 3);
+    assert_eq!(queue.ready_count(), 3);
+    assert_eq!(queue.unacked_count(), 0);
+    queue.check_invariants();
+}
+
+#[test]
+fn exclusive_consumer_rules() {
+    let mut queue = queue_with(0);
+    queue
+        .add_consumer(consumer(1, "a", 0, false))
+        .expect("consumer");
+    let mut exclusive = consumer(2, "x", 0, false);
+    exclusive.exclusive = true;
+    assert_eq!(
+        queue.add_consumer(exclusive.clone()),
+        Err(ConsumeRefusal::ExclusiveInUse)
+    );
+    let mut empty = queue_with(0);
+    empty
+        .add_consumer(exclusive)
+        .expect("exclusive on an idle queue");
+    assert_eq!(
+        empty.add_consumer(consumer(3, "b", 0, false)),
+        Err(ConsumeRefusal::ExclusiveInUse)
+    );
+}
+
+#[test]
+fn auto_delete_only_after_a_consumer_came_and_went() {
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), true);
+    assert!(!queue.should_auto_delete());
+    let first = consumer(1, "a", 0, false);
+    let key = first.key.clone();
+    queue.add_consumer(first).expect("consumer");
+    assert!(!queue.should_auto_delete());
+    queue.remove_consumer(&key);
+    assert!(queue.should_auto_delete());
+}
+
+#[test]
+fn purge_drops_ready_but_keeps_unacked() {
+    let mut queue = queue_with(4);
+    let channel = ChannelKey {
+        connection: ConnectionId::new(crate::ids::ShardId(0), 1),
+        channel: ChannelId(1),
+    };
+    let got = queue.get(channel, false).expect("one message");
+    assert_eq!(queue.purge(), 3);
+    assert_eq!(queue.unacked_count(), 1);
+    assert_eq!(queue.settle(channel, &[got.id], SettleAction::Ack), 1);
+}

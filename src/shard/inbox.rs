@@ -1,0 +1,49 @@
+//! Handles the messages that reach a shard. Handlers run to completion without awaiting: what
+//! they must send goes to the mesh outboxes, so two shards sending to each other can never
+//! deadlock.
+
+use std::rc::Rc;
+
+use crate::connection;
+use crate::shard::message::{Reply, ShardMessage};
+use crate::shard::{metadata, queues, startup, Shard};
+
+pub fn handle_batch(shard: &Rc<Shard>, batch: Vec<ShardMessage>) {
+    for message in batch {
+        handle(shard, message);
+    }
+}
+
+fn handle(shard: &Rc<Shard>, message: ShardMessage) {
+    match message {
+        ShardMessage::Meta {
+            reply_to,
+            vhost,
+            request,
+        } => metadata::handle_request(shard, reply_to, vhost, request),
+        ShardMessage::MetaUpdate(update) => {
+            shard.registry.borrow_mut().apply(&update);
+            shard.registry_changed.notify_all();
+        }
+        ShardMessage::Queue { queue, op } => queues::handle(shard, queue, op),
+        ShardMessage::Publish {
+            queues: targets,
+            message,
+            confirm,
+        } => queues::publish(shard, &targets, message, confirm),
+        ShardMessage::Connection { connection, event } => {
+            connection::events::handle(shard, connection, event);
+        }
+        ShardMessage::Reply { request, reply } => {
+            if let Reply::Consumed(Ok(consume_ok)) = &reply {
+                connection::events::consumed(shard, consume_ok);
+            }
+            shard.pending.borrow_mut().complete(request, reply);
+        }
+        ShardMessage::Accepted(stream) => startup::serve_accepted(shard, stream),
+        ShardMessage::ConnectionEnded { shard: ended } => {
+            let mut counts = shard.connection_counts.borrow_mut();
+            counts[ended.index()] = counts[ended.index()].saturating_sub(1);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The typed messages that cross shards, and nothing else does. Every variant names its target
+//! by id: a queue (sent to its owner shard), a connection (sent to its shard), or the metadata
+//! shard. They travel in batches (`Vec<ShardMessage>`) over one bounded channel per ordered
+//! pair of shards.
+
+use crate::exception::Exception;
+use crate::ids::{ChannelId, ConnectionId, DeliveryTag, MessageId, PublishSeq, QueueId, ShardId};
+use crate::protocol::{FieldTable, ShortStr};
+use crate::queue::consumer::{ChannelKey, ConsumerKey};
+use crate::queue::message::{Content, Message};
+use crate::queue::SettleAction;
+use crate::shard::pending::ReplyTo;
+use crate::vhost::delta::{BindingDefinition, MetaUpdate};
+use crate::vhost::queue_definition::QueueDefinition;
+use crate::vhost::rules::{ExchangeDeclare, QueueDeclare};
+
+// A published message travels inline: boxing it would add an allocation per publish per
+// shard, while moving a few hundred bytes within a batch is cheaper.
+#[allow(clippy::large_enum_variant)]
+pub enum ShardMessage {
+    /// A metadata change request, to the metadata shard.
+    Meta {
+        /// None for changes nobody waits for (auto-delete, exclusive-queue cleanup).
+        reply_to: Option<ReplyTo>,
+        vhost: ShortStr,
+        request: MetaRequest,
+    },
+    /// A metadata change, from the metadata shard to every other shard, in version order.
+    MetaUpdate(MetaUpdate),
+    /// An operation on a queue, to the queue's owner shard.
+    Queue { queue: QueueId, op: QueueOp },
+    /// A published message for one or more queues of the receiving shard.
+    Publish {
+        queues: Vec<QueueId>,
+        message: Message,
+        confirm: Option<ConfirmRef>,
+    },
+    /// An event for a connection, to the connection's shard.
+    Connection {
+        connection: ConnectionId,
+        event: ConnectionEvent,
+    },
+    /// The answer to a request.
+    Reply { request: u64, reply: Reply },
+    /// A freshly accepted socket for the receiving shard to own.
+    Accepted(glommio::net::AcceptedTcpStream),
+    /// A connection on `shard` ended (for least-loaded placement on the accepting shard).
+    ConnectionEnded { shard: ShardId },
+}
+
+/// Metadata requests, decided by the metadata shard.
+pub enum MetaRequest {
+    ExchangeDeclare(ExchangeDeclare),
+    ExchangeDelete {
+        name: ShortStr,
+        if_unused: bool,
+    },
+    /// Declared queues are finished by the owner shard, which answers with the counts.
+    QueueDeclare(QueueDeclare),
+    Bind {
+        binding: BindingDefinition,
+        connection: ConnectionId,
+    },
+    Unbind {
+        binding: BindingDefinition,
+        connection: ConnectionId,
+    },
+    /// The owner shard deleted the queue; remove its metadata and answer with the count.
+    QueueDeleted {
+        name: ShortStr,
+        id: QueueId,
+        message_count: u32,
+    },
+}
+
+/// Identifies the publish to confirm.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfirmRef {
+    pub connection: ConnectionId,
+    pub channel: ChannelId,
+    pub seq: PublishSeq,
+}
+
+pub enum QueueOp {
+    /// Sent by the metadata shard after a declare: answer `reply_to` with the counts once the
+    /// queue exists here.
+    Declared {
+        reply_to: ReplyTo,
+        definition: QueueDefinition,
+        version: u64,
+    },
+    Consume {
+        reply_to: ReplyTo,
+        consumer: ConsumerKey,
+        no_ack: bool,
+        exclusive: bool,
+        nowait: bool,
+        prefetch_count: u16,
+        global_prefetch_count: u16,
+        arguments: FieldTable,
+    },
+    Cancel {
+        reply_to: Option<ReplyTo>,
+        consumer: ConsumerKey,
+    },
+    Get {
+        reply_to: ReplyTo,
+        channel: ChannelKey,
+        no_ack: bool,
+    },
+    Settle {
+        channel: ChannelKey,
+        ids: Vec<MessageId>,
+        action: SettleAction,
+    },
+    Purge {
+        reply_to: ReplyTo,
+    },
+    Delete {
+        reply_to: Option<ReplyTo>,
+        if_unused: bool,
+        if_empty: bool,
+        vhost: ShortStr,
+    },
+    /// Deliveries the consumer's connection wrote to its socket.
+    Credit {
+        consumer: ConsumerKey,
+        count: u32,
+    },
+    /// The channel closed: requeue its unacked messages and drop its consumers.
+    ChannelClosed {
+        channel: ChannelKey,
+    },
+    /// Channel-wide prefetch changed (basic.qos global=true).
+    SetChannelPrefetch {
+        channel: ChannelKey,
+        prefetch_count: u16,
+    },
+}
+
+pub enum ConnectionEvent {
+    Deliver {
+        channel: ChannelId,
+        consumer_tag: ShortStr,
+        no_ack: bool,
+        owner: ShardId,
+        queue: QueueId,
+        message_id: MessageId,
+        redelivered: bool,
+        content: Content,
+    },
+    /// The queue went away: tell the client its consumer is cancelled.
+    ConsumerCancelled {
+        channel: ChannelId,
+        consumer_tag: ShortStr,
+    },
+    /// The queues a confirmed publish went to on one shard accepted it (or refused it).
+    Confirmed {
+        channel: ChannelId,
+        seq: PublishSeq,
+        ok: bool,
+    },
+    /// Close the connection with 320 CONNECTION_FORCED (shutdown or operator).
+    ForceClose { reason: String },
+}
+
+/// Answers to requests.
+pub enum Reply {
+    /// A metadata change was applied at `version`.
+    Meta(Result<u64, Exception>),
+    QueueDeclared {
+        version: u64,
+        name: ShortStr,
+        message_count: u32,
+        consumer_count: u32,
+    },
+    /// The consumer is registered. The shard's inbox handler writes consume-ok as it receives
+    /// this, so it reaches the client before any delivery that follows on the same channel.
+    Consumed(Result<ConsumeOk, Exception>),
+    Cancelled,
+    Got(Result<Option<GetOk>, Exception>),
+    Purged(Result<u32, Exception>),
+    /// A queue was deleted: (message count, metadata version).
+    Deleted(Result<(u32, u64), Exception>),
+}
+
+pub struct ConsumeOk {
+    pub consumer: ConsumerKey,
+    pub owner: ShardId,
+    pub queue: QueueId,
+    pub no_ack: bool,
+    pub nowait: bool,
+}
+
+pub struct GetOk {
+    pub owner: ShardId,
+    pub queue: QueueId,
+    pub message_id: MessageId,
+    pub redelivered: bool,
+    pub message_count: u32,
+    pub content: Content,
+}
+
+/// The delivery a channel recorded for a tag, to settle it with the owner later.
+#[derive(Debug, Clone)]
+pub struct UnackedDelivery {
+    pub tag: DeliveryTag,
+    pub owner: ShardId,
+    pub queue: QueueId,
+    pub message_id: MessageId,
+}

@@ -1,0 +1,123 @@
+//! The metadata shard's side of metadata requests: apply the rules (`vhost::rules`), bump the
+//! version, broadcast the deltas to every other shard, then answer. A declared queue is
+//! finished by its owner shard, which answers with the queue's counts.
+
+use std::rc::Rc;
+
+use crate::exception::Exception;
+use crate::ids::ShardId;
+use crate::protocol::{HardError, ShortStr};
+use crate::shard::message::{MetaRequest, QueueOp, Reply, ShardMessage};
+use crate::shard::pending::ReplyTo;
+use crate::shard::Shard;
+use crate::vhost::delta::MetaUpdate;
+use crate::vhost::rules::Change;
+
+pub fn handle_request(
+    shard: &Rc<Shard>,
+    reply_to: Option<ReplyTo>,
+    vhost_name: ShortStr,
+    request: MetaRequest,
+) {
+    assert_eq!(shard.id, ShardId::METADATA, "only shard 0 decides metadata");
+    let mut registry = shard.registry.borrow_mut();
+    let Some(vhost) = registry.vhost_mut(&vhost_name) else {
+        drop(registry);
+        if let Some(reply_to) = reply_to {
+            let error = Exception::connection(
+                HardError::NotAllowed,
+                format!("vhost {vhost_name} not found"),
+            );
+            shard.reply(reply_to, Reply::Meta(Err(error)));
+        }
+        return;
+    };
+    let mut next_id = shard.next_metadata_id.get();
+    let mut change = Change::new(vhost, &mut next_id);
+    let mut declared = None;
+    let mut deleted_count = None;
+    let result = match request {
+        MetaRequest::ExchangeDeclare(declare) => change.exchange_declare(declare),
+        MetaRequest::ExchangeDelete { name, if_unused } => change.exchange_delete(&name, if_unused),
+        MetaRequest::QueueDeclare(declare) => change.queue_declare(declare).map(|definition| {
+            declared = Some(definition);
+        }),
+        MetaRequest::Bind {
+            binding,
+            connection,
+        } => change.bind(binding, connection),
+        MetaRequest::Unbind {
+            binding,
+            connection,
+        } => change.unbind(binding, connection),
+        MetaRequest::QueueDeleted {
+            name,
+            id,
+            message_count,
+        } => {
+            change.queue_deleted(&name, id);
+            deleted_count = Some(message_count);
+            Ok(())
+        }
+    };
+    let deltas = std::mem::take(&mut change.deltas);
+    drop(change);
+    shard.next_metadata_id.set(next_id);
+    let version = if deltas.is_empty() {
+        registry.version()
+    } else {
+        let version = registry.version() + 1;
+        registry.set_version(version);
+        let update = MetaUpdate {
+            version,
+            vhost: vhost_name,
+            deltas,
+        };
+        for target in 0..shard.shard_count() {
+            let target = ShardId(u16::try_from(target).expect("shard count fits u16"));
+            if target != shard.id {
+                shard.send(target, ShardMessage::MetaUpdate(update.clone()));
+            }
+        }
+        version
+    };
+    drop(registry);
+    shard.registry_changed.notify_all();
+
+    match (result, declared) {
+        (Err(error), _) => {
+            if let Some(reply_to) = reply_to {
+                let reply = match deleted_count {
+                    Some(_) => Reply::Deleted(Err(error)),
+                    None => Reply::Meta(Err(error)),
+                };
+                shard.reply(reply_to, reply);
+            }
+        }
+        (Ok(()), Some(definition)) => {
+            let reply_to = reply_to.expect("queue declares always wait for their answer");
+            let owner = definition.owner_shard;
+            let queue = definition.id;
+            shard.send(
+                owner,
+                ShardMessage::Queue {
+                    queue,
+                    op: QueueOp::Declared {
+                        reply_to,
+                        definition,
+                        version,
+                    },
+                },
+            );
+        }
+        (Ok(()), None) => {
+            if let Some(reply_to) = reply_to {
+                let reply = match deleted_count {
+                    Some(count) => Reply::Deleted(Ok((count, version))),
+                    None => Reply::Meta(Ok(version)),
+                };
+                shard.reply(reply_to, reply);
+            }
+        }
+    }
+}

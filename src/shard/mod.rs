@@ -1,0 +1,133 @@
+//! Thread-per-core: one glommio executor per shard. A `Shard` is the per-core context every
+//! task on that core shares (through `Rc`, never across threads): its copy of the metadata,
+//! the queues it owns, the connections it owns, its view of the mesh, and the replies it
+//! awaits. Other shards reach it only with `ShardMessage`s; `inbox.rs` handles them.
+//!
+//! Ownership: a queue lives on the shard chosen at declare time (the declaring connection's);
+//! a connection lives on the shard that was handed its socket; metadata changes are decided by
+//! shard 0 and applied everywhere.
+
+pub mod inbox;
+pub mod mesh;
+pub mod message;
+pub mod metadata;
+pub mod notify;
+pub mod pending;
+pub mod queues;
+pub mod startup;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::config::Config;
+use crate::connection::ConnectionShared;
+use crate::ids::{ConnectionId, QueueId, ShardId};
+use crate::queue::channel_limits::ChannelLimits;
+use crate::queue::Queue;
+use crate::vhost::Registry;
+use mesh::Mesh;
+use message::{Reply, ShardMessage};
+use notify::Event;
+use pending::{PendingReplies, ReplyTo};
+
+pub struct Shard {
+    pub id: ShardId,
+    pub config: Rc<Config>,
+    pub mesh: Rc<Mesh>,
+    /// This shard's copy of the metadata, for routing without asking another core.
+    pub registry: RefCell<Registry>,
+    /// Fires when `registry` reaches a new version.
+    pub registry_changed: Event,
+    pub pending: RefCell<PendingReplies>,
+    /// The queues this shard owns.
+    pub queues: RefCell<HashMap<QueueId, Queue>>,
+    pub channel_limits: RefCell<ChannelLimits>,
+    /// Queues with something new to dispatch, handled by the dispatcher task.
+    pub dirty_queues: RefCell<Vec<QueueId>>,
+    pub dispatch_needed: notify::Notify,
+    pub connections: RefCell<HashMap<ConnectionId, Rc<ConnectionShared>>>,
+    /// Metadata-shard state: the next id to assign.
+    pub next_metadata_id: Cell<u64>,
+    /// Accepting shard's estimate of the connections on each shard.
+    pub connection_counts: RefCell<Vec<usize>>,
+    next_connection_sequence: Cell<u64>,
+    pub shutting_down: Cell<bool>,
+    /// Fires when the shard starts shutting down.
+    pub shutdown: Event,
+}
+
+impl Shard {
+    pub fn new(id: ShardId, config: Rc<Config>, mesh: Rc<Mesh>) -> Shard {
+        let shard_count = mesh.shard_count();
+        Shard {
+            id,
+            config,
+            mesh,
+            registry: RefCell::new(Registry::new()),
+            registry_changed: Event::new(),
+            pending: RefCell::new(PendingReplies::default()),
+            queues: RefCell::new(HashMap::new()),
+            channel_limits: RefCell::new(ChannelLimits::default()),
+            dirty_queues: RefCell::new(Vec::new()),
+            dispatch_needed: notify::Notify::new(),
+            connections: RefCell::new(HashMap::new()),
+            next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
+            connection_counts: RefCell::new(vec![0; shard_count]),
+            next_connection_sequence: Cell::new(1),
+            shutting_down: Cell::new(false),
+            shutdown: Event::new(),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.mesh.shard_count()
+    }
+
+    pub fn next_connection_id(&self) -> ConnectionId {
+        let sequence = self.next_connection_sequence.get();
+        self.next_connection_sequence.set(sequence + 1);
+        ConnectionId::new(self.id, sequence)
+    }
+
+    pub fn send(&self, target: ShardId, message: ShardMessage) {
+        self.mesh.send(target, message);
+    }
+
+    pub fn reply(&self, reply_to: ReplyTo, reply: Reply) {
+        self.mesh.send(
+            reply_to.shard,
+            ShardMessage::Reply {
+                request: reply_to.request,
+                reply,
+            },
+        );
+    }
+
+    /// Sends a request built around a fresh `ReplyTo` and waits for its reply.
+    pub async fn request(
+        &self,
+        target: ShardId,
+        build: impl FnOnce(ReplyTo) -> ShardMessage,
+    ) -> Reply {
+        let pending = self.pending.borrow_mut().register(self.id);
+        self.send(target, build(pending.reply_to));
+        pending.wait().await
+    }
+
+    /// Waits until this shard's metadata copy has applied `version`, so a client that got
+    /// declare-ok can publish at once and find what it declared.
+    pub async fn wait_for_version(&self, version: u64) {
+        while self.registry.borrow().version() < version {
+            self.registry_changed.wait().await;
+        }
+    }
+
+    pub fn mark_dirty(&self, queue: QueueId) {
+        let mut dirty = self.dirty_queues.borrow_mut();
+        if !dirty.contains(&queue) {
+            dirty.push(queue);
+        }
+        self.dispatch_needed.notify();
+    }
+}

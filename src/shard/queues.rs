@@ -1,0 +1,392 @@
+//! The owner shard's side of queue operations: enqueue, consume, cancel, get, settle, purge,
+//! delete, and the dispatcher that turns ready messages into deliveries for consumers on any
+//! shard. Each queue is touched only here, on its owner.
+
+use std::rc::Rc;
+
+use crate::exception::Exception;
+use crate::ids::{QueueId, ShardId};
+use crate::protocol::ShortStr;
+use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INITIAL};
+use crate::queue::message::Message;
+use crate::queue::{ConsumeRefusal, Delivery, Queue};
+use crate::shard::message::{
+    ConfirmRef, ConnectionEvent, ConsumeOk, GetOk, MetaRequest, QueueOp, Reply, ShardMessage,
+};
+use crate::shard::pending::ReplyTo;
+use crate::shard::Shard;
+use crate::vhost::rules::no_queue;
+
+/// Deliveries one queue may make per dispatch round before others get a turn.
+pub const DISPATCH_ROUND_MAX: usize = 256;
+
+pub fn publish(
+    shard: &Rc<Shard>,
+    targets: &[QueueId],
+    message: Message,
+    confirm: Option<ConfirmRef>,
+) {
+    let message = Rc::new(message);
+    {
+        let mut queues = shard.queues.borrow_mut();
+        for id in targets {
+            // A queue deleted while the message was on its way simply does not get it, as in
+            // RabbitMQ; the publisher still gets its confirm.
+            if let Some(queue) = queues.get_mut(id) {
+                queue.enqueue(message.clone());
+                shard.mark_dirty(*id);
+            }
+        }
+    }
+    if let Some(confirm) = confirm {
+        shard.send(
+            confirm.connection.shard(),
+            ShardMessage::Connection {
+                connection: confirm.connection,
+                event: ConnectionEvent::Confirmed {
+                    channel: confirm.channel,
+                    seq: confirm.seq,
+                    ok: true,
+                },
+            },
+        );
+    }
+}
+
+pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
+    match op {
+        QueueOp::Declared {
+            reply_to,
+            definition,
+            version,
+        } => {
+            let mut queues = shard.queues.borrow_mut();
+            let queue = queues
+                .entry(id)
+                .or_insert_with(|| Queue::new(id, definition.name.clone(), definition.auto_delete));
+            let reply = Reply::QueueDeclared {
+                version,
+                name: definition.name,
+                message_count: count_u32(queue.ready_count()),
+                consumer_count: count_u32(queue.consumer_count()),
+            };
+            shard.reply(reply_to, reply);
+        }
+        QueueOp::Consume {
+            reply_to,
+            consumer,
+            no_ack,
+            exclusive,
+            nowait,
+            prefetch_count,
+            global_prefetch_count,
+            arguments: _,
+        } => consume(
+            shard,
+            id,
+            reply_to,
+            consumer,
+            (no_ack, exclusive, nowait),
+            (prefetch_count, global_prefetch_count),
+        ),
+        QueueOp::Cancel { reply_to, consumer } => {
+            let auto_delete = match shard.queues.borrow_mut().get_mut(&id) {
+                Some(queue) => {
+                    queue.remove_consumer(&consumer);
+                    queue.should_auto_delete()
+                }
+                None => false,
+            };
+            if let Some(reply_to) = reply_to {
+                shard.reply(reply_to, Reply::Cancelled);
+            }
+            if auto_delete {
+                delete(shard, id, None, (false, false));
+            }
+        }
+        QueueOp::Get {
+            reply_to,
+            channel,
+            no_ack,
+        } => {
+            let reply = match shard.queues.borrow_mut().get_mut(&id) {
+                None => Err(missing_queue(shard, id)),
+                Some(queue) => Ok(queue.get(channel, no_ack).map(|queued| GetOk {
+                    owner: shard.id,
+                    queue: id,
+                    message_id: queued.id,
+                    redelivered: queued.redelivered,
+                    message_count: count_u32(queue.ready_count()),
+                    content: queued.message.content(),
+                })),
+            };
+            shard.reply(reply_to, Reply::Got(reply));
+        }
+        QueueOp::Settle {
+            channel,
+            ids,
+            action,
+        } => {
+            let settled = match shard.queues.borrow_mut().get_mut(&id) {
+                Some(queue) => queue.settle(channel, &ids, action),
+                None => 0,
+            };
+            room_opened(shard, id, channel, settled);
+        }
+        QueueOp::Purge { reply_to } => {
+            let reply = match shard.queues.borrow_mut().get_mut(&id) {
+                Some(queue) => Ok(count_u32(queue.purge())),
+                None => Err(missing_queue(shard, id)),
+            };
+            shard.reply(reply_to, Reply::Purged(reply));
+        }
+        QueueOp::Delete {
+            reply_to,
+            if_unused,
+            if_empty,
+            vhost: _,
+        } => delete(shard, id, reply_to, (if_unused, if_empty)),
+        QueueOp::Credit { consumer, count } => {
+            if let Some(queue) = shard.queues.borrow_mut().get_mut(&id) {
+                queue.return_credit(&consumer, count);
+                shard.mark_dirty(id);
+            }
+        }
+        QueueOp::ChannelClosed { channel } => {
+            let (settled, auto_delete) = match shard.queues.borrow_mut().get_mut(&id) {
+                Some(queue) => {
+                    queue.remove_consumers_of(channel.connection, Some(channel.channel));
+                    (queue.requeue_channel(channel), queue.should_auto_delete())
+                }
+                None => (0, false),
+            };
+            room_opened(shard, id, channel, settled);
+            let mut limits = shard.channel_limits.borrow_mut();
+            let unused = {
+                let limit = limits.entry(channel);
+                limit.queues.retain(|queue| *queue != id);
+                limit.queues.is_empty()
+            };
+            if unused {
+                limits.remove(&channel);
+            }
+            drop(limits);
+            if auto_delete {
+                delete(shard, id, None, (false, false));
+            }
+        }
+        QueueOp::SetChannelPrefetch {
+            channel,
+            prefetch_count,
+        } => {
+            let queues = {
+                let mut limits = shard.channel_limits.borrow_mut();
+                let limit = limits.entry(channel);
+                limit.prefetch_count = prefetch_count;
+                limit.queues.clone()
+            };
+            for queue in queues {
+                shard.mark_dirty(queue);
+            }
+        }
+    }
+}
+
+fn consume(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    reply_to: ReplyTo,
+    key: ConsumerKey,
+    (no_ack, exclusive, nowait): (bool, bool, bool),
+    (prefetch_count, global_prefetch_count): (u16, u16),
+) {
+    let result = match shard.queues.borrow_mut().get_mut(&id) {
+        None => Err(missing_queue(shard, id)),
+        Some(queue) => {
+            let consumer = Consumer {
+                key: key.clone(),
+                no_ack,
+                exclusive,
+                prefetch_count,
+                unacked_count: 0,
+                flow_credit: FLOW_CREDIT_INITIAL,
+            };
+            match queue.add_consumer(consumer) {
+                Ok(()) => Ok(queue.name.clone()),
+                Err(ConsumeRefusal::ExclusiveInUse) => Err(Exception::access_refused(format!(
+                    "queue '{}' in vhost '/' in exclusive use",
+                    queue.name
+                ))),
+            }
+        }
+    };
+    let reply = match result {
+        Ok(_) => {
+            let mut limits = shard.channel_limits.borrow_mut();
+            let limit = limits.entry(key.channel_key());
+            limit.prefetch_count = global_prefetch_count;
+            if !limit.queues.contains(&id) {
+                limit.queues.push(id);
+            }
+            shard.mark_dirty(id);
+            Ok(ConsumeOk {
+                consumer: key,
+                owner: shard.id,
+                queue: id,
+                no_ack,
+                nowait,
+            })
+        }
+        Err(error) => Err(error),
+    };
+    shard.reply(reply_to, Reply::Consumed(reply));
+}
+
+/// Settled deliveries free room for the queue's consumers and, with a channel-wide prefetch,
+/// for the channel's consumers on other queues of this shard.
+fn room_opened(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey, settled: u32) {
+    if settled == 0 {
+        return;
+    }
+    let mut limits = shard.channel_limits.borrow_mut();
+    limits.settled(&channel, settled);
+    let others = limits
+        .get(&channel)
+        .map(|limit| limit.queues.clone())
+        .unwrap_or_default();
+    drop(limits);
+    shard.mark_dirty(id);
+    for queue in others {
+        shard.mark_dirty(queue);
+    }
+}
+
+/// Deletes a queue owned here: cancels its consumers, then asks the metadata shard to remove
+/// it (which answers `reply_to`).
+pub fn delete(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    reply_to: Option<ReplyTo>,
+    (if_unused, if_empty): (bool, bool),
+) {
+    let mut queues = shard.queues.borrow_mut();
+    let Some(queue) = queues.get(&id) else {
+        drop(queues);
+        if let Some(reply_to) = reply_to {
+            // Already gone: deleting a missing queue is not an error.
+            let version = shard.registry.borrow().version();
+            shard.reply(reply_to, Reply::Deleted(Ok((0, version))));
+        }
+        return;
+    };
+    let refusal = if if_unused && queue.consumer_count() > 0 {
+        Some(format!("queue '{}' in vhost '/' in use", queue.name))
+    } else if if_empty && queue.ready_count() > 0 {
+        Some(format!("queue '{}' in vhost '/' not empty", queue.name))
+    } else {
+        None
+    };
+    if let Some(text) = refusal {
+        drop(queues);
+        if let Some(reply_to) = reply_to {
+            shard.reply(
+                reply_to,
+                Reply::Deleted(Err(Exception::precondition_failed(text))),
+            );
+        }
+        return;
+    }
+    let queue = queues.remove(&id).expect("checked above");
+    drop(queues);
+    for consumer in queue.consumers() {
+        shard.send(
+            consumer.key.connection.shard(),
+            ShardMessage::Connection {
+                connection: consumer.key.connection,
+                event: ConnectionEvent::ConsumerCancelled {
+                    channel: consumer.key.channel,
+                    consumer_tag: consumer.key.tag.clone(),
+                },
+            },
+        );
+    }
+    shard.send(
+        ShardId::METADATA,
+        ShardMessage::Meta {
+            reply_to,
+            vhost: ShortStr::from_static(crate::vhost::DEFAULT_VHOST),
+            request: MetaRequest::QueueDeleted {
+                name: queue.name.clone(),
+                id,
+                message_count: count_u32(queue.ready_count()),
+            },
+        },
+    );
+}
+
+/// Runs dispatch for queues with new messages or new room, forever. Separate from the inbox
+/// handlers so a long dispatch yields to other tasks between rounds.
+pub async fn run_dispatcher(shard: Rc<Shard>) {
+    let mut deliveries = Vec::new();
+    loop {
+        shard.dispatch_needed.wait().await;
+        loop {
+            let dirty = std::mem::take(&mut *shard.dirty_queues.borrow_mut());
+            if dirty.is_empty() {
+                break;
+            }
+            for id in dirty {
+                dispatch_one(&shard, id, &mut deliveries);
+            }
+            glommio::yield_if_needed().await;
+        }
+    }
+}
+
+fn dispatch_one(shard: &Rc<Shard>, id: QueueId, deliveries: &mut Vec<Delivery>) {
+    deliveries.clear();
+    let more = {
+        let mut queues = shard.queues.borrow_mut();
+        let Some(queue) = queues.get_mut(&id) else {
+            return;
+        };
+        let mut limits = shard.channel_limits.borrow_mut();
+        queue.dispatch(&mut limits, DISPATCH_ROUND_MAX, deliveries);
+        deliveries.len() == DISPATCH_ROUND_MAX
+    };
+    for delivery in deliveries.drain(..) {
+        let connection = delivery.consumer.connection;
+        shard.send(
+            connection.shard(),
+            ShardMessage::Connection {
+                connection,
+                event: ConnectionEvent::Deliver {
+                    channel: delivery.consumer.channel,
+                    consumer_tag: delivery.consumer.tag,
+                    no_ack: delivery.no_ack,
+                    owner: shard.id,
+                    queue: id,
+                    message_id: delivery.message.id,
+                    redelivered: delivery.message.redelivered,
+                    content: delivery.message.message.content(),
+                },
+            },
+        );
+    }
+    if more {
+        shard.mark_dirty(id);
+    }
+}
+
+fn missing_queue(shard: &Shard, id: QueueId) -> Exception {
+    let registry = shard.registry.borrow();
+    let name = registry
+        .vhosts()
+        .find_map(|vhost| vhost.queue_by_id(id).map(|q| q.name.clone()))
+        .unwrap_or_default();
+    no_queue(&name, crate::vhost::DEFAULT_VHOST)
+}
+
+fn count_u32(count: usize) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
+}

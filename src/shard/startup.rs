@@ -1,0 +1,333 @@
+//! Start-up and shut-down: check that io_uring and enough locked memory are available, bind the
+//! AMQP listener, create the shard mesh, start one glommio executor per shard, hand accepted
+//! sockets to the least-loaded shard, and stop everything when asked.
+//!
+//! The listener is a plain `std` socket (no SO_REUSEPORT: glommio's own `bind` sets it, and a
+//! stray process on the same port would then silently take connections).
+
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::os::unix::io::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
+use glommio::net::{AcceptedTcpStream, TcpListener};
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::Config;
+use crate::connection;
+use crate::ids::ShardId;
+use crate::shard::inbox;
+use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
+use crate::shard::message::ShardMessage;
+use crate::shard::{queues, Shard};
+
+/// Period of each shard's housekeeping tick. It also keeps glommio 0.9.0 from parking an
+/// executor that still has runnable tasks when the preempt timer is short (DESIGN §2).
+pub const TICK_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Preemption timer: long loops yield within this, so cross-shard deliveries stay prompt.
+pub const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+
+/// Registered io_uring buffer memory per executor is never set below glommio's floor.
+const IO_MEMORY_MIN_BYTES: usize = 64 * 1024;
+const IO_MEMORY_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long shutdown waits for clients to answer connection.close before exiting anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("io_uring is not available ({0}); Hare needs Linux 5.8+ with io_uring enabled (containers often block it with seccomp: allow io_uring_setup/io_uring_enter)")]
+    IoUringUnavailable(std::io::Error),
+    #[error("the locked-memory limit (ulimit -l) is {limit_bytes} bytes; Hare needs at least {needed_bytes} bytes for {shards} shards (raise it with `ulimit -l` or LimitMEMLOCK=)")]
+    MemlockTooSmall {
+        limit_bytes: u64,
+        needed_bytes: u64,
+        shards: usize,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start shard executor: {0}")]
+    Executor(String),
+}
+
+/// A running broker: where it listens, and how to stop it.
+pub struct Broker {
+    pub local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl Broker {
+    /// Asks every shard to close its connections (320 CONNECTION_FORCED) and stop.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Waits for every shard to finish.
+    pub fn join(self) {
+        for thread in self.threads {
+            if let Err(error) = thread.join() {
+                tracing::error!(?error, "shard executor failed");
+            }
+        }
+    }
+}
+
+/// Checks the host, binds the listener and starts the shards.
+pub fn start(config: Config) -> Result<Broker, StartError> {
+    assert!(config.shards >= 1);
+    assert!(config.shards <= usize::from(u16::MAX));
+    check_io_uring()?;
+    let io_memory_bytes = io_memory_per_executor(config.shards)?;
+    let listener = StdTcpListener::bind(config.listen).map_err(|source| StartError::Listen {
+        address: config.listen,
+        source,
+    })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        address: config.listen,
+        source,
+    })?;
+    let mut listener_fd = Some(listener.into_raw_fd());
+
+    let shard_count = config.shards;
+    // senders[from][to] and receivers[to][from], for every ordered pair from != to.
+    let mut senders: Vec<Vec<Option<SharedSender<Batch>>>> = (0..shard_count)
+        .map(|_| (0..shard_count).map(|_| None).collect())
+        .collect();
+    let mut receivers: Vec<Vec<Option<SharedReceiver<Batch>>>> = (0..shard_count)
+        .map(|_| (0..shard_count).map(|_| None).collect())
+        .collect();
+    for from in 0..shard_count {
+        for to in 0..shard_count {
+            if from != to {
+                let (sender, receiver) = shared_channel::new_bounded(MESH_CHANNEL_CAPACITY);
+                senders[from][to] = Some(sender);
+                receivers[to][from] = Some(receiver);
+            }
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::with_capacity(shard_count);
+    for (index, (shard_senders, shard_receivers)) in senders.into_iter().zip(receivers).enumerate()
+    {
+        let shard_id = ShardId(u16::try_from(index).expect("checked above"));
+        let placement = if config.pin_shards {
+            Placement::Fixed(index % num_cpus())
+        } else {
+            Placement::Unbound
+        };
+        let config = config.clone();
+        let stop = stop.clone();
+        let listener_fd = if index == 0 { listener_fd.take() } else { None };
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("hare-shard-{index}"))
+            .io_memory(io_memory_bytes)
+            .preempt_timer(PREEMPT_TIMER)
+            .spawn(move || async move {
+                run_shard(
+                    shard_id,
+                    config,
+                    shard_senders,
+                    shard_receivers,
+                    listener_fd,
+                    stop,
+                )
+                .await;
+            })
+            .map_err(|error| StartError::Executor(error.to_string()))?;
+        threads.push(handle);
+    }
+    Ok(Broker {
+        local_addr,
+        stop,
+        threads,
+    })
+}
+
+async fn run_shard(
+    id: ShardId,
+    config: Config,
+    senders: Vec<Option<SharedSender<Batch>>>,
+    receivers: Vec<Option<SharedReceiver<Batch>>>,
+    listener_fd: Option<i32>,
+    stop: Arc<AtomicBool>,
+) {
+    let shard_count = senders.len();
+    let mesh = Rc::new(Mesh::new(id, shard_count));
+    let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone()));
+
+    // Connecting waits for the peer side, so connect every endpoint concurrently.
+    let mut connecting = Vec::new();
+    for (target, sender) in senders.into_iter().enumerate() {
+        if let Some(sender) = sender {
+            let mesh = mesh.clone();
+            let target = ShardId(u16::try_from(target).expect("shard count fits u16"));
+            connecting.push(glommio::spawn_local(async move {
+                let sender = sender.connect().await;
+                mesh.run_flusher(target, sender).await;
+            }));
+        }
+    }
+    for receiver in receivers.into_iter().flatten() {
+        let shard = shard.clone();
+        connecting.push(glommio::spawn_local(async move {
+            let receiver = receiver.connect().await;
+            Mesh::run_inbox(receiver, |batch| inbox::handle_batch(&shard, batch)).await;
+        }));
+    }
+    {
+        let shard = shard.clone();
+        connecting.push(glommio::spawn_local(async move {
+            let local = shard.mesh.clone();
+            local
+                .run_local(|batch| inbox::handle_batch(&shard, batch))
+                .await;
+        }));
+    }
+    glommio::spawn_local(queues::run_dispatcher(shard.clone())).detach();
+    for task in connecting {
+        task.detach();
+    }
+    if let Some(fd) = listener_fd {
+        // SAFETY: `fd` is a bound, listening socket whose ownership `start` gave up with
+        // `into_raw_fd`; nothing else uses or closes it.
+        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+        glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
+    }
+
+    // The housekeeping tick: watches for the stop request.
+    while !stop.load(Ordering::Acquire) {
+        glommio::timer::sleep(TICK_INTERVAL).await;
+    }
+    shut_down(&shard).await;
+}
+
+async fn shut_down(shard: &Rc<Shard>) {
+    shard.shutting_down.set(true);
+    shard.shutdown.notify_all();
+    let connections: Vec<_> = shard.connections.borrow().values().cloned().collect();
+    for connection in &connections {
+        connection.force_close("broker forced connection closure with reason 'shutdown'");
+    }
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while !shard.connections.borrow().is_empty() && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(TICK_INTERVAL).await;
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        let accepted =
+            futures_lite::future::or(async { Some(listener.shared_accept().await) }, async {
+                shard.shutdown.wait().await;
+                None
+            })
+            .await;
+        match accepted {
+            None => return,
+            Some(Ok(stream)) => hand_off(&shard, stream),
+            Some(Err(error)) => {
+                // Running out of file descriptors must not spin: back off briefly.
+                tracing::warn!(%error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Gives a new socket to the shard with the fewest connections; it owns it for life.
+fn hand_off(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
+    let target = {
+        let mut counts = shard.connection_counts.borrow_mut();
+        let (index, _) = counts
+            .iter()
+            .enumerate()
+            .min_by_key(|(index, count)| (**count, *index))
+            .expect("at least one shard");
+        counts[index] += 1;
+        ShardId(u16::try_from(index).expect("shard count fits u16"))
+    };
+    if target == shard.id {
+        serve_accepted(shard, stream);
+    } else {
+        shard.send(target, ShardMessage::Accepted(stream));
+    }
+}
+
+/// Takes ownership of an accepted socket on this shard and serves it.
+pub fn serve_accepted(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
+    let stream = stream.bind_to_executor();
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        connection::serve(shard.clone(), stream).await;
+        if shard.id == ShardId::METADATA {
+            let mut counts = shard.connection_counts.borrow_mut();
+            counts[0] = counts[0].saturating_sub(1);
+        } else {
+            shard.send(
+                ShardId::METADATA,
+                ShardMessage::ConnectionEnded { shard: shard.id },
+            );
+        }
+    })
+    .detach();
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Fails with a clear message when the kernel or a sandbox refuses io_uring.
+fn check_io_uring() -> Result<(), StartError> {
+    // io_uring_params is 120 bytes on every kernel that has io_uring.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes exactly one io_uring_params struct, which
+    // `params` provides, zeroed as the kernel requires.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4_u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(StartError::IoUringUnavailable(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let fd = i32::try_from(fd).expect("file descriptors fit i32");
+    // SAFETY: `fd` was just returned by io_uring_setup and is owned by nobody else.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// glommio registers its io memory in 3 rings per executor; all of it must fit under the
+/// locked-memory limit (DESIGN §2).
+fn io_memory_per_executor(shards: usize) -> Result<usize, StartError> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct into `limit`.
+    let status = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    if status != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return Ok(IO_MEMORY_MAX_BYTES);
+    }
+    let limit_bytes = limit.rlim_cur;
+    let rings = 3 * u64::try_from(shards).expect("shard count fits u64");
+    // Leave a quarter for the rings themselves and anything else that locks memory.
+    let per_executor = limit_bytes / 4 * 3 / rings;
+    let needed_bytes = rings * IO_MEMORY_MIN_BYTES as u64 * 4 / 3;
+    if per_executor < IO_MEMORY_MIN_BYTES as u64 {
+        return Err(StartError::MemlockTooSmall {
+            limit_bytes,
+            needed_bytes,
+            shards,
+        });
+    }
+    let per_executor = usize::try_from(per_executor).unwrap_or(IO_MEMORY_MAX_BYTES);
+    // Whole pages, as glommio rounds up anyway.
+    Ok((per_executor.min(IO_MEMORY_MAX_BYTES) / 4096) * 4096)
+}

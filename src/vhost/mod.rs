@@ -1,0 +1,276 @@
+//! Metadata: vhosts with their exchanges, queues and bindings. Every shard holds an identical
+//! copy (the `Registry`) that it routes with, without asking another core. Only the metadata
+//! shard (shard 0) decides changes (`rules.rs`); they travel as versioned `MetaUpdate`s and are
+//! applied here, identically everywhere. Must not hold messages or consumers: those belong to
+//! the queue's owner shard.
+
+pub mod delta;
+pub mod exchange;
+pub mod header_value;
+pub mod names;
+pub mod queue_arguments;
+pub mod queue_definition;
+pub mod route;
+pub mod rules;
+
+use std::collections::HashMap;
+
+use crate::ids::{ExchangeId, QueueId};
+use crate::protocol::{FieldTable, FieldValue, ShortStr};
+use crate::routing::ExchangeKind;
+use delta::{BindingDefinition, DestinationName, MetaDelta, MetaUpdate};
+use exchange::{Destination, Exchange, ExchangeDefinition};
+use queue_definition::QueueDefinition;
+
+/// The name of the only vhost that exists until vhost management lands.
+pub const DEFAULT_VHOST: &str = "/";
+
+/// The exchanges every vhost is created with (name, kind, internal).
+pub const STANDARD_EXCHANGES: [(&str, ExchangeKind, bool); 7] = [
+    ("", ExchangeKind::Direct, false),
+    ("amq.direct", ExchangeKind::Direct, false),
+    ("amq.fanout", ExchangeKind::Fanout, false),
+    ("amq.topic", ExchangeKind::Topic, false),
+    ("amq.headers", ExchangeKind::Headers, false),
+    ("amq.match", ExchangeKind::Headers, false),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
+];
+
+/// One virtual host's exchanges, queues and bindings.
+#[derive(Debug)]
+pub struct VHost {
+    pub name: ShortStr,
+    exchanges: HashMap<ShortStr, Exchange>,
+    exchange_names: HashMap<ExchangeId, ShortStr>,
+    queues: HashMap<ShortStr, QueueDefinition>,
+    queue_names: HashMap<QueueId, ShortStr>,
+}
+
+impl VHost {
+    /// A vhost with the standard exchanges; their ids come from `next_exchange_id` so every
+    /// shard that creates the same vhost the same way assigns the same ids.
+    pub fn new(name: ShortStr, first_exchange_id: u64) -> VHost {
+        let mut vhost = VHost {
+            name,
+            exchanges: HashMap::new(),
+            exchange_names: HashMap::new(),
+            queues: HashMap::new(),
+            queue_names: HashMap::new(),
+        };
+        for (index, (name, kind, internal)) in STANDARD_EXCHANGES.iter().enumerate() {
+            let id = first_exchange_id + u64::try_from(index).expect("seven exchanges fit u64");
+            vhost.insert_exchange(ExchangeDefinition {
+                id: ExchangeId(id),
+                name: ShortStr::from_static(name),
+                kind: *kind,
+                durable: true,
+                auto_delete: false,
+                internal: *internal,
+                arguments: FieldTable::new(),
+            });
+        }
+        vhost
+    }
+
+    pub fn exchange(&self, name: &ShortStr) -> Option<&Exchange> {
+        self.exchanges.get(name)
+    }
+
+    pub fn exchange_by_id(&self, id: ExchangeId) -> Option<&Exchange> {
+        self.exchange_names
+            .get(&id)
+            .and_then(|name| self.exchanges.get(name))
+    }
+
+    pub fn queue(&self, name: &ShortStr) -> Option<&QueueDefinition> {
+        self.queues.get(name)
+    }
+
+    pub fn queue_by_id(&self, id: QueueId) -> Option<&QueueDefinition> {
+        self.queue_names
+            .get(&id)
+            .and_then(|name| self.queues.get(name))
+    }
+
+    pub fn exchanges(&self) -> impl Iterator<Item = &Exchange> {
+        self.exchanges.values()
+    }
+
+    pub fn queues(&self) -> impl Iterator<Item = &QueueDefinition> {
+        self.queues.values()
+    }
+
+    /// Applies one delta. Deltas were validated by the metadata shard, so a delta that does
+    /// not fit this copy means the copies diverged: a bug, not a peer fault.
+    pub fn apply(&mut self, delta: &MetaDelta) {
+        match delta {
+            MetaDelta::ExchangeDeclared(definition) => self.insert_exchange(definition.clone()),
+            MetaDelta::ExchangeDeleted { name } => self.remove_exchange(name),
+            MetaDelta::QueueDeclared(definition) => {
+                let old = self
+                    .queues
+                    .insert(definition.name.clone(), definition.clone());
+                assert!(old.is_none(), "queue {} declared twice", definition.name);
+                self.queue_names
+                    .insert(definition.id, definition.name.clone());
+            }
+            MetaDelta::QueueDeleted { name } => {
+                let definition = self.queues.remove(name).expect("deleted queue exists");
+                self.queue_names.remove(&definition.id);
+                let destination = Destination::Queue(definition.id);
+                for exchange in self.exchanges.values_mut() {
+                    exchange.bindings.remove_destination(destination);
+                }
+            }
+            MetaDelta::Bound(binding) => {
+                let (source, destination, arguments) = self.resolve_binding(binding);
+                let exchange = self
+                    .exchanges
+                    .get_mut(&source)
+                    .expect("bound source exists");
+                // The metadata shard validated x-match before emitting the delta.
+                let added = exchange
+                    .bindings
+                    .bind(binding.routing_key.as_bytes(), arguments, destination)
+                    .expect("binding arguments were validated before broadcast");
+                assert!(added, "binding added twice");
+            }
+            MetaDelta::Unbound(binding) => {
+                let (source, destination, arguments) = self.resolve_binding(binding);
+                let exchange = self
+                    .exchanges
+                    .get_mut(&source)
+                    .expect("unbound source exists");
+                let removed = exchange.bindings.unbind(
+                    binding.routing_key.as_bytes(),
+                    &arguments,
+                    destination,
+                );
+                assert!(removed, "binding removed twice");
+            }
+        }
+    }
+
+    /// Resolves a binding's names to ids.
+    pub fn resolve_binding(
+        &self,
+        binding: &BindingDefinition,
+    ) -> (ShortStr, Destination, Vec<(Vec<u8>, FieldValue)>) {
+        let destination = self
+            .destination_id(&binding.destination)
+            .expect("binding destination exists");
+        (
+            binding.source.clone(),
+            destination,
+            binding_arguments(&binding.arguments),
+        )
+    }
+
+    pub fn destination_id(&self, name: &DestinationName) -> Option<Destination> {
+        match name {
+            DestinationName::Queue(name) => self.queues.get(name).map(|q| Destination::Queue(q.id)),
+            DestinationName::Exchange(name) => self
+                .exchanges
+                .get(name)
+                .map(|e| Destination::Exchange(e.id())),
+        }
+    }
+
+    /// True if any exchange has a binding to `destination`.
+    pub fn is_bound_destination(&self, destination: Destination) -> bool {
+        self.exchanges
+            .values()
+            .any(|exchange| exchange.bindings.has_destination(destination))
+    }
+
+    fn insert_exchange(&mut self, definition: ExchangeDefinition) {
+        self.exchange_names
+            .insert(definition.id, definition.name.clone());
+        let name = definition.name.clone();
+        let old = self.exchanges.insert(name, Exchange::new(definition));
+        assert!(old.is_none(), "exchange declared twice");
+    }
+
+    fn remove_exchange(&mut self, name: &ShortStr) {
+        let exchange = self
+            .exchanges
+            .remove(name)
+            .expect("deleted exchange exists");
+        self.exchange_names.remove(&exchange.id());
+        let destination = Destination::Exchange(exchange.id());
+        for other in self.exchanges.values_mut() {
+            other.bindings.remove_destination(destination);
+        }
+    }
+}
+
+/// Binding arguments in the shape the routing tables store.
+pub fn binding_arguments(arguments: &FieldTable) -> Vec<(Vec<u8>, FieldValue)> {
+    arguments
+        .iter()
+        .map(|(key, value)| (key.as_bytes().to_vec(), value.clone()))
+        .collect()
+}
+
+/// Every vhost of one shard's copy of the metadata, with the version last applied.
+#[derive(Debug)]
+pub struct Registry {
+    version: u64,
+    vhosts: HashMap<ShortStr, VHost>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    /// Ids below this are reserved for the standard exchanges of the default vhost.
+    pub const FIRST_DYNAMIC_ID: u64 = 1000;
+
+    pub fn new() -> Registry {
+        let mut vhosts = HashMap::new();
+        let name = ShortStr::from_static(DEFAULT_VHOST);
+        vhosts.insert(name.clone(), VHost::new(name, 1));
+        Registry { version: 0, vhosts }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn vhost(&self, name: &ShortStr) -> Option<&VHost> {
+        self.vhosts.get(name)
+    }
+
+    pub fn vhost_mut(&mut self, name: &ShortStr) -> Option<&mut VHost> {
+        self.vhosts.get_mut(name)
+    }
+
+    pub fn vhosts(&self) -> impl Iterator<Item = &VHost> {
+        self.vhosts.values()
+    }
+
+    /// Applies a broadcast update; updates arrive in version order on every shard.
+    pub fn apply(&mut self, update: &MetaUpdate) {
+        assert!(
+            update.version > self.version,
+            "metadata updates arrive in order"
+        );
+        let vhost = self
+            .vhosts
+            .get_mut(&update.vhost)
+            .expect("updates name an existing vhost");
+        for delta in &update.deltas {
+            vhost.apply(delta);
+        }
+        self.version = update.version;
+    }
+
+    /// Marks a locally applied update (the metadata shard applies deltas as it makes them).
+    pub fn set_version(&mut self, version: u64) {
+        assert!(version > self.version);
+        self.version = version;
+    }
+}

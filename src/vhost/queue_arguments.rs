@@ -1,0 +1,175 @@
+//! Queue `x-` arguments, checked once at declare time. The arguments whose behaviour is not
+//! implemented yet are refused with 406 rather than silently ignored, so an application never
+//! believes it has a TTL or a dead-letter exchange that does nothing. Unknown `x-` keys are
+//! ignored, as RabbitMQ does.
+
+use crate::exception::Exception;
+use crate::protocol::{FieldTable, FieldValue};
+
+/// Arguments that change queue behaviour and are not implemented yet.
+const REFUSED: [&str; 10] = [
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-overflow",
+    "x-max-priority",
+    "x-expires",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+];
+
+/// The arguments compared on redeclare (RabbitMQ compares only the keys the queue type knows).
+const COMPARED: [&str; 15] = [
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-queue-master-locator",
+    "x-queue-leader-locator",
+    "x-delivery-limit",
+];
+
+/// Checks declare arguments; `queue` and `vhost` are for the error text.
+pub fn validate(arguments: &FieldTable, queue: &str, vhost: &str) -> Result<(), Exception> {
+    for key in REFUSED {
+        if arguments.contains_key(key) {
+            return Err(Exception::precondition_failed(format!(
+                "queue argument '{key}' of queue '{queue}' in vhost '{vhost}' is not supported by this broker yet"
+            )));
+        }
+    }
+    if let Some(value) = arguments.get("x-queue-type") {
+        match value.as_bytes() {
+            Some(b"classic") => {}
+            Some(other) => {
+                return Err(Exception::precondition_failed(format!(
+                    "invalid arg 'x-queue-type' for queue '{queue}' in vhost '{vhost}': queue type '{}' is not supported by this broker yet",
+                    String::from_utf8_lossy(other)
+                )))
+            }
+            None => {
+                return Err(Exception::precondition_failed(format!(
+                    "invalid arg 'x-queue-type' for queue '{queue}' in vhost '{vhost}': {{unacceptable_type,{}}}",
+                    value.type_name()
+                )))
+            }
+        }
+    }
+    if let Some(value) = arguments.get("x-queue-mode") {
+        match value.as_bytes() {
+            Some(b"default" | b"lazy") => {}
+            _ => {
+                return Err(Exception::precondition_failed(format!(
+                    "invalid arg 'x-queue-mode' for queue '{queue}' in vhost '{vhost}'"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compares the arguments of a redeclare with the stored ones. Returns the first key whose
+/// value differs, with both values rendered for the error text.
+pub fn first_difference(stored: &FieldTable, received: &FieldTable) -> Option<String> {
+    for key in COMPARED {
+        let old = effective(stored, key);
+        let new = effective(received, key);
+        let equal = match (&old, &new) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.value_eq(b),
+            _ => false,
+        };
+        if !equal {
+            return Some(format!(
+                "inequivalent arg '{key}' for queue: received {} but current is {}",
+                render(new.as_ref()),
+                render(old.as_ref())
+            ));
+        }
+    }
+    None
+}
+
+/// `x-queue-type` absent means classic.
+fn effective(arguments: &FieldTable, key: &str) -> Option<FieldValue> {
+    match arguments.get(key) {
+        Some(value) => Some(value.clone()),
+        None if key == "x-queue-type" => {
+            Some(FieldValue::LongStr(bytes::Bytes::from_static(b"classic")))
+        }
+        None => None,
+    }
+}
+
+fn render(value: Option<&FieldValue>) -> String {
+    match value {
+        None => "none".to_string(),
+        Some(FieldValue::LongStr(bytes)) => {
+            format!(
+                "the value '{}' of type 'longstr'",
+                String::from_utf8_lossy(bytes)
+            )
+        }
+        Some(other) => match other.as_i64() {
+            Some(int) => format!("the value '{int}' of type '{}'", other.type_name()),
+            None => format!("a value of type '{}'", other.type_name()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ShortStr;
+
+    fn table(pairs: &[(&'static str, FieldValue)]) -> FieldTable {
+        let mut table = FieldTable::new();
+        for (key, value) in pairs {
+            table.insert(ShortStr::from_static(key), value.clone());
+        }
+        table
+    }
+
+    #[test]
+    fn unimplemented_arguments_are_refused_not_ignored() {
+        let args = table(&[("x-message-ttl", FieldValue::I32(1000))]);
+        let error = validate(&args, "q", "/").unwrap_err();
+        assert_eq!(error.reply_code(), 406);
+        assert!(error.explanation.contains("x-message-ttl"));
+    }
+
+    #[test]
+    fn unknown_x_keys_are_ignored() {
+        let args = table(&[("x-foo", FieldValue::I32(1))]);
+        assert!(validate(&args, "q", "/").is_ok());
+    }
+
+    #[test]
+    fn integers_compare_by_value_across_widths() {
+        let stored = table(&[("x-queue-version", FieldValue::I32(2))]);
+        let received = table(&[("x-queue-version", FieldValue::I64(2))]);
+        assert_eq!(first_difference(&stored, &received), None);
+        let other = table(&[("x-queue-version", FieldValue::I64(1))]);
+        assert!(first_difference(&stored, &other).is_some());
+    }
+
+    #[test]
+    fn absent_queue_type_equals_classic() {
+        let stored = FieldTable::new();
+        let received = table(&[(
+            "x-queue-type",
+            FieldValue::LongStr(bytes::Bytes::from_static(b"classic")),
+        )]);
+        assert_eq!(first_difference(&stored, &received), None);
+    }
+}
