@@ -9,7 +9,7 @@ use crate::connection::channel::{
 };
 use crate::connection::confirm::ConfirmTracker;
 use crate::connection::requests::{existing_queue, queue_name, unexpected_reply};
-use crate::connection::{publish, ConnectionShared};
+use crate::connection::{direct_reply, publish, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, QueueId, ShardId};
 use crate::protocol::{
@@ -74,6 +74,14 @@ pub async fn consume(
     channel: ChannelId,
     method: BasicConsume,
 ) -> Result<(), Exception> {
+    if method.queue.as_bytes() == direct_reply::REPLY_QUEUE.as_bytes() {
+        let tag = if method.consumer_tag.is_empty() {
+            names::generated_consumer_tag()
+        } else {
+            method.consumer_tag.clone()
+        };
+        return direct_reply::consume(connection, channel, tag, method.no_ack, method.nowait);
+    }
     let name = queue_name(connection, channel, &method.queue)?;
     let queue = existing_queue(shard, connection, &name)?;
     let (tag, prefetch_count, global_prefetch_count) = {
@@ -134,6 +142,9 @@ pub async fn cancel(
     let consumer = {
         let mut state = connection.state.borrow_mut();
         let open = open_channel(&mut state.channels, channel);
+        if open.direct_reply_consumer.as_ref() == Some(&method.consumer_tag) {
+            open.direct_reply_consumer = None;
+        }
         open.consumers.get(&method.consumer_tag).cloned()
     };
     if let Some(ChannelConsumer { owner, queue, .. }) = consumer {

@@ -60,6 +60,8 @@ pub struct Channel {
     pub transaction: Option<Transaction>,
     pub content: ContentState,
     pub last_declared_queue: Option<ShortStr>,
+    /// The consumer tag of this channel's direct reply-to consumer.
+    pub direct_reply_consumer: Option<ShortStr>,
 }
 
 impl Channel {
@@ -77,6 +79,7 @@ impl Channel {
             transaction: None,
             content: ContentState::Idle,
             last_declared_queue: None,
+            direct_reply_consumer: None,
         }
     }
 

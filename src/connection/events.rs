@@ -7,7 +7,7 @@ use std::rc::Rc;
 use crate::connection::channel::ChannelConsumer;
 use crate::connection::confirm::{ConfirmFrame, ConfirmTracker};
 use crate::connection::io::CreditKey;
-use crate::connection::ConnectionShared;
+use crate::connection::{direct_reply, ConnectionShared};
 use crate::ids::{ChannelId, ConnectionId};
 use crate::protocol::{
     write_content, write_method_frame, BasicAck, BasicCancel, BasicConsumeOk, BasicDeliver,
@@ -123,6 +123,11 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
             tracker.answered(seq, ok);
             write_confirms(&connection, channel, tracker);
         }
+        ConnectionEvent::DirectReply {
+            channel,
+            secret,
+            content,
+        } => direct_reply::deliver(&connection, channel, secret, content),
         ConnectionEvent::ForceClose { reason } => connection.force_close(&reason),
     }
 }

@@ -9,6 +9,7 @@ pub mod basic_methods;
 pub mod channel;
 pub mod confirm;
 pub mod content;
+pub mod direct_reply;
 pub mod dispatch;
 pub mod events;
 pub mod exchange_methods;
@@ -74,6 +75,8 @@ pub struct ConnectionShared {
     pub state: RefCell<ConnectionState>,
     pub last_read: Cell<Instant>,
     fd: RawFd,
+    /// Secret part of this connection's direct reply-to tokens.
+    pub reply_secret: u64,
     /// We sent connection.close and wait for close-ok.
     closing: Cell<bool>,
 }
@@ -177,6 +180,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         state: RefCell::new(negotiated.state),
         last_read: Cell::new(Instant::now()),
         fd: reader.raw_fd(),
+        reply_secret: fastrand::u64(..),
         closing: Cell::new(false),
     });
     shard
@@ -367,6 +371,7 @@ pub fn release_channel(shard: &Rc<Shard>, connection: ConnectionId, channel: &mu
     }
     channel.unacked.clear();
     channel.consumers.clear();
+    channel.direct_reply_consumer = None;
     channel.content = content::ContentState::Idle;
     channel.transaction = None;
 }

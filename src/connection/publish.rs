@@ -4,14 +4,17 @@
 
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use crate::connection::content::Completed;
-use crate::connection::ConnectionShared;
+use crate::connection::{direct_reply, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, QueueId, ShardId};
 use crate::protocol::{
-    write_content, write_method_frame, BasicPublish, BasicReturn, Method, ShortStr,
+    write_content, write_method_frame, BasicProperties, BasicPublish, BasicReturn, FieldTable,
+    FieldValue, Method, ShortStr,
 };
-use crate::queue::message::Message;
+use crate::queue::message::{Content, Message};
 use crate::shard::message::{ConfirmRef, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::rules::no_exchange;
@@ -66,6 +69,28 @@ pub fn route_and_send(
         header,
         body,
     } = completed;
+    let (properties, properties_raw) =
+        match direct_reply::rewrite_reply_to(connection, channel, &header.properties)? {
+            Some(rewritten) => rewritten,
+            None => (header.properties, header.properties_raw),
+        };
+    let extra_keys = sender_selected_keys(properties.headers.as_ref());
+    // BCC keys route but are not shown to consumers.
+    let (properties, properties_raw) = strip_bcc(properties, properties_raw);
+    if publish.exchange.is_empty() {
+        if let Some(token) = direct_reply::ReplyToken::decode(publish.routing_key.as_bytes()) {
+            // A direct reply counts as routed even if the requester is gone (NOTES §16).
+            let content = Content {
+                exchange: publish.exchange,
+                routing_key: publish.routing_key,
+                properties_raw,
+                body,
+            };
+            direct_reply::forward(shard, token, content);
+            confirm_at_once(connection, channel);
+            return Ok(());
+        }
+    }
     let mut guard = connection.state.borrow_mut();
     let state = &mut *guard;
     let registry = shard.registry.borrow();
@@ -86,10 +111,25 @@ pub fn route_and_send(
     vhost.route(
         exchange,
         &publish.routing_key,
-        header.properties.headers.as_ref(),
+        properties.headers.as_ref(),
         &mut state.route_scratch,
         &mut queues,
     );
+    if !extra_keys.is_empty() {
+        let mut more = Vec::new();
+        for key in &extra_keys {
+            vhost.route(
+                exchange,
+                key,
+                properties.headers.as_ref(),
+                &mut state.route_scratch,
+                &mut more,
+            );
+            queues.extend_from_slice(&more);
+        }
+        queues.sort_unstable();
+        queues.dedup();
+    }
     let frame_max = state.frame_max;
     let open = state
         .channels
@@ -109,7 +149,7 @@ pub fn route_and_send(
                         routing_key: publish.routing_key.clone(),
                     }),
                 );
-                write_content(out, channel.0, 60, &header.properties_raw, &body, frame_max);
+                write_content(out, channel.0, 60, &properties_raw, &body, frame_max);
             });
         }
         if let Some(tracker) = open.confirm.as_mut() {
@@ -139,8 +179,8 @@ pub fn route_and_send(
     let message = Message {
         exchange: publish.exchange,
         routing_key: publish.routing_key,
-        properties: header.properties,
-        properties_raw: header.properties_raw,
+        properties,
+        properties_raw,
         body,
     };
     let confirm = seq.map(|seq| ConfirmRef {
@@ -170,4 +210,51 @@ pub fn route_and_send(
     }
     state.route_queues = queues;
     Ok(())
+}
+
+/// Confirms a publish that needs no queue's answer.
+fn confirm_at_once(connection: &ConnectionShared, channel: ChannelId) {
+    let mut state = connection.state.borrow_mut();
+    let Some(open) = state.channels.get_mut(&channel.0) else {
+        return;
+    };
+    if let Some(tracker) = open.confirm.as_mut() {
+        tracker.publish(0);
+        crate::connection::events::write_confirms(connection, channel, tracker);
+    }
+}
+
+/// The `CC` and `BCC` headers (arrays of strings) add routing keys: sender-selected
+/// distribution, as RabbitMQ does it.
+fn sender_selected_keys(headers: Option<&FieldTable>) -> Vec<ShortStr> {
+    let Some(headers) = headers else {
+        return Vec::new();
+    };
+    let mut keys = Vec::new();
+    for name in ["CC", "BCC"] {
+        if let Some(FieldValue::Array(values)) = headers.get(name) {
+            keys.extend(
+                values
+                    .iter()
+                    .filter_map(FieldValue::as_bytes)
+                    .filter_map(|key| ShortStr::try_from_bytes(Bytes::copy_from_slice(key))),
+            );
+        }
+    }
+    keys
+}
+
+fn strip_bcc(mut properties: BasicProperties, raw: Bytes) -> (BasicProperties, Bytes) {
+    let has_bcc = properties
+        .headers
+        .as_ref()
+        .is_some_and(|headers| headers.contains_key("BCC"));
+    if !has_bcc {
+        return (properties, raw);
+    }
+    if let Some(headers) = properties.headers.as_mut() {
+        while headers.remove("BCC").is_some() {}
+    }
+    let raw = properties.to_raw();
+    (properties, raw)
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use crate::connection::requests::{
     existing_queue, meta_change, queue_name, resolve_queue, unexpected_reply,
 };
-use crate::connection::ConnectionShared;
+use crate::connection::{direct_reply, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ShardId};
 use crate::protocol::{
@@ -30,6 +30,27 @@ pub async fn declare(
     } else {
         queue_name(connection, channel, &method.queue)?
     };
+    if name
+        .as_bytes()
+        .starts_with(direct_reply::REPLY_PREFIX.as_bytes())
+    {
+        // A reply-to pseudo-queue "exists" while its token is well formed (NOTES §16).
+        if direct_reply::ReplyToken::decode(name.as_bytes()).is_none() {
+            let vhost = connection.state.borrow().vhost.to_string_lossy();
+            return Err(rules::no_queue(&name, &vhost));
+        }
+        if !method.nowait {
+            connection.write_method(
+                channel.0,
+                &Method::QueueDeclareOk(QueueDeclareOk {
+                    queue: name,
+                    message_count: 0,
+                    consumer_count: 1,
+                }),
+            );
+        }
+        return Ok(());
+    }
     let vhost = connection.state.borrow().vhost.clone();
     let request = MetaRequest::QueueDeclare(rules::QueueDeclare {
         name,

@@ -160,6 +160,12 @@ pub enum ConnectionEvent {
         seq: PublishSeq,
         ok: bool,
     },
+    /// A direct reply-to response for the channel's reply consumer.
+    DirectReply {
+        channel: ChannelId,
+        secret: u64,
+        content: Content,
+    },
     /// Close the connection with 320 CONNECTION_FORCED (shutdown or operator).
     ForceClose { reason: String },
 }
