@@ -12,6 +12,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use crate::ids::ShardId;
 use crate::shard::message::ShardMessage;
 use crate::shard::notify::{Event, Notify};
+use crate::shard::waker::WakeHandles;
 
 /// Capacity, in batches, of each shard-to-shard channel. Small capacities park senders
 /// constantly (DESIGN §2); batches amortise the rest.
@@ -69,13 +70,15 @@ impl Outbox {
 pub struct Mesh {
     me: ShardId,
     outboxes: Vec<Outbox>,
+    wake: WakeHandles,
 }
 
 impl Mesh {
-    pub fn new(me: ShardId, shard_count: usize) -> Mesh {
+    pub fn new(me: ShardId, shard_count: usize, wake: WakeHandles) -> Mesh {
         Mesh {
             me,
             outboxes: (0..shard_count).map(|_| Outbox::new()).collect(),
+            wake,
         }
     }
 
@@ -132,6 +135,8 @@ impl Mesh {
                     // The peer shard has shut down; nothing more can reach it.
                     return;
                 }
+                // glommio's own cross-executor wake-up can be lost (see `waker`).
+                self.wake.poke(target.index());
                 outbox.drained.notify_all();
             }
         }

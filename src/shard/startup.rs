@@ -22,14 +22,15 @@ use crate::ids::ShardId;
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
+use crate::shard::waker::{self, Ticker, WakeHandles, WakeReader};
 use crate::shard::{queues, Shard};
 
-/// Period of each shard's housekeeping tick. It also keeps glommio 0.9.0 from parking an
-/// executor that still has runnable tasks when the preempt timer is short (DESIGN §2).
-pub const TICK_INTERVAL: Duration = Duration::from_millis(5);
-
-/// Preemption timer: long loops yield within this, so cross-shard deliveries stay prompt.
-pub const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+/// Preemption timer. glommio 0.9's 1 ms setting (which DESIGN §2 suggests for cross-shard
+/// latency) makes executors park with runnable tasks on this kernel: a stress test of
+/// cross-shard round trips stalled in about half its runs at 1 ms and in none at 100 ms, with
+/// the wake pipes of `waker` in place either way. Long loops still yield after bounded work
+/// (`DISPATCH_ROUND_MAX`, `MESH_BATCH_MAX`), which is what keeps other tasks prompt.
+pub const PREEMPT_TIMER: Duration = Duration::from_millis(100);
 
 /// Registered io_uring buffer memory per executor is never set below glommio's floor.
 const IO_MEMORY_MIN_BYTES: usize = 64 * 1024;
@@ -55,6 +56,8 @@ pub enum StartError {
     },
     #[error("cannot start shard executor: {0}")]
     Executor(String),
+    #[error("cannot create the shard wake-up pipes: {0}")]
+    WakePipes(std::io::Error),
 }
 
 /// A running broker: where it listens, and how to stop it.
@@ -62,6 +65,7 @@ pub struct Broker {
     pub local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    ticker: std::thread::JoinHandle<()>,
 }
 
 impl Broker {
@@ -77,6 +81,7 @@ impl Broker {
                 tracing::error!(?error, "shard executor failed");
             }
         }
+        let _ = self.ticker.join();
     }
 }
 
@@ -115,8 +120,13 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let (wake, wake_readers) = waker::wake_pipes(shard_count).map_err(StartError::WakePipes)?;
     let mut threads = Vec::with_capacity(shard_count);
-    for (index, (shard_senders, shard_receivers)) in senders.into_iter().zip(receivers).enumerate()
+    for (index, ((shard_senders, shard_receivers), wake_reader)) in senders
+        .into_iter()
+        .zip(receivers)
+        .zip(wake_readers)
+        .enumerate()
     {
         let shard_id = ShardId(u16::try_from(index).expect("checked above"));
         let placement = if config.pin_shards {
@@ -127,6 +137,7 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
         let config = config.clone();
         let stop = stop.clone();
         let listener_fd = if index == 0 { listener_fd.take() } else { None };
+        let wake = wake.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("hare-shard-{index}"))
             .io_memory(io_memory_bytes)
@@ -135,8 +146,8 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
                 run_shard(
                     shard_id,
                     config,
-                    shard_senders,
-                    shard_receivers,
+                    (shard_senders, shard_receivers),
+                    (wake, wake_reader),
                     listener_fd,
                     stop,
                 )
@@ -145,23 +156,39 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
             .map_err(|error| StartError::Executor(error.to_string()))?;
         threads.push(handle);
     }
+    let ticker = wake
+        .start_ticker(stop.clone())
+        .map_err(StartError::WakePipes)?;
     Ok(Broker {
         local_addr,
         stop,
         threads,
+        ticker,
     })
 }
+
+type MeshEnds = (
+    Vec<Option<SharedSender<Batch>>>,
+    Vec<Option<SharedReceiver<Batch>>>,
+);
 
 async fn run_shard(
     id: ShardId,
     config: Config,
-    senders: Vec<Option<SharedSender<Batch>>>,
-    receivers: Vec<Option<SharedReceiver<Batch>>>,
+    (senders, receivers): MeshEnds,
+    (wake, wake_reader): (WakeHandles, WakeReader),
     listener_fd: Option<i32>,
     stop: Arc<AtomicBool>,
 ) {
     let shard_count = senders.len();
-    let mesh = Rc::new(Mesh::new(id, shard_count));
+    let ticker = match Ticker::open(wake_reader).await {
+        Ok(ticker) => ticker,
+        Err(error) => {
+            tracing::error!(%error, shard = %id, "cannot open the shard's wake-up pipe");
+            return;
+        }
+    };
+    let mesh = Rc::new(Mesh::new(id, shard_count, wake));
     let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone()));
 
     // Connecting waits for the peer side, so connect every endpoint concurrently.
@@ -205,12 +232,12 @@ async fn run_shard(
 
     // The housekeeping tick: watches for the stop request.
     while !stop.load(Ordering::Acquire) {
-        glommio::timer::sleep(TICK_INTERVAL).await;
+        ticker.tick().await;
     }
-    shut_down(&shard).await;
+    shut_down(&shard, &ticker).await;
 }
 
-async fn shut_down(shard: &Rc<Shard>) {
+async fn shut_down(shard: &Rc<Shard>, ticker: &Ticker) {
     shard.shutting_down.set(true);
     shard.shutdown.notify_all();
     let connections: Vec<_> = shard.connections.borrow().values().cloned().collect();
@@ -219,7 +246,7 @@ async fn shut_down(shard: &Rc<Shard>) {
     }
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
     while !shard.connections.borrow().is_empty() && std::time::Instant::now() < deadline {
-        glommio::timer::sleep(TICK_INTERVAL).await;
+        ticker.tick().await;
     }
 }
 
