@@ -4,9 +4,7 @@
 
 use std::rc::Rc;
 
-use crate::connection::channel::{
-    ChannelConsumer, Transaction, CONSUMER_COUNT_MAX, UNACKED_COUNT_MAX,
-};
+use crate::connection::channel::{ChannelConsumer, Transaction, CONSUMER_COUNT_MAX};
 use crate::connection::confirm::ConfirmTracker;
 use crate::connection::requests::{existing_queue, queue_name, unexpected_reply};
 use crate::connection::{direct_reply, publish, ConnectionShared};
@@ -390,10 +388,10 @@ pub fn tx_select(connection: &Rc<ConnectionShared>, channel: ChannelId) -> Resul
     Ok(())
 }
 
-/// Applies the transaction's acks and publishes. In memory the enqueue cannot fail once the
-/// owner has the message, so commit-ok follows at once; durable storage will make it wait
-/// for the fsync that covers the transaction.
-pub fn tx_commit(
+/// Applies the transaction's acks and publishes, then answers commit-ok once every shard has
+/// handled them (a barrier behind them on each shard), so a consumer on any connection sees
+/// the committed messages as soon as the publisher has commit-ok.
+pub async fn tx_commit(
     shard: &Rc<Shard>,
     connection: &Rc<ConnectionShared>,
     channel: ChannelId,
@@ -428,6 +426,24 @@ pub fn tx_commit(
     }
     for completed in transaction.publishes {
         publish::route_and_send(shard, connection, channel, completed)?;
+    }
+    let barriers: Vec<_> = (0..shard.shard_count())
+        .map(|index| {
+            let target = ShardId(u16::try_from(index).expect("shard count fits u16"));
+            let pending = shard.pending.borrow_mut().register(shard.id);
+            shard.send(
+                target,
+                ShardMessage::Barrier {
+                    reply_to: pending.reply_to,
+                },
+            );
+            pending
+        })
+        .collect();
+    for barrier in barriers {
+        if !matches!(barrier.wait().await, Reply::Barrier) {
+            return Err(unexpected_reply());
+        }
     }
     connection.write_method(channel.0, &Method::TxCommitOk(TxCommitOk {}));
     Ok(())
@@ -480,14 +496,4 @@ fn open_channel(
     channels
         .get_mut(&channel.0)
         .expect("dispatch checked the channel is open")
-}
-
-/// Bounds the deliveries a channel may hold unsettled.
-pub fn check_unacked_bound(unacked_count: usize) -> Result<(), Exception> {
-    if unacked_count >= UNACKED_COUNT_MAX {
-        return Err(Exception::precondition_failed(format!(
-            "more than {UNACKED_COUNT_MAX} unacknowledged deliveries on the channel"
-        )));
-    }
-    Ok(())
 }

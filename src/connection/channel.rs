@@ -11,10 +11,6 @@ use crate::protocol::ShortStr;
 use crate::queue::SettleAction;
 use crate::shard::message::UnackedDelivery;
 
-/// Unsettled deliveries per channel at most; past it the channel is closed with 406, as a
-/// bound on what one misbehaving consumer (no prefetch, never acks) can pin in memory.
-pub const UNACKED_COUNT_MAX: usize = 1_000_000;
-
 /// Consumers per channel at most (RabbitMQ's consumer_max_per_channel is unlimited by default;
 /// ours is a named bound).
 pub const CONSUMER_COUNT_MAX: usize = 65_535;

@@ -50,6 +50,14 @@ struct Unacked {
     consumer_tag: Option<ShortStr>,
 }
 
+/// What a settle did: how many deliveries it settled, and how many of those were consumer
+/// deliveries (basic.get deliveries count against no prefetch limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettleOutcome {
+    pub total: u32,
+    pub consumer_deliveries: u32,
+}
+
 /// Why a consume request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumeRefusal {
@@ -224,21 +232,29 @@ impl Queue {
         Some(message)
     }
 
-    /// Settles deliveries of one channel. Ids unknown to the queue (already settled, or the
-    /// queue was purged and recreated) are ignored: the channel already validated its tags.
-    /// Returns how many were settled, for the channel-wide prefetch.
-    pub fn settle(&mut self, channel: ChannelKey, ids: &[MessageId], action: SettleAction) -> u32 {
-        let mut settled = 0;
+    /// Settles deliveries of one channel. Ids unknown to the queue, or held by another
+    /// channel (a stale tag after the message was requeued and redelivered elsewhere), are
+    /// ignored: the channel already validated its tags, and a race must never settle someone
+    /// else's delivery.
+    pub fn settle(
+        &mut self,
+        channel: ChannelKey,
+        ids: &[MessageId],
+        action: SettleAction,
+    ) -> SettleOutcome {
+        let mut outcome = SettleOutcome::default();
         for id in ids {
-            let Some(entry) = self.unacked.remove(id) else {
+            if self
+                .unacked
+                .get(id)
+                .is_none_or(|entry| entry.channel != channel)
+            {
                 continue;
-            };
-            assert_eq!(
-                entry.channel, channel,
-                "a channel settles only its deliveries"
-            );
-            settled += 1;
+            }
+            let entry = self.unacked.remove(id).expect("checked above");
+            outcome.total += 1;
             if let Some(tag) = &entry.consumer_tag {
+                outcome.consumer_deliveries += 1;
                 if let Some(consumer) = self
                     .consumers
                     .iter_mut()
@@ -251,11 +267,11 @@ impl Queue {
                 self.requeue(entry.message);
             }
         }
-        settled
+        outcome
     }
 
-    /// Requeues every unacked message of a channel (it closed), returning how many.
-    pub fn requeue_channel(&mut self, channel: ChannelKey) -> u32 {
+    /// Requeues every unacked message of a channel (it closed).
+    pub fn requeue_channel(&mut self, channel: ChannelKey) -> SettleOutcome {
         let ids: Vec<MessageId> = self
             .unacked
             .iter()

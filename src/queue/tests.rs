@@ -67,7 +67,7 @@ fn per_consumer_prefetch_stops_dispatch_until_ack() {
     assert_eq!(queue.ready_count(), 3);
     let channel = out[0].consumer.channel_key();
     let first = out[0].message.id;
-    assert_eq!(queue.settle(channel, &[first], SettleAction::Ack), 1);
+    assert_eq!(queue.settle(channel, &[first], SettleAction::Ack).total, 1);
     out.clear();
     queue.dispatch(&mut limits, 100, &mut out);
     assert_eq!(out.len(), 1, "one slot freed by the ack");
@@ -151,7 +151,7 @@ fn closing_a_channel_requeues_its_unacked_messages() {
     assert_eq!(queue.ready_count(), 0);
     let channel = out[0].consumer.channel_key();
     queue.remove_consumers_of(channel.connection, Some(channel.channel));
-    assert_eq!(queue.requeue_channel(channel), 3);
+    assert_eq!(queue.requeue_channel(channel).consumer_deliveries, 3);
     assert_eq!(queue.ready_count(), 3);
     assert_eq!(queue.unacked_count(), 0);
     queue.check_invariants();
@@ -201,5 +201,27 @@ fn purge_drops_ready_but_keeps_unacked() {
     let got = queue.get(channel, false).expect("one message");
     assert_eq!(queue.purge(), 3);
     assert_eq!(queue.unacked_count(), 1);
-    assert_eq!(queue.settle(channel, &[got.id], SettleAction::Ack), 1);
+    let outcome = queue.settle(channel, &[got.id], SettleAction::Ack);
+    assert_eq!(outcome.total, 1);
+    assert_eq!(
+        outcome.consumer_deliveries, 0,
+        "basic.get counts against no prefetch"
+    );
+}
+
+#[test]
+fn a_channel_cannot_settle_another_channels_delivery() {
+    let mut queue = queue_with(1);
+    let owner = ChannelKey {
+        connection: ConnectionId::new(crate::ids::ShardId(0), 1),
+        channel: ChannelId(1),
+    };
+    let other = ChannelKey {
+        channel: ChannelId(2),
+        ..owner
+    };
+    let got = queue.get(owner, false).expect("message");
+    assert_eq!(queue.settle(other, &[got.id], SettleAction::Ack).total, 0);
+    assert_eq!(queue.unacked_count(), 1);
+    assert_eq!(queue.settle(owner, &[got.id], SettleAction::Ack).total, 1);
 }

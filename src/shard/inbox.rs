@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use crate::connection;
+use crate::ids::ShardId;
 use crate::shard::message::{Reply, ShardMessage};
 use crate::shard::{metadata, queues, startup, Shard};
 
@@ -23,8 +24,23 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
         } => metadata::handle_request(shard, reply_to, vhost, request),
         ShardMessage::MetaUpdate(update) => {
             shard.registry.borrow_mut().apply(&update);
+            queues::install_declared(shard, &update.deltas);
             shard.registry_changed.notify_all();
+            shard.send(
+                ShardId::METADATA,
+                ShardMessage::MetaApplied {
+                    shard: shard.id,
+                    version: update.version,
+                },
+            );
         }
+        ShardMessage::MetaApplied {
+            shard: from,
+            version,
+        } => {
+            metadata::applied(shard, from, version);
+        }
+        ShardMessage::Barrier { reply_to } => shard.reply(reply_to, Reply::Barrier),
         ShardMessage::Queue { queue, op } => queues::handle(shard, queue, op),
         ShardMessage::Publish {
             queues: targets,

@@ -27,6 +27,12 @@ pub enum ShardMessage {
     },
     /// A metadata change, from the metadata shard to every other shard, in version order.
     MetaUpdate(MetaUpdate),
+    /// A shard has applied metadata up to `version` (to the metadata shard, which answers a
+    /// change only once every shard has it, so any connection can use it at once).
+    MetaApplied { shard: ShardId, version: u64 },
+    /// Answered once everything sent before it to this shard has been handled: the barrier
+    /// tx.commit waits on.
+    Barrier { reply_to: ReplyTo },
     /// An operation on a queue, to the queue's owner shard.
     Queue { queue: QueueId, op: QueueOp },
     /// A published message for one or more queues of the receiving shard.
@@ -186,6 +192,7 @@ pub enum Reply {
     Cancelled,
     Got(Result<Option<GetOk>, Exception>),
     Purged(Result<u32, Exception>),
+    Barrier,
     /// A queue was deleted: (message count, metadata version).
     Deleted(Result<(u32, u64), Exception>),
 }

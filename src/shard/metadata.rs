@@ -64,10 +64,14 @@ pub fn handle_request(
     drop(change);
     shard.next_metadata_id.set(next_id);
     let version = if deltas.is_empty() {
-        registry.version()
+        let version = registry.version();
+        drop(registry);
+        version
     } else {
         let version = registry.version() + 1;
         registry.set_version(version);
+        drop(registry);
+        super::queues::install_declared(shard, &deltas);
         let update = MetaUpdate {
             version,
             vhost: vhost_name,
@@ -81,24 +85,28 @@ pub fn handle_request(
         }
         version
     };
-    drop(registry);
     shard.registry_changed.notify_all();
 
-    match (result, declared) {
-        (Err(error), _) => {
-            if let Some(reply_to) = reply_to {
-                let reply = match deleted_count {
-                    Some(_) => Reply::Deleted(Err(error)),
-                    None => Reply::Meta(Err(error)),
-                };
-                shard.reply(reply_to, reply);
-            }
-        }
+    let answer = match (result, declared) {
+        (Err(error), _) => reply_to.map(|reply_to| {
+            let reply = match deleted_count {
+                Some(_) => Reply::Deleted(Err(error)),
+                None => Reply::Meta(Err(error)),
+            };
+            (
+                reply_to.shard,
+                ShardMessage::Reply {
+                    request: reply_to.request,
+                    reply,
+                },
+            )
+        }),
+        // The owner answers a declare with the queue's counts.
         (Ok(()), Some(definition)) => {
             let reply_to = reply_to.expect("queue declares always wait for their answer");
             let owner = definition.owner_shard;
             let queue = definition.id;
-            shard.send(
+            Some((
                 owner,
                 ShardMessage::Queue {
                     queue,
@@ -108,16 +116,67 @@ pub fn handle_request(
                         version,
                     },
                 },
-            );
+            ))
         }
-        (Ok(()), None) => {
-            if let Some(reply_to) = reply_to {
-                let reply = match deleted_count {
-                    Some(count) => Reply::Deleted(Ok((count, version))),
-                    None => Reply::Meta(Ok(version)),
-                };
-                shard.reply(reply_to, reply);
+        (Ok(()), None) => reply_to.map(|reply_to| {
+            let reply = match deleted_count {
+                Some(count) => Reply::Deleted(Ok((count, version))),
+                None => Reply::Meta(Ok(version)),
+            };
+            (
+                reply_to.shard,
+                ShardMessage::Reply {
+                    request: reply_to.request,
+                    reply,
+                },
+            )
+        }),
+    };
+    if let Some((target, message)) = answer {
+        answer_when_applied(shard, version, target, message);
+    }
+}
+
+/// Sends `message` once every shard has applied `version`: a client that got declare-ok or
+/// bind-ok may use what it changed from any connection at once.
+fn answer_when_applied(shard: &Rc<Shard>, version: u64, target: ShardId, message: ShardMessage) {
+    // The metadata shard applied every version it made.
+    let own = shard.registry.borrow().version();
+    shard.metadata_applied.borrow_mut()[shard.id.index()] = own;
+    let applied_everywhere = shard
+        .metadata_applied
+        .borrow()
+        .iter()
+        .all(|v| *v >= version);
+    if applied_everywhere {
+        shard.send(target, message);
+    } else {
+        shard
+            .metadata_answers
+            .borrow_mut()
+            .push_back((version, target, message));
+    }
+}
+
+/// Another shard applied metadata up to `version`: send the answers now due.
+pub fn applied(shard: &Rc<Shard>, from: ShardId, version: u64) {
+    let minimum = {
+        let mut applied = shard.metadata_applied.borrow_mut();
+        applied[from.index()] = applied[from.index()].max(version);
+        applied[shard.id.index()] = shard.registry.borrow().version();
+        applied.iter().copied().min().unwrap_or(version)
+    };
+    loop {
+        let due = {
+            let mut answers = shard.metadata_answers.borrow_mut();
+            match answers.front() {
+                Some((version, _, _)) if *version <= minimum => answers.pop_front(),
+                _ => None,
             }
-        }
+        };
+        let Some((_, target, message)) = due else {
+            return;
+        };
+        shard.send(target, message);
     }
 }

@@ -15,9 +15,10 @@ pub mod notify;
 pub mod pending;
 pub mod queues;
 pub mod startup;
+pub mod waker;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use crate::config::Config;
@@ -49,6 +50,11 @@ pub struct Shard {
     pub connections: RefCell<HashMap<ConnectionId, Rc<ConnectionShared>>>,
     /// Metadata-shard state: the next id to assign.
     pub next_metadata_id: Cell<u64>,
+    /// Metadata-shard state: the version each shard has applied.
+    pub metadata_applied: RefCell<Vec<u64>>,
+    /// Metadata-shard state: answers waiting until every shard has their version, in
+    /// version order.
+    pub metadata_answers: RefCell<VecDeque<(u64, ShardId, ShardMessage)>>,
     /// Accepting shard's estimate of the connections on each shard.
     pub connection_counts: RefCell<Vec<usize>>,
     next_connection_sequence: Cell<u64>,
@@ -73,6 +79,8 @@ impl Shard {
             dispatch_needed: notify::Notify::new(),
             connections: RefCell::new(HashMap::new()),
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
+            metadata_applied: RefCell::new(vec![0; shard_count]),
+            metadata_answers: RefCell::new(VecDeque::new()),
             connection_counts: RefCell::new(vec![0; shard_count]),
             next_connection_sequence: Cell::new(1),
             shutting_down: Cell::new(false),

@@ -9,12 +9,13 @@ use crate::ids::{QueueId, ShardId};
 use crate::protocol::ShortStr;
 use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INITIAL};
 use crate::queue::message::Message;
-use crate::queue::{ConsumeRefusal, Delivery, Queue};
+use crate::queue::{ConsumeRefusal, Delivery, Queue, SettleOutcome};
 use crate::shard::message::{
     ConfirmRef, ConnectionEvent, ConsumeOk, GetOk, MetaRequest, QueueOp, Reply, ShardMessage,
 };
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
+use crate::vhost::delta::MetaDelta;
 use crate::vhost::rules::no_queue;
 
 /// Deliveries one queue may make per dispatch round before others get a turn.
@@ -53,6 +54,25 @@ pub fn publish(
     }
 }
 
+/// Creates the runtime of every queue a metadata update declares on this shard, as the update
+/// is applied: a publish that routed to the queue finds it however it raced the declare.
+pub fn install_declared(shard: &Rc<Shard>, deltas: &[MetaDelta]) {
+    let mut queues = shard.queues.borrow_mut();
+    for delta in deltas {
+        if let MetaDelta::QueueDeclared(definition) = delta {
+            if definition.owner_shard == shard.id {
+                queues.entry(definition.id).or_insert_with(|| {
+                    Queue::new(
+                        definition.id,
+                        definition.name.clone(),
+                        definition.auto_delete,
+                    )
+                });
+            }
+        }
+    }
+}
+
 pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
     match op {
         QueueOp::Declared {
@@ -60,15 +80,20 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
             definition,
             version,
         } => {
-            let mut queues = shard.queues.borrow_mut();
-            let queue = queues
-                .entry(id)
-                .or_insert_with(|| Queue::new(id, definition.name.clone(), definition.auto_delete));
+            // The runtime was installed with the metadata update; it may have been deleted
+            // since, in which case the counts are zero.
+            let queues = shard.queues.borrow();
+            let (message_count, consumer_count) = queues.get(&id).map_or((0, 0), |queue| {
+                (
+                    count_u32(queue.ready_count()),
+                    count_u32(queue.consumer_count()),
+                )
+            });
             let reply = Reply::QueueDeclared {
                 version,
                 name: definition.name,
-                message_count: count_u32(queue.ready_count()),
-                consumer_count: count_u32(queue.consumer_count()),
+                message_count,
+                consumer_count,
             };
             shard.reply(reply_to, reply);
         }
@@ -129,7 +154,7 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
         } => {
             let settled = match shard.queues.borrow_mut().get_mut(&id) {
                 Some(queue) => queue.settle(channel, &ids, action),
-                None => 0,
+                None => SettleOutcome::default(),
             };
             room_opened(shard, id, channel, settled);
         }
@@ -158,7 +183,7 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
                     queue.remove_consumers_of(channel.connection, Some(channel.channel));
                     (queue.requeue_channel(channel), queue.should_auto_delete())
                 }
-                None => (0, false),
+                None => (SettleOutcome::default(), false),
             };
             room_opened(shard, id, channel, settled);
             let mut limits = shard.channel_limits.borrow_mut();
@@ -243,13 +268,18 @@ fn consume(
 }
 
 /// Settled deliveries free room for the queue's consumers and, with a channel-wide prefetch,
-/// for the channel's consumers on other queues of this shard.
-fn room_opened(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey, settled: u32) {
-    if settled == 0 {
+/// for the channel's consumers on other queues of this shard; requeued messages need
+/// dispatching.
+fn room_opened(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey, settled: SettleOutcome) {
+    if settled.total == 0 {
+        return;
+    }
+    shard.mark_dirty(id);
+    if settled.consumer_deliveries == 0 {
         return;
     }
     let mut limits = shard.channel_limits.borrow_mut();
-    limits.settled(&channel, settled);
+    limits.settled(&channel, settled.consumer_deliveries);
     let others = limits
         .get(&channel)
         .map(|limit| limit.queues.clone())
