@@ -28,6 +28,9 @@ struct Cli {
     /// Heartbeat interval proposed to clients, in seconds (0 disables).
     #[arg(long, default_value_t = 60)]
     heartbeat_secs: u64,
+    /// Time a client has to finish the handshake, in milliseconds (tests shorten it).
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    handshake_timeout_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         shards,
         pin_shards: cli.pin_shards,
         heartbeat_interval: std::time::Duration::from_secs(cli.heartbeat_secs),
+        handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout_ms),
         ..Config::default()
     };
     std::fs::create_dir_all(&config.data_dir)

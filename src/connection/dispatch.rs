@@ -46,10 +46,20 @@ pub async fn frame(
                     HardError::CommandInvalid,
                     format!("unknown method {class_id}/{method_id}"),
                 ),
-                other => Exception::connection(
-                    HardError::FrameError,
-                    format!("cannot decode method frame: {other}"),
-                ),
+                other => {
+                    let exception = Exception::connection(
+                        HardError::FrameError,
+                        format!("cannot decode method frame: {other}"),
+                    );
+                    // Like RabbitMQ, name the method whose arguments did not decode.
+                    match frame.payload.get(..4) {
+                        Some(&[c0, c1, m0, m1]) => exception.with_method(
+                            u16::from_be_bytes([c0, c1]),
+                            u16::from_be_bytes([m0, m1]),
+                        ),
+                        _ => exception,
+                    }
+                }
             })?;
             let ids = (method.class_id(), method.method_id());
             let result = if frame.channel == 0 {
@@ -60,11 +70,16 @@ pub async fn frame(
             result.map_err(|error| error.with_method(ids.0, ids.1))
         }
         FrameType::Header => {
-            let header = ContentHeader::decode(&frame.payload).map_err(|error| {
-                Exception::connection(
+            let header = ContentHeader::decode(&frame.payload).map_err(|error| match error {
+                // A header of the wrong class is an unexpected frame, not a framing error.
+                crate::protocol::DecodeError::BadClass { found, .. } => Exception::connection(
+                    HardError::UnexpectedFrame,
+                    format!("expected content header for class 60, got one for class {found}"),
+                ),
+                other => Exception::connection(
                     HardError::FrameError,
-                    format!("cannot decode content header: {error}"),
-                )
+                    format!("cannot decode content header: {other}"),
+                ),
             })?;
             let completed = {
                 let mut state = connection.state.borrow_mut();
@@ -141,10 +156,12 @@ fn channel_zero(connection: &Rc<ConnectionShared>, method: Method) -> Result<Flo
             connection.write_method(0, &Method::ConnectionUpdateSecretOk(Default::default()));
             Ok(Flow::Continue)
         }
-        // Acknowledgements of our own connection.blocked would arrive here; clients send none.
+        // Any other method on channel 0 is a channel error, as in RabbitMQ ("unexpected method
+        // in connection state running"); acknowledgements of our own connection.blocked would
+        // arrive here too, but clients send none.
         other => Err(Exception::connection(
-            HardError::CommandInvalid,
-            format!("method {} is not allowed on channel 0", other.name()),
+            HardError::ChannelError,
+            format!("unexpected method {} on channel 0", other.name()),
         )),
     }
 }
@@ -194,6 +211,9 @@ async fn channel_method(
                 state.channels.remove(&id);
                 return Ok(Flow::Continue);
             }
+            // After a crossing close (both sides sent channel.close) we answered the client's
+            // close and freed the channel; its close-ok for ours may still follow.
+            (Method::ChannelCloseOk(_), None) => return Ok(Flow::Continue),
             (_, Some(ChannelState::Closing)) => return Ok(Flow::Continue),
             (_, None) => {
                 return Err(Exception::connection(
@@ -226,6 +246,8 @@ async fn channel_method(
             connection.write_method(id, &Method::ChannelFlowOk(ChannelFlowOk { active: true }));
         }
         Method::ChannelFlowOk(_) => {}
+        // The client's answer to a server-sent basic.cancel (NOTES §18).
+        Method::BasicCancelOk(_) => {}
         Method::AccessRequest(_) => {
             connection.write_method(id, &Method::AccessRequestOk(AccessRequestOk { ticket: 1 }));
         }
@@ -275,7 +297,7 @@ async fn channel_method(
             basic_methods::recover(shard, connection, channel, m.requeue, false)?
         }
         Method::TxSelect(_) => basic_methods::tx_select(connection, channel)?,
-        Method::TxCommit(_) => basic_methods::tx_commit(shard, connection, channel)?,
+        Method::TxCommit(_) => basic_methods::tx_commit(shard, connection, channel).await?,
         Method::TxRollback(_) => basic_methods::tx_rollback(connection, channel)?,
         Method::ConfirmSelect(m) => basic_methods::confirm_select(connection, channel, m.nowait)?,
         other => {

@@ -105,7 +105,7 @@ pub async fn run(
         let text = "authentication failure: malformed response".to_string();
         return refuse(&mut writer, HardError::SyntaxError, text, &method).await;
     };
-    if let Err(text) = authenticate(shard, &credentials, peer) {
+    if let Err(text) = authenticate(shard, &credentials, &start_ok.mechanism, peer) {
         // 403 with a close frame only for clients that asked for it; others get a bare close.
         if capabilities.authentication_failure_close {
             let mut out = Vec::new();
@@ -324,10 +324,15 @@ fn parse_amqplain(response: &Bytes) -> Option<Credentials> {
 }
 
 /// Until user management lands, the one user is guest/guest, allowed from loopback only.
-fn authenticate(shard: &Shard, credentials: &Credentials, peer: SocketAddr) -> Result<(), String> {
+fn authenticate(
+    shard: &Shard,
+    credentials: &Credentials,
+    mechanism: &ShortStr,
+    peer: SocketAddr,
+) -> Result<(), String> {
     let user = String::from_utf8_lossy(&credentials.user).into_owned();
     let refused = || {
-        format!("Login was refused using authentication mechanism PLAIN. For details see the broker logfile. (user '{user}')")
+        format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile. (user '{user}')")
     };
     if credentials.user.as_ref() != b"guest" || credentials.password.as_ref() != b"guest" {
         return Err(refused());

@@ -69,6 +69,20 @@ impl FrameReader {
         }
     }
 
+    /// Reads and discards input until the peer closes or `timeout` passes: the lingering
+    /// close that lets our last frames reach the peer before the socket goes.
+    pub async fn drain(&mut self, timeout: std::time::Duration) {
+        let drained = async {
+            loop {
+                self.buffer.clear();
+                if self.fill().await.is_err() {
+                    return;
+                }
+            }
+        };
+        futures_lite::future::or(drained, glommio::timer::sleep(timeout)).await;
+    }
+
     /// True if a complete frame may already be buffered (no read needed).
     pub fn has_buffered(&self) -> bool {
         !self.buffer.is_empty()
@@ -191,7 +205,9 @@ impl Output {
             if self.close_after_flush.get() {
                 let _ = stream.flush().await;
                 self.finished.set(true);
-                shutdown_socket(stream.as_raw_fd());
+                // Half-close only: a full close with unread input makes the kernel send RST,
+                // which can destroy the close-ok still on its way to the client.
+                shutdown_write(stream.as_raw_fd());
                 return;
             }
         }
@@ -204,6 +220,14 @@ pub fn shutdown_socket(fd: RawFd) {
     // socket only yields an error we do not need.
     unsafe {
         libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+/// Sends FIN after what was written, keeping the read side open to drain the peer's input.
+pub fn shutdown_write(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor this connection owns; errors are irrelevant here.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
     }
 }
 

@@ -77,6 +77,8 @@ pub struct ConnectionShared {
     fd: RawFd,
     /// Secret part of this connection's direct reply-to tokens.
     pub reply_secret: u64,
+    /// How long we wait for connection.close-ok after sending connection.close.
+    close_timeout: Duration,
     /// We sent connection.close and wait for close-ok.
     closing: Cell<bool>,
 }
@@ -126,7 +128,7 @@ impl ConnectionShared {
     }
 
     fn close_timeout(&self) -> Duration {
-        Duration::from_secs(10)
+        self.close_timeout
     }
 
     pub fn channel_key(&self, channel: ChannelId) -> ChannelKey {
@@ -181,6 +183,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         last_read: Cell::new(Instant::now()),
         fd: reader.raw_fd(),
         reply_secret: fastrand::u64(..),
+        close_timeout: shard.config.close_timeout,
         closing: Cell::new(false),
     });
     shard
@@ -215,6 +218,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     .await;
     drop(heartbeat);
     shard.connections.borrow_mut().remove(&id);
+    reader.drain(Duration::from_secs(1)).await;
     io::shutdown_socket(reader.raw_fd());
     tracing::debug!(%peer, connection = %id, "connection closed");
 }
