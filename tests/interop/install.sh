@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Idempotent installer for the interop suites (Debian, root; Rust + CPython 3.11+ with pip).
+#  - apt: golang-go + golang-github-rabbitmq-amqp091-go-dev (amqp091-go source incl. its
+#         integration tests, and its test dependency golang-uber-goleak-dev)
+#  - venv in .cache/venv: pika, amqp, kombu (pinned), pytest, pytest-timeout
+#  - sdists of amqp and kombu (pinned) unpacked in .cache/src for their t/integration tests
+# Skips every step that is already done. Quiet unless something fails.
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+t0=$(date +%s)
+mkdir -p "$CACHE_DIR"
+
+# 1. Go toolchain + amqp091-go source from Debian.
+GO_SRC=/usr/share/gocode/src/github.com/rabbitmq/amqp091-go
+if ! command -v go >/dev/null || [ ! -f "$GO_SRC/integration_test.go" ] \
+   || [ ! -d /usr/share/gocode/src/go.uber.org/goleak ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq golang-go golang-github-rabbitmq-amqp091-go-dev >/dev/null 2>"$CACHE_DIR/apt.log" \
+    || { cat "$CACHE_DIR/apt.log" >&2; exit 1; }
+fi
+
+# 2. Python venv with the client libraries and test runners.
+PIP_PKGS="pika==$PIKA_VERSION amqp==$AMQP_VERSION kombu==$KOMBU_VERSION pytest==9.2.0 pytest-timeout==2.4.0"
+if [ ! -x "$PY" ]; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+fi
+if [ "$(cat "$VENV/.pkgs" 2>/dev/null)" != "$PIP_PKGS" ]; then
+  # shellcheck disable=SC2086
+  "$PY" -m pip install -q --disable-pip-version-check --no-input $PIP_PKGS
+  echo "$PIP_PKGS" > "$VENV/.pkgs"
+fi
+
+# 3. Upstream sdists (for their t/integration tests).
+mkdir -p "$CACHE_DIR/sdist" "$CACHE_DIR/src"
+for spec in "amqp $AMQP_VERSION" "kombu $KOMBU_VERSION"; do
+  set -- $spec
+  if [ ! -d "$CACHE_DIR/src/$1-$2/t/integration" ]; then
+    if [ ! -f "$CACHE_DIR/sdist/$1-$2.tar.gz" ]; then
+      "$PY" -m pip download -q --disable-pip-version-check --no-input \
+        --no-binary :all: --no-deps -d "$CACHE_DIR/sdist" "$1==$2"
+    fi
+    tar -xzf "$CACHE_DIR/sdist/$1-$2.tar.gz" -C "$CACHE_DIR/src"
+  fi
+done
+
+touch "$CACHE_DIR/.install-ok"
+echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION)"
