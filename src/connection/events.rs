@@ -11,7 +11,7 @@ use crate::connection::{direct_reply, ConnectionShared};
 use crate::ids::{ChannelId, ConnectionId};
 use crate::protocol::{
     write_content, write_method_frame, BasicAck, BasicCancel, BasicConsumeOk, BasicDeliver,
-    BasicNack, Method,
+    BasicNack, Method, ShortStr,
 };
 use crate::queue::consumer::ConsumerKey;
 use crate::shard::message::{ConnectionEvent, ConsumeOk, UnackedDelivery};
@@ -89,25 +89,15 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
         ConnectionEvent::ConsumerCancelled {
             channel,
             consumer_tag,
+            queue,
         } => {
             let mut state = connection.state.borrow_mut();
-            let notify = state.capabilities.consumer_cancel_notify;
-            let Some(open) = state.channels.get_mut(&channel.0) else {
-                return;
-            };
-            if open.consumers.remove(&consumer_tag).is_none() || !open.is_open() {
+            if state.deleting_queue == Some(queue) {
+                state.deferred_cancels.push((channel, consumer_tag));
                 return;
             }
             drop(state);
-            if notify {
-                connection.write_method(
-                    channel.0,
-                    &Method::BasicCancel(BasicCancel {
-                        consumer_tag,
-                        nowait: true,
-                    }),
-                );
-            }
+            cancel_consumer(&connection, channel, consumer_tag);
         }
         ConnectionEvent::Confirmed { channel, seq, ok } => {
             let mut state = connection.state.borrow_mut();
@@ -192,6 +182,29 @@ pub fn consumed(shard: &Rc<Shard>, ok: &ConsumeOk) {
             ok.consumer.channel.0,
             &Method::BasicConsumeOk(BasicConsumeOk {
                 consumer_tag: ok.consumer.tag.clone(),
+            }),
+        );
+    }
+}
+
+/// The queue of a consumer went away: forget the consumer and tell the client, if it asked to
+/// be told (consumer_cancel_notify).
+pub fn cancel_consumer(connection: &ConnectionShared, channel: ChannelId, consumer_tag: ShortStr) {
+    let mut state = connection.state.borrow_mut();
+    let notify = state.capabilities.consumer_cancel_notify;
+    let Some(open) = state.channels.get_mut(&channel.0) else {
+        return;
+    };
+    if open.consumers.remove(&consumer_tag).is_none() || !open.is_open() {
+        return;
+    }
+    drop(state);
+    if notify {
+        connection.write_method(
+            channel.0,
+            &Method::BasicCancel(BasicCancel {
+                consumer_tag,
+                nowait: true,
             }),
         );
     }

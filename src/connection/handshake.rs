@@ -215,6 +215,8 @@ pub async fn run(
         exclusive_queues: Vec::new(),
         route_scratch: RouteScratch::default(),
         route_queues: Vec::new(),
+        deleting_queue: None,
+        deferred_cancels: Vec::new(),
     };
     Ok(Negotiated {
         output: Output::new(),

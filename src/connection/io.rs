@@ -83,6 +83,41 @@ impl FrameReader {
         futures_lite::future::or(drained, glommio::timer::sleep(timeout)).await;
     }
 
+    /// After a framing error: discards the out-of-sync input and then reads until the client's
+    /// connection.close-ok arrives (the frame is looked for in fresh input only), the peer
+    /// closes, or `timeout` passes.
+    pub async fn drain_until_close_ok(&mut self, timeout: std::time::Duration) {
+        let frame_max = crate::connection::handshake::FRAME_MAX_BEFORE_TUNE;
+        let drained = async {
+            self.buffer.clear();
+            loop {
+                if self.fill().await.is_err() {
+                    return;
+                }
+                loop {
+                    match parse_frame(&mut self.buffer, frame_max) {
+                        Ok(Some(frame)) => {
+                            let close_ok = frame.channel == 0
+                                && matches!(
+                                    crate::protocol::Method::decode(&frame.payload),
+                                    Ok(crate::protocol::Method::ConnectionCloseOk(_))
+                                );
+                            if close_ok {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            self.buffer.clear();
+                            break;
+                        }
+                    }
+                }
+            }
+        };
+        futures_lite::future::or(drained, glommio::timer::sleep(timeout)).await;
+    }
+
     /// True if a complete frame may already be buffered (no read needed).
     pub fn has_buffered(&self) -> bool {
         !self.buffer.is_empty()
@@ -205,9 +240,9 @@ impl Output {
             if self.close_after_flush.get() {
                 let _ = stream.flush().await;
                 self.finished.set(true);
-                // Half-close only: a full close with unread input makes the kernel send RST,
-                // which can destroy the close-ok still on its way to the client.
-                shutdown_write(stream.as_raw_fd());
+                // The socket stays open: like RabbitMQ, we let the client close it after our
+                // last frame (the connection task drains its input meanwhile), since a FIN or
+                // an RST now could reach a client thread still waiting for its close-ok.
                 return;
             }
         }
@@ -220,14 +255,6 @@ pub fn shutdown_socket(fd: RawFd) {
     // socket only yields an error we do not need.
     unsafe {
         libc::shutdown(fd, libc::SHUT_RDWR);
-    }
-}
-
-/// Sends FIN after what was written, keeping the read side open to drain the peer's input.
-pub fn shutdown_write(fd: RawFd) {
-    // SAFETY: shutdown(2) on a descriptor this connection owns; errors are irrelevant here.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_WR);
     }
 }
 

@@ -43,6 +43,11 @@ use crate::vhost::route::RouteScratch;
 use channel::Channel;
 use io::{CreditKey, FrameReader, Output, ReadError};
 
+/// How long a connection the client closed waits for the client to close its socket.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long a connection with broken framing lets the client read our connection.close.
+pub const FRAMING_ERROR_GRACE: Duration = Duration::from_millis(200);
+
 /// What the client told us it supports (client-properties.capabilities).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClientCapabilities {
@@ -65,6 +70,10 @@ pub struct ConnectionState {
     pub exclusive_queues: Vec<(ShardId, QueueId)>,
     pub route_scratch: RouteScratch,
     pub route_queues: Vec<QueueId>,
+    /// The queue this connection is deleting, if any: server-side cancels of its own consumers
+    /// on that queue wait until delete-ok is written, the order RabbitMQ uses.
+    pub deleting_queue: Option<QueueId>,
+    pub deferred_cancels: Vec<(ChannelId, ShortStr)>,
 }
 
 /// The part of a connection other tasks on its shard reach: its output and state.
@@ -81,6 +90,8 @@ pub struct ConnectionShared {
     close_timeout: Duration,
     /// We sent connection.close and wait for close-ok.
     closing: Cell<bool>,
+    /// Shuts the socket if our connection.close goes unanswered.
+    close_timer: RefCell<Option<glommio::Task<()>>>,
 }
 
 impl ConnectionShared {
@@ -110,11 +121,13 @@ impl ConnectionShared {
         );
         let fd = self.fd;
         let timeout = self.close_timeout();
-        glommio::spawn_local(async move {
+        // Kept with the connection and cancelled when it ends: the descriptor number may
+        // belong to another connection by the time the timer fires.
+        let timer = glommio::spawn_local(async move {
             glommio::timer::sleep(timeout).await;
             io::shutdown_socket(fd);
-        })
-        .detach();
+        });
+        *self.close_timer.borrow_mut() = Some(timer);
     }
 
     /// Closes with 320 CONNECTION_FORCED (shutdown, operator).
@@ -185,6 +198,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         reply_secret: fastrand::u64(..),
         close_timeout: shard.config.close_timeout,
         closing: Cell::new(false),
+        close_timer: RefCell::new(None),
     });
     shard
         .connections
@@ -207,7 +221,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     tracing::debug!(%peer, connection = %id, "connection open");
 
-    run_frames(&shard, &connection, &mut reader).await;
+    let ending = run_frames(&shard, &connection, &mut reader).await;
 
     clean_up(&shard, &connection);
     connection.output.close_after_flush();
@@ -218,7 +232,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     .await;
     drop(heartbeat);
     shard.connections.borrow_mut().remove(&id);
-    reader.drain(Duration::from_secs(1)).await;
+    match ending {
+        // RabbitMQ lets a client that closed the connection close the socket itself after
+        // close-ok: closing first could reset a client thread still waiting for its close-ok.
+        Ending::ClientClosed => reader.drain(CLOSE_GRACE).await,
+        // After a framing error the stream is out of sync: give the client a moment to read
+        // our connection.close, discarding what it sends.
+        Ending::FramingError => reader.drain_until_close_ok(FRAMING_ERROR_GRACE).await,
+        Ending::Closed | Ending::PeerGone => {}
+    }
+    drop(connection.close_timer.borrow_mut().take());
     io::shutdown_socket(reader.raw_fd());
     tracing::debug!(%peer, connection = %id, "connection closed");
 }
@@ -236,12 +259,24 @@ fn return_credit(shard: &Rc<Shard>, key: CreditKey, count: u32) {
     );
 }
 
+/// How a connection's frame loop ended, which decides how its socket is closed.
+enum Ending {
+    /// The client sent connection.close and we answered close-ok.
+    ClientClosed,
+    /// Our connection.close was answered with close-ok.
+    Closed,
+    /// The byte stream broke framing; we sent connection.close.
+    FramingError,
+    /// The socket closed or failed.
+    PeerGone,
+}
+
 /// The frame loop: runs until the peer closes, a close handshake completes, or a fatal error.
 async fn run_frames(
     shard: &Rc<Shard>,
     connection: &Rc<ConnectionShared>,
     reader: &mut FrameReader,
-) {
+) -> Ending {
     loop {
         if !reader.has_buffered() && shard.mesh.is_congested() {
             // Back-pressure: stop reading until the shard's outboxes drain.
@@ -258,21 +293,21 @@ async fn run_frames(
                     0,
                     0,
                 );
-                return;
+                return Ending::FramingError;
             }
-            Err(_) => return,
+            Err(_) => return Ending::PeerGone,
         };
         connection.last_read.set(Instant::now());
         if connection.is_closing() {
-            if closing_frame_ends_connection(connection, &frame) {
-                return;
+            if let Some(ending) = closing_frame_ends_connection(connection, &frame) {
+                return ending;
             }
             continue;
         }
         let channel = frame.channel;
         match dispatch::frame(shard, connection, frame).await {
             Ok(dispatch::Flow::Continue) => {}
-            Ok(dispatch::Flow::Stop) => return,
+            Ok(dispatch::Flow::Stop) => return Ending::ClientClosed,
             Err(exception) => {
                 if raise(shard, connection, channel, exception) {
                     // A fatal connection error: keep reading only for close-ok.
@@ -281,23 +316,23 @@ async fn run_frames(
             }
         }
         if connection.output.is_finished() {
-            return;
+            return Ending::PeerGone;
         }
     }
 }
 
 /// While closing, only connection.close and close-ok matter.
-fn closing_frame_ends_connection(connection: &ConnectionShared, frame: &Frame) -> bool {
+fn closing_frame_ends_connection(connection: &ConnectionShared, frame: &Frame) -> Option<Ending> {
     if frame.frame_type != FrameType::Method || frame.channel != 0 {
-        return false;
+        return None;
     }
     match Method::decode(&frame.payload) {
-        Ok(Method::ConnectionCloseOk(_)) => true,
+        Ok(Method::ConnectionCloseOk(_)) => Some(Ending::Closed),
         Ok(Method::ConnectionClose(_)) => {
             connection.write_method(0, &Method::ConnectionCloseOk(Default::default()));
-            true
+            Some(Ending::ClientClosed)
         }
-        _ => false,
+        _ => None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use crate::connection::requests::{
     existing_queue, meta_change, queue_name, resolve_queue, unexpected_reply,
 };
-use crate::connection::{direct_reply, ConnectionShared};
+use crate::connection::{direct_reply, events, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ShardId};
 use crate::protocol::{
@@ -209,7 +209,11 @@ pub async fn delete(
         // Deleting a missing queue is not an error (clients rely on it being idempotent).
         None => 0,
         Some(queue) => {
-            let vhost = connection.state.borrow().vhost.clone();
+            let vhost = {
+                let mut state = connection.state.borrow_mut();
+                state.deleting_queue = Some(queue.id);
+                state.vhost.clone()
+            };
             let reply = shard
                 .request(queue.owner, |reply_to| ShardMessage::Queue {
                     queue: queue.id,
@@ -221,17 +225,37 @@ pub async fn delete(
                     },
                 })
                 .await;
-            let Reply::Deleted(result) = reply else {
-                return Err(unexpected_reply());
+            let result = match reply {
+                Reply::Deleted(result) => result,
+                _ => Err(unexpected_reply()),
             };
-            let (message_count, version) = result?;
-            shard.wait_for_version(version).await;
-            connection
-                .state
-                .borrow_mut()
-                .exclusive_queues
-                .retain(|(_, id)| *id != queue.id);
-            message_count
+            let deferred = {
+                let mut state = connection.state.borrow_mut();
+                state.deleting_queue = None;
+                std::mem::take(&mut state.deferred_cancels)
+            };
+            let outcome = match result {
+                Ok((message_count, version)) => {
+                    shard.wait_for_version(version).await;
+                    connection
+                        .state
+                        .borrow_mut()
+                        .exclusive_queues
+                        .retain(|(_, id)| *id != queue.id);
+                    if !method.nowait {
+                        connection.write_method(
+                            channel.0,
+                            &Method::QueueDeleteOk(QueueDeleteOk { message_count }),
+                        );
+                    }
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            };
+            for (consumer_channel, tag) in deferred {
+                events::cancel_consumer(connection, consumer_channel, tag);
+            }
+            return outcome;
         }
     };
     if !method.nowait {

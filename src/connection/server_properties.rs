@@ -11,13 +11,14 @@ use crate::protocol::{FieldTable, FieldValue, ShortStr};
 /// The RabbitMQ version whose behaviour we follow.
 pub const COMPATIBLE_VERSION: &str = "3.13.7";
 
-pub const CAPABILITIES: [&str; 9] = [
+/// The capabilities we implement. `consumer_priorities` is left out until `x-priority` is
+/// honoured: a client must not believe it has priorities that do nothing.
+pub const CAPABILITIES: [&str; 8] = [
     "publisher_confirms",
     "exchange_exchange_bindings",
     "basic.nack",
     "consumer_cancel_notify",
     "connection.blocked",
-    "consumer_priorities",
     "authentication_failure_close",
     "per_consumer_qos",
     "direct_reply_to",

@@ -159,6 +159,7 @@ pub enum ConnectionEvent {
     ConsumerCancelled {
         channel: ChannelId,
         consumer_tag: ShortStr,
+        queue: QueueId,
     },
     /// The queues a confirmed publish went to on one shard accepted it (or refused it).
     Confirmed {

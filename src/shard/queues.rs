@@ -336,6 +336,7 @@ pub fn delete(
                 event: ConnectionEvent::ConsumerCancelled {
                     channel: consumer.key.channel,
                     consumer_tag: consumer.key.tag.clone(),
+                    queue: id,
                 },
             },
         );
