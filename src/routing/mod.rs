@@ -2,12 +2,11 @@
 //! destinations does a published message reach? This module is pure: it knows nothing about
 //! queues, shards, I/O or the wire codec. Destinations are an opaque id chosen by the caller
 //! (a queue or an exchange), and header values are reached only through the
-//! [`HeaderValue`](crate::routing::HeaderValue) trait so that the codec's `FieldValue` can plug
+//! [`HeaderValue`] trait so that the codec's `FieldValue` can plug
 //! in without this module depending on it.
 //!
-//! One file per concept: [`direct`](crate::routing::direct) (exact key),
-//! [`fanout`](crate::routing::fanout) (key ignored), [`topic`](crate::routing::topic) (word trie
-//! with `*` and `#`), [`headers`](crate::routing::headers) (`x-match` over header tables) and
+//! One file per concept: [`direct`] (exact key), [`fanout`] (key ignored), [`topic`] (word
+//! trie with `*` and `#`), [`headers`] (`x-match` over header tables) and
 //! `binding_table`, which stores the bindings of one exchange and delegates routing to the
 //! matcher of its kind.
 
