@@ -290,6 +290,20 @@ pub async fn delete_candidates(core: &Rc<LogCore>) -> Result<usize, StorageError
         }
     }
     let count = removed.len();
+    core.deletions_in_progress
+        .set(core.deletions_in_progress.get() + count);
+    let result = remove_files(core, removed).await;
+    core.deletions_in_progress
+        .set(core.deletions_in_progress.get() - count);
+    core.deletion_done.notify();
+    result.map(|()| count)
+}
+
+async fn remove_files(
+    core: &LogCore,
+    removed: Vec<crate::segment::SegmentEntry>,
+) -> Result<(), StorageError> {
+    let count = removed.len();
     for entry in removed {
         match entry.file {
             Some(file) => file.remove().await,
@@ -301,5 +315,5 @@ pub async fn delete_candidates(core: &Rc<LogCore>) -> Result<usize, StorageError
     if count > 0 {
         sync_directory(&core.dir).await?;
     }
-    Ok(count)
+    Ok(())
 }

@@ -59,6 +59,9 @@ pub(crate) struct LogCore {
     pub spare: RefCell<Spare>,
     /// Segments whose live count reached zero; deleted once collectable.
     pub gc_candidates: RefCell<std::collections::BTreeSet<SegmentId>>,
+    /// Segment deletions in progress, and the event notified when one finishes.
+    pub deletions_in_progress: std::cell::Cell<usize>,
+    pub deletion_done: Event,
     pub stats: RefCell<LogStats>,
     /// Wakes the committer (appends, close).
     pub work: Event,
@@ -134,6 +137,8 @@ impl Log {
             segments: RefCell::new(recovered.segments),
             spare: RefCell::new(spare),
             gc_candidates: Default::default(),
+            deletions_in_progress: Default::default(),
+            deletion_done: Event::default(),
             stats: Default::default(),
             work: Event::default(),
             durable_changed: Event::default(),
@@ -261,7 +266,14 @@ impl Log {
         let durable = self.durable_lsn();
         let collectable = self.core.segments.borrow().collectable(durable);
         self.core.gc_candidates.borrow_mut().extend(collectable);
-        committer::delete_candidates(&self.core).await
+        let deleted = committer::delete_candidates(&self.core).await?;
+        loop {
+            let listener = self.core.deletion_done.listen();
+            if self.core.deletions_in_progress.get() == 0 {
+                return Ok(deleted);
+            }
+            listener.await;
+        }
     }
 
     /// Number of segment files holding records (not counting a prepared spare).

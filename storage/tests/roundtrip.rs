@@ -1,5 +1,8 @@
 //! Append, group commit, read back and reopen.
 
+// Helpers in this test crate are test code too; clippy.toml only exempts #[test] fns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
