@@ -23,7 +23,7 @@
 //!  crc32 (crc32fast, IEEE) covers payload_len .. end of payload
 //! ```
 //!
-//! Modules: [`format`] (bytes), `aligned` (DMA chunks), `segment` (files, GC table),
+//! Modules: [`format`](mod@format) (bytes), `aligned` (DMA chunks), `segment` (files, GC table),
 //! `writer` (placement, bounded buffer), `committer` (group commit), `reader` (O_DIRECT reads),
 //! `recovery` (scan, torn tail), `lock` (directory lock), [`fault`] (fault injection),
 //! `notify` (waiters).
