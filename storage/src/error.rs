@@ -1,0 +1,106 @@
+//! `StorageError`: every operating failure of the log, with the context needed to act on it.
+//!
+//! A write or fdatasync failure is fatal for a `Log`: it is stored once and every later call
+//! returns `StorageError::Failed` carrying it (shared through an `Arc`, so errors stay `Send`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::format::CorruptReason;
+use crate::SegmentId;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Another open `Log` (in this or another process) holds `dir/LOCK`.
+    #[error(
+        "log directory is locked: {path} is held by another open log (another broker process, or \
+         a second open in this one); stop it or use another data directory"
+    )]
+    Locked { path: PathBuf },
+
+    /// An operating-system I/O error.
+    #[error("{operation} failed on {path}: {source}")]
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A record or segment header that must be valid is not (never silently dropped).
+    #[error("corrupt log: segment {} offset {offset}: {reason}", segment.0)]
+    Corrupt {
+        segment: SegmentId,
+        offset: u64,
+        reason: CorruptReason,
+    },
+
+    /// The payload does not fit in one segment.
+    #[error("record of {payload_len} bytes exceeds the maximum of {payload_len_max} bytes")]
+    RecordTooLarge {
+        payload_len: u64,
+        payload_len_max: u64,
+    },
+
+    /// The write buffer is at its bound; retry after `wait_durable` or `durable_changed`.
+    #[error("write buffer full: {buffered_bytes} bytes buffered, bound {buffered_bytes_max}")]
+    Backpressure {
+        buffered_bytes: u64,
+        buffered_bytes_max: u64,
+    },
+
+    /// The log failed earlier (write or fdatasync error); nothing more is accepted.
+    #[error("log failed: {cause}")]
+    Failed { cause: Arc<StorageError> },
+
+    /// The configuration is unusable.
+    #[error("invalid log configuration: {reason}")]
+    InvalidConfig { reason: &'static str },
+
+    /// A location that this log never returned, or whose segment was deleted.
+    #[error("no record at segment {} offset {offset} length {length}: {reason}", segment.0)]
+    InvalidLocation {
+        segment: SegmentId,
+        offset: u32,
+        length: u32,
+        reason: &'static str,
+    },
+
+    /// The log was closed.
+    #[error("log is closed")]
+    Closed,
+}
+
+impl StorageError {
+    /// Wraps a glommio or std I/O error with the operation and path it concerns.
+    pub(crate) fn io(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        source: impl Into<std::io::Error>,
+    ) -> Self {
+        StorageError::Io {
+            operation,
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The `std::io::ErrorKind` of the underlying I/O error, if this is one.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            StorageError::Io { source, .. } => Some(source.kind()),
+            StorageError::Failed { cause } => cause.io_kind(),
+            _ => None,
+        }
+    }
+
+    /// The raw OS error number (ENOSPC, EIO, ...) of the underlying I/O error, if any.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            StorageError::Io { source, .. } => source.raw_os_error(),
+            StorageError::Failed { cause } => cause.raw_os_error(),
+            _ => None,
+        }
+    }
+}
