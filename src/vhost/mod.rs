@@ -4,6 +4,7 @@
 //! applied here, identically everywhere. Must not hold messages or consumers: those belong to
 //! the queue's owner shard.
 
+pub mod definitions;
 pub mod delta;
 pub mod exchange;
 pub mod header_value;

@@ -17,6 +17,8 @@ pub struct Change<'a> {
     pub vhost: &'a mut VHost,
     pub deltas: Vec<MetaDelta>,
     pub next_id: &'a mut u64,
+    /// True once a delta changed something that must survive a restart.
+    pub touched_durable: bool,
 }
 
 /// The parts of exchange.declare the rules need.
@@ -51,12 +53,40 @@ impl<'a> Change<'a> {
             vhost,
             deltas: Vec::new(),
             next_id,
+            touched_durable: false,
         }
     }
 
     fn commit(&mut self, delta: MetaDelta) {
+        // Judged before applying: a deletion needs the definition it removes.
+        self.touched_durable |= self.is_durable_change(&delta);
         self.vhost.apply(&delta);
         self.deltas.push(delta);
+    }
+
+    fn is_durable_change(&self, delta: &MetaDelta) -> bool {
+        let durable_queue = |name: &ShortStr| {
+            self.vhost
+                .queue(name)
+                .is_some_and(|queue| queue.durable && queue.exclusive_owner.is_none())
+        };
+        let durable_exchange = |name: &ShortStr| {
+            self.vhost
+                .exchange(name)
+                .is_some_and(|exchange| exchange.definition.durable)
+        };
+        match delta {
+            MetaDelta::ExchangeDeclared(definition) => definition.durable,
+            MetaDelta::ExchangeDeleted { name } => durable_exchange(name),
+            MetaDelta::QueueDeclared(definition) => {
+                definition.durable && definition.exclusive_owner.is_none()
+            }
+            MetaDelta::QueueDeleted { name } => durable_queue(name),
+            MetaDelta::Bound(binding) | MetaDelta::Unbound(binding) => match &binding.destination {
+                DestinationName::Queue(name) => durable_queue(name),
+                DestinationName::Exchange(name) => durable_exchange(name),
+            },
+        }
     }
 
     fn allocate_id(&mut self) -> u64 {

@@ -1,0 +1,599 @@
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::ids::ConnectionId;
+use crate::protocol::FieldValue;
+use crate::vhost::rules::{Change, ExchangeDeclare, QueueDeclare};
+use crate::vhost::DEFAULT_VHOST;
+
+fn short(s: &str) -> ShortStr {
+    ShortStr::copy_from_str(s).unwrap()
+}
+
+fn table(pairs: Vec<(&str, FieldValue)>) -> FieldTable {
+    pairs.into_iter().map(|(k, v)| (short(k), v)).collect()
+}
+
+fn long(s: &'static str) -> FieldValue {
+    FieldValue::LongStr(Bytes::from_static(s.as_bytes()))
+}
+
+fn exchange(id: u64, name: &str, kind: ExchangeKind, arguments: FieldTable) -> ExchangeDefinition {
+    ExchangeDefinition {
+        id: ExchangeId(id),
+        name: short(name),
+        kind,
+        durable: true,
+        auto_delete: id.is_multiple_of(2),
+        internal: kind == ExchangeKind::Fanout,
+        arguments,
+    }
+}
+
+fn queue(id: u64, name: &str, owner_shard: u16) -> QueueDefinition {
+    QueueDefinition {
+        id: QueueId(id),
+        name: short(name),
+        owner_shard: ShardId(owner_shard),
+        durable: true,
+        exclusive_owner: None,
+        auto_delete: owner_shard == 3,
+        arguments: table(vec![("x-queue-type", long("classic"))]),
+    }
+}
+
+fn binding(from: &str, to: DestinationName, key: &str, args: FieldTable) -> BindingDefinition {
+    BindingDefinition {
+        source: short(from),
+        destination: to,
+        routing_key: short(key),
+        arguments: args,
+    }
+}
+
+fn no_args() -> FieldTable {
+    FieldTable::new()
+}
+
+fn to_queue(name: &str) -> DestinationName {
+    DestinationName::Queue(short(name))
+}
+
+fn to_exchange(name: &str) -> DestinationName {
+    DestinationName::Exchange(short(name))
+}
+
+/// Every exchange kind, nested argument tables, owner shards, exchange-to-exchange bindings.
+fn sample() -> Definitions {
+    let inner = FieldValue::Table(table(vec![("deep", FieldValue::I64(-7))]));
+    let list = FieldValue::Array(vec![FieldValue::U8(1), long("two"), FieldValue::Void]);
+    let nested = table(vec![
+        ("inner", inner),
+        ("list", list),
+        ("when", FieldValue::Timestamp(1_700_000_000)),
+        ("scaled", FieldValue::Decimal { scale: 2, value: 5 }),
+    ]);
+    let alternate = table(vec![("alternate-exchange", long("lost"))]);
+    let headers = table(vec![
+        ("x-match", long("any")),
+        ("size", FieldValue::I32(42)),
+    ]);
+    Definitions {
+        next_id: 1010,
+        shard_count: 4,
+        vhost: short(DEFAULT_VHOST),
+        exchanges: vec![
+            exchange(1000, "orders", ExchangeKind::Direct, alternate),
+            exchange(1001, "lost", ExchangeKind::Fanout, no_args()),
+            exchange(1002, "events", ExchangeKind::Topic, nested),
+            exchange(1003, "docs", ExchangeKind::Headers, no_args()),
+        ],
+        queues: vec![
+            queue(1004, "work", 0),
+            queue(1005, "audit", 3),
+            queue(1007, "all", 1),
+        ],
+        bindings: vec![
+            binding("orders", to_queue("work"), "new", no_args()),
+            binding("orders", to_exchange("events"), "new", no_args()),
+            binding("lost", to_queue("audit"), "", no_args()),
+            binding("events", to_queue("all"), "#", no_args()),
+            binding("docs", to_queue("audit"), "", headers),
+            binding("amq.topic", to_queue("work"), "*.urgent", no_args()),
+            binding("events", to_exchange("amq.fanout"), "a.#", no_args()),
+        ],
+    }
+}
+
+/// What `decode` says is invalid about `file`.
+fn invalid_what(file: &[u8]) -> &'static str {
+    match Definitions::decode(file) {
+        Err(DefinitionsError::Invalid { what }) => what,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn round_trip_keeps_everything() {
+    let definitions = sample();
+    let file = definitions.encode();
+    assert_eq!(Definitions::decode(&file).unwrap(), definitions);
+    assert_eq!(file, definitions.encode(), "encoding is deterministic");
+}
+
+/// Exact bytes of a small file: every field little-endian except inside the AMQP tables.
+#[test]
+fn a_small_file_has_the_documented_bytes() {
+    let definitions = Definitions {
+        next_id: 1002,
+        shard_count: 2,
+        vhost: short("/"),
+        exchanges: vec![exchange(1000, "x", ExchangeKind::Headers, no_args())],
+        queues: vec![queue(1001, "q", 1)],
+        bindings: vec![binding("x", to_queue("q"), "k", no_args())],
+    };
+    let body: Vec<u8> = [
+        &[0xea, 3, 0, 0, 0, 0, 0, 0][..], // next_id 1002
+        &[2, 0],                          // shard_count
+        &[1, b'/'],                       // vhost
+        &[1, 0, 0, 0],                    // one exchange
+        &[0xe8, 3, 0, 0, 0, 0, 0, 0],     // id 1000
+        &[1, b'x', 4, EXCHANGE_AUTO_DELETE],
+        &[4, 0, 0, 0, 0, 0, 0, 0], // table: LE length 4, then the empty AMQP table
+        &[1, 0, 0, 0],             // one queue
+        &[0xe9, 3, 0, 0, 0, 0, 0, 0, 1, b'q', 1, 0, 0], // id 1001, name, owner shard 1, flags
+        &[29, 0, 0, 0, 0, 0, 0, 25], // table: LE length, then the AMQP table's BE length
+        &[12],
+        b"x-queue-type",
+        b"S",
+        &[0, 0, 0, 7],
+        b"classic",
+        &[1, 0, 0, 0], // one binding
+        &[1, b'x', DESTINATION_QUEUE, 1, b'q', 1, b'k'],
+        &[4, 0, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let mut expected = b"HAREDEF\0".to_vec();
+    expected.extend_from_slice(&[1, 0, 0, 0]); // version 1, reserved
+    expected.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+    expected.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    expected.extend_from_slice(&body);
+    assert_eq!(definitions.encode(), expected);
+}
+
+#[test]
+fn every_single_bit_flip_is_detected() {
+    let file = sample().encode();
+    for index in 0..file.len() {
+        for bit in 0..8 {
+            let mut corrupt = file.clone();
+            corrupt[index] ^= 1 << bit;
+            let unnoticed = Definitions::decode(&corrupt).is_ok();
+            assert!(
+                !unnoticed,
+                "flip of bit {bit} in byte {index} went unnoticed"
+            );
+        }
+    }
+}
+
+#[test]
+fn truncation_at_every_byte_errs() {
+    let file = sample().encode();
+    for len in 0..file.len() {
+        assert!(Definitions::decode(&file[..len]).is_err(), "{len} bytes");
+    }
+    let body = &file[HEADER_SIZE_BYTES..];
+    for len in 0..body.len() {
+        match Definitions::decode(&seal(&body[..len])) {
+            Err(DefinitionsError::Truncated { offset }) => {
+                // A file offset, inside the resealed body.
+                assert!((HEADER_SIZE_BYTES..=HEADER_SIZE_BYTES + len).contains(&offset));
+            }
+            other => panic!("body prefix of {len} bytes gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn header_errors_are_specific() {
+    use DefinitionsError as E;
+    let file = sample().encode();
+    let patched = |at: usize, value: u8| {
+        let mut bad = file.clone();
+        bad[at] = value;
+        Definitions::decode(&bad)
+    };
+    assert!(matches!(patched(0, b'X'), Err(E::BadMagic)));
+    assert!(matches!(
+        patched(8, 2),
+        Err(E::UnsupportedVersion { version: 2 })
+    ));
+    let reserved = "reserved header field is not zero";
+    assert!(matches!(patched(11, 1), Err(E::Invalid { what }) if what == reserved));
+    assert!(matches!(patched(16, !file[16]), Err(E::Checksum { .. })));
+    assert!(matches!(
+        patched(12, file[12] - 1),
+        Err(E::Invalid {
+            what: "bytes after the body"
+        })
+    ));
+    assert!(matches!(
+        patched(12, file[12] + 1),
+        Err(E::Truncated { offset: 20 })
+    ));
+    let mut trailing = file[HEADER_SIZE_BYTES..].to_vec();
+    trailing.push(0);
+    assert_eq!(
+        invalid_what(&seal(&trailing)),
+        "bytes after the last binding"
+    );
+}
+
+#[test]
+fn inconsistent_definitions_are_refused() {
+    type Corruption = fn(&mut Definitions);
+    let cases: [(&str, Corruption); 19] = [
+        ("shard count is zero", |d| d.shard_count = 0),
+        ("next id below the first dynamic id", |d| d.next_id = 999),
+        ("empty vhost name", |d| d.vhost = short("")),
+        ("queue owner shard not below the shard count", |d| {
+            d.queues[0].owner_shard = ShardId(4)
+        }),
+        ("id not below next id", |d| d.next_id = 1007),
+        ("id below the first dynamic id", |d| {
+            d.exchanges[0].id = ExchangeId(5)
+        }),
+        ("id repeated", |d| d.queues[1].id = QueueId(1000)),
+        ("exchange name repeated or standard", |d| {
+            d.exchanges[1].name = short("orders")
+        }),
+        ("exchange name repeated or standard", |d| {
+            d.exchanges[1].name = short("amq.topic")
+        }),
+        ("stored exchange has no name", |d| {
+            d.exchanges[1].name = short("")
+        }),
+        ("queue name repeated", |d| d.queues[1].name = short("work")),
+        ("stored queue has no name", |d| d.queues[1].name = short("")),
+        ("binding destination does not exist", |d| {
+            d.bindings[0].destination = to_queue("gone")
+        }),
+        ("binding destination does not exist", |d| {
+            d.bindings[1].destination = to_exchange("x")
+        }),
+        ("binding source does not exist", |d| {
+            d.bindings[0].source = short("gone")
+        }),
+        ("binding with the default exchange", |d| {
+            d.bindings[0].source = short("")
+        }),
+        ("binding with the default exchange", |d| {
+            d.bindings[1].destination = to_exchange("")
+        }),
+        ("binding repeated", |d| {
+            d.bindings.push(d.bindings[0].clone())
+        }),
+        ("binding arguments refused by the exchange kind", |d| {
+            d.bindings[4].arguments = table(vec![("x-match", long("most"))])
+        }),
+    ];
+    for (expected, corrupt) in cases {
+        let mut definitions = sample();
+        corrupt(&mut definitions);
+        assert_eq!(invalid_what(&seal(&definitions.encode_body())), expected);
+        let refused = std::panic::catch_unwind(|| definitions.encode());
+        assert!(
+            refused.is_err(),
+            "encode refuses what decode would: {expected}"
+        );
+    }
+}
+
+#[test]
+fn unknown_codes_are_refused() {
+    let definitions = Definitions {
+        exchanges: vec![exchange(1000, "x", ExchangeKind::Direct, no_args())],
+        queues: Vec::new(),
+        bindings: vec![binding("x", to_exchange("amq.direct"), "", no_args())],
+        ..sample()
+    };
+    let body = definitions.encode_body();
+    let kind_at = 8 + 2 + 2 + 4 + 8 + 2;
+    let binding_kind_at = body.len() - (4 + 4) - 1 - 11 - 1;
+    assert_eq!(body[binding_kind_at], DESTINATION_EXCHANGE);
+    for (at, value, what) in [
+        (kind_at, 0, "unknown exchange kind"),
+        (kind_at, 5, "unknown exchange kind"),
+        (kind_at + 1, 4, "unknown exchange flag bits"),
+        (binding_kind_at, 3, "unknown binding destination kind"),
+    ] {
+        let mut bad = body.clone();
+        bad[at] = value;
+        assert_eq!(invalid_what(&seal(&bad)), what);
+    }
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let seed = fastrand::u64(..);
+    println!("seed {seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    for _ in 0..20_000 {
+        let len = rng.usize(0..160);
+        let bytes: Vec<u8> = std::iter::repeat_with(|| rng.u8(..)).take(len).collect();
+        let _ = Definitions::decode(&bytes);
+        let _ = Definitions::decode(&seal(&bytes));
+    }
+}
+
+/// Mutated bodies with a valid checksum reach the validator; whatever it accepts must apply
+/// to a fresh registry without tripping `VHost::apply`'s assertions.
+#[test]
+fn mutated_bodies_never_panic_and_accepted_ones_apply() {
+    let seed = fastrand::u64(..);
+    println!("seed {seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let body = sample().encode_body();
+    let mut accepted = 0;
+    for _ in 0..20_000 {
+        let mut mutated = body.clone();
+        for _ in 0..rng.usize(1..4) {
+            let at = rng.usize(..mutated.len());
+            mutated[at] = rng.u8(..);
+        }
+        let Ok(definitions) = Definitions::decode(&seal(&mutated)) else {
+            continue;
+        };
+        accepted += 1;
+        let mut registry = Registry::new();
+        if let Some(vhost) = registry.vhost_mut(&definitions.vhost) {
+            for delta in definitions.deltas() {
+                vhost.apply(&delta);
+            }
+        }
+        let _ = definitions.encode();
+    }
+    assert!(accepted > 0, "some mutations (names, keys) stay valid");
+}
+
+fn declare_exchange(change: &mut Change<'_>, name: &str, kind: &str, durable: bool) {
+    let request = ExchangeDeclare {
+        name: short(name),
+        kind: short(kind),
+        passive: false,
+        durable,
+        auto_delete: false,
+        internal: false,
+        arguments: table(vec![("alternate-exchange", long("amq.fanout"))]),
+    };
+    change.exchange_declare(request).unwrap();
+}
+
+fn declare_queue(change: &mut Change<'_>, name: &str, durable: bool, exclusive: bool, shard: u16) {
+    let request = QueueDeclare {
+        name: short(name),
+        passive: false,
+        durable,
+        exclusive,
+        auto_delete: false,
+        arguments: table(vec![("x-queue-mode", long("lazy"))]),
+        connection: ConnectionId::new(ShardId(0), 1),
+        preferred_shard: ShardId(shard),
+        server_named: false,
+    };
+    change.queue_declare(request).unwrap();
+}
+
+fn bind(change: &mut Change<'_>, source: &str, destination: DestinationName, key: &str) {
+    let arguments = table(vec![(
+        "nested",
+        FieldValue::Table(table(vec![("a", FieldValue::Bool(true))])),
+    )]);
+    let request = binding(source, destination, key, arguments);
+    change
+        .bind(request, ConnectionId::new(ShardId(0), 1))
+        .unwrap();
+}
+
+/// A vhost with durable and transient objects of every sort, declared through the rules.
+fn populated_registry() -> (Registry, u64) {
+    let mut registry = Registry::new();
+    let mut next_id = Registry::FIRST_DYNAMIC_ID;
+    let vhost = registry.vhost_mut(&short(DEFAULT_VHOST)).unwrap();
+    let mut change = Change::new(vhost, &mut next_id);
+    declare_exchange(&mut change, "durable.direct", "direct", true);
+    declare_exchange(&mut change, "durable.headers", "headers", true);
+    declare_exchange(&mut change, "transient.fanout", "fanout", false);
+    declare_queue(&mut change, "durable", true, false, 1);
+    declare_queue(&mut change, "durable-too", true, false, 0);
+    declare_queue(&mut change, "transient", false, false, 1);
+    declare_queue(&mut change, "exclusive", true, true, 0);
+    bind(&mut change, "amq.topic", to_queue("durable"), "a.*");
+    bind(&mut change, "amq.topic", to_queue("transient"), "a.*");
+    bind(&mut change, "amq.direct", to_queue("exclusive"), "x");
+    bind(&mut change, "durable.direct", to_queue("durable"), "d");
+    bind(&mut change, "durable.direct", to_queue("durable-too"), "d");
+    bind(
+        &mut change,
+        "durable.direct",
+        to_exchange("amq.fanout"),
+        "e2e-standard",
+    );
+    bind(
+        &mut change,
+        "durable.direct",
+        to_exchange("durable.headers"),
+        "e2e",
+    );
+    bind(
+        &mut change,
+        "durable.direct",
+        to_exchange("transient.fanout"),
+        "e2e-transient",
+    );
+    bind(&mut change, "transient.fanout", to_queue("durable"), "");
+    bind(&mut change, "durable.headers", to_queue("durable-too"), "");
+    (registry, next_id)
+}
+
+fn names<T>(items: &[T], name: impl Fn(&T) -> &ShortStr) -> Vec<String> {
+    items.iter().map(|item| name(item).to_string()).collect()
+}
+
+fn binding_summaries(definitions: &Definitions) -> Vec<String> {
+    let mut out: Vec<String> = definitions
+        .bindings
+        .iter()
+        .map(|b| format!("{} -> {:?} [{}]", b.source, b.destination, b.routing_key))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn collect_keeps_only_what_survives_a_restart() {
+    let (registry, next_id) = populated_registry();
+    let vhost = registry.vhost(&short(DEFAULT_VHOST)).unwrap();
+    let definitions = Definitions::collect(vhost, next_id, 2);
+    assert_eq!(definitions.next_id, next_id);
+    assert_eq!(definitions.shard_count, 2);
+    assert_eq!(
+        names(&definitions.exchanges, |e| &e.name),
+        ["durable.direct", "durable.headers"]
+    );
+    assert_eq!(
+        names(&definitions.queues, |q| &q.name),
+        ["durable", "durable-too"]
+    );
+    assert_eq!(definitions.queues[0].owner_shard, ShardId(1));
+    assert_eq!(
+        binding_summaries(&definitions),
+        [
+            "amq.topic -> Queue(\"durable\") [a.*]",
+            "durable.direct -> Exchange(\"amq.fanout\") [e2e-standard]",
+            "durable.direct -> Exchange(\"durable.headers\") [e2e]",
+            "durable.direct -> Queue(\"durable\") [d]",
+            "durable.direct -> Queue(\"durable-too\") [d]",
+            "durable.headers -> Queue(\"durable-too\") []",
+        ]
+    );
+    let nested = definitions.bindings[0].arguments.get("nested");
+    assert!(
+        matches!(nested, Some(FieldValue::Table(_))),
+        "arguments survive: {nested:?}"
+    );
+    definitions.check_invariants();
+}
+
+#[test]
+fn deltas_rebuild_the_durable_metadata_on_a_fresh_registry() {
+    let (registry, next_id) = populated_registry();
+    let vhost = registry.vhost(&short(DEFAULT_VHOST)).unwrap();
+    let stored = Definitions::collect(vhost, next_id, 2);
+    let loaded = Definitions::decode(&stored.encode()).unwrap();
+
+    let mut fresh = Registry::new();
+    let rebuilt = fresh.vhost_mut(&loaded.vhost).unwrap();
+    for delta in loaded.deltas() {
+        rebuilt.apply(&delta);
+    }
+    for original in &stored.exchanges {
+        let copy = &rebuilt.exchange(&original.name).unwrap().definition;
+        assert_eq!(copy, original);
+    }
+    for original in &stored.queues {
+        assert_eq!(rebuilt.queue(&original.name), Some(original));
+        assert_eq!(
+            rebuilt.queue_by_id(original.id).map(|q| &q.name),
+            Some(&original.name)
+        );
+    }
+    assert!(rebuilt.queue(&short("transient")).is_none());
+    assert!(rebuilt.queue(&short("exclusive")).is_none());
+    assert!(rebuilt.exchange(&short("transient.fanout")).is_none());
+    // Names, ids, arguments and bindings all come back: collecting again gives the same value.
+    assert_eq!(Definitions::collect(rebuilt, next_id, 2), stored);
+}
+
+/// A fresh directory on the real filesystem under target/ (HARE_TEST_DIR overrides), not tmpfs.
+/// CARGO_TARGET_TMPDIR is set only for integration tests and benches, not for unit tests.
+fn test_dir(name: &str) -> PathBuf {
+    let base = std::env::var_os("HARE_TEST_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tmp"),
+        PathBuf::from,
+    );
+    let dir = base.join("definitions-tests").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn write_atomically_then_load_round_trips() {
+    let dir = test_dir("round-trip");
+    assert!(load(&dir).unwrap().is_none(), "no file yet");
+    let first = sample();
+    write_atomically(&dir, &first.encode()).unwrap();
+    assert_eq!(load(&dir).unwrap(), Some(first.clone()));
+    let second = Definitions {
+        next_id: 2000,
+        bindings: Vec::new(),
+        ..first
+    };
+    write_atomically(&dir, &second.encode()).unwrap();
+    assert_eq!(load(&dir).unwrap(), Some(second));
+    assert!(
+        !dir.join(TEMPORARY_FILE_NAME).exists(),
+        "the rename consumed the temporary file"
+    );
+}
+
+#[test]
+fn load_ignores_a_leftover_temporary_file() {
+    let dir = test_dir("leftover-temporary");
+    fs::write(dir.join(TEMPORARY_FILE_NAME), b"half a file").unwrap();
+    assert!(
+        load(&dir).unwrap().is_none(),
+        "a temporary file alone is no definitions"
+    );
+    let definitions = sample();
+    write_atomically(&dir, &definitions.encode()).unwrap();
+    fs::write(dir.join(TEMPORARY_FILE_NAME), b"garbage from a crash").unwrap();
+    assert_eq!(load(&dir).unwrap(), Some(definitions));
+}
+
+#[test]
+fn load_reports_a_corrupted_file() {
+    let dir = test_dir("corrupted");
+    let mut file = sample().encode();
+    write_atomically(&dir, &file).unwrap();
+    let last = file.len() - 1;
+    file[last] ^= 0x40;
+    fs::write(dir.join(FILE_NAME), &file).unwrap();
+    assert!(matches!(load(&dir), Err(DefinitionsError::Checksum { .. })));
+    fs::write(dir.join(FILE_NAME), &file[..10]).unwrap();
+    assert!(matches!(
+        load(&dir),
+        Err(DefinitionsError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn load_reports_io_errors_with_the_path() {
+    let dir = test_dir("io-error");
+    fs::create_dir(dir.join(FILE_NAME)).unwrap();
+    match load(&dir) {
+        Err(DefinitionsError::Io { path, .. }) => assert_eq!(path, dir.join(FILE_NAME)),
+        other => panic!("expected Io, got {other:?}"),
+    }
+}
+
+#[test]
+#[should_panic(expected = "sealed")]
+fn write_atomically_refuses_unsealed_bytes() {
+    let dir = test_dir("unsealed");
+    let _ = write_atomically(&dir, b"not definitions");
+}
