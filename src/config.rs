@@ -26,6 +26,8 @@ pub struct Config {
     pub message_size_max: u64,
     /// `guest`/`guest` may log in only from loopback addresses (RabbitMQ's default).
     pub guest_loopback_only: bool,
+    /// Size of each log segment file (tests use small ones to exercise segment GC).
+    pub segment_size_bytes: u64,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(10),
             message_size_max: 16 * 1024 * 1024,
             guest_loopback_only: true,
+            segment_size_bytes: hare_storage::SEGMENT_SIZE_BYTES_DEFAULT,
         }
     }
 }

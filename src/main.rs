@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -31,6 +30,9 @@ struct Cli {
     /// Time a client has to finish the handshake, in milliseconds (tests shorten it).
     #[arg(long, default_value_t = 10_000, hide = true)]
     handshake_timeout_ms: u64,
+    /// Size of each log segment file in bytes (tests use small segments).
+    #[arg(long, default_value_t = hare_storage::SEGMENT_SIZE_BYTES_DEFAULT, hide = true)]
+    segment_size_bytes: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,14 +57,31 @@ fn main() -> anyhow::Result<()> {
         pin_shards: cli.pin_shards,
         heartbeat_interval: std::time::Duration::from_secs(cli.heartbeat_secs),
         handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout_ms),
+        segment_size_bytes: cli.segment_size_bytes,
         ..Config::default()
     };
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
 
     // Block SIGINT/SIGTERM before the shard threads start so only this thread receives them.
     let signals = block_termination_signals();
-    let broker = hare::shard::startup::start(config).context("cannot start Hare")?;
+    let broker = match hare::shard::startup::start(config) {
+        Ok(broker) => broker,
+        Err(error) => {
+            // Exit at once: shards that did start may be waiting for the ones that did not.
+            eprintln!("hare: cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
+    for summary in &broker.recovered {
+        tracing::info!(
+            shard = summary.shard.0,
+            queues = summary.queues,
+            messages = summary.messages,
+            records = summary.records,
+            torn_tail_bytes = summary.torn_tail_bytes,
+            duration_ms = summary.duration.as_millis() as u64,
+            "recovered"
+        );
+    }
     println!(
         "hare listening on {} (AMQP 0-9-1, {shards} shards)",
         broker.local_addr

@@ -6,9 +6,12 @@
 pub mod channel_limits;
 pub mod consumer;
 pub mod message;
+pub mod record;
 
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+
+use hare_storage::RecordLocation;
 
 use crate::ids::{ChannelId, ConnectionId, MessageId, QueueId};
 use crate::protocol::ShortStr;
@@ -22,6 +25,16 @@ pub struct QueuedMessage {
     pub id: MessageId,
     pub message: Rc<Message>,
     pub redelivered: bool,
+    /// Where the message's record is in the shard's log, if it is persistent in a durable
+    /// queue: settling it for good must be recorded there.
+    pub location: Option<RecordLocation>,
+}
+
+/// A message that left its queue for good (acked, rejected, purged, deleted with the queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone {
+    pub id: MessageId,
+    pub location: RecordLocation,
 }
 
 /// A delivery decided by `Queue::dispatch`, to be sent to the consumer's connection.
@@ -78,10 +91,12 @@ pub struct Queue {
     next_message_id: u64,
     /// Auto-delete queues go only after having had a consumer.
     had_consumer: bool,
+    /// Persistent messages in a durable queue go to the shard's log.
+    pub durable: bool,
 }
 
 impl Queue {
-    pub fn new(id: QueueId, name: ShortStr, auto_delete: bool) -> Queue {
+    pub fn new(id: QueueId, name: ShortStr, auto_delete: bool, durable: bool) -> Queue {
         Queue {
             id,
             name,
@@ -92,6 +107,7 @@ impl Queue {
             next_consumer_index: 0,
             next_message_id: 1,
             had_consumer: false,
+            durable,
         }
     }
 
@@ -108,14 +124,38 @@ impl Queue {
     }
 
     pub fn enqueue(&mut self, message: Rc<Message>) -> MessageId {
+        let id = self.reserve_id();
+        self.enqueue_reserved(id, message, None, false);
+        id
+    }
+
+    /// The id the next enqueued message gets: a persistent message's record names it before
+    /// the message is enqueued.
+    pub fn reserve_id(&mut self) -> MessageId {
         let id = MessageId(self.next_message_id);
         self.next_message_id += 1;
+        id
+    }
+
+    /// Enqueues a message under an id from `reserve_id` (or a recovered one), at the tail.
+    pub fn enqueue_reserved(
+        &mut self,
+        id: MessageId,
+        message: Rc<Message>,
+        location: Option<RecordLocation>,
+        redelivered: bool,
+    ) {
+        assert!(
+            self.ready.back().is_none_or(|last| last.id < id),
+            "enqueued ids increase"
+        );
+        self.next_message_id = self.next_message_id.max(id.0 + 1);
         self.ready.push_back(QueuedMessage {
             id,
             message,
-            redelivered: false,
+            redelivered,
+            location,
         });
-        id
     }
 
     pub fn add_consumer(&mut self, consumer: Consumer) -> Result<(), ConsumeRefusal> {
@@ -241,6 +281,7 @@ impl Queue {
         channel: ChannelKey,
         ids: &[MessageId],
         action: SettleAction,
+        gone: &mut Vec<Gone>,
     ) -> SettleOutcome {
         let mut outcome = SettleOutcome::default();
         for id in ids {
@@ -265,6 +306,11 @@ impl Queue {
             }
             if action == SettleAction::Requeue {
                 self.requeue(entry.message);
+            } else if let Some(location) = entry.message.location {
+                gone.push(Gone {
+                    id: entry.message.id,
+                    location,
+                });
             }
         }
         outcome
@@ -278,7 +324,10 @@ impl Queue {
             .filter(|(_, entry)| entry.channel == channel)
             .map(|(id, _)| *id)
             .collect();
-        self.settle(channel, &ids, SettleAction::Requeue)
+        let mut gone = Vec::new();
+        let outcome = self.settle(channel, &ids, SettleAction::Requeue, &mut gone);
+        assert!(gone.is_empty(), "requeued messages stay");
+        outcome
     }
 
     /// Puts a message back at its original position, so order is kept across requeues.
@@ -288,11 +337,32 @@ impl Queue {
         self.ready.insert(position, message);
     }
 
-    /// Drops every ready message; unacked ones are untouched. Returns how many went.
-    pub fn purge(&mut self) -> usize {
+    /// Drops every ready message; unacked ones are untouched. Returns how many went, and
+    /// adds the persistent ones to `gone`.
+    pub fn purge(&mut self, gone: &mut Vec<Gone>) -> usize {
         let count = self.ready.len();
-        self.ready.clear();
+        gone.extend(self.ready.drain(..).filter_map(|queued| {
+            queued.location.map(|location| Gone {
+                id: queued.id,
+                location,
+            })
+        }));
         count
+    }
+
+    /// Every persistent message the queue holds, ready or unacked: what goes when the queue
+    /// is deleted.
+    pub fn all_persistent(&self) -> Vec<Gone> {
+        self.ready
+            .iter()
+            .chain(self.unacked.values().map(|entry| &entry.message))
+            .filter_map(|queued| {
+                queued.location.map(|location| Gone {
+                    id: queued.id,
+                    location,
+                })
+            })
+            .collect()
     }
 
     /// The consumers, for cancel notifications when the queue is deleted.

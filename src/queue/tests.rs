@@ -30,7 +30,7 @@ fn consumer(channel: u16, tag: &'static str, prefetch_count: u16, no_ack: bool) 
 }
 
 fn queue_with(count: usize) -> Queue {
-    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false);
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false);
     for _ in 0..count {
         queue.enqueue(message("m"));
     }
@@ -67,7 +67,12 @@ fn per_consumer_prefetch_stops_dispatch_until_ack() {
     assert_eq!(queue.ready_count(), 3);
     let channel = out[0].consumer.channel_key();
     let first = out[0].message.id;
-    assert_eq!(queue.settle(channel, &[first], SettleAction::Ack).total, 1);
+    assert_eq!(
+        queue
+            .settle(channel, &[first], SettleAction::Ack, &mut Vec::new())
+            .total,
+        1
+    );
     out.clear();
     queue.dispatch(&mut limits, 100, &mut out);
     assert_eq!(out.len(), 1, "one slot freed by the ack");
@@ -114,7 +119,7 @@ fn no_ack_consumers_ignore_prefetch_but_not_flow_credit() {
 
 #[test]
 fn requeue_restores_original_position_and_marks_redelivered() {
-    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false);
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false);
     for body in ["one", "two", "three"] {
         queue.enqueue(message(body));
     }
@@ -130,6 +135,7 @@ fn requeue_restores_original_position_and_marks_redelivered() {
         delivered.consumer.channel_key(),
         &[delivered.message.id],
         SettleAction::Requeue,
+        &mut Vec::new(),
     );
     let head = queue
         .get(delivered.consumer.channel_key(), true)
@@ -181,7 +187,7 @@ fn exclusive_consumer_rules() {
 
 #[test]
 fn auto_delete_only_after_a_consumer_came_and_went() {
-    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), true);
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), true, false);
     assert!(!queue.should_auto_delete());
     let first = consumer(1, "a", 0, false);
     let key = first.key.clone();
@@ -199,9 +205,9 @@ fn purge_drops_ready_but_keeps_unacked() {
         channel: ChannelId(1),
     };
     let got = queue.get(channel, false).expect("one message");
-    assert_eq!(queue.purge(), 3);
+    assert_eq!(queue.purge(&mut Vec::new()), 3);
     assert_eq!(queue.unacked_count(), 1);
-    let outcome = queue.settle(channel, &[got.id], SettleAction::Ack);
+    let outcome = queue.settle(channel, &[got.id], SettleAction::Ack, &mut Vec::new());
     assert_eq!(outcome.total, 1);
     assert_eq!(
         outcome.consumer_deliveries, 0,
@@ -221,7 +227,17 @@ fn a_channel_cannot_settle_another_channels_delivery() {
         ..owner
     };
     let got = queue.get(owner, false).expect("message");
-    assert_eq!(queue.settle(other, &[got.id], SettleAction::Ack).total, 0);
+    assert_eq!(
+        queue
+            .settle(other, &[got.id], SettleAction::Ack, &mut Vec::new())
+            .total,
+        0
+    );
     assert_eq!(queue.unacked_count(), 1);
-    assert_eq!(queue.settle(owner, &[got.id], SettleAction::Ack).total, 1);
+    assert_eq!(
+        queue
+            .settle(owner, &[got.id], SettleAction::Ack, &mut Vec::new())
+            .total,
+        1
+    );
 }

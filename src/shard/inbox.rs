@@ -40,7 +40,13 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
         } => {
             metadata::applied(shard, from, version);
         }
-        ShardMessage::Barrier { reply_to } => shard.reply(reply_to, Reply::Barrier),
+        ShardMessage::Barrier { reply_to } => {
+            // A barrier behind persistent work also waits for its fdatasync.
+            let waiting = crate::shard::persistence::Waiting::Barrier(reply_to);
+            if !shard.persistence().after_durable(waiting) {
+                shard.reply(reply_to, Reply::Barrier);
+            }
+        }
         ShardMessage::Queue { queue, op } => queues::handle(shard, queue, op),
         ShardMessage::Publish {
             queues: targets,

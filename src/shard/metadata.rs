@@ -10,6 +10,7 @@ use crate::protocol::{HardError, ShortStr};
 use crate::shard::message::{MetaRequest, QueueOp, Reply, ShardMessage};
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
+use crate::vhost::definitions::{self, Definitions};
 use crate::vhost::delta::MetaUpdate;
 use crate::vhost::rules::Change;
 
@@ -61,6 +62,7 @@ pub fn handle_request(
         }
     };
     let deltas = std::mem::take(&mut change.deltas);
+    let touched_durable = change.touched_durable;
     drop(change);
     shard.next_metadata_id.set(next_id);
     let version = if deltas.is_empty() {
@@ -132,49 +134,102 @@ pub fn handle_request(
             )
         }),
     };
+    if touched_durable {
+        shard.definitions_requested.set(version);
+        shard.definitions_wanted.notify();
+    }
     if let Some((target, message)) = answer {
-        answer_when_applied(shard, version, target, message);
+        answer_when_applied(shard, version, touched_durable, target, message);
     }
 }
 
-/// Sends `message` once every shard has applied `version`: a client that got declare-ok or
-/// bind-ok may use what it changed from any connection at once.
-fn answer_when_applied(shard: &Rc<Shard>, version: u64, target: ShardId, message: ShardMessage) {
-    // The metadata shard applied every version it made.
-    let own = shard.registry.borrow().version();
-    shard.metadata_applied.borrow_mut()[shard.id.index()] = own;
-    let applied_everywhere = shard
-        .metadata_applied
-        .borrow()
-        .iter()
-        .all(|v| *v >= version);
-    if applied_everywhere {
-        shard.send(target, message);
-    } else {
-        shard
-            .metadata_answers
-            .borrow_mut()
-            .push_back((version, target, message));
+/// Writes the durable definitions after changes, one write at a time, coalescing changes made
+/// while a write runs. The write (temporary file, fsync, rename, fsync of the directory) runs
+/// on glommio's blocking thread so the shard keeps serving.
+pub async fn run_definitions_writer(shard: Rc<Shard>) {
+    loop {
+        if shard.definitions_requested.get() <= shard.definitions_written.get() {
+            shard.definitions_wanted.wait().await;
+            continue;
+        }
+        let (version, bytes) = {
+            let registry = shard.registry.borrow();
+            let vhost = registry
+                .vhost(&ShortStr::from_static(crate::vhost::DEFAULT_VHOST))
+                .expect("the default vhost exists");
+            let shard_count = u16::try_from(shard.shard_count()).expect("shard count fits u16");
+            let definitions =
+                Definitions::collect(vhost, shard.next_metadata_id.get(), shard_count);
+            (registry.version(), definitions.encode())
+        };
+        let dir = shard.config.data_dir.clone();
+        let written = glommio::executor()
+            .spawn_blocking(move || definitions::write_atomically(&dir, &bytes))
+            .await;
+        match written {
+            Ok(()) => {
+                shard.definitions_written.set(version);
+                release_answers(shard.as_ref());
+            }
+            Err(error) => {
+                // Answers to durable changes wait until the definitions are on disk; retry
+                // rather than acknowledge a change a restart would lose.
+                tracing::error!(%error, "cannot write the definitions file; retrying");
+                glommio::timer::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
     }
+}
+
+/// Sends `message` once every shard has applied `version` (and, for a durable change, once
+/// the definitions file holds it): a client that got declare-ok or bind-ok may use what it
+/// changed from any connection at once, and a restart keeps it.
+fn answer_when_applied(
+    shard: &Rc<Shard>,
+    version: u64,
+    needs_definitions: bool,
+    target: ShardId,
+    message: ShardMessage,
+) {
+    shard
+        .metadata_answers
+        .borrow_mut()
+        .push_back((version, needs_definitions, target, message));
+    release_answers(shard.as_ref());
 }
 
 /// Another shard applied metadata up to `version`: send the answers now due.
 pub fn applied(shard: &Rc<Shard>, from: ShardId, version: u64) {
-    let minimum = {
+    {
         let mut applied = shard.metadata_applied.borrow_mut();
         applied[from.index()] = applied[from.index()].max(version);
+    }
+    release_answers(shard.as_ref());
+}
+
+/// Sends, in version order, every answer whose version every shard has applied and whose
+/// durable change is written.
+fn release_answers(shard: &Shard) {
+    let minimum = {
+        let mut applied = shard.metadata_applied.borrow_mut();
+        // The metadata shard applied every version it made.
         applied[shard.id.index()] = shard.registry.borrow().version();
-        applied.iter().copied().min().unwrap_or(version)
+        applied.iter().copied().min().unwrap_or(0)
     };
+    let written = shard.definitions_written.get();
     loop {
         let due = {
             let mut answers = shard.metadata_answers.borrow_mut();
             match answers.front() {
-                Some((version, _, _)) if *version <= minimum => answers.pop_front(),
+                Some((version, needs_definitions, _, _))
+                    if *version <= minimum && (!*needs_definitions || *version <= written) =>
+                {
+                    answers.pop_front()
+                }
                 _ => None,
             }
         };
-        let Some((_, target, message)) = due else {
+        let Some((_, _, target, message)) = due else {
             return;
         };
         shard.send(target, message);

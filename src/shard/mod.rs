@@ -13,7 +13,9 @@ pub mod message;
 pub mod metadata;
 pub mod notify;
 pub mod pending;
+pub mod persistence;
 pub mod queues;
+pub mod recovery;
 pub mod startup;
 pub mod waker;
 
@@ -54,10 +56,17 @@ pub struct Shard {
     pub metadata_applied: RefCell<Vec<u64>>,
     /// Metadata-shard state: answers waiting until every shard has their version, in
     /// version order.
-    pub metadata_answers: RefCell<VecDeque<(u64, ShardId, ShardMessage)>>,
+    pub metadata_answers: RefCell<VecDeque<(u64, bool, ShardId, ShardMessage)>>,
+    /// Metadata-shard state: the newest version whose durable definitions must be written,
+    /// and the newest written.
+    pub definitions_requested: Cell<u64>,
+    pub definitions_written: Cell<u64>,
+    pub definitions_wanted: notify::Notify,
     /// Accepting shard's estimate of the connections on each shard.
     pub connection_counts: RefCell<Vec<usize>>,
     next_connection_sequence: Cell<u64>,
+    /// The shard's log, installed by start-up once recovery is done.
+    persistence: RefCell<Option<Rc<persistence::Persistence>>>,
     pub shutting_down: Cell<bool>,
     /// Fires when the shard starts shutting down.
     pub shutdown: Event,
@@ -81,8 +90,12 @@ impl Shard {
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
             metadata_applied: RefCell::new(vec![0; shard_count]),
             metadata_answers: RefCell::new(VecDeque::new()),
+            definitions_requested: Cell::new(0),
+            definitions_written: Cell::new(0),
+            definitions_wanted: notify::Notify::new(),
             connection_counts: RefCell::new(vec![0; shard_count]),
             next_connection_sequence: Cell::new(1),
+            persistence: RefCell::new(None),
             shutting_down: Cell::new(false),
             shutdown: Event::new(),
         }
@@ -90,6 +103,19 @@ impl Shard {
 
     pub fn shard_count(&self) -> usize {
         self.mesh.shard_count()
+    }
+
+    pub fn install_persistence(&self, persistence: Rc<persistence::Persistence>) {
+        let old = self.persistence.replace(Some(persistence));
+        assert!(old.is_none(), "one log per shard");
+    }
+
+    /// The shard's log. Start-up installs it before the shard handles any message.
+    pub fn persistence(&self) -> Rc<persistence::Persistence> {
+        self.persistence
+            .borrow()
+            .clone()
+            .expect("persistence is installed before the shard serves")
     }
 
     pub fn next_connection_id(&self) -> ConnectionId {

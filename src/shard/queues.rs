@@ -5,15 +5,16 @@
 use std::rc::Rc;
 
 use crate::exception::Exception;
-use crate::ids::{QueueId, ShardId};
+use crate::ids::{MessageId, QueueId, ShardId};
 use crate::protocol::ShortStr;
 use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INITIAL};
 use crate::queue::message::Message;
-use crate::queue::{ConsumeRefusal, Delivery, Queue, SettleOutcome};
+use crate::queue::{ConsumeRefusal, Delivery, Gone, Queue, SettleOutcome};
 use crate::shard::message::{
     ConfirmRef, ConnectionEvent, ConsumeOk, GetOk, MetaRequest, QueueOp, Reply, ShardMessage,
 };
 use crate::shard::pending::ReplyTo;
+use crate::shard::persistence::Waiting;
 use crate::shard::Shard;
 use crate::vhost::delta::MetaDelta;
 use crate::vhost::rules::no_queue;
@@ -27,15 +28,47 @@ pub fn publish(
     message: Message,
     confirm: Option<ConfirmRef>,
 ) {
+    let persistent = message.properties.is_persistent();
     let message = Rc::new(message);
+    let mut durable_entries = Vec::new();
     {
         let mut queues = shard.queues.borrow_mut();
         for id in targets {
             // A queue deleted while the message was on its way simply does not get it, as in
             // RabbitMQ; the publisher still gets its confirm.
-            if let Some(queue) = queues.get_mut(id) {
+            let Some(queue) = queues.get_mut(id) else {
+                continue;
+            };
+            if persistent && queue.durable {
+                durable_entries.push((*id, queue.reserve_id()));
+            } else {
                 queue.enqueue(message.clone());
                 shard.mark_dirty(*id);
+            }
+        }
+    }
+    let mut stored = true;
+    if !durable_entries.is_empty() {
+        let persistence = shard.persistence();
+        match persistence.append_message(&durable_entries, &message) {
+            Ok((_, location)) => {
+                let mut queues = shard.queues.borrow_mut();
+                for (id, message_id) in durable_entries {
+                    let queue = queues.get_mut(&id).expect("looked up above, same handler");
+                    queue.enqueue_reserved(message_id, message.clone(), Some(location), false);
+                    shard.mark_dirty(id);
+                }
+                if let Some(confirm) = confirm {
+                    // The confirm waits for the fdatasync that covers the record.
+                    if persistence.after_durable(Waiting::Confirm(confirm)) {
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                // Never a false ack: the message is not durable, so it is refused.
+                tracing::warn!(%error, shard = %shard.id, "persistent message refused");
+                stored = false;
             }
         }
     }
@@ -47,10 +80,27 @@ pub fn publish(
                 event: ConnectionEvent::Confirmed {
                     channel: confirm.channel,
                     seq: confirm.seq,
-                    ok: true,
+                    ok: stored,
                 },
             },
         );
+    }
+}
+
+/// Records in the log that persistent messages left `queue` for good.
+fn record_gone(shard: &Rc<Shard>, queue: QueueId, gone: &[Gone]) {
+    if gone.is_empty() {
+        return;
+    }
+    let persistence = shard.persistence();
+    let ids: Vec<MessageId> = gone.iter().map(|entry| entry.id).collect();
+    if let Err(error) = persistence.append_settled(queue, &ids) {
+        // The log has failed; these messages may come back after a restart (at least once),
+        // which is the safe side.
+        tracing::warn!(%error, shard = %shard.id, "cannot record settled messages");
+    }
+    for entry in gone {
+        persistence.entry_dead(entry.location);
     }
 }
 
@@ -66,6 +116,7 @@ pub fn install_declared(shard: &Rc<Shard>, deltas: &[MetaDelta]) {
                         definition.id,
                         definition.name.clone(),
                         definition.auto_delete,
+                        definition.durable,
                     )
                 });
             }
@@ -152,17 +203,21 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
             ids,
             action,
         } => {
+            let mut gone = Vec::new();
             let settled = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => queue.settle(channel, &ids, action),
+                Some(queue) => queue.settle(channel, &ids, action, &mut gone),
                 None => SettleOutcome::default(),
             };
+            record_gone(shard, id, &gone);
             room_opened(shard, id, channel, settled);
         }
         QueueOp::Purge { reply_to } => {
+            let mut gone = Vec::new();
             let reply = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => Ok(count_u32(queue.purge())),
+                Some(queue) => Ok(count_u32(queue.purge(&mut gone))),
                 None => Err(missing_queue(shard, id)),
             };
+            record_gone(shard, id, &gone);
             shard.reply(reply_to, Reply::Purged(reply));
         }
         QueueOp::Delete {
@@ -328,6 +383,16 @@ pub fn delete(
     }
     let queue = queues.remove(&id).expect("checked above");
     drop(queues);
+    let gone = queue.all_persistent();
+    if queue.durable {
+        let persistence = shard.persistence();
+        if let Err(error) = persistence.append_queue_deleted(id) {
+            tracing::warn!(%error, shard = %shard.id, "cannot record a queue deletion");
+        }
+        for entry in &gone {
+            persistence.entry_dead(entry.location);
+        }
+    }
     for consumer in queue.consumers() {
         shard.send(
             consumer.key.connection.shard(),

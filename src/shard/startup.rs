@@ -22,8 +22,10 @@ use crate::ids::ShardId;
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
+use crate::shard::recovery::{self, ShardRecovery};
 use crate::shard::waker::{self, Ticker, WakeHandles, WakeReader};
-use crate::shard::{queues, Shard};
+use crate::shard::{metadata, queues, Shard};
+use crate::vhost::definitions::Definitions;
 
 /// Preemption timer. glommio 0.9's 1 ms setting (which DESIGN §2 suggests for cross-shard
 /// latency) makes executors park with runnable tasks on this kernel: a stress test of
@@ -58,6 +60,17 @@ pub enum StartError {
     Executor(String),
     #[error("cannot create the shard wake-up pipes: {0}")]
     WakePipes(std::io::Error),
+    #[error(transparent)]
+    DataDir(#[from] recovery::DataDirError),
+    #[error("cannot recover shard {shard}'s log: {reason}")]
+    Recovery { shard: usize, reason: String },
+    #[error("cannot read the definitions in {dir}: {source}")]
+    Definitions {
+        dir: std::path::PathBuf,
+        source: crate::vhost::definitions::DefinitionsError,
+    },
+    #[error("the data directory was written with {written} shards; start with --shards {written} (changing the shard count of existing data is not supported yet)")]
+    ShardCountChanged { written: u16 },
 }
 
 /// A running broker: where it listens, and how to stop it.
@@ -66,6 +79,9 @@ pub struct Broker {
     stop: Arc<AtomicBool>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     ticker: std::thread::JoinHandle<()>,
+    /// What each shard recovered from its log at start-up.
+    pub recovered: Vec<ShardRecovery>,
+    _data_dir_lock: recovery::DataDirLock,
 }
 
 impl Broker {
@@ -91,6 +107,21 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
     assert!(config.shards <= usize::from(u16::MAX));
     check_io_uring()?;
     let io_memory_bytes = io_memory_per_executor(config.shards)?;
+    let data_dir_lock = recovery::lock_data_dir(&config.data_dir)?;
+    // Start-up only: the definitions are read before any executor runs.
+    let definitions = crate::vhost::definitions::load(&config.data_dir).map_err(|source| {
+        StartError::Definitions {
+            dir: config.data_dir.clone(),
+            source,
+        }
+    })?;
+    if let Some(definitions) = &definitions {
+        if usize::from(definitions.shard_count) != config.shards {
+            return Err(StartError::ShardCountChanged {
+                written: definitions.shard_count,
+            });
+        }
+    }
     let listener = StdTcpListener::bind(config.listen).map_err(|source| StartError::Listen {
         address: config.listen,
         source,
@@ -122,6 +153,8 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
     let stop = Arc::new(AtomicBool::new(false));
     let (wake, wake_readers) = waker::wake_pipes(shard_count).map_err(StartError::WakePipes)?;
     let mut threads = Vec::with_capacity(shard_count);
+    // Start-up only: each shard reports once, after its recovery, to this thread.
+    let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
     for (index, ((shard_senders, shard_receivers), wake_reader)) in senders
         .into_iter()
         .zip(receivers)
@@ -138,6 +171,8 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
         let stop = stop.clone();
         let listener_fd = if index == 0 { listener_fd.take() } else { None };
         let wake = wake.clone();
+        let ready = ready_sender.clone();
+        let definitions = definitions.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("hare-shard-{index}"))
             .io_memory(io_memory_bytes)
@@ -148,8 +183,8 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
                     config,
                     (shard_senders, shard_receivers),
                     (wake, wake_reader),
-                    listener_fd,
-                    stop,
+                    (listener_fd, definitions),
+                    (stop, ready),
                 )
                 .await;
             })
@@ -159,13 +194,35 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
     let ticker = wake
         .start_ticker(stop.clone())
         .map_err(StartError::WakePipes)?;
+    drop(ready_sender);
+    let mut recovered = Vec::with_capacity(shard_count);
+    for _ in 0..shard_count {
+        match ready_receiver.recv() {
+            Ok(Ok(summary)) => recovered.push(summary),
+            Ok(Err((shard, reason))) => {
+                stop.store(true, Ordering::Release);
+                return Err(StartError::Recovery { shard, reason });
+            }
+            Err(_) => {
+                stop.store(true, Ordering::Release);
+                return Err(StartError::Executor(
+                    "a shard stopped before reporting its recovery".into(),
+                ));
+            }
+        }
+    }
+    recovered.sort_by_key(|summary| summary.shard);
     Ok(Broker {
         local_addr,
         stop,
         threads,
         ticker,
+        recovered,
+        _data_dir_lock: data_dir_lock,
     })
 }
+
+type ReadySender = std::sync::mpsc::Sender<Result<ShardRecovery, (usize, String)>>;
 
 type MeshEnds = (
     Vec<Option<SharedSender<Batch>>>,
@@ -177,8 +234,8 @@ async fn run_shard(
     config: Config,
     (senders, receivers): MeshEnds,
     (wake, wake_reader): (WakeHandles, WakeReader),
-    listener_fd: Option<i32>,
-    stop: Arc<AtomicBool>,
+    (listener_fd, definitions): (Option<i32>, Option<Definitions>),
+    (stop, ready): (Arc<AtomicBool>, ReadySender),
 ) {
     let shard_count = senders.len();
     let ticker = match Ticker::open(wake_reader).await {
@@ -190,6 +247,22 @@ async fn run_shard(
     };
     let mesh = Rc::new(Mesh::new(id, shard_count, wake));
     let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone()));
+    if let Some(definitions) = &definitions {
+        install_definitions(&shard, definitions);
+    }
+    if id == ShardId::METADATA {
+        glommio::spawn_local(metadata::run_definitions_writer(shard.clone())).detach();
+    }
+    // Recover before serving: nothing may reach a queue before its messages are back.
+    match recovery::recover(&shard).await {
+        Ok(summary) => {
+            let _ = ready.send(Ok(summary));
+        }
+        Err(error) => {
+            let _ = ready.send(Err((id.index(), error.to_string())));
+            return;
+        }
+    }
 
     // Connecting waits for the peer side, so connect every endpoint concurrently.
     let mut connecting = Vec::new();
@@ -357,4 +430,24 @@ fn io_memory_per_executor(shards: usize) -> Result<usize, StartError> {
     let per_executor = usize::try_from(per_executor).unwrap_or(IO_MEMORY_MAX_BYTES);
     // Whole pages, as glommio rounds up anyway.
     Ok((per_executor.min(IO_MEMORY_MAX_BYTES) / 4096) * 4096)
+}
+
+/// Rebuilds the durable metadata on this shard's copy, and the runtimes of its durable queues.
+fn install_definitions(shard: &Rc<Shard>, definitions: &Definitions) {
+    let deltas = definitions.deltas();
+    {
+        let mut registry = shard.registry.borrow_mut();
+        let vhost = registry
+            .vhost_mut(&definitions.vhost)
+            .expect("definitions name the default vhost");
+        for delta in &deltas {
+            vhost.apply(delta);
+        }
+    }
+    queues::install_declared(shard, &deltas);
+    shard.next_metadata_id.set(
+        definitions
+            .next_id
+            .max(crate::vhost::Registry::FIRST_DYNAMIC_ID),
+    );
 }

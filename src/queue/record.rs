@@ -1,0 +1,289 @@
+//! The broker's records in a shard's log (the log itself knows only opaque payloads). A
+//! persistent message for durable queues is written once, listing every queue of the shard it
+//! went to; settlements (ack, reject without requeue, purge) and queue deletions follow as
+//! small records, never fsynced on their own. Recovery replays them in LSN order.
+//!
+//! ```text
+//! message (kind 1), little-endian:
+//! +-----+---------+----------------------------+----+--------+----+-----+--------+------------+------+
+//! | ver | entries | (queue u64, message u64) * | el | exch.  | rl | key | pl u32 | properties | body |
+//! | u8  |   u16   |                            | u8 | bytes  | u8 |     |        |  (raw)     | rest |
+//! +-----+---------+----------------------------+----+--------+----+-----+--------+------------+------+
+//! settled (kind 2): queue u64 | ranges u32 | (first message u64, count u32) *
+//! queue deleted (kind 3): queue u64
+//! ```
+
+use bytes::Bytes;
+
+use crate::ids::{MessageId, QueueId};
+use crate::protocol::{BasicProperties, ShortStr};
+use crate::queue::message::Message;
+
+pub const RECORD_MESSAGE: u8 = 1;
+pub const RECORD_SETTLED: u8 = 2;
+pub const RECORD_QUEUE_DELETED: u8 = 3;
+
+/// Version of the message record layout; bumped when the layout changes.
+pub const MESSAGE_RECORD_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record truncated at byte {offset}")]
+    Truncated { offset: usize },
+    #[error("unsupported message record version {version}")]
+    Version { version: u8 },
+    #[error("invalid {what} in record")]
+    Invalid { what: &'static str },
+}
+
+/// The header part of a message record: everything but the body, which is appended as its
+/// own slice so the body is not copied into a temporary buffer.
+pub fn encode_message_head(entries: &[(QueueId, MessageId)], message: &Message) -> Vec<u8> {
+    let entry_count = u16::try_from(entries.len()).expect("a shard routes to < 65536 queues");
+    let mut out = Vec::with_capacity(
+        16 + entries.len() * 16 + message.exchange.len() + message.routing_key.len(),
+    );
+    out.push(MESSAGE_RECORD_VERSION);
+    out.extend_from_slice(&entry_count.to_le_bytes());
+    for (queue, id) in entries {
+        out.extend_from_slice(&queue.0.to_le_bytes());
+        out.extend_from_slice(&id.0.to_le_bytes());
+    }
+    push_shortstr(&mut out, &message.exchange);
+    push_shortstr(&mut out, &message.routing_key);
+    let properties_len =
+        u32::try_from(message.properties_raw.len()).expect("properties fit a frame");
+    out.extend_from_slice(&properties_len.to_le_bytes());
+    out.extend_from_slice(&message.properties_raw);
+    out
+}
+
+/// A decoded message record.
+#[derive(Debug, PartialEq)]
+pub struct MessageRecord {
+    pub entries: Vec<(QueueId, MessageId)>,
+    pub message: Message,
+}
+
+pub fn decode_message(payload: &Bytes) -> Result<MessageRecord, RecordError> {
+    let mut reader = Cursor::new(payload);
+    let version = reader.u8()?;
+    if version != MESSAGE_RECORD_VERSION {
+        return Err(RecordError::Version { version });
+    }
+    let count = reader.u16()?;
+    let mut entries = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let queue = QueueId(reader.u64()?);
+        let id = MessageId(reader.u64()?);
+        entries.push((queue, id));
+    }
+    let exchange = reader.shortstr()?;
+    let routing_key = reader.shortstr()?;
+    let properties_len = usize::try_from(reader.u32()?).unwrap_or(usize::MAX);
+    let properties_raw = reader.take(properties_len)?;
+    let properties = BasicProperties::decode(&properties_raw)
+        .map_err(|_| RecordError::Invalid { what: "properties" })?;
+    let body = reader.rest();
+    Ok(MessageRecord {
+        entries,
+        message: Message {
+            exchange,
+            routing_key,
+            properties,
+            properties_raw,
+            body,
+        },
+    })
+}
+
+/// Settled message ids of one queue, as ranges of consecutive ids.
+pub fn encode_settled(queue: QueueId, ids: &[MessageId]) -> Vec<u8> {
+    let mut sorted: Vec<u64> = ids.iter().map(|id| id.0).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ranges: Vec<(u64, u32)> = Vec::new();
+    for id in sorted {
+        match ranges.last_mut() {
+            Some((first, count)) if *first + u64::from(*count) == id && *count < u32::MAX => {
+                *count += 1;
+            }
+            _ => ranges.push((id, 1)),
+        }
+    }
+    let mut out = Vec::with_capacity(12 + ranges.len() * 12);
+    out.extend_from_slice(&queue.0.to_le_bytes());
+    let range_count = u32::try_from(ranges.len()).expect("ranges fit u32");
+    out.extend_from_slice(&range_count.to_le_bytes());
+    for (first, count) in ranges {
+        out.extend_from_slice(&first.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+    }
+    out
+}
+
+/// A decoded settled record: the queue and its (first id, count) ranges.
+pub fn decode_settled(payload: &Bytes) -> Result<(QueueId, Vec<(u64, u32)>), RecordError> {
+    let mut reader = Cursor::new(payload);
+    let queue = QueueId(reader.u64()?);
+    let count = reader.u32()?;
+    let mut ranges = Vec::new();
+    for _ in 0..count {
+        let first = reader.u64()?;
+        let length = reader.u32()?;
+        ranges.push((first, length));
+    }
+    reader.expect_end()?;
+    Ok((queue, ranges))
+}
+
+pub fn encode_queue_deleted(queue: QueueId) -> Vec<u8> {
+    queue.0.to_le_bytes().to_vec()
+}
+
+pub fn decode_queue_deleted(payload: &Bytes) -> Result<QueueId, RecordError> {
+    let mut reader = Cursor::new(payload);
+    let queue = QueueId(reader.u64()?);
+    reader.expect_end()?;
+    Ok(queue)
+}
+
+fn push_shortstr(out: &mut Vec<u8>, value: &ShortStr) {
+    out.push(u8::try_from(value.len()).expect("short strings are at most 255 bytes"));
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// A bounds-checked reader over a record payload; every read is checked before slicing.
+struct Cursor<'a> {
+    bytes: &'a Bytes,
+    offset: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a Bytes) -> Cursor<'a> {
+        Cursor { bytes, offset: 0 }
+    }
+
+    fn take(&mut self, length: usize) -> Result<Bytes, RecordError> {
+        let end = self
+            .offset
+            .checked_add(length)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(RecordError::Truncated {
+                offset: self.offset,
+            })?;
+        let slice = self.bytes.slice(self.offset..end);
+        self.offset = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let slice = self.take(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&slice);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, RecordError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, RecordError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, RecordError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, RecordError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn shortstr(&mut self) -> Result<ShortStr, RecordError> {
+        let length = usize::from(self.u8()?);
+        let bytes = self.take(length)?;
+        ShortStr::try_from_bytes(bytes).ok_or(RecordError::Invalid {
+            what: "short string",
+        })
+    }
+
+    fn rest(&mut self) -> Bytes {
+        let rest = self.bytes.slice(self.offset..);
+        self.offset = self.bytes.len();
+        rest
+    }
+
+    fn expect_end(&self) -> Result<(), RecordError> {
+        if self.offset == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(RecordError::Invalid {
+                what: "trailing bytes",
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::FieldTable;
+
+    fn message() -> Message {
+        let properties = BasicProperties {
+            delivery_mode: Some(2),
+            content_type: Some(ShortStr::from_static("text/plain")),
+            headers: Some(FieldTable::new()),
+            ..Default::default()
+        };
+        Message {
+            exchange: ShortStr::from_static("amq.topic"),
+            routing_key: ShortStr::from_static("a.b"),
+            properties_raw: properties.to_raw(),
+            properties,
+            body: Bytes::from_static(b"hello body"),
+        }
+    }
+
+    #[test]
+    fn message_records_round_trip() {
+        let message = message();
+        let entries = [(QueueId(7), MessageId(1)), (QueueId(9), MessageId(42))];
+        let mut payload = encode_message_head(&entries, &message);
+        payload.extend_from_slice(&message.body);
+        let decoded = decode_message(&Bytes::from(payload)).expect("valid record");
+        assert_eq!(decoded.entries, entries);
+        assert_eq!(decoded.message, message);
+    }
+
+    #[test]
+    fn truncated_message_records_are_errors_not_panics() {
+        let message = message();
+        let head = encode_message_head(&[(QueueId(1), MessageId(1))], &message);
+        // Every cut inside the head is an error; the body is whatever follows.
+        for cut in 0..head.len() {
+            let payload = Bytes::copy_from_slice(&head[..cut]);
+            assert!(decode_message(&payload).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn settled_ids_compress_into_ranges() {
+        let ids: Vec<MessageId> = [5, 1, 2, 3, 9, 10, 3].into_iter().map(MessageId).collect();
+        let payload = Bytes::from(encode_settled(QueueId(4), &ids));
+        let (queue, ranges) = decode_settled(&payload).expect("valid");
+        assert_eq!(queue, QueueId(4));
+        assert_eq!(ranges, vec![(1, 3), (5, 1), (9, 2)]);
+        for cut in 0..payload.len() {
+            assert!(decode_settled(&payload.slice(..cut)).is_err());
+        }
+    }
+
+    #[test]
+    fn queue_deleted_round_trips() {
+        let payload = Bytes::from(encode_queue_deleted(QueueId(77)));
+        assert_eq!(decode_queue_deleted(&payload), Ok(QueueId(77)));
+        assert!(decode_queue_deleted(&payload.slice(..3)).is_err());
+    }
+}

@@ -1,0 +1,327 @@
+//! A shard's durable messages. Persistent messages routed to durable queues of this shard are
+//! appended to the shard's log (`hare-storage`) as one record listing every such queue; acks,
+//! rejects and purges append compact settled records, deletions a queue-deleted record. None
+//! of those is fsynced on its own: the log's group commit covers everything appended while
+//! the previous fdatasync ran.
+//!
+//! Publisher confirms and transaction barriers for persistent work wait here until the
+//! fdatasync that covers their LSN has returned (`run_confirmer`), so an ack is never sent for
+//! a message a crash could lose. If the log fails (write or fdatasync error, ENOSPC) every
+//! waiting and later confirm becomes a nack.
+//!
+//! Segments are deleted oldest first: a segment goes only when it and every older segment hold
+//! no live message record, so a settled record is never deleted while a message it cancels
+//! could still be replayed from an older segment.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use hare_storage::{Log, LogConfig, Lsn, RecordLocation, RecoveryReport, SegmentId, StorageError};
+
+use crate::ids::{MessageId, QueueId};
+use crate::queue::message::Message;
+use crate::queue::record::{self, RECORD_MESSAGE, RECORD_QUEUE_DELETED, RECORD_SETTLED};
+use crate::shard::message::{ConfirmRef, ConnectionEvent, Reply, ShardMessage};
+use crate::shard::notify::Notify;
+use crate::shard::pending::ReplyTo;
+use crate::shard::Shard;
+
+/// Something waiting for the log to be durable up to an LSN.
+pub enum Waiting {
+    Confirm(ConfirmRef),
+    Barrier(ReplyTo),
+}
+
+/// Messages recovered for one queue, in message id order.
+pub type RecoveredQueue = Vec<(MessageId, Rc<Message>, RecordLocation)>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistenceError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Records whose checksum is right but whose content we cannot read: written by an
+    /// incompatible version, never silently skipped.
+    #[error("{count} records in the log could not be decoded (first at lsn {first_lsn}): refusing to start rather than drop them")]
+    UndecodableRecords { count: u64, first_lsn: u64 },
+}
+
+pub struct Persistence {
+    log: Log,
+    last_appended: Cell<Lsn>,
+    waiting: RefCell<VecDeque<(Lsn, Waiting)>>,
+    waiting_added: Notify,
+    /// Live entries (queue, message) of each message record still on disk.
+    live_entries: RefCell<HashMap<(SegmentId, u32), u32>>,
+    /// Live message records per segment, oldest first; every segment holds one pin in the log
+    /// until it may be deleted.
+    segments: RefCell<BTreeMap<SegmentId, u64>>,
+}
+
+impl Persistence {
+    /// Opens (and recovers) the log in `dir`, returning the live messages of every queue.
+    pub async fn open(
+        dir: PathBuf,
+        segment_size_bytes: u64,
+    ) -> Result<
+        (
+            Persistence,
+            HashMap<QueueId, RecoveredQueue>,
+            RecoveryReport,
+        ),
+        PersistenceError,
+    > {
+        let mut recovered: HashMap<QueueId, BTreeMap<MessageId, (Rc<Message>, RecordLocation)>> =
+            HashMap::new();
+        let mut bad_records = 0u64;
+        let mut first_bad_lsn = 0u64;
+        let config = LogConfig {
+            dir,
+            segment_size_bytes,
+            faults: None,
+        };
+        let (log, report) = Log::open(config, |record| {
+            let payload = Bytes::copy_from_slice(record.payload);
+            let applied = match record.kind {
+                RECORD_MESSAGE => record::decode_message(&payload).map(|decoded| {
+                    let message = Rc::new(decoded.message);
+                    for (queue, id) in decoded.entries {
+                        recovered
+                            .entry(queue)
+                            .or_default()
+                            .insert(id, (message.clone(), record.location));
+                    }
+                }),
+                RECORD_SETTLED => record::decode_settled(&payload).map(|(queue, ranges)| {
+                    if let Some(messages) = recovered.get_mut(&queue) {
+                        for (first, count) in ranges {
+                            for id in first..first.saturating_add(u64::from(count)) {
+                                messages.remove(&MessageId(id));
+                            }
+                        }
+                    }
+                }),
+                RECORD_QUEUE_DELETED => record::decode_queue_deleted(&payload).map(|queue| {
+                    recovered.remove(&queue);
+                }),
+                _ => Err(record::RecordError::Invalid {
+                    what: "record kind",
+                }),
+            };
+            // The log checked the record's CRC, so a record we cannot decode was written by
+            // a different layout: report it loudly rather than drop data silently.
+            if let Err(error) = applied {
+                if bad_records == 0 {
+                    first_bad_lsn = record.lsn.0;
+                }
+                bad_records += 1;
+                tracing::error!(lsn = record.lsn.0, %error, "undecodable record in the log");
+            }
+        })
+        .await?;
+        if bad_records > 0 {
+            return Err(PersistenceError::UndecodableRecords {
+                count: bad_records,
+                first_lsn: first_bad_lsn,
+            });
+        }
+        let persistence = Persistence {
+            last_appended: Cell::new(report.last_lsn),
+            log,
+            waiting: RefCell::new(VecDeque::new()),
+            waiting_added: Notify::new(),
+            live_entries: RefCell::new(HashMap::new()),
+            segments: RefCell::new(BTreeMap::new()),
+        };
+        let mut queues = HashMap::new();
+        for (queue, messages) in recovered {
+            let mut list = Vec::with_capacity(messages.len());
+            for (id, (message, location)) in messages {
+                persistence.track(location, 1);
+                list.push((id, message, location));
+            }
+            queues.insert(queue, list);
+        }
+        Ok((persistence, queues, report))
+    }
+
+    /// Forgets recovered messages of queues that no longer exist (deleted while the broker
+    /// was down, or not durable), then deletes the segments nothing needs.
+    pub fn discard_recovered(&self, messages: RecoveredQueue) {
+        for (_, _, location) in messages {
+            self.entry_dead(location);
+        }
+    }
+
+    pub fn health(&self) -> Result<(), StorageError> {
+        self.log.health()
+    }
+
+    /// Appends a persistent message for `entries` (queue, message id) of this shard.
+    pub fn append_message(
+        &self,
+        entries: &[(QueueId, MessageId)],
+        message: &Message,
+    ) -> Result<(Lsn, RecordLocation), StorageError> {
+        let head = record::encode_message_head(entries, message);
+        let (lsn, location) = self
+            .log
+            .append_parts(RECORD_MESSAGE, &[&head, &message.body])?;
+        self.last_appended.set(lsn);
+        let count = u32::try_from(entries.len()).expect("entries fit u32");
+        self.track(location, count);
+        Ok((lsn, location))
+    }
+
+    /// Records that messages of `queue` were settled for good (acked, rejected, purged). The
+    /// caller then reports each entry dead with `entry_dead`.
+    pub fn append_settled(&self, queue: QueueId, ids: &[MessageId]) -> Result<Lsn, StorageError> {
+        let (lsn, _) = self
+            .log
+            .append(RECORD_SETTLED, &record::encode_settled(queue, ids))?;
+        self.last_appended.set(lsn);
+        Ok(lsn)
+    }
+
+    pub fn append_queue_deleted(&self, queue: QueueId) -> Result<Lsn, StorageError> {
+        let (lsn, _) = self
+            .log
+            .append(RECORD_QUEUE_DELETED, &record::encode_queue_deleted(queue))?;
+        self.last_appended.set(lsn);
+        Ok(lsn)
+    }
+
+    /// One queue entry of a message record is gone for good.
+    pub fn entry_dead(&self, location: RecordLocation) {
+        let key = (location.segment, location.offset);
+        let record_dead = {
+            let mut live = self.live_entries.borrow_mut();
+            let remaining = live
+                .get_mut(&key)
+                .expect("a dead entry belongs to a tracked record");
+            assert!(*remaining > 0);
+            *remaining -= 1;
+            if *remaining == 0 {
+                live.remove(&key);
+                true
+            } else {
+                false
+            }
+        };
+        if record_dead {
+            {
+                let mut segments = self.segments.borrow_mut();
+                let count = segments
+                    .get_mut(&location.segment)
+                    .expect("a tracked record's segment is tracked");
+                *count -= 1;
+            }
+            self.release_unused_prefix();
+        }
+    }
+
+    /// Waits for the fdatasync covering everything appended so far, then `waiting` is done.
+    pub fn after_durable(&self, waiting: Waiting) -> bool {
+        let lsn = self.last_appended.get();
+        if self.log.durable_lsn() >= lsn && self.log.health().is_ok() {
+            return false;
+        }
+        self.waiting.borrow_mut().push_back((lsn, waiting));
+        self.waiting_added.notify();
+        true
+    }
+
+    /// Sends confirms and barrier answers as the log becomes durable; nacks them if it fails.
+    pub async fn run_confirmer(self: Rc<Self>, shard: Rc<Shard>) {
+        loop {
+            if self.waiting.borrow().is_empty() {
+                self.waiting_added.wait().await;
+                continue;
+            }
+            let durable = match self.log.durable_changed().await {
+                Ok(durable) => durable,
+                Err(error) => {
+                    tracing::error!(%error, shard = %shard.id, "log failed: refusing persistent messages");
+                    self.fail_waiting(&shard);
+                    continue;
+                }
+            };
+            loop {
+                let due = {
+                    let mut waiting = self.waiting.borrow_mut();
+                    match waiting.front() {
+                        Some((lsn, _)) if *lsn <= durable => waiting.pop_front(),
+                        _ => None,
+                    }
+                };
+                let Some((_, waiting)) = due else {
+                    break;
+                };
+                answer(&shard, waiting, true);
+            }
+        }
+    }
+
+    fn fail_waiting(&self, shard: &Rc<Shard>) {
+        let failed: Vec<_> = self.waiting.borrow_mut().drain(..).collect();
+        for (_, waiting) in failed {
+            answer(shard, waiting, false);
+        }
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        self.log.disk_bytes()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.log.segment_count()
+    }
+
+    fn track(&self, location: RecordLocation, entries: u32) {
+        *self
+            .live_entries
+            .borrow_mut()
+            .entry((location.segment, location.offset))
+            .or_insert(0) += entries;
+        let mut segments = self.segments.borrow_mut();
+        let count = segments.entry(location.segment).or_insert_with(|| {
+            // First record seen in this segment: pin it until it may go.
+            self.log.add_live(location.segment, 1);
+            0
+        });
+        *count += 1;
+    }
+
+    /// Releases the pins of the oldest segments that hold no live record, stopping at the
+    /// first that does (or at the newest, which is being written).
+    fn release_unused_prefix(&self) {
+        let mut segments = self.segments.borrow_mut();
+        while segments.len() > 1 {
+            let (&oldest, &live) = segments.iter().next().expect("len checked");
+            if live > 0 {
+                return;
+            }
+            segments.remove(&oldest);
+            self.log.release(oldest, 1);
+        }
+    }
+}
+
+fn answer(shard: &Rc<Shard>, waiting: Waiting, ok: bool) {
+    match waiting {
+        Waiting::Confirm(confirm) => shard.send(
+            confirm.connection.shard(),
+            ShardMessage::Connection {
+                connection: confirm.connection,
+                event: ConnectionEvent::Confirmed {
+                    channel: confirm.channel,
+                    seq: confirm.seq,
+                    ok,
+                },
+            },
+        ),
+        Waiting::Barrier(reply_to) => shard.reply(reply_to, Reply::Barrier),
+    }
+}
