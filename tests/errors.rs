@@ -473,3 +473,27 @@ async fn a_headers_binding_with_an_invalid_x_match_is_406() {
     events.expect_close(406, "PRECONDITION_FAILED - ").await;
     client.assert_usable().await;
 }
+
+/// RabbitMQ checks the user-id property against the authenticated user (NOTES §4).
+#[tokio::test]
+async fn a_user_id_other_than_the_login_is_406() {
+    let broker = Broker::start(1);
+    let client = Client::connect(&broker).await;
+    let (channel, mut events) = client.channel().await;
+    declare(&channel, QueueDeclareArguments::new("uid")).await;
+    let genuine = amqprs::BasicProperties::default()
+        .with_user_id("guest")
+        .finish();
+    client::publish_with(&channel, "", "uid", genuine, b"ok").await;
+    let forged = amqprs::BasicProperties::default()
+        .with_user_id("mallory")
+        .finish();
+    client::publish_with(&channel, "", "uid", forged, b"forged").await;
+    events
+        .expect_close(
+            406,
+            "PRECONDITION_FAILED - user_id property set to 'mallory' but authenticated user was 'guest'",
+        )
+        .await;
+    client.assert_usable().await;
+}

@@ -101,6 +101,15 @@ pub fn route_and_send(
     let Some(exchange) = vhost.exchange(&publish.exchange) else {
         return Err(no_exchange(&publish.exchange, &vhost_name));
     };
+    if let Some(user_id) = &properties.user_id {
+        // RabbitMQ validates user-id so a consumer can trust it (NOTES §4).
+        if *user_id != state.user {
+            return Err(Exception::precondition_failed(format!(
+                "user_id property set to '{user_id}' but authenticated user was '{}'",
+                state.user
+            )));
+        }
+    }
     if exchange.definition.internal {
         return Err(Exception::access_refused(format!(
             "cannot publish to internal exchange '{}' in vhost '{vhost_name}'",
