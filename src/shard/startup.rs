@@ -79,6 +79,7 @@ pub struct Broker {
     stop: Arc<AtomicBool>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     ticker: std::thread::JoinHandle<()>,
+    ticker_stop: Arc<AtomicBool>,
     /// What each shard recovered from its log at start-up.
     pub recovered: Vec<ShardRecovery>,
     _data_dir_lock: recovery::DataDirLock,
@@ -97,6 +98,9 @@ impl Broker {
                 tracing::error!(?error, "shard executor failed");
             }
         }
+        // The ticker runs until every shard is gone: a shard finishing its shutdown grace
+        // period still needs its ticks.
+        self.ticker_stop.store(true, Ordering::Release);
         let _ = self.ticker.join();
     }
 }
@@ -191,8 +195,9 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
             .map_err(|error| StartError::Executor(error.to_string()))?;
         threads.push(handle);
     }
+    let ticker_stop = Arc::new(AtomicBool::new(false));
     let ticker = wake
-        .start_ticker(stop.clone())
+        .start_ticker(ticker_stop.clone())
         .map_err(StartError::WakePipes)?;
     drop(ready_sender);
     let mut recovered = Vec::with_capacity(shard_count);
@@ -217,6 +222,7 @@ pub fn start(config: Config) -> Result<Broker, StartError> {
         stop,
         threads,
         ticker,
+        ticker_stop,
         recovered,
         _data_dir_lock: data_dir_lock,
     })
