@@ -28,6 +28,8 @@ pub struct Config {
     pub guest_loopback_only: bool,
     /// Size of each log segment file (tests use small ones to exercise segment GC).
     pub segment_size_bytes: u64,
+    /// Test-only: make every shard's log fail after some operations.
+    pub storage_fault: Option<crate::shard::fault::StorageFault>,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             message_size_max: 16 * 1024 * 1024,
             guest_loopback_only: true,
             segment_size_bytes: hare_storage::SEGMENT_SIZE_BYTES_DEFAULT,
+            storage_fault: None,
         }
     }
 }

@@ -33,6 +33,14 @@ struct Cli {
     /// Size of each log segment file in bytes (tests use small segments).
     #[arg(long, default_value_t = hare_storage::SEGMENT_SIZE_BYTES_DEFAULT, hide = true)]
     segment_size_bytes: u64,
+    /// Test-only storage fault, e.g. `fdatasync-error-after=20` or `enospc-after=5`.
+    #[arg(long, hide = true, value_parser = parse_storage_fault)]
+    storage_fault: Option<hare::shard::fault::StorageFault>,
+}
+
+fn parse_storage_fault(text: &str) -> Result<hare::shard::fault::StorageFault, String> {
+    hare::shard::fault::StorageFault::parse(text)
+        .ok_or_else(|| "expected fdatasync-error-after=N or enospc-after=N".to_string())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         heartbeat_interval: std::time::Duration::from_secs(cli.heartbeat_secs),
         handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout_ms),
         segment_size_bytes: cli.segment_size_bytes,
+        storage_fault: cli.storage_fault,
         ..Config::default()
     };
 

@@ -90,6 +90,8 @@ pub struct ConnectionShared {
     close_timeout: Duration,
     /// We sent connection.close and wait for close-ok.
     closing: Cell<bool>,
+    /// connection.blocked was sent.
+    blocked: Cell<bool>,
     /// Shuts the socket if our connection.close goes unanswered.
     close_timer: RefCell<Option<glommio::Task<()>>>,
 }
@@ -128,6 +130,21 @@ impl ConnectionShared {
             io::shutdown_socket(fd);
         });
         *self.close_timer.borrow_mut() = Some(timer);
+    }
+
+    /// Tells a client that supports it (`connection.blocked` capability) to stop publishing:
+    /// a resource alarm is raised. Sent once; the alarm lasts until restart.
+    pub fn block(&self, reason: &str) {
+        let supported = self.state.borrow().capabilities.connection_blocked;
+        if !supported || self.blocked.replace(true) {
+            return;
+        }
+        self.write_method(
+            0,
+            &Method::ConnectionBlocked(crate::protocol::ConnectionBlocked {
+                reason: ShortStr::from_str_truncated(reason),
+            }),
+        );
     }
 
     /// Closes with 320 CONNECTION_FORCED (shutdown, operator).
@@ -199,6 +216,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         close_timeout: shard.config.close_timeout,
         closing: Cell::new(false),
         close_timer: RefCell::new(None),
+        blocked: Cell::new(false),
     });
     shard
         .connections
@@ -216,6 +234,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         })
     };
     let heartbeat = glommio::spawn_local(heartbeat::run(connection.clone()));
+    if let Some(reason) = shard.storage_alarms.borrow().values().next() {
+        connection.block(reason);
+    }
     if shard.shutting_down.get() {
         connection.force_close("broker forced connection closure with reason 'shutdown'");
     }

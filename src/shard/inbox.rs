@@ -63,6 +63,22 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             shard.pending.borrow_mut().complete(request, reply);
         }
         ShardMessage::Accepted(stream) => startup::serve_accepted(shard, stream),
+        ShardMessage::StorageAlarm {
+            shard: failed,
+            reason,
+        } => {
+            let first = shard.storage_alarms.borrow().is_empty();
+            shard
+                .storage_alarms
+                .borrow_mut()
+                .insert(failed, reason.clone());
+            if first {
+                let connections: Vec<_> = shard.connections.borrow().values().cloned().collect();
+                for connection in connections {
+                    connection.block(&reason);
+                }
+            }
+        }
         ShardMessage::ConnectionEnded { shard: ended } => {
             let mut counts = shard.connection_counts.borrow_mut();
             counts[ended.index()] = counts[ended.index()].saturating_sub(1);

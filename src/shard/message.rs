@@ -50,6 +50,9 @@ pub enum ShardMessage {
     Reply { request: u64, reply: Reply },
     /// A freshly accepted socket for the receiving shard to own.
     Accepted(glommio::net::AcceptedTcpStream),
+    /// A shard's log failed: every shard raises the storage alarm and blocks its publishers
+    /// (connection.blocked) until restart.
+    StorageAlarm { shard: ShardId, reason: String },
     /// A connection on `shard` ended (for least-loaded placement on the accepting shard).
     ConnectionEnded { shard: ShardId },
 }

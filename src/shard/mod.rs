@@ -7,6 +7,7 @@
 //! a connection lives on the shard that was handed its socket; metadata changes are decided by
 //! shard 0 and applied everywhere.
 
+pub mod fault;
 pub mod inbox;
 pub mod mesh;
 pub mod message;
@@ -67,6 +68,8 @@ pub struct Shard {
     next_connection_sequence: Cell<u64>,
     /// The shard's log, installed by start-up once recovery is done.
     persistence: RefCell<Option<Rc<persistence::Persistence>>>,
+    /// Shards whose log failed, with the reason: while any is set, connections are blocked.
+    pub storage_alarms: RefCell<std::collections::BTreeMap<ShardId, String>>,
     pub shutting_down: Cell<bool>,
     /// Fires when the shard starts shutting down.
     pub shutdown: Event,
@@ -96,6 +99,7 @@ impl Shard {
             connection_counts: RefCell::new(vec![0; shard_count]),
             next_connection_sequence: Cell::new(1),
             persistence: RefCell::new(None),
+            storage_alarms: RefCell::new(std::collections::BTreeMap::new()),
             shutting_down: Cell::new(false),
             shutdown: Event::new(),
         }

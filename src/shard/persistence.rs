@@ -51,6 +51,8 @@ pub enum PersistenceError {
 pub struct Persistence {
     log: Log,
     last_appended: Cell<Lsn>,
+    /// The log failed and every shard was told (once).
+    alarm_raised: Cell<bool>,
     waiting: RefCell<VecDeque<(Lsn, Waiting)>>,
     waiting_added: Notify,
     /// Live entries (queue, message) of each message record still on disk.
@@ -65,6 +67,7 @@ impl Persistence {
     pub async fn open(
         dir: PathBuf,
         segment_size_bytes: u64,
+        faults: Option<Rc<dyn hare_storage::FaultInjector>>,
     ) -> Result<
         (
             Persistence,
@@ -80,7 +83,7 @@ impl Persistence {
         let config = LogConfig {
             dir,
             segment_size_bytes,
-            faults: None,
+            faults,
         };
         let (log, report) = Log::open(config, |record| {
             let payload = Bytes::copy_from_slice(record.payload);
@@ -129,6 +132,7 @@ impl Persistence {
         }
         let persistence = Persistence {
             last_appended: Cell::new(report.last_lsn),
+            alarm_raised: Cell::new(false),
             log,
             waiting: RefCell::new(VecDeque::new()),
             waiting_added: Notify::new(),
@@ -243,7 +247,13 @@ impl Persistence {
             let durable = match self.log.durable_changed().await {
                 Ok(durable) => durable,
                 Err(error) => {
-                    tracing::error!(%error, shard = %shard.id, "log failed: refusing persistent messages");
+                    if !self.alarm_raised.replace(true) {
+                        tracing::error!(%error, shard = %shard.id, "log failed: refusing persistent messages, alarm raised");
+                        shard.mesh.broadcast(|| ShardMessage::StorageAlarm {
+                            shard: shard.id,
+                            reason: format!("disk fault on shard {}: {error}", shard.id.0),
+                        });
+                    }
                     self.fail_waiting(&shard);
                     continue;
                 }

@@ -78,8 +78,12 @@ pub fn shard_log_dir(data_dir: &Path, shard: ShardId) -> PathBuf {
 /// exist (installed from the durable definitions).
 pub async fn recover(shard: &Rc<Shard>) -> Result<ShardRecovery, PersistenceError> {
     let dir = shard_log_dir(&shard.config.data_dir, shard.id);
+    let faults = shard.config.storage_fault.map(|fault| {
+        Rc::new(crate::shard::fault::CountingFault::new(fault))
+            as Rc<dyn hare_storage::FaultInjector>
+    });
     let (persistence, recovered, report) =
-        Persistence::open(dir, shard.config.segment_size_bytes).await?;
+        Persistence::open(dir, shard.config.segment_size_bytes, faults).await?;
     let mut summary = ShardRecovery {
         shard: shard.id,
         queues: 0,

@@ -124,10 +124,16 @@ impl RawClient {
     }
 
     pub fn send_start_ok(&mut self, mechanism: &str, response: &[u8], auth_failure_close: bool) {
-        let capabilities: FieldTable = [(
-            ShortStr::from_static("authentication_failure_close"),
-            FieldValue::Bool(auth_failure_close),
-        )]
+        let capabilities: FieldTable = [
+            (
+                ShortStr::from_static("authentication_failure_close"),
+                FieldValue::Bool(auth_failure_close),
+            ),
+            (
+                ShortStr::from_static("connection.blocked"),
+                FieldValue::Bool(true),
+            ),
+        ]
         .into_iter()
         .collect();
         let properties: FieldTable = [(
