@@ -1,15 +1,21 @@
 //! Test harness: starts the real `hare` binary on 127.0.0.1:0 in its own data directory under
 //! `target/`, reads the address it prints, and kills it when dropped. Each test gets its own
 //! broker process, so tests run in parallel without sharing state or ports.
+//!
+//! Durability tests keep a data directory across restarts: `kill9` (SIGKILL) and `restart`
+//! (SIGTERM, then start again) hand the directory on instead of deleting it, `start_in` starts a
+//! broker on an existing directory without wiping it, and `start_failure` runs the binary when it
+//! is expected to refuse to start.
 
 #![allow(dead_code)]
 
 pub mod raw;
 
+use std::io::Read;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,6 +23,10 @@ pub struct Broker {
     child: Child,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// The `--shards` the broker was started with (`restart` reuses it).
+    pub shards: usize,
+    /// Set once the directory was handed out (`kill9`): drop leaves it in place.
+    keep_data_dir: bool,
 }
 
 static NEXT_BROKER: AtomicU64 = AtomicU64::new(0);
@@ -28,23 +38,63 @@ impl Broker {
     }
 
     pub fn start_with(shards: usize, extra_args: &[&str]) -> Broker {
-        let data_dir = test_dir().join(format!(
-            "broker-{}-{}",
-            std::process::id(),
-            NEXT_BROKER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let data_dir = fresh_data_dir();
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).expect("create test data dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hare"))
-            .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(extra_args)
-            .env(
-                "HARE_LOG",
-                std::env::var("HARE_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
+        Broker::spawn(&data_dir, shards, extra_args)
+    }
+
+    /// A broker on an existing data directory, which is NOT wiped: it recovers what is there.
+    /// The new broker owns the directory again and deletes it when dropped.
+    pub fn start_in(data_dir: &Path, shards: usize) -> Broker {
+        Broker::spawn(data_dir, shards, &[])
+    }
+
+    /// Runs the binary on `data_dir` expecting it to refuse to start; returns its exit status
+    /// and its stderr. Panics if it prints its listening line or runs for more than 10 s.
+    pub fn start_failure(data_dir: &Path, shards: usize) -> (ExitStatus, String) {
+        let mut child = broker_command(data_dir, shards, &[])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hare");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        // Read both pipes on threads so a chatty child cannot block on a full pipe.
+        let out = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let err = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let pid = child.id() as i32;
+        let (exited, exit) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exited.send(child.wait());
+        });
+        let status = match exit.recv_timeout(Duration::from_secs(10)) {
+            Ok(status) => status.expect("wait for hare"),
+            Err(_) => {
+                // SAFETY: kill(2) on our own child's pid; the waiting thread reaps it.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                panic!("hare was expected to refuse to start but kept running");
+            }
+        };
+        let stdout = out.join().expect("stdout reader");
+        assert!(
+            !stdout.contains("listening"),
+            "hare started although it should not have: {stdout:?}"
+        );
+        (status, err.join().expect("stderr reader"))
+    }
+
+    fn spawn(data_dir: &Path, shards: usize, extra_args: &[&str]) -> Broker {
+        let mut child = broker_command(data_dir, shards, extra_args)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn hare");
@@ -61,7 +111,9 @@ impl Broker {
         Broker {
             child,
             addr,
-            data_dir,
+            data_dir: data_dir.to_path_buf(),
+            shards,
+            keep_data_dir: false,
         }
     }
 
@@ -73,15 +125,51 @@ impl Broker {
         format!("amqp://guest:guest@{}/%2f", self.addr)
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
+    /// Sends SIGTERM and waits for a clean exit. A broker still running after 20 s is killed and
+    /// the test fails (its data directory is kept for a look).
     pub fn stop(mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        let status = self.child.wait().expect("wait for hare");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for hare") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                self.keep_data_dir = true;
+                panic!(
+                    "hare did not exit within 20 s of SIGTERM (data dir {})",
+                    self.data_dir.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         std::mem::forget(self);
         status
+    }
+
+    /// SIGKILLs the broker (no shutdown work at all) and returns its data directory, which is
+    /// left in place for `start_in`.
+    pub fn kill9(mut self) -> PathBuf {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        self.keep_data_dir = true;
+        self.data_dir.clone()
+    }
+
+    /// Stops the broker cleanly (SIGTERM; it must exit 0) and starts a new one on the same
+    /// data directory with the same shard count.
+    pub fn restart(self) -> Broker {
+        let data_dir = self.data_dir.clone();
+        let shards = self.shards;
+        let status = self.stop();
+        assert!(status.success(), "hare exited with {status} on SIGTERM");
+        Broker::start_in(&data_dir, shards)
     }
 }
 
@@ -89,8 +177,36 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.keep_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
+}
+
+/// A new, unused data directory path under `test_dir()`.
+pub fn fresh_data_dir() -> PathBuf {
+    test_dir().join(format!(
+        "broker-{}-{}",
+        std::process::id(),
+        NEXT_BROKER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn broker_command(data_dir: &Path, shards: usize, extra_args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hare"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()])
+        .arg("--data-dir")
+        .arg(data_dir)
+        // Small segments keep each test broker's disk work small.
+        .args(["--segment-size-bytes", "1048576"])
+        .args(extra_args)
+        .env(
+            "HARE_LOG",
+            std::env::var("HARE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped());
+    command
 }
 
 /// Where tests put broker data: a real filesystem under target/ (HARE_TEST_DIR overrides).
