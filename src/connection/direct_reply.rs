@@ -9,13 +9,10 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::connection::ConnectionShared;
+use crate::connection::{events, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ConnectionId};
-use crate::protocol::{
-    write_content, write_method_frame, BasicConsumeOk, BasicDeliver, BasicProperties, Method,
-    ShortStr,
-};
+use crate::protocol::{BasicConsumeOk, BasicProperties, Method, ShortStr};
 use crate::queue::message::Content;
 use crate::shard::message::{ConnectionEvent, ShardMessage};
 use crate::shard::Shard;
@@ -156,27 +153,13 @@ pub fn deliver(connection: &ConnectionShared, channel: ChannelId, secret: u64, c
     };
     let delivery_tag = open.next_tag();
     drop(state);
-    connection.output.write(|out| {
-        write_method_frame(
-            out,
-            channel.0,
-            &Method::BasicDeliver(BasicDeliver {
-                consumer_tag: tag,
-                delivery_tag: delivery_tag.0,
-                redelivered: false,
-                exchange: content.exchange,
-                routing_key: content.routing_key,
-            }),
-        );
-        write_content(
-            out,
-            channel.0,
-            60,
-            &content.properties_raw,
-            &content.body,
-            frame_max,
-        );
-    });
+    events::write_delivery(
+        connection,
+        channel,
+        (tag, delivery_tag.0, false),
+        content,
+        frame_max,
+    );
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::protocol::{
     BasicNack, Method, ShortStr,
 };
 use crate::queue::consumer::ConsumerKey;
+use crate::queue::message::Content;
 use crate::shard::message::{ConnectionEvent, ConsumeOk, UnackedDelivery};
 use crate::shard::Shard;
 
@@ -55,27 +56,13 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
                 );
             }
             drop(state);
-            connection.output.write(|out| {
-                write_method_frame(
-                    out,
-                    channel.0,
-                    &Method::BasicDeliver(BasicDeliver {
-                        consumer_tag: consumer_tag.clone(),
-                        delivery_tag: tag.0,
-                        redelivered,
-                        exchange: content.exchange,
-                        routing_key: content.routing_key,
-                    }),
-                );
-                write_content(
-                    out,
-                    channel.0,
-                    60,
-                    &content.properties_raw,
-                    &content.body,
-                    frame_max,
-                );
-            });
+            write_delivery(
+                &connection,
+                channel,
+                (consumer_tag.clone(), tag.0, redelivered),
+                content,
+                frame_max,
+            );
             connection.output.owe_credit(CreditKey {
                 owner,
                 queue,
@@ -208,4 +195,35 @@ pub fn cancel_consumer(connection: &ConnectionShared, channel: ChannelId, consum
             }),
         );
     }
+}
+
+/// Writes basic.deliver and its content: `(consumer tag, delivery tag, redelivered)`.
+pub fn write_delivery(
+    connection: &ConnectionShared,
+    channel: ChannelId,
+    (consumer_tag, delivery_tag, redelivered): (ShortStr, u64, bool),
+    content: Content,
+    frame_max: u32,
+) {
+    connection.output.write(|out| {
+        write_method_frame(
+            out,
+            channel.0,
+            &Method::BasicDeliver(BasicDeliver {
+                consumer_tag,
+                delivery_tag,
+                redelivered,
+                exchange: content.exchange,
+                routing_key: content.routing_key,
+            }),
+        );
+        write_content(
+            out,
+            channel.0,
+            60,
+            &content.properties_raw,
+            &content.body,
+            frame_max,
+        );
+    });
 }

@@ -2,13 +2,13 @@
 
 use std::rc::Rc;
 
-use crate::connection::requests::meta_change;
+use crate::connection::requests::{change_binding, meta_change, BindingChange};
 use crate::connection::ConnectionShared;
 use crate::exception::Exception;
 use crate::ids::ChannelId;
 use crate::protocol::{
     ExchangeBind, ExchangeBindOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete,
-    ExchangeDeleteOk, ExchangeUnbind, ExchangeUnbindOk, Method,
+    ExchangeDeleteOk, ExchangeUnbind, ExchangeUnbindOk, FieldTable, Method, ShortStr,
 };
 use crate::shard::message::MetaRequest;
 use crate::shard::Shard;
@@ -60,16 +60,13 @@ pub async fn bind(
     channel: ChannelId,
     method: ExchangeBind,
 ) -> Result<(), Exception> {
-    let request = MetaRequest::Bind {
-        binding: BindingDefinition {
-            source: method.source,
-            destination: DestinationName::Exchange(method.destination),
-            routing_key: method.routing_key,
-            arguments: method.arguments,
-        },
-        connection: connection.id,
-    };
-    meta_change(shard, connection, request).await?;
+    let binding = exchange_binding(
+        method.source,
+        method.destination,
+        method.routing_key,
+        method.arguments,
+    );
+    change_binding(shard, connection, BindingChange::Bind, binding).await?;
     if !method.nowait {
         connection.write_method(channel.0, &Method::ExchangeBindOk(ExchangeBindOk {}));
     }
@@ -82,18 +79,29 @@ pub async fn unbind(
     channel: ChannelId,
     method: ExchangeUnbind,
 ) -> Result<(), Exception> {
-    let request = MetaRequest::Unbind {
-        binding: BindingDefinition {
-            source: method.source,
-            destination: DestinationName::Exchange(method.destination),
-            routing_key: method.routing_key,
-            arguments: method.arguments,
-        },
-        connection: connection.id,
-    };
-    meta_change(shard, connection, request).await?;
+    let binding = exchange_binding(
+        method.source,
+        method.destination,
+        method.routing_key,
+        method.arguments,
+    );
+    change_binding(shard, connection, BindingChange::Unbind, binding).await?;
     if !method.nowait {
         connection.write_method(channel.0, &Method::ExchangeUnbindOk(ExchangeUnbindOk {}));
     }
     Ok(())
+}
+
+fn exchange_binding(
+    source: ShortStr,
+    destination: ShortStr,
+    routing_key: ShortStr,
+    arguments: FieldTable,
+) -> BindingDefinition {
+    BindingDefinition {
+        source,
+        destination: DestinationName::Exchange(destination),
+        routing_key,
+        arguments,
+    }
 }

@@ -61,10 +61,8 @@ pub async fn run(
         let _ = writer.flush().await;
         return Err(HandshakeError::BadProtocolHeader);
     }
-    let mut out = Vec::new();
-    write_method_frame(
-        &mut out,
-        0,
+    send_method(
+        &mut writer,
         &Method::ConnectionStart(ConnectionStart {
             version_major: 0,
             version_minor: 9,
@@ -72,8 +70,8 @@ pub async fn run(
             mechanisms: LongStr::from_static("PLAIN AMQPLAIN"),
             locales: LongStr::from_static("en_US"),
         }),
-    );
-    writer.write_all(&out).await?;
+    )
+    .await?;
 
     let start_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
         Method::ConnectionStartOk(start_ok) => start_ok,
@@ -108,18 +106,16 @@ pub async fn run(
     if let Err(text) = authenticate(shard, &credentials, &start_ok.mechanism, peer) {
         // 403 with a close frame only for clients that asked for it; others get a bare close.
         if capabilities.authentication_failure_close {
-            let mut out = Vec::new();
-            write_method_frame(
-                &mut out,
-                0,
+            send_method(
+                &mut writer,
                 &Method::ConnectionClose(ConnectionClose {
                     reply_code: SoftError::AccessRefused.code(),
                     reply_text: ShortStr::from_str_truncated(&format!("ACCESS_REFUSED - {text}")),
                     class_id: 10,
                     method_id: 11,
                 }),
-            );
-            writer.write_all(&out).await?;
+            )
+            .await?;
             let _ = writer.flush().await;
             // Let the client read the close before the socket goes.
             glommio::timer::sleep(Duration::from_millis(100)).await;
@@ -132,17 +128,15 @@ pub async fn run(
 
     let config = &shard.config;
     let heartbeat_secs = u16::try_from(config.heartbeat_interval.as_secs()).unwrap_or(u16::MAX);
-    let mut out = Vec::new();
-    write_method_frame(
-        &mut out,
-        0,
+    send_method(
+        &mut writer,
         &Method::ConnectionTune(ConnectionTune {
             channel_max: config.channel_max,
             frame_max: config.frame_max,
             heartbeat: heartbeat_secs,
         }),
-    );
-    writer.write_all(&out).await?;
+    )
+    .await?;
     let tune_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
         Method::ConnectionTuneOk(tune_ok) => tune_ok,
         other => {
@@ -193,15 +187,13 @@ pub async fn run(
         let method = Method::ConnectionOpen(open.clone());
         return refuse(&mut writer, HardError::NotAllowed, text, &method).await;
     }
-    let mut out = Vec::new();
-    write_method_frame(
-        &mut out,
-        0,
+    send_method(
+        &mut writer,
         &Method::ConnectionOpenOk(ConnectionOpenOk {
             known_hosts: ShortStr::default(),
         }),
-    );
-    writer.write_all(&out).await?;
+    )
+    .await?;
 
     let state = ConnectionState {
         vhost: open.virtual_host.clone(),
@@ -251,24 +243,30 @@ fn unexpected(method: &Method) -> String {
     format!("unexpected method {} during the handshake", method.name())
 }
 
+/// Writes one method on channel 0 straight to the socket (the writer task starts after the
+/// handshake).
+async fn send_method(writer: &mut TcpStream, method: &Method) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    write_method_frame(&mut out, 0, method);
+    writer.write_all(&out).await
+}
+
 async fn refuse(
     writer: &mut TcpStream,
     code: HardError,
     text: String,
     method: &Method,
 ) -> Result<Negotiated, HandshakeError> {
-    let mut out = Vec::new();
-    write_method_frame(
-        &mut out,
-        0,
+    send_method(
+        writer,
         &Method::ConnectionClose(ConnectionClose {
             reply_code: code.code(),
             reply_text: ShortStr::from_str_truncated(&format!("{} - {text}", code.name())),
             class_id: method.class_id(),
             method_id: method.method_id(),
         }),
-    );
-    writer.write_all(&out).await?;
+    )
+    .await?;
     let _ = writer.flush().await;
     glommio::timer::sleep(Duration::from_millis(100)).await;
     Err(HandshakeError::Refused {

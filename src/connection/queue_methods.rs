@@ -4,14 +4,14 @@
 use std::rc::Rc;
 
 use crate::connection::requests::{
-    existing_queue, meta_change, queue_name, resolve_queue, unexpected_reply,
+    change_binding, existing_queue, queue_name, resolve_queue, unexpected_reply, BindingChange,
 };
 use crate::connection::{direct_reply, events, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ShardId};
 use crate::protocol::{
-    Method, QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete, QueueDeleteOk,
-    QueuePurge, QueuePurgeOk, QueueUnbind, QueueUnbindOk,
+    FieldTable, Method, QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete,
+    QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbind, QueueUnbindOk, ShortStr,
 };
 use crate::shard::message::{MetaRequest, QueueOp, Reply, ShardMessage};
 use crate::shard::Shard;
@@ -122,23 +122,13 @@ pub async fn bind(
     channel: ChannelId,
     method: QueueBind,
 ) -> Result<(), Exception> {
-    let queue = queue_name(connection, channel, &method.queue)?;
-    // An empty queue name and key both mean the last declared queue (NOTES §9).
-    let routing_key = if method.queue.is_empty() && method.routing_key.is_empty() {
-        queue.clone()
-    } else {
-        method.routing_key
-    };
-    let request = MetaRequest::Bind {
-        binding: BindingDefinition {
-            source: method.exchange,
-            destination: DestinationName::Queue(queue),
-            routing_key,
-            arguments: method.arguments,
-        },
-        connection: connection.id,
-    };
-    meta_change(shard, connection, request).await?;
+    let binding = queue_binding(
+        connection,
+        channel,
+        (method.queue, method.exchange, method.routing_key),
+        method.arguments,
+    )?;
+    change_binding(shard, connection, BindingChange::Bind, binding).await?;
     if !method.nowait {
         connection.write_method(channel.0, &Method::QueueBindOk(QueueBindOk {}));
     }
@@ -151,24 +141,37 @@ pub async fn unbind(
     channel: ChannelId,
     method: QueueUnbind,
 ) -> Result<(), Exception> {
-    let queue = queue_name(connection, channel, &method.queue)?;
-    let routing_key = if method.queue.is_empty() && method.routing_key.is_empty() {
-        queue.clone()
-    } else {
-        method.routing_key
-    };
-    let request = MetaRequest::Unbind {
-        binding: BindingDefinition {
-            source: method.exchange,
-            destination: DestinationName::Queue(queue),
-            routing_key,
-            arguments: method.arguments,
-        },
-        connection: connection.id,
-    };
-    meta_change(shard, connection, request).await?;
+    let binding = queue_binding(
+        connection,
+        channel,
+        (method.queue, method.exchange, method.routing_key),
+        method.arguments,
+    )?;
+    change_binding(shard, connection, BindingChange::Unbind, binding).await?;
     connection.write_method(channel.0, &Method::QueueUnbindOk(QueueUnbindOk {}));
     Ok(())
+}
+
+/// The binding a queue.bind or queue.unbind names. An empty queue name means the channel's
+/// last declared queue, and then an empty routing key means that name too (NOTES §9).
+fn queue_binding(
+    connection: &ConnectionShared,
+    channel: ChannelId,
+    (queue, exchange, routing_key): (ShortStr, ShortStr, ShortStr),
+    arguments: FieldTable,
+) -> Result<BindingDefinition, Exception> {
+    let name = queue_name(connection, channel, &queue)?;
+    let routing_key = if queue.is_empty() && routing_key.is_empty() {
+        name.clone()
+    } else {
+        routing_key
+    };
+    Ok(BindingDefinition {
+        source: exchange,
+        destination: DestinationName::Queue(name),
+        routing_key,
+        arguments,
+    })
 }
 
 pub async fn purge(

@@ -10,6 +10,7 @@ use crate::ids::{ChannelId, QueueId, ShardId};
 use crate::protocol::{HardError, ShortStr};
 use crate::shard::message::{MetaRequest, Reply, ShardMessage};
 use crate::shard::Shard;
+use crate::vhost::delta::BindingDefinition;
 use crate::vhost::rules::{locked_queue, no_queue};
 
 /// Asks the metadata shard for a change and waits until this shard has applied it.
@@ -32,6 +33,33 @@ pub async fn meta_change(
     };
     shard.wait_for_version(version).await;
     Ok(version)
+}
+
+/// Whether a binding change adds or removes the binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingChange {
+    Bind,
+    Unbind,
+}
+
+/// Asks the metadata shard to add or remove a binding, and waits for it like `meta_change`.
+pub async fn change_binding(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    change: BindingChange,
+    binding: BindingDefinition,
+) -> Result<(), Exception> {
+    let request = match change {
+        BindingChange::Bind => MetaRequest::Bind {
+            binding,
+            connection: connection.id,
+        },
+        BindingChange::Unbind => MetaRequest::Unbind {
+            binding,
+            connection: connection.id,
+        },
+    };
+    meta_change(shard, connection, request).await.map(|_| ())
 }
 
 pub fn unexpected_reply() -> Exception {
