@@ -106,12 +106,19 @@ impl Broker {
 }
 
 /// Checks the host, binds the listener and starts the shards.
-pub fn start(config: Config) -> Result<Broker, StartError> {
+pub fn start(mut config: Config) -> Result<Broker, StartError> {
     assert!(config.shards >= 1);
     assert!(config.shards <= usize::from(u16::MAX));
     check_io_uring()?;
     let io_memory_bytes = io_memory_per_executor(config.shards)?;
     let data_dir_lock = recovery::lock_data_dir(&config.data_dir)?;
+    // glommio opens a relative directory path against no directory descriptor (EBADF), so the
+    // logs get the absolute path; the directory exists now that it is locked.
+    config.data_dir =
+        std::fs::canonicalize(&config.data_dir).map_err(|source| recovery::DataDirError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
     // Start-up only: the definitions are read before any executor runs.
     let definitions = crate::vhost::definitions::load(&config.data_dir).map_err(|source| {
         StartError::Definitions {
