@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 
 use common::raw::RawClient;
 use hare::protocol::{
-    write_content, write_method_frame, BasicProperties, BasicPublish, ConfirmSelect, Method,
-    QueueDeclare, ShortStr,
+    write_content, write_method_frame, BasicProperties, BasicPublish, Method, QueueDeclare,
+    ShortStr,
 };
 
 fn start_in_cwd(cwd: &std::path::Path) -> (Child, SocketAddr) {
@@ -54,24 +54,7 @@ fn persistent_messages_roll_segments_under_a_relative_data_dir() {
 
     let (broker, addr) = start_in_cwd(&cwd);
     let mut client = RawClient::open(addr);
-    client.open_channel(1);
-    client.send_method(
-        1,
-        QueueDeclare {
-            queue: ShortStr::from_static("rolled"),
-            durable: true,
-            ..Default::default()
-        },
-    );
-    assert!(matches!(
-        client.next_method(),
-        (1, Method::QueueDeclareOk(_))
-    ));
-    client.send_method(1, ConfirmSelect { nowait: false });
-    assert!(matches!(
-        client.next_method(),
-        (1, Method::ConfirmSelectOk(_))
-    ));
+    client.confirming_durable_queue(1, "rolled");
     // 3000 × 1 KiB fills three 1 MiB segments.
     let properties = BasicProperties {
         delivery_mode: Some(2),

@@ -7,8 +7,7 @@ mod common;
 use common::raw::RawClient;
 use common::Broker;
 use hare::protocol::{
-    write_content, write_method_frame, BasicProperties, BasicPublish, ConfirmSelect, Method,
-    QueueDeclare, ShortStr,
+    write_content, write_method_frame, BasicProperties, BasicPublish, Method, ShortStr,
 };
 
 /// Publishes a persistent message and returns whether the broker acked (true) or nacked it,
@@ -42,24 +41,7 @@ fn publish_persistent(client: &mut RawClient, body: &[u8]) -> (bool, bool) {
 
 fn confirming_client(broker: &Broker) -> RawClient {
     let mut client = RawClient::open(broker.addr);
-    client.open_channel(1);
-    client.send_method(
-        1,
-        QueueDeclare {
-            queue: ShortStr::from_static("faulty"),
-            durable: true,
-            ..Default::default()
-        },
-    );
-    assert!(matches!(
-        client.next_method(),
-        (1, Method::QueueDeclareOk(_))
-    ));
-    client.send_method(1, ConfirmSelect { nowait: false });
-    assert!(matches!(
-        client.next_method(),
-        (1, Method::ConfirmSelectOk(_))
-    ));
+    client.confirming_durable_queue(1, "faulty");
     client
 }
 

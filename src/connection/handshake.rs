@@ -75,15 +75,7 @@ pub async fn run(
 
     let start_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
         Method::ConnectionStartOk(start_ok) => start_ok,
-        other => {
-            return refuse(
-                &mut writer,
-                HardError::CommandInvalid,
-                unexpected(&other),
-                &other,
-            )
-            .await
-        }
+        other => return refuse_unexpected(&mut writer, &other).await,
     };
     let capabilities = client_capabilities(&start_ok.client_properties);
     let credentials = match start_ok.mechanism.as_bytes() {
@@ -139,15 +131,7 @@ pub async fn run(
     .await?;
     let tune_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
         Method::ConnectionTuneOk(tune_ok) => tune_ok,
-        other => {
-            return refuse(
-                &mut writer,
-                HardError::CommandInvalid,
-                unexpected(&other),
-                &other,
-            )
-            .await
-        }
+        other => return refuse_unexpected(&mut writer, &other).await,
     };
     // 0 means "no limit from the client": use ours. Below the spec minimum or above ours is
     // refused with 530, as RabbitMQ does.
@@ -172,15 +156,7 @@ pub async fn run(
 
     let open = match next_method(reader, frame_max).await? {
         Method::ConnectionOpen(open) => open,
-        other => {
-            return refuse(
-                &mut writer,
-                HardError::CommandInvalid,
-                unexpected(&other),
-                &other,
-            )
-            .await
-        }
+        other => return refuse_unexpected(&mut writer, &other).await,
     };
     if shard.registry.borrow().vhost(&open.virtual_host).is_none() {
         let text = format!("vhost {} not found", open.virtual_host);
@@ -239,8 +215,13 @@ async fn next_method(reader: &mut FrameReader, frame_max: u32) -> Result<Method,
     }
 }
 
-fn unexpected(method: &Method) -> String {
-    format!("unexpected method {} during the handshake", method.name())
+/// Refuses a method that does not belong at this point of the handshake.
+async fn refuse_unexpected(
+    writer: &mut TcpStream,
+    method: &Method,
+) -> Result<Negotiated, HandshakeError> {
+    let text = format!("unexpected method {} during the handshake", method.name());
+    refuse(writer, HardError::CommandInvalid, text, method).await
 }
 
 /// Writes one method on channel 0 straight to the socket (the writer task starts after the

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use hare::protocol::{
     parse_frame, write_heartbeat, write_method_frame, BasicGet, BasicPublish, ChannelClose,
-    ChannelOpen, ConnectionClose, ConnectionOpen, ConnectionStart, ConnectionStartOk,
-    ConnectionTune, ConnectionTuneOk, FieldTable, FieldValue, Frame, FrameType, LongStr, Method,
-    QueueDeclare, ReplyCode, ShortStr, PROTOCOL_HEADER,
+    ChannelOpen, ConfirmSelect, ConnectionClose, ConnectionOpen, ConnectionStart,
+    ConnectionStartOk, ConnectionTune, ConnectionTuneOk, FieldTable, FieldValue, Frame, FrameType,
+    LongStr, Method, QueueDeclare, ReplyCode, ShortStr, PROTOCOL_HEADER,
 };
 
 /// How long any single expected reply may take before the test fails.
@@ -327,6 +327,28 @@ impl RawClient {
         );
         self.send_method(channel, Method::ChannelCloseOk(Default::default()));
         close
+    }
+
+    /// Opens `channel`, declares the durable queue `queue` on it and puts it in confirm mode.
+    pub fn confirming_durable_queue(&mut self, channel: u16, queue: &'static str) {
+        self.open_channel(channel);
+        self.send_method(
+            channel,
+            QueueDeclare {
+                queue: ShortStr::from_static(queue),
+                durable: true,
+                ..Default::default()
+            },
+        );
+        match self.next_method() {
+            (c, Method::QueueDeclareOk(_)) if c == channel => {}
+            other => panic!("expected queue.declare-ok, got {other:?}"),
+        }
+        self.send_method(channel, ConfirmSelect { nowait: false });
+        match self.next_method() {
+            (c, Method::ConfirmSelectOk(_)) if c == channel => {}
+            other => panic!("expected confirm.select-ok, got {other:?}"),
+        }
     }
 
     pub fn open_channel(&mut self, channel: u16) {
