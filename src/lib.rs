@@ -4,7 +4,8 @@
 //! Module map, in dependency order (`shard → connection → {vhost, routing, queue}`; `protocol`
 //! is a leaf everyone may use):
 //!
-//! - [`protocol`]: the AMQP 0-9-1 codec. Pure: no I/O, no glommio, no broker types.
+//! - [`protocol`]: the AMQP 0-9-1 codec (crate `hare-protocol`, shared with hareperf). Pure: no
+//!   I/O, no glommio, no broker types.
 //! - [`routing`]: exchange kinds and their binding tables (direct, fanout, topic trie,
 //!   headers). Pure.
 //! - [`vhost`]: metadata (vhosts, exchanges, queues, bindings), identical on every shard,
@@ -18,7 +19,7 @@ pub mod config;
 pub mod connection;
 pub mod exception;
 pub mod ids;
-pub mod protocol;
+pub use hare_protocol as protocol;
 pub mod queue;
 pub mod routing;
 pub mod shard;

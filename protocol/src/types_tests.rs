@@ -1,7 +1,7 @@
 //! Tests of `types`: every field value tag, nesting, order and duplicates, RabbitMQ equality.
 
 use super::*;
-use crate::protocol::test_support::{random_table, Rng};
+use crate::test_support::{random_table, Rng};
 
 fn table_bytes(entries: &[u8]) -> Bytes {
     let mut out = (entries.len() as u32).to_be_bytes().to_vec();

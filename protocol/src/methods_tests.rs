@@ -2,8 +2,8 @@
 //! every byte and random input.
 
 use super::*;
-use crate::protocol::test_support::Rng;
-use crate::protocol::types::FieldValue;
+use crate::test_support::Rng;
+use crate::types::FieldValue;
 
 /// Number of methods in the RabbitMQ 0-9-1 spec JSON.
 const METHOD_COUNT: usize = 66;

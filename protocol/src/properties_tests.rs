@@ -2,8 +2,8 @@
 //! random input.
 
 use super::*;
-use crate::protocol::test_support::{random_properties, Rng};
-use crate::protocol::types::FieldValue;
+use crate::test_support::{random_properties, Rng};
+use crate::types::FieldValue;
 
 fn header_payload(body_size: u64, props: &BasicProperties) -> Bytes {
     let mut out = vec![0, 60, 0, 0];

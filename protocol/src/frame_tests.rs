@@ -1,10 +1,10 @@
 //! Tests of `frame`: splitting at every byte, size and end-octet checks, writers, body splitting.
 
 use super::*;
-use crate::protocol::methods::{BasicPublish, ConnectionTune};
-use crate::protocol::properties::{BasicProperties, ContentHeader};
-use crate::protocol::test_support::Rng;
-use crate::protocol::types::ShortStr;
+use crate::methods::{BasicPublish, ConnectionTune};
+use crate::properties::{BasicProperties, ContentHeader};
+use crate::test_support::Rng;
+use crate::types::ShortStr;
 
 fn parse_all(bytes: &[u8], frame_max: u32) -> Vec<Frame> {
     let mut buf = BytesMut::from(bytes);
@@ -213,7 +213,7 @@ fn random_bytes_never_panic() {
         let result = std::panic::catch_unwind(|| {
             let mut buf = BytesMut::from(&bytes[..]);
             while let Ok(Some(frame)) = parse_frame(&mut buf, frame_max) {
-                let _ = crate::protocol::Method::decode(&frame.payload);
+                let _ = crate::Method::decode(&frame.payload);
                 let _ = ContentHeader::decode(&frame.payload);
             }
         });
