@@ -5,8 +5,10 @@
 
 pub mod channel_limits;
 pub mod consumer;
+pub mod entry;
 pub mod message;
 pub mod record;
+pub mod residency;
 
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -17,18 +19,9 @@ use crate::ids::{ChannelId, ConnectionId, MessageId, QueueId};
 use crate::protocol::ShortStr;
 use channel_limits::ChannelLimits;
 use consumer::{ChannelKey, Consumer, ConsumerKey};
+pub use entry::{QueuedMessage, StoredAt};
 use message::Message;
-
-/// A message waiting in a queue or waiting for its ack.
-#[derive(Debug, Clone)]
-pub struct QueuedMessage {
-    pub id: MessageId,
-    pub message: Rc<Message>,
-    pub redelivered: bool,
-    /// Where the message's record is in the shard's log, if it is persistent in a durable
-    /// queue: settling it for good must be recorded there.
-    pub location: Option<RecordLocation>,
-}
+use residency::FetchPlan;
 
 /// A message that left its queue for good (acked, rejected, purged, deleted with the queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +35,22 @@ pub struct Gone {
 pub struct Delivery {
     pub consumer: ConsumerKey,
     pub no_ack: bool,
-    pub message: QueuedMessage,
+    pub id: MessageId,
+    pub redelivered: bool,
+    pub message: Rc<Message>,
+}
+
+/// What basic.get found.
+#[derive(Debug)]
+pub enum GetOutcome {
+    Empty,
+    Got {
+        id: MessageId,
+        redelivered: bool,
+        message: Rc<Message>,
+    },
+    /// The head's body is on disk: fetch it, then ask again.
+    NeedsFetch,
 }
 
 /// What to do with settled (acked, rejected, nacked, recovered) deliveries.
@@ -91,6 +99,11 @@ pub struct Queue {
     next_message_id: u64,
     /// Auto-delete queues go only after having had a consumer.
     had_consumer: bool,
+    /// Ready messages whose body is in RAM, and their body bytes.
+    resident: usize,
+    resident_bytes: usize,
+    /// A fetch plan was handed out and its result has not come back.
+    fetching: bool,
     /// Persistent messages in a durable queue go to the shard's log.
     pub durable: bool,
 }
@@ -107,6 +120,9 @@ impl Queue {
             next_consumer_index: 0,
             next_message_id: 1,
             had_consumer: false,
+            resident: 0,
+            resident_bytes: 0,
+            fetching: false,
             durable,
         }
     }
@@ -123,9 +139,20 @@ impl Queue {
         self.consumers.len()
     }
 
+    /// Ready messages whose body is in RAM.
+    pub fn resident_count(&self) -> usize {
+        self.resident
+    }
+
+    /// Enqueues a transient message (or any message of a non-durable queue): always resident.
     pub fn enqueue(&mut self, message: Rc<Message>) -> MessageId {
         let id = self.reserve_id();
-        self.enqueue_reserved(id, message, None, false);
+        self.push_ready(QueuedMessage {
+            id,
+            message: Some(message),
+            stored: None,
+            redelivered: false,
+        });
         id
     }
 
@@ -137,25 +164,138 @@ impl Queue {
         id
     }
 
-    /// Enqueues a message under an id from `reserve_id` (or a recovered one), at the tail.
-    pub fn enqueue_reserved(
-        &mut self,
-        id: MessageId,
-        message: Rc<Message>,
-        location: Option<RecordLocation>,
-        redelivered: bool,
-    ) {
+    /// Enqueues a message whose record is in the log, under an id from `reserve_id`. Its body
+    /// stays in RAM only while the queue has no backlog beyond the resident limits.
+    pub fn enqueue_stored(&mut self, id: MessageId, message: Rc<Message>, stored: StoredAt) {
+        let keep = self.resident == self.ready.len()
+            && self.resident < residency::RESIDENT_MESSAGES_MAX
+            && self.resident_bytes < residency::RESIDENT_BYTES_MAX;
+        self.push_ready(QueuedMessage {
+            id,
+            message: keep.then_some(message),
+            stored: Some(stored),
+            redelivered: false,
+        });
+    }
+
+    /// Refills an empty queue with recovered messages (bodies on disk), sorted by id.
+    pub fn restore(&mut self, mut messages: Vec<QueuedMessage>) {
         assert!(
-            self.ready.back().is_none_or(|last| last.id < id),
+            self.ready.is_empty() && self.unacked.is_empty(),
+            "restore into an empty queue"
+        );
+        if !messages.windows(2).all(|w| w[0].id < w[1].id) {
+            messages.sort_unstable_by_key(|m| m.id);
+            messages.dedup_by_key(|m| m.id);
+        }
+        if let Some(last) = messages.last() {
+            self.next_message_id = self.next_message_id.max(last.id.0 + 1);
+        }
+        self.resident = messages.iter().filter(|m| m.is_resident()).count();
+        self.resident_bytes = messages.iter().map(QueuedMessage::resident_bytes).sum();
+        // From a Vec, a VecDeque reuses the allocation: no second copy of a large index.
+        self.ready = VecDeque::from(messages);
+    }
+
+    fn push_ready(&mut self, queued: QueuedMessage) {
+        assert!(
+            self.ready.back().is_none_or(|last| last.id < queued.id),
             "enqueued ids increase"
         );
-        self.next_message_id = self.next_message_id.max(id.0 + 1);
-        self.ready.push_back(QueuedMessage {
-            id,
-            message,
-            redelivered,
-            location,
-        });
+        self.next_message_id = self.next_message_id.max(queued.id.0 + 1);
+        self.count_resident(&queued, true);
+        self.ready.push_back(queued);
+    }
+
+    /// Keeps `resident` and `resident_bytes` in step as `queued` enters or leaves `ready`.
+    fn count_resident(&mut self, queued: &QueuedMessage, entering: bool) {
+        if !queued.is_resident() {
+            return;
+        }
+        if entering {
+            self.resident += 1;
+            self.resident_bytes += queued.resident_bytes();
+        } else {
+            self.resident -= 1;
+            self.resident_bytes -= queued.resident_bytes();
+        }
+    }
+
+    /// Pops the head if its body is resident.
+    fn pop_resident_head(&mut self) -> Option<(QueuedMessage, Rc<Message>)> {
+        let message = self.ready.front()?.message.clone()?;
+        let queued = self.ready.pop_front().expect("front checked above");
+        self.count_resident(&queued, false);
+        Some((queued, message))
+    }
+
+    /// What an unacked entry keeps: a stored message's body can be read back if it is
+    /// requeued, so only transient ones keep theirs.
+    fn unacked_entry(mut queued: QueuedMessage) -> QueuedMessage {
+        if queued.stored.is_some() {
+            queued.message = None;
+        }
+        queued
+    }
+
+    /// The stored messages to read back next, when the resident head is running low and
+    /// someone will take them (a consumer, or `force` for basic.get). At most one plan per
+    /// queue is out at a time; `fetched` or `fetch_failed` ends it.
+    pub fn fetch_plan(&mut self, force: bool) -> Option<FetchPlan> {
+        if self.fetching || self.resident == self.ready.len() {
+            return None;
+        }
+        let head_on_disk = self.ready.front().is_some_and(|m| !m.is_resident());
+        let running_low = self.resident < residency::FETCH_LOW_WATER_MESSAGES
+            && self.resident_bytes < residency::RESIDENT_BYTES_MAX / 2;
+        let someone_waits = force || !self.consumers.is_empty();
+        if !(head_on_disk || running_low) || !someone_waits {
+            return None;
+        }
+        let mut plan = FetchPlan::default();
+        let mut bytes = 0u64;
+        for queued in self.ready.iter().take(residency::FETCH_SCAN_MAX) {
+            if queued.is_resident() {
+                continue;
+            }
+            let location = queued.location().expect("only stored messages leave RAM");
+            if !plan.ids.is_empty()
+                && (plan.ids.len() == residency::FETCH_BATCH_MESSAGES_MAX
+                    || bytes + u64::from(location.length) > residency::FETCH_BATCH_BYTES_MAX)
+            {
+                break;
+            }
+            bytes += u64::from(location.length);
+            plan.ids.push(queued.id);
+            plan.locations.push(location);
+        }
+        if plan.ids.is_empty() {
+            return None;
+        }
+        self.fetching = true;
+        Some(plan)
+    }
+
+    /// Installs bodies read back for a fetch plan. Messages that left the ready list in the
+    /// meantime (delivered by another path, purged) are skipped.
+    pub fn fetched(&mut self, loaded: impl IntoIterator<Item = (MessageId, Rc<Message>)>) {
+        self.fetching = false;
+        for (id, message) in loaded {
+            let position = self.ready.partition_point(|queued| queued.id < id);
+            let Some(queued) = self.ready.get_mut(position).filter(|q| q.id == id) else {
+                continue;
+            };
+            if queued.message.is_none() {
+                self.resident += 1;
+                self.resident_bytes += message.body_size();
+                queued.message = Some(message);
+            }
+        }
+    }
+
+    /// A fetch plan could not be read; a later one may try again.
+    pub fn fetch_failed(&mut self) {
+        self.fetching = false;
     }
 
     pub fn add_consumer(&mut self, consumer: Consumer) -> Result<(), ConsumeRefusal> {
@@ -207,19 +347,24 @@ impl Queue {
     }
 
     /// Hands ready messages to consumers with room, round robin, until either runs out.
-    /// `deliveries_max` bounds one call so a long queue cannot monopolise the shard.
+    /// `deliveries_max` bounds one call so a long queue cannot monopolise the shard. Stored
+    /// messages delivered to no-ack consumers are settled at once and added to `gone`.
     pub fn dispatch(
         &mut self,
         limits: &mut ChannelLimits,
         deliveries_max: usize,
         out: &mut Vec<Delivery>,
+        gone: &mut Vec<Gone>,
     ) {
         let mut delivered = 0;
-        while delivered < deliveries_max && !self.ready.is_empty() && !self.consumers.is_empty() {
+        while delivered < deliveries_max
+            && self.ready.front().is_some_and(QueuedMessage::is_resident)
+            && !self.consumers.is_empty()
+        {
             let Some(index) = self.next_consumer_with_capacity(limits) else {
                 break;
             };
-            let message = self.ready.pop_front().expect("checked non-empty above");
+            let (queued, message) = self.pop_resident_head().expect("head checked above");
             let consumer = &mut self.consumers[index];
             consumer.flow_credit -= 1;
             if !consumer.no_ack {
@@ -227,17 +372,21 @@ impl Queue {
                 let channel = consumer.key.channel_key();
                 limits.delivered(channel);
                 self.unacked.insert(
-                    message.id,
+                    queued.id,
                     Unacked {
-                        message: message.clone(),
+                        message: Self::unacked_entry(queued.clone()),
                         channel,
                         consumer_tag: Some(consumer.key.tag.clone()),
                     },
                 );
+            } else {
+                gone.extend(queued.gone());
             }
             out.push(Delivery {
                 consumer: consumer.key.clone(),
                 no_ack: consumer.no_ack,
+                id: queued.id,
+                redelivered: queued.redelivered,
                 message,
             });
             self.next_consumer_index = (index + 1) % self.consumers.len();
@@ -256,20 +405,33 @@ impl Queue {
             })
     }
 
-    /// basic.get: the head of the queue, recorded as unacked unless `no_ack`.
-    pub fn get(&mut self, channel: ChannelKey, no_ack: bool) -> Option<QueuedMessage> {
-        let message = self.ready.pop_front()?;
+    /// basic.get: the head of the queue, recorded as unacked unless `no_ack` (then a stored
+    /// message is settled at once and added to `gone`).
+    pub fn get(&mut self, channel: ChannelKey, no_ack: bool, gone: &mut Vec<Gone>) -> GetOutcome {
+        if self.ready.is_empty() {
+            return GetOutcome::Empty;
+        }
+        let Some((queued, message)) = self.pop_resident_head() else {
+            return GetOutcome::NeedsFetch;
+        };
+        let (id, redelivered) = (queued.id, queued.redelivered);
         if !no_ack {
             self.unacked.insert(
-                message.id,
+                id,
                 Unacked {
-                    message: message.clone(),
+                    message: Self::unacked_entry(queued),
                     channel,
                     consumer_tag: None,
                 },
             );
+        } else {
+            gone.extend(queued.gone());
         }
-        Some(message)
+        GetOutcome::Got {
+            id,
+            redelivered,
+            message,
+        }
     }
 
     /// Settles deliveries of one channel. Ids unknown to the queue, or held by another
@@ -306,11 +468,8 @@ impl Queue {
             }
             if action == SettleAction::Requeue {
                 self.requeue(entry.message);
-            } else if let Some(location) = entry.message.location {
-                gone.push(Gone {
-                    id: entry.message.id,
-                    location,
-                });
+            } else {
+                gone.extend(entry.message.gone());
             }
         }
         outcome
@@ -334,6 +493,7 @@ impl Queue {
     fn requeue(&mut self, mut message: QueuedMessage) {
         message.redelivered = true;
         let position = self.ready.partition_point(|queued| queued.id < message.id);
+        self.count_resident(&message, true);
         self.ready.insert(position, message);
     }
 
@@ -341,12 +501,9 @@ impl Queue {
     /// adds the persistent ones to `gone`.
     pub fn purge(&mut self, gone: &mut Vec<Gone>) -> usize {
         let count = self.ready.len();
-        gone.extend(self.ready.drain(..).filter_map(|queued| {
-            queued.location.map(|location| Gone {
-                id: queued.id,
-                location,
-            })
-        }));
+        self.resident = 0;
+        self.resident_bytes = 0;
+        gone.extend(self.ready.drain(..).filter_map(|queued| queued.gone()));
         count
     }
 
@@ -356,12 +513,7 @@ impl Queue {
         self.ready
             .iter()
             .chain(self.unacked.values().map(|entry| &entry.message))
-            .filter_map(|queued| {
-                queued.location.map(|location| Gone {
-                    id: queued.id,
-                    location,
-                })
-            })
+            .filter_map(QueuedMessage::gone)
             .collect()
     }
 
@@ -389,8 +541,21 @@ impl Queue {
             debug_assert_eq!(unacked, consumer.unacked_count as usize);
         }
         assert!(self.next_consumer_index <= self.consumers.len());
+        debug_assert_eq!(
+            self.resident,
+            self.ready.iter().filter(|m| m.is_resident()).count()
+        );
+        debug_assert_eq!(
+            self.resident_bytes,
+            self.ready
+                .iter()
+                .map(QueuedMessage::resident_bytes)
+                .sum::<usize>()
+        );
     }
 }
 
+#[cfg(test)]
+mod residency_tests;
 #[cfg(test)]
 mod tests;

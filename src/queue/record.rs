@@ -13,6 +13,8 @@
 //! queue deleted (kind 3): queue u64
 //! ```
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use crate::ids::{MessageId, QueueId};
@@ -66,34 +68,72 @@ pub struct MessageRecord {
 }
 
 pub fn decode_message(payload: &Bytes) -> Result<MessageRecord, RecordError> {
+    let mut entries = Vec::new();
+    let head = decode_head(payload, |queue, id| entries.push((queue, id)))?;
+    let shortstr = |range: Range<usize>| {
+        ShortStr::try_from_bytes(payload.slice(range)).ok_or(RecordError::Invalid {
+            what: "short string",
+        })
+    };
+    let properties_raw = payload.slice(head.properties);
+    let properties = BasicProperties::decode(&properties_raw)
+        .map_err(|_| RecordError::Invalid { what: "properties" })?;
+    Ok(MessageRecord {
+        entries,
+        message: Message {
+            exchange: shortstr(head.exchange)?,
+            routing_key: shortstr(head.routing_key)?,
+            properties,
+            properties_raw,
+            body: payload.slice(head.body_start..),
+        },
+    })
+}
+
+/// Calls `each` with the (queue, message) entries of a message record after checking that
+/// its head is well formed. Recovery needs no more: the body stays on disk until a consumer
+/// wants it, and the properties are decoded then.
+pub fn decode_message_entries(
+    payload: &[u8],
+    each: impl FnMut(QueueId, MessageId),
+) -> Result<(), RecordError> {
+    decode_head(payload, each).map(|_| ())
+}
+
+/// Where the parts of a message record are.
+struct Head {
+    exchange: Range<usize>,
+    routing_key: Range<usize>,
+    properties: Range<usize>,
+    body_start: usize,
+}
+
+fn decode_head(
+    payload: &[u8],
+    mut each: impl FnMut(QueueId, MessageId),
+) -> Result<Head, RecordError> {
     let mut reader = Cursor::new(payload);
     let version = reader.u8()?;
     if version != MESSAGE_RECORD_VERSION {
         return Err(RecordError::Version { version });
     }
     let count = reader.u16()?;
-    let mut entries = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
         let queue = QueueId(reader.u64()?);
         let id = MessageId(reader.u64()?);
-        entries.push((queue, id));
+        each(queue, id);
     }
-    let exchange = reader.shortstr()?;
-    let routing_key = reader.shortstr()?;
+    let exchange_len = usize::from(reader.u8()?);
+    let exchange = reader.take(exchange_len)?;
+    let routing_key_len = usize::from(reader.u8()?);
+    let routing_key = reader.take(routing_key_len)?;
     let properties_len = usize::try_from(reader.u32()?).unwrap_or(usize::MAX);
-    let properties_raw = reader.take(properties_len)?;
-    let properties = BasicProperties::decode(&properties_raw)
-        .map_err(|_| RecordError::Invalid { what: "properties" })?;
-    let body = reader.rest();
-    Ok(MessageRecord {
-        entries,
-        message: Message {
-            exchange,
-            routing_key,
-            properties,
-            properties_raw,
-            body,
-        },
+    let properties = reader.take(properties_len)?;
+    Ok(Head {
+        exchange,
+        routing_key,
+        properties,
+        body_start: reader.offset,
     })
 }
 
@@ -123,7 +163,7 @@ pub fn encode_settled(queue: QueueId, ids: &[MessageId]) -> Vec<u8> {
 }
 
 /// A decoded settled record: the queue and its (first id, count) ranges.
-pub fn decode_settled(payload: &Bytes) -> Result<(QueueId, Vec<(u64, u32)>), RecordError> {
+pub fn decode_settled(payload: &[u8]) -> Result<(QueueId, Vec<(u64, u32)>), RecordError> {
     let mut reader = Cursor::new(payload);
     let queue = QueueId(reader.u64()?);
     let count = reader.u32()?;
@@ -141,7 +181,7 @@ pub fn encode_queue_deleted(queue: QueueId) -> Vec<u8> {
     queue.0.to_le_bytes().to_vec()
 }
 
-pub fn decode_queue_deleted(payload: &Bytes) -> Result<QueueId, RecordError> {
+pub fn decode_queue_deleted(payload: &[u8]) -> Result<QueueId, RecordError> {
     let mut reader = Cursor::new(payload);
     let queue = QueueId(reader.u64()?);
     reader.expect_end()?;
@@ -155,16 +195,17 @@ fn push_shortstr(out: &mut Vec<u8>, value: &ShortStr) {
 
 /// A bounds-checked reader over a record payload; every read is checked before slicing.
 struct Cursor<'a> {
-    bytes: &'a Bytes,
+    bytes: &'a [u8],
     offset: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(bytes: &'a Bytes) -> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Cursor<'a> {
         Cursor { bytes, offset: 0 }
     }
 
-    fn take(&mut self, length: usize) -> Result<Bytes, RecordError> {
+    /// The range of the next `length` bytes.
+    fn take(&mut self, length: usize) -> Result<Range<usize>, RecordError> {
         let end = self
             .offset
             .checked_add(length)
@@ -172,15 +213,15 @@ impl<'a> Cursor<'a> {
             .ok_or(RecordError::Truncated {
                 offset: self.offset,
             })?;
-        let slice = self.bytes.slice(self.offset..end);
+        let range = self.offset..end;
         self.offset = end;
-        Ok(slice)
+        Ok(range)
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
-        let slice = self.take(N)?;
+        let range = self.take(N)?;
         let mut out = [0u8; N];
-        out.copy_from_slice(&slice);
+        out.copy_from_slice(&self.bytes[range]);
         Ok(out)
     }
 
@@ -198,20 +239,6 @@ impl<'a> Cursor<'a> {
 
     fn u64(&mut self) -> Result<u64, RecordError> {
         Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    fn shortstr(&mut self) -> Result<ShortStr, RecordError> {
-        let length = usize::from(self.u8()?);
-        let bytes = self.take(length)?;
-        ShortStr::try_from_bytes(bytes).ok_or(RecordError::Invalid {
-            what: "short string",
-        })
-    }
-
-    fn rest(&mut self) -> Bytes {
-        let rest = self.bytes.slice(self.offset..);
-        self.offset = self.bytes.len();
-        rest
     }
 
     fn expect_end(&self) -> Result<(), RecordError> {

@@ -4,7 +4,7 @@ use super::*;
 use crate::ids::ChannelId;
 use bytes::Bytes;
 
-fn message(body: &'static str) -> Rc<Message> {
+pub(super) fn message(body: &'static str) -> Rc<Message> {
     Rc::new(Message {
         exchange: ShortStr::default(),
         routing_key: ShortStr::from_static("q"),
@@ -14,7 +14,24 @@ fn message(body: &'static str) -> Rc<Message> {
     })
 }
 
-fn consumer(channel: u16, tag: &'static str, prefetch_count: u16, no_ack: bool) -> Consumer {
+/// The message basic.get returned; panics on an empty or on-disk head.
+pub(super) fn got(outcome: GetOutcome) -> (MessageId, bool, Rc<Message>) {
+    match outcome {
+        GetOutcome::Got {
+            id,
+            redelivered,
+            message,
+        } => (id, redelivered, message),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+pub(super) fn consumer(
+    channel: u16,
+    tag: &'static str,
+    prefetch_count: u16,
+    no_ack: bool,
+) -> Consumer {
     Consumer {
         key: ConsumerKey {
             connection: ConnectionId::new(crate::ids::ShardId(0), 1),
@@ -48,7 +65,7 @@ fn round_robin_among_consumers_with_room() {
         .expect("second consumer");
     let mut limits = ChannelLimits::default();
     let mut out = Vec::new();
-    queue.dispatch(&mut limits, 100, &mut out);
+    queue.dispatch(&mut limits, 100, &mut out, &mut Vec::new());
     let tags: Vec<String> = out.iter().map(|d| d.consumer.tag.to_string()).collect();
     assert_eq!(tags, ["a", "b", "a", "b"]);
     queue.check_invariants();
@@ -62,11 +79,11 @@ fn per_consumer_prefetch_stops_dispatch_until_ack() {
         .expect("consumer");
     let mut limits = ChannelLimits::default();
     let mut out = Vec::new();
-    queue.dispatch(&mut limits, 100, &mut out);
+    queue.dispatch(&mut limits, 100, &mut out, &mut Vec::new());
     assert_eq!(out.len(), 2);
     assert_eq!(queue.ready_count(), 3);
     let channel = out[0].consumer.channel_key();
-    let first = out[0].message.id;
+    let first = out[0].id;
     assert_eq!(
         queue
             .settle(channel, &[first], SettleAction::Ack, &mut Vec::new())
@@ -74,7 +91,7 @@ fn per_consumer_prefetch_stops_dispatch_until_ack() {
         1
     );
     out.clear();
-    queue.dispatch(&mut limits, 100, &mut out);
+    queue.dispatch(&mut limits, 100, &mut out, &mut Vec::new());
     assert_eq!(out.len(), 1, "one slot freed by the ack");
     queue.check_invariants();
 }
@@ -95,7 +112,7 @@ fn channel_wide_prefetch_is_shared_by_the_channel_consumers() {
     };
     limits.entry(channel).prefetch_count = 3;
     let mut out = Vec::new();
-    queue.dispatch(&mut limits, 100, &mut out);
+    queue.dispatch(&mut limits, 100, &mut out, &mut Vec::new());
     assert_eq!(out.len(), 3);
 }
 
@@ -107,13 +124,13 @@ fn no_ack_consumers_ignore_prefetch_but_not_flow_credit() {
     queue.add_consumer(fast).expect("consumer");
     let mut limits = ChannelLimits::default();
     let mut out = Vec::new();
-    queue.dispatch(&mut limits, 100, &mut out);
+    queue.dispatch(&mut limits, 100, &mut out, &mut Vec::new());
     assert_eq!(out.len(), 4, "limited by flow credit only");
     assert_eq!(queue.unacked_count(), 0);
     let key = out[0].consumer.clone();
     queue.return_credit(&key, 4);
     out.clear();
-    queue.dispatch(&mut limits, 100, &mut out);
+    queue.dispatch(&mut limits, 100, &mut out, &mut Vec::new());
     assert_eq!(out.len(), 1);
 }
 
@@ -128,20 +145,19 @@ fn requeue_restores_original_position_and_marks_redelivered() {
         .expect("consumer");
     let mut limits = ChannelLimits::default();
     let mut out = Vec::new();
-    queue.dispatch(&mut limits, 100, &mut out);
+    queue.dispatch(&mut limits, 100, &mut out, &mut Vec::new());
     let delivered = out.pop().expect("one delivery");
-    assert_eq!(delivered.message.message.body.as_ref(), b"one");
+    assert_eq!(delivered.message.body.as_ref(), b"one");
     queue.settle(
         delivered.consumer.channel_key(),
-        &[delivered.message.id],
+        &[delivered.id],
         SettleAction::Requeue,
         &mut Vec::new(),
     );
-    let head = queue
-        .get(delivered.consumer.channel_key(), true)
-        .expect("head");
-    assert_eq!(head.message.body.as_ref(), b"one");
-    assert!(head.redelivered);
+    let (_, redelivered, head) =
+        got(queue.get(delivered.consumer.channel_key(), true, &mut Vec::new()));
+    assert_eq!(head.body.as_ref(), b"one");
+    assert!(redelivered);
     queue.check_invariants();
 }
 
@@ -153,7 +169,7 @@ fn closing_a_channel_requeues_its_unacked_messages() {
         .expect("consumer");
     let mut limits = ChannelLimits::default();
     let mut out = Vec::new();
-    queue.dispatch(&mut limits, 100, &mut out);
+    queue.dispatch(&mut limits, 100, &mut out, &mut Vec::new());
     assert_eq!(queue.ready_count(), 0);
     let channel = out[0].consumer.channel_key();
     queue.remove_consumers_of(channel.connection, Some(channel.channel));
@@ -204,10 +220,10 @@ fn purge_drops_ready_but_keeps_unacked() {
         connection: ConnectionId::new(crate::ids::ShardId(0), 1),
         channel: ChannelId(1),
     };
-    let got = queue.get(channel, false).expect("one message");
+    let (id, _, _) = got(queue.get(channel, false, &mut Vec::new()));
     assert_eq!(queue.purge(&mut Vec::new()), 3);
     assert_eq!(queue.unacked_count(), 1);
-    let outcome = queue.settle(channel, &[got.id], SettleAction::Ack, &mut Vec::new());
+    let outcome = queue.settle(channel, &[id], SettleAction::Ack, &mut Vec::new());
     assert_eq!(outcome.total, 1);
     assert_eq!(
         outcome.consumer_deliveries, 0,
@@ -226,17 +242,17 @@ fn a_channel_cannot_settle_another_channels_delivery() {
         channel: ChannelId(2),
         ..owner
     };
-    let got = queue.get(owner, false).expect("message");
+    let (id, _, _) = got(queue.get(owner, false, &mut Vec::new()));
     assert_eq!(
         queue
-            .settle(other, &[got.id], SettleAction::Ack, &mut Vec::new())
+            .settle(other, &[id], SettleAction::Ack, &mut Vec::new())
             .total,
         0
     );
     assert_eq!(queue.unacked_count(), 1);
     assert_eq!(
         queue
-            .settle(owner, &[got.id], SettleAction::Ack, &mut Vec::new())
+            .settle(owner, &[id], SettleAction::Ack, &mut Vec::new())
             .total,
         1
     );

@@ -8,6 +8,7 @@
 //! shard 0 and applied everywhere.
 
 pub mod fault;
+pub mod fetcher;
 pub mod inbox;
 pub mod mesh;
 pub mod message;
@@ -50,6 +51,11 @@ pub struct Shard {
     /// Queues with something new to dispatch, handled by the dispatcher task.
     pub dirty_queues: RefCell<Vec<QueueId>>,
     pub dispatch_needed: notify::Notify,
+    /// Stored messages to read back (`fetcher`), the task's wake-up, and the event each
+    /// finished fetch fires (a basic.get waiting for a body listens to it).
+    pub fetch_requests: RefCell<VecDeque<(QueueId, crate::queue::residency::FetchPlan)>>,
+    pub fetch_wanted: notify::Notify,
+    pub fetch_done: Event,
     pub connections: RefCell<HashMap<ConnectionId, Rc<ConnectionShared>>>,
     /// Metadata-shard state: the next id to assign.
     pub next_metadata_id: Cell<u64>,
@@ -89,6 +95,9 @@ impl Shard {
             channel_limits: RefCell::new(ChannelLimits::default()),
             dirty_queues: RefCell::new(Vec::new()),
             dispatch_needed: notify::Notify::new(),
+            fetch_requests: RefCell::new(VecDeque::new()),
+            fetch_wanted: notify::Notify::new(),
+            fetch_done: Event::new(),
             connections: RefCell::new(HashMap::new()),
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
             metadata_applied: RefCell::new(vec![0; shard_count]),
@@ -107,6 +116,11 @@ impl Shard {
 
     pub fn shard_count(&self) -> usize {
         self.mesh.shard_count()
+    }
+
+    /// The shard's log, if start-up got as far as installing it.
+    pub fn installed_persistence(&self) -> Option<Rc<persistence::Persistence>> {
+        self.persistence.borrow().clone()
     }
 
     pub fn install_persistence(&self, persistence: Rc<persistence::Persistence>) {

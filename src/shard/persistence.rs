@@ -18,12 +18,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use bytes::Bytes;
 use hare_storage::{Log, LogConfig, Lsn, RecordLocation, RecoveryReport, SegmentId, StorageError};
 
 use crate::ids::{MessageId, QueueId};
 use crate::queue::message::Message;
 use crate::queue::record::{self, RECORD_MESSAGE, RECORD_QUEUE_DELETED, RECORD_SETTLED};
+use crate::queue::{QueuedMessage, StoredAt};
 use crate::shard::message::{ConfirmRef, ConnectionEvent, Reply, ShardMessage};
 use crate::shard::notify::Notify;
 use crate::shard::pending::ReplyTo;
@@ -35,8 +35,8 @@ pub enum Waiting {
     Barrier(ReplyTo),
 }
 
-/// Messages recovered for one queue, in message id order.
-pub type RecoveredQueue = Vec<(MessageId, Rc<Message>, RecordLocation)>;
+/// Messages recovered for one queue, in message id order, bodies on disk.
+pub type RecoveredQueue = Vec<QueuedMessage>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PersistenceError {
@@ -46,6 +46,13 @@ pub enum PersistenceError {
     /// incompatible version, never silently skipped.
     #[error("{count} records in the log could not be decoded (first at lsn {first_lsn}): refusing to start rather than drop them")]
     UndecodableRecords { count: u64, first_lsn: u64 },
+    /// A message record read back for delivery could not be decoded.
+    #[error("message record at segment {segment} offset {offset} could not be decoded: {error}")]
+    UndecodableMessage {
+        segment: u32,
+        offset: u32,
+        error: record::RecordError,
+    },
 }
 
 pub struct Persistence {
@@ -55,10 +62,9 @@ pub struct Persistence {
     alarm_raised: Cell<bool>,
     waiting: RefCell<VecDeque<(Lsn, Waiting)>>,
     waiting_added: Notify,
-    /// Live entries (queue, message) of each message record still on disk.
-    live_entries: RefCell<HashMap<(SegmentId, u32), u32>>,
-    /// Live message records per segment, oldest first; every segment holds one pin in the log
-    /// until it may be deleted.
+    /// Live queue entries (queue, message) of the message records of each segment, oldest
+    /// first; every segment holds one pin in the log until it may be deleted. Counting per
+    /// segment rather than per record keeps this table's size independent of the backlog.
     segments: RefCell<BTreeMap<SegmentId, u64>>,
 }
 
@@ -76,8 +82,7 @@ impl Persistence {
         ),
         PersistenceError,
     > {
-        let mut recovered: HashMap<QueueId, BTreeMap<MessageId, (Rc<Message>, RecordLocation)>> =
-            HashMap::new();
+        let mut recovered: HashMap<QueueId, RecoveredQueue> = HashMap::new();
         let mut bad_records = 0u64;
         let mut first_bad_lsn = 0u64;
         let config = LogConfig {
@@ -86,27 +91,26 @@ impl Persistence {
             faults,
         };
         let (log, report) = Log::open(config, |record| {
-            let payload = Bytes::copy_from_slice(record.payload);
             let applied = match record.kind {
-                RECORD_MESSAGE => record::decode_message(&payload).map(|decoded| {
-                    let message = Rc::new(decoded.message);
-                    for (queue, id) in decoded.entries {
-                        recovered
-                            .entry(queue)
-                            .or_default()
-                            .insert(id, (message.clone(), record.location));
-                    }
-                }),
-                RECORD_SETTLED => record::decode_settled(&payload).map(|(queue, ranges)| {
+                RECORD_MESSAGE => {
+                    let stored = StoredAt::new(record.location);
+                    record::decode_message_entries(record.payload, |queue, id| {
+                        recovered.entry(queue).or_default().push(QueuedMessage {
+                            id,
+                            message: None,
+                            stored: Some(stored),
+                            redelivered: true,
+                        });
+                    })
+                }
+                RECORD_SETTLED => record::decode_settled(record.payload).map(|(queue, ranges)| {
                     if let Some(messages) = recovered.get_mut(&queue) {
                         for (first, count) in ranges {
-                            for id in first..first.saturating_add(u64::from(count)) {
-                                messages.remove(&MessageId(id));
-                            }
+                            settle_recovered(messages, first, count);
                         }
                     }
                 }),
-                RECORD_QUEUE_DELETED => record::decode_queue_deleted(&payload).map(|queue| {
+                RECORD_QUEUE_DELETED => record::decode_queue_deleted(record.payload).map(|queue| {
                     recovered.remove(&queue);
                 }),
                 _ => Err(record::RecordError::Invalid {
@@ -136,27 +140,49 @@ impl Persistence {
             log,
             waiting: RefCell::new(VecDeque::new()),
             waiting_added: Notify::new(),
-            live_entries: RefCell::new(HashMap::new()),
             segments: RefCell::new(BTreeMap::new()),
         };
-        let mut queues = HashMap::new();
-        for (queue, messages) in recovered {
-            let mut list = Vec::with_capacity(messages.len());
-            for (id, (message, location)) in messages {
-                persistence.track(location, 1);
-                list.push((id, message, location));
+        for messages in recovered.values_mut() {
+            // Settled entries were marked by clearing `stored`.
+            messages.retain(|queued| queued.stored.is_some());
+            messages.shrink_to_fit();
+            for queued in messages.iter() {
+                if let Some(location) = queued.location() {
+                    persistence.track(location, 1);
+                }
             }
-            queues.insert(queue, list);
         }
-        Ok((persistence, queues, report))
+        recovered.retain(|_, messages| !messages.is_empty());
+        Ok((persistence, recovered, report))
     }
 
     /// Forgets recovered messages of queues that no longer exist (deleted while the broker
     /// was down, or not durable), then deletes the segments nothing needs.
     pub fn discard_recovered(&self, messages: RecoveredQueue) {
-        for (_, _, location) in messages {
+        for location in messages.iter().filter_map(QueuedMessage::location) {
             self.entry_dead(location);
         }
+    }
+
+    /// Reads stored messages back (coalesced reads) and decodes them, in input order.
+    pub async fn read_messages(
+        &self,
+        locations: &[RecordLocation],
+    ) -> Result<Vec<Message>, PersistenceError> {
+        let payloads = self.log.read_many(locations).await?;
+        payloads
+            .iter()
+            .zip(locations)
+            .map(|(payload, location)| {
+                record::decode_message(payload)
+                    .map(|decoded| decoded.message)
+                    .map_err(|error| PersistenceError::UndecodableMessage {
+                        segment: location.segment.0,
+                        offset: location.offset,
+                        error,
+                    })
+            })
+            .collect()
     }
 
     pub fn health(&self) -> Result<(), StorageError> {
@@ -199,31 +225,23 @@ impl Persistence {
 
     /// One queue entry of a message record is gone for good.
     pub fn entry_dead(&self, location: RecordLocation) {
-        let key = (location.segment, location.offset);
-        let record_dead = {
-            let mut live = self.live_entries.borrow_mut();
-            let remaining = live
-                .get_mut(&key)
-                .expect("a dead entry belongs to a tracked record");
-            assert!(*remaining > 0);
-            *remaining -= 1;
-            if *remaining == 0 {
-                live.remove(&key);
-                true
-            } else {
-                false
-            }
+        let segment_unused = {
+            let mut segments = self.segments.borrow_mut();
+            let count = segments
+                .get_mut(&location.segment)
+                .expect("a dead entry's segment is tracked");
+            assert!(*count > 0, "more dead entries than tracked ones");
+            *count -= 1;
+            *count == 0
         };
-        if record_dead {
-            {
-                let mut segments = self.segments.borrow_mut();
-                let count = segments
-                    .get_mut(&location.segment)
-                    .expect("a tracked record's segment is tracked");
-                *count -= 1;
-            }
+        if segment_unused {
             self.release_unused_prefix();
         }
+    }
+
+    /// Waits until everything appended so far is durable.
+    pub async fn sync_all(&self) -> Result<(), StorageError> {
+        self.log.wait_durable(self.last_appended.get()).await
     }
 
     /// Waits for the fdatasync covering everything appended so far, then `waiting` is done.
@@ -290,18 +308,13 @@ impl Persistence {
     }
 
     fn track(&self, location: RecordLocation, entries: u32) {
-        *self
-            .live_entries
-            .borrow_mut()
-            .entry((location.segment, location.offset))
-            .or_insert(0) += entries;
         let mut segments = self.segments.borrow_mut();
         let count = segments.entry(location.segment).or_insert_with(|| {
             // First record seen in this segment: pin it until it may go.
             self.log.add_live(location.segment, 1);
             0
         });
-        *count += 1;
+        *count += u64::from(entries);
     }
 
     /// Releases the pins of the oldest segments that hold no live record, stopping at the
@@ -333,5 +346,16 @@ fn answer(shard: &Rc<Shard>, waiting: Waiting, ok: bool) {
             },
         ),
         Waiting::Barrier(reply_to) => shard.reply(reply_to, Reply::Barrier),
+    }
+}
+
+/// Marks recovered messages `first .. first + count` of a queue settled (their `stored` is
+/// cleared; the caller drops them). Recovered entries are in id order: a queue's ids are
+/// assigned and logged in the same order.
+fn settle_recovered(messages: &mut [QueuedMessage], first: u64, count: u32) {
+    let end = first.saturating_add(u64::from(count));
+    let start = messages.partition_point(|queued| queued.id.0 < first);
+    for queued in messages[start..].iter_mut().take_while(|q| q.id.0 < end) {
+        queued.stored = None;
     }
 }

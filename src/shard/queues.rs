@@ -9,7 +9,8 @@ use crate::ids::{MessageId, QueueId, ShardId};
 use crate::protocol::ShortStr;
 use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INITIAL};
 use crate::queue::message::Message;
-use crate::queue::{ConsumeRefusal, Delivery, Gone, Queue, SettleOutcome};
+use crate::queue::{ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleOutcome, StoredAt};
+use crate::shard::fetcher;
 use crate::shard::message::{
     ConfirmRef, ConnectionEvent, ConsumeOk, GetOk, MetaRequest, QueueOp, Reply, ShardMessage,
 };
@@ -55,7 +56,7 @@ pub fn publish(
                 let mut queues = shard.queues.borrow_mut();
                 for (id, message_id) in durable_entries {
                     let queue = queues.get_mut(&id).expect("looked up above, same handler");
-                    queue.enqueue_reserved(message_id, message.clone(), Some(location), false);
+                    queue.enqueue_stored(message_id, message.clone(), StoredAt::new(location));
                     shard.mark_dirty(id);
                 }
                 if let Some(confirm) = confirm {
@@ -184,20 +185,20 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
             reply_to,
             channel,
             no_ack,
-        } => {
-            let reply = match shard.queues.borrow_mut().get_mut(&id) {
-                None => Err(missing_queue(shard, id)),
-                Some(queue) => Ok(queue.get(channel, no_ack).map(|queued| GetOk {
-                    owner: shard.id,
-                    queue: id,
-                    message_id: queued.id,
-                    redelivered: queued.redelivered,
-                    message_count: count_u32(queue.ready_count()),
-                    content: queued.message.content(),
-                })),
-            };
-            shard.reply(reply_to, Reply::Got(reply));
-        }
+        } => match try_get(shard, id, channel, no_ack) {
+            Some(reply) => shard.reply(reply_to, Reply::Got(reply)),
+            // The head's body is on disk: read it back, then answer.
+            None => {
+                glommio::spawn_local(get_after_fetch(
+                    shard.clone(),
+                    id,
+                    channel,
+                    no_ack,
+                    reply_to,
+                ))
+                .detach();
+            }
+        },
         QueueOp::Settle {
             channel,
             ids,
@@ -270,6 +271,65 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
             }
         }
     }
+}
+
+/// basic.get, or None when the head's body must be read back first.
+fn try_get(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    channel: ChannelKey,
+    no_ack: bool,
+) -> Option<Result<Option<GetOk>, Exception>> {
+    let mut queues = shard.queues.borrow_mut();
+    let Some(queue) = queues.get_mut(&id) else {
+        drop(queues);
+        return Some(Err(missing_queue(shard, id)));
+    };
+    let mut gone = Vec::new();
+    let reply = match queue.get(channel, no_ack, &mut gone) {
+        GetOutcome::Empty => Some(Ok(None)),
+        GetOutcome::NeedsFetch => None,
+        GetOutcome::Got {
+            id: message_id,
+            redelivered,
+            message,
+        } => Some(Ok(Some(GetOk {
+            owner: shard.id,
+            queue: id,
+            message_id,
+            redelivered,
+            message_count: count_u32(queue.ready_count()),
+            content: message.content(),
+        }))),
+    };
+    drop(queues);
+    record_gone(shard, id, &gone);
+    reply
+}
+
+/// basic.get on a queue whose head is on disk: fetches and retries until the head is
+/// resident (a consumer may take a fetched head first, so this can take several rounds).
+async fn get_after_fetch(
+    shard: Rc<Shard>,
+    id: QueueId,
+    channel: ChannelKey,
+    no_ack: bool,
+    reply_to: ReplyTo,
+) {
+    for _ in 0..fetcher::GET_FETCH_ROUNDS_MAX {
+        // A no-op while a fetch for the queue is in flight; either way a fetch ends next.
+        fetcher::request(&shard, id, true);
+        shard.fetch_done.wait().await;
+        if let Some(reply) = try_get(&shard, id, channel, no_ack) {
+            shard.reply(reply_to, Reply::Got(reply));
+            return;
+        }
+    }
+    let error = Exception::connection(
+        crate::protocol::HardError::InternalError,
+        "INTERNAL_ERROR - cannot read the message back from disk",
+    );
+    shard.reply(reply_to, Reply::Got(Err(error)));
 }
 
 fn consume(
@@ -441,15 +501,20 @@ pub async fn run_dispatcher(shard: Rc<Shard>) {
 
 fn dispatch_one(shard: &Rc<Shard>, id: QueueId, deliveries: &mut Vec<Delivery>) {
     deliveries.clear();
+    let mut gone = Vec::new();
     let more = {
         let mut queues = shard.queues.borrow_mut();
         let Some(queue) = queues.get_mut(&id) else {
             return;
         };
         let mut limits = shard.channel_limits.borrow_mut();
-        queue.dispatch(&mut limits, DISPATCH_ROUND_MAX, deliveries);
+        queue.dispatch(&mut limits, DISPATCH_ROUND_MAX, deliveries, &mut gone);
         deliveries.len() == DISPATCH_ROUND_MAX
     };
+    // Stored messages delivered to no-ack consumers are settled for good.
+    record_gone(shard, id, &gone);
+    // Reads the next bodies back before the resident head runs out.
+    fetcher::request(shard, id, false);
     for delivery in deliveries.drain(..) {
         let connection = delivery.consumer.connection;
         shard.send(
@@ -462,9 +527,9 @@ fn dispatch_one(shard: &Rc<Shard>, id: QueueId, deliveries: &mut Vec<Delivery>) 
                     no_ack: delivery.no_ack,
                     owner: shard.id,
                     queue: id,
-                    message_id: delivery.message.id,
-                    redelivered: delivery.message.redelivered,
-                    content: delivery.message.message.content(),
+                    message_id: delivery.id,
+                    redelivered: delivery.redelivered,
+                    content: delivery.message.content(),
                 },
             },
         );

@@ -99,9 +99,7 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<ShardRecovery, PersistenceErro
                 Some(queue) => {
                     summary.queues += 1;
                     summary.messages += messages.len();
-                    for (message_id, message, location) in messages {
-                        queue.enqueue_reserved(message_id, message, Some(location), true);
-                    }
+                    queue.restore(messages);
                     shard.mark_dirty(id);
                 }
                 // The queue is gone (deleted, or its definition was not durable).

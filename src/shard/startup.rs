@@ -306,6 +306,7 @@ async fn run_shard(
         }));
     }
     glommio::spawn_local(queues::run_dispatcher(shard.clone())).detach();
+    glommio::spawn_local(crate::shard::fetcher::run_fetcher(shard.clone())).detach();
     for task in connecting {
         task.detach();
     }
@@ -333,6 +334,13 @@ async fn shut_down(shard: &Rc<Shard>, ticker: &Ticker) {
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
     while !shard.connections.borrow().is_empty() && std::time::Instant::now() < deadline {
         ticker.tick().await;
+    }
+    // Acks and rejects are appended without an fdatasync of their own; a clean stop makes
+    // them durable so settled messages do not come back after the restart.
+    if let Some(persistence) = shard.installed_persistence() {
+        if let Err(error) = persistence.sync_all().await {
+            tracing::warn!(%error, shard = %shard.id, "could not sync the log at shutdown");
+        }
     }
 }
 

@@ -1,0 +1,83 @@
+//! One message as a queue holds it. A backlog of millions costs this entry per message and
+//! nothing else in RAM: 32 bytes, with the body either resident (shared `Rc`) or only in the
+//! shard's log, where `StoredAt` finds it.
+
+use std::num::NonZeroU32;
+use std::rc::Rc;
+
+use hare_storage::{RecordLocation, SegmentId};
+
+use crate::ids::MessageId;
+use crate::queue::message::Message;
+use crate::queue::Gone;
+
+/// Where a persistent message's record is in the shard's log: `RecordLocation` packed into
+/// 12 bytes so that `Option<StoredAt>` costs no tag (segment ids start at 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredAt {
+    segment: NonZeroU32,
+    offset: u32,
+    length: u32,
+}
+
+impl StoredAt {
+    pub fn new(location: RecordLocation) -> StoredAt {
+        StoredAt {
+            // The log numbers segments from 1 (SegmentId's contract); a 0 would be a bug in
+            // the storage crate, not a condition to handle.
+            segment: NonZeroU32::new(location.segment.0).expect("segment ids start at 1"),
+            offset: location.offset,
+            length: location.length,
+        }
+    }
+
+    pub fn location(self) -> RecordLocation {
+        RecordLocation {
+            segment: SegmentId(self.segment.get()),
+            offset: self.offset,
+            length: self.length,
+        }
+    }
+}
+
+/// A message waiting in a queue or waiting for its ack.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub id: MessageId,
+    /// The message, when it is in RAM. `None` only for stored messages whose body was left
+    /// on disk (a backlog, an unacked delivery, a recovered message): reading it back is the
+    /// shard fetcher's job.
+    pub message: Option<Rc<Message>>,
+    /// Where the message's record is in the shard's log, if it is persistent in a durable
+    /// queue: settling it for good must be recorded there.
+    pub stored: Option<StoredAt>,
+    pub redelivered: bool,
+}
+
+/// The per-message cost the storage design promises (docs/ARCHITECTURE.md §12).
+pub const QUEUED_MESSAGE_BYTES_MAX: usize = 32;
+const _: () = assert!(std::mem::size_of::<QueuedMessage>() <= QUEUED_MESSAGE_BYTES_MAX);
+
+impl QueuedMessage {
+    pub fn is_resident(&self) -> bool {
+        self.message.is_some()
+    }
+
+    /// Body bytes this entry keeps in RAM.
+    pub fn resident_bytes(&self) -> usize {
+        self.message.as_ref().map_or(0, |m| m.body_size())
+    }
+
+    pub fn location(&self) -> Option<RecordLocation> {
+        self.stored.map(StoredAt::location)
+    }
+
+    /// What the log must record when this message leaves its queue for good: nothing for
+    /// a message that is not stored.
+    pub fn gone(&self) -> Option<Gone> {
+        self.location().map(|location| Gone {
+            id: self.id,
+            location,
+        })
+    }
+}

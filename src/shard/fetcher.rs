@@ -1,0 +1,66 @@
+//! Reads the bodies of stored messages back from the shard's log before consumers need them
+//! (see `queue::residency`). Dispatch asks for a fetch when a queue's resident head runs low;
+//! this task reads each plan with coalesced O_DIRECT reads, decodes the records and hands the
+//! bodies to the queue, which then dispatches them. Reading is the only await on the way from
+//! a backlog to a consumer, and it happens off the dispatch path.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::ids::QueueId;
+use crate::queue::residency::FetchPlan;
+use crate::shard::Shard;
+
+/// Fetch rounds a basic.get waits for before it gives up with 541 INTERNAL_ERROR (only a
+/// failing disk, or consumers taking every fetched head first, can exhaust them).
+pub const GET_FETCH_ROUNDS_MAX: usize = 100;
+
+/// Pause after a failed read before the queue may ask again, so a bad disk is not hammered.
+const FAILED_READ_PAUSE: Duration = Duration::from_millis(100);
+
+/// Asks for the queue's next fetch plan, if it wants one (`force`: a basic.get waits, even
+/// with no consumer). A no-op while a fetch for the queue is in flight.
+pub fn request(shard: &Shard, queue: QueueId, force: bool) {
+    let plan = match shard.queues.borrow_mut().get_mut(&queue) {
+        Some(q) => q.fetch_plan(force),
+        None => None,
+    };
+    if let Some(plan) = plan {
+        shard.fetch_requests.borrow_mut().push_back((queue, plan));
+        shard.fetch_wanted.notify();
+    }
+}
+
+/// Serves fetch plans, one at a time, forever.
+pub async fn run_fetcher(shard: Rc<Shard>) {
+    loop {
+        let next = shard.fetch_requests.borrow_mut().pop_front();
+        let Some((queue, plan)) = next else {
+            shard.fetch_wanted.wait().await;
+            continue;
+        };
+        fetch(&shard, queue, plan).await;
+        shard.fetch_done.notify_all();
+    }
+}
+
+async fn fetch(shard: &Rc<Shard>, queue: QueueId, plan: FetchPlan) {
+    let persistence = shard.persistence();
+    match persistence.read_messages(&plan.locations).await {
+        Ok(messages) => {
+            if let Some(q) = shard.queues.borrow_mut().get_mut(&queue) {
+                q.fetched(plan.ids.into_iter().zip(messages.into_iter().map(Rc::new)));
+            }
+            shard.mark_dirty(queue);
+        }
+        Err(error) => {
+            // The messages stay queued (and on disk); the next dispatch or get asks again.
+            tracing::error!(%error, shard = %shard.id, queue = queue.0, "cannot read stored messages back");
+            glommio::timer::sleep(FAILED_READ_PAUSE).await;
+            if let Some(q) = shard.queues.borrow_mut().get_mut(&queue) {
+                q.fetch_failed();
+            }
+            shard.mark_dirty(queue);
+        }
+    }
+}
