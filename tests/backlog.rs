@@ -50,7 +50,7 @@ async fn take_acking(
         let delivery = deliveries.next().await;
         redelivered += u32::from(delivery.redelivered);
         let body = String::from_utf8(delivery.body).expect("utf-8 body");
-        bodies.push(body.parse().expect("numeric body"));
+        bodies.push(body.trim_end().parse().expect("numeric body"));
         if n % 100 == 0 || n == count {
             within(
                 "basic.ack",
@@ -146,5 +146,90 @@ async fn a_recovered_backlog_is_read_back_by_get_and_by_consumers() {
         0,
         "acks stay done"
     );
+    close(client).await;
+}
+
+/// Segment files of the shard logs under `data_dir` (spares included).
+fn segment_files(data_dir: &std::path::Path) -> usize {
+    std::fs::read_dir(data_dir)
+        .expect("data dir")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("shard-"))
+        .flat_map(|shard| {
+            std::fs::read_dir(shard.path())
+                .expect("shard dir")
+                .flatten()
+        })
+        .filter(|file| file.file_name().to_string_lossy().ends_with(".seg"))
+        .count()
+}
+
+/// Waits (up to 10 s) for the segment count to fall to `most`; returns the last count seen.
+async fn segments_fall_to(data_dir: &std::path::Path, most: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let count = segment_files(data_dir);
+        if count <= most || std::time::Instant::now() > deadline {
+            return count;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn publish_kib(confirming: &mut Confirming, count: u32) {
+    for n in 1..=count {
+        let body = format!("{n:<1024}");
+        confirming
+            .publish("", "disk", &durable::persistent(), body.as_bytes())
+            .await;
+    }
+    assert_eq!(confirming.wait_all().await, vec![]);
+}
+
+/// The test broker's segments are 1 MiB; 6000 × 1 KiB bodies fill about six of them. After a
+/// drain each shard keeps its active segment and at most one preallocated spare.
+#[tokio::test]
+async fn disk_use_falls_back_after_a_drain_live_and_after_a_restart() {
+    const KIB_MESSAGES: u32 = 6000;
+    let broker = Broker::start(2);
+    let client = Client::connect(&broker).await;
+    let mut confirming = Confirming::open(&client).await;
+    declare(
+        &confirming.channel,
+        QueueDeclareArguments::durable_client_named("disk"),
+    )
+    .await;
+    publish_kib(&mut confirming, KIB_MESSAGES).await;
+    let full = segment_files(&broker.data_dir);
+    assert!(
+        full >= 7,
+        "6 MB of records take several segments, saw {full}"
+    );
+    let (channel, _events) = client.channel().await;
+    let mut deliveries = consume(&channel, "disk", false).await;
+    take_acking(&channel, &mut deliveries, KIB_MESSAGES).await;
+    let drained = segments_fall_to(&broker.data_dir, 4).await;
+    assert!(drained <= 4, "{drained} segment files after a live drain");
+
+    // Again, but drained by a broker that recovered the backlog after kill -9.
+    publish_kib(&mut confirming, KIB_MESSAGES).await;
+    drop(client);
+    let broker = restart(broker, Restart::Kill9).await;
+    let client = Client::connect(&broker).await;
+    let (channel, _events) = client.channel().await;
+    let mut deliveries = consume(&channel, "disk", false).await;
+    take_acking(&channel, &mut deliveries, KIB_MESSAGES).await;
+    let drained = segments_fall_to(&broker.data_dir, 4).await;
+    assert!(
+        drained <= 4,
+        "{drained} segment files after draining a recovered backlog"
+    );
+    close(client).await;
+    // A restart after the drain finds nothing live and keeps no dead segment either.
+    let broker = restart(broker, Restart::Clean).await;
+    let client = Client::connect(&broker).await;
+    assert_eq!(message_count(&client, "disk").await, 0);
+    let after = segments_fall_to(&broker.data_dir, 4).await;
+    assert!(after <= 4, "{after} segment files after a restart");
     close(client).await;
 }

@@ -153,7 +153,34 @@ impl Persistence {
             }
         }
         recovered.retain(|_, messages| !messages.is_empty());
+        persistence.pin_after_recovery().await?;
         Ok((persistence, recovered, report))
+    }
+
+    /// After replay: a segment older than the oldest live message record holds nothing
+    /// anyone needs (its settled records only cancel messages that are older still), so it
+    /// is deleted now; every newer segment stays pinned, because its settled records keep
+    /// dead messages of older segments from coming back.
+    async fn pin_after_recovery(&self) -> Result<(), StorageError> {
+        let oldest_live = self.segments.borrow().keys().next().copied();
+        if let Some(oldest_live) = oldest_live {
+            for segment in self.log.segment_ids() {
+                if segment > oldest_live {
+                    self.segments
+                        .borrow_mut()
+                        .entry(segment)
+                        .or_insert_with(|| {
+                            self.log.add_live(segment, 1);
+                            0
+                        });
+                }
+            }
+        }
+        let deleted = self.log.collect_garbage().await?;
+        if deleted > 0 {
+            tracing::info!(segments = deleted, "deleted segments with no live message");
+        }
+        Ok(())
     }
 
     /// Forgets recovered messages of queues that no longer exist (deleted while the broker
@@ -208,18 +235,20 @@ impl Persistence {
     /// Records that messages of `queue` were settled for good (acked, rejected, purged). The
     /// caller then reports each entry dead with `entry_dead`.
     pub fn append_settled(&self, queue: QueueId, ids: &[MessageId]) -> Result<Lsn, StorageError> {
-        let (lsn, _) = self
+        let (lsn, location) = self
             .log
             .append(RECORD_SETTLED, &record::encode_settled(queue, ids))?;
         self.last_appended.set(lsn);
+        self.track(location, 0);
         Ok(lsn)
     }
 
     pub fn append_queue_deleted(&self, queue: QueueId) -> Result<Lsn, StorageError> {
-        let (lsn, _) = self
+        let (lsn, location) = self
             .log
             .append(RECORD_QUEUE_DELETED, &record::encode_queue_deleted(queue))?;
         self.last_appended.set(lsn);
+        self.track(location, 0);
         Ok(lsn)
     }
 

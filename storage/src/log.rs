@@ -276,6 +276,17 @@ impl Log {
         }
     }
 
+    /// Ids of the segment files holding records, oldest first (not counting a prepared spare).
+    pub fn segment_ids(&self) -> Vec<SegmentId> {
+        self.core
+            .segments
+            .borrow()
+            .entries
+            .keys()
+            .copied()
+            .collect()
+    }
+
     /// Number of segment files holding records (not counting a prepared spare).
     pub fn segment_count(&self) -> usize {
         self.core.segments.borrow().entries.len()
