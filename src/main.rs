@@ -39,8 +39,9 @@ struct Cli {
 }
 
 fn parse_storage_fault(text: &str) -> Result<hare::shard::fault::StorageFault, String> {
-    hare::shard::fault::StorageFault::parse(text)
-        .ok_or_else(|| "expected fdatasync-error-after=N or enospc-after=N".to_string())
+    hare::shard::fault::StorageFault::parse(text).ok_or_else(|| {
+        "expected fdatasync-error-after=N or enospc-after=N, optionally with ,for=M".to_string()
+    })
 }
 
 fn main() -> anyhow::Result<()> {

@@ -13,6 +13,12 @@ use hare::protocol::{
 /// Publishes a persistent message and returns whether the broker acked (true) or nacked it,
 /// and whether connection.blocked arrived meanwhile.
 fn publish_persistent(client: &mut RawClient, body: &[u8]) -> (bool, bool) {
+    let (ack, blocked, _) = publish_watching_alarm(client, body);
+    (ack, blocked)
+}
+
+/// Like `publish_persistent`, also telling whether connection.unblocked arrived.
+fn publish_watching_alarm(client: &mut RawClient, body: &[u8]) -> (bool, bool, bool) {
     let properties = BasicProperties {
         delivery_mode: Some(2),
         ..Default::default()
@@ -28,12 +34,13 @@ fn publish_persistent(client: &mut RawClient, body: &[u8]) -> (bool, bool) {
     );
     write_content(&mut out, 1, 60, &properties.to_raw(), body, 131_072);
     client.send_bytes(&out);
-    let mut blocked = false;
+    let (mut blocked, mut unblocked) = (false, false);
     loop {
         match client.next_method() {
-            (1, Method::BasicAck(_)) => return (true, blocked),
-            (1, Method::BasicNack(_)) => return (false, blocked),
+            (1, Method::BasicAck(_)) => return (true, blocked, unblocked),
+            (1, Method::BasicNack(_)) => return (false, blocked, unblocked),
             (0, Method::ConnectionBlocked(_)) => blocked = true,
+            (0, Method::ConnectionUnblocked(_)) => unblocked = true,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -105,4 +112,91 @@ fn a_failing_fdatasync_nacks_blocks_publishers_and_loses_nothing_confirmed() {
         acked[..],
         "confirmed messages lost"
     );
+}
+
+#[test]
+fn an_fdatasync_error_that_clears_unblocks_publishers_and_loses_nothing_confirmed() {
+    // One fdatasync fails, then the disk works again: the broker reopens the log.
+    a_fault_that_clears("fdatasync-error-after=5,for=1");
+}
+
+#[test]
+fn a_full_disk_that_clears_unblocks_publishers_and_loses_nothing_confirmed() {
+    // One write fails with ENOSPC: the records it carried never reach the disk, and the
+    // reopened log drops their queue entries (their publishers got nacks).
+    a_fault_that_clears("enospc-after=8,for=1");
+}
+
+fn a_fault_that_clears(fault: &str) {
+    let broker = Broker::start_with(1, &["--storage-fault", fault]);
+    let mut client = confirming_client(&broker);
+    let mut acked = Vec::new();
+    let (mut nacked, mut blocked, mut unblocked) = (0, false, false);
+    let mut number = 0u32;
+    while nacked == 0 {
+        number += 1;
+        let body = number.to_string();
+        let (ack, saw_blocked, _) = publish_watching_alarm(&mut client, body.as_bytes());
+        blocked |= saw_blocked;
+        if ack {
+            acked.push(body);
+        } else {
+            nacked += 1;
+        }
+        assert!(number < 500, "the fault never hit");
+    }
+    // The alarm is raised, then cleared by the reopen about a second later.
+    while !unblocked {
+        match client.next_method() {
+            (0, Method::ConnectionBlocked(_)) => blocked = true,
+            (0, Method::ConnectionUnblocked(_)) => unblocked = true,
+            other => panic!("expected the alarm to clear, got {other:?}"),
+        }
+    }
+    assert!(
+        blocked,
+        "connection.blocked came before connection.unblocked"
+    );
+    for _ in 0..20 {
+        number += 1;
+        let body = number.to_string();
+        let (ack, saw_blocked, _) = publish_watching_alarm(&mut client, body.as_bytes());
+        assert!(
+            ack && !saw_blocked,
+            "publishing works again after the reopen: ack {ack}, blocked {saw_blocked}, message {number}"
+        );
+        acked.push(body);
+    }
+    // A connection opened now is not blocked.
+    let mut late = RawClient::open(broker.addr);
+    late.open_channel(1);
+    late.assert_serving();
+
+    drop(late);
+    // The restarted broker has every confirmed message, in order (nacked ones may or may not
+    // be among them: a write can reach the disk even though its fdatasync failed).
+    let broker = broker.restart();
+    let mut reader = RawClient::open(broker.addr);
+    reader.open_channel(1);
+    let recovered = take_all(&mut reader, "faulty");
+    assert_confirmed_in_order(&acked, &recovered);
+}
+
+/// Bodies from basic.get until get-empty.
+fn take_all(client: &mut RawClient, queue: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    while let Some(body) = client.get(1, queue) {
+        bodies.push(String::from_utf8(body).expect("utf-8 body"));
+    }
+    bodies
+}
+
+fn assert_confirmed_in_order(acked: &[String], recovered: &[String]) {
+    let mut rest = recovered.iter();
+    for want in acked {
+        assert!(
+            rest.any(|got| got == want),
+            "confirmed message {want} lost or out of order; recovered {recovered:?}"
+        );
+    }
 }

@@ -133,7 +133,7 @@ impl ConnectionShared {
     }
 
     /// Tells a client that supports it (`connection.blocked` capability) to stop publishing:
-    /// a resource alarm is raised. Sent once; the alarm lasts until restart.
+    /// a resource alarm is raised. Sent once per alarm; `unblock` ends it.
     pub fn block(&self, reason: &str) {
         let supported = self.state.borrow().capabilities.connection_blocked;
         if !supported || self.blocked.replace(true) {
@@ -144,6 +144,17 @@ impl ConnectionShared {
             &Method::ConnectionBlocked(crate::protocol::ConnectionBlocked {
                 reason: ShortStr::from_str_truncated(reason),
             }),
+        );
+    }
+
+    /// The alarm cleared: connection.unblocked, if connection.blocked was sent.
+    pub fn unblock(&self) {
+        if !self.blocked.replace(false) {
+            return;
+        }
+        self.write_method(
+            0,
+            &Method::ConnectionUnblocked(crate::protocol::ConnectionUnblocked {}),
         );
     }
 

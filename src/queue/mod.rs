@@ -491,10 +491,40 @@ impl Queue {
 
     /// Puts a message back at its original position, so order is kept across requeues.
     fn requeue(&mut self, mut message: QueuedMessage) {
+        if !message.is_resident() && message.stored.is_none() {
+            // Its record was lost with a failed log (`forget_lost`): nothing to deliver.
+            return;
+        }
         message.redelivered = true;
         let position = self.ready.partition_point(|queued| queued.id < message.id);
         self.count_resident(&message, true);
         self.ready.insert(position, message);
+    }
+
+    /// After the log was reopened following a failure: stored messages whose records never
+    /// reached the disk (`is_lost`) cannot be delivered or recovered. Ready ones are dropped;
+    /// unacked ones lose their log location and are dropped if requeued. Their locations are
+    /// added to `lost`.
+    pub fn forget_lost(
+        &mut self,
+        is_lost: impl Fn(RecordLocation) -> bool,
+        lost: &mut Vec<RecordLocation>,
+    ) {
+        self.ready.retain(|queued| match queued.location() {
+            Some(location) if is_lost(location) => {
+                lost.push(location);
+                false
+            }
+            _ => true,
+        });
+        self.resident = self.ready.iter().filter(|m| m.is_resident()).count();
+        self.resident_bytes = self.ready.iter().map(QueuedMessage::resident_bytes).sum();
+        for entry in self.unacked.values_mut() {
+            if let Some(location) = entry.message.location().filter(|l| is_lost(*l)) {
+                lost.push(location);
+                entry.message.stored = None;
+            }
+        }
     }
 
     /// Drops every ready message; unacked ones are untouched. Returns how many went, and

@@ -1,35 +1,58 @@
 //! Test-only storage faults for a running broker, set with the hidden `--storage-fault` flag,
 //! so black-box tests can show what clients see when the disk fails: nacks instead of acks,
-//! `connection.blocked`, and no confirmed message lost.
+//! `connection.blocked` until the fault clears, and no confirmed message lost.
 //!
 //! Syntax: `fdatasync-error-after=N` or `enospc-after=N`: the first N fdatasyncs (or writes)
-//! of every shard's log succeed, later ones fail.
+//! of every shard's log succeed, later ones fail. A `,for=M` suffix makes only the next M
+//! fail (a disk that recovers, e.g. space freed), so the broker's reopen can succeed.
 
 use std::cell::Cell;
 use std::io;
 
 use hare_storage::{FaultInjector, SegmentId};
 
-/// Which operation fails, and after how many successes.
+/// Which operation fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageFault {
-    FdatasyncErrorAfter(u64),
-    EnospcAfter(u64),
+pub enum FaultKind {
+    Fdatasync,
+    Enospc,
+}
+
+/// Which operation fails, after how many successes, and how many times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageFault {
+    pub kind: FaultKind,
+    pub after: u64,
+    /// `None`: every operation after `after` fails.
+    pub times: Option<u64>,
 }
 
 impl StorageFault {
     pub fn parse(text: &str) -> Option<StorageFault> {
-        let (name, count) = text.split_once('=')?;
-        let count = count.parse().ok()?;
-        match name {
-            "fdatasync-error-after" => Some(StorageFault::FdatasyncErrorAfter(count)),
-            "enospc-after" => Some(StorageFault::EnospcAfter(count)),
-            _ => None,
-        }
+        let (spec, times) = match text.split_once(',') {
+            Some((spec, times)) => (spec, Some(times.strip_prefix("for=")?.parse().ok()?)),
+            None => (text, None),
+        };
+        let (name, after) = spec.split_once('=')?;
+        let kind = match name {
+            "fdatasync-error-after" => FaultKind::Fdatasync,
+            "enospc-after" => FaultKind::Enospc,
+            _ => return None,
+        };
+        Some(StorageFault {
+            kind,
+            after: after.parse().ok()?,
+            times,
+        })
+    }
+
+    /// Whether the `count`th operation (1-based) of this fault's kind fails.
+    fn fails(&self, count: u64) -> bool {
+        count > self.after && self.times.is_none_or(|times| count <= self.after + times)
     }
 }
 
-/// The injector one shard's log uses.
+/// The injector one shard's log uses (kept across reopens, so the counts go on).
 pub struct CountingFault {
     fault: StorageFault,
     writes: Cell<u64>,
@@ -49,21 +72,36 @@ impl CountingFault {
 impl FaultInjector for CountingFault {
     fn before_write(&self, _segment: SegmentId, _offset: u64, _len: usize) -> Option<io::Error> {
         self.writes.set(self.writes.get() + 1);
-        match self.fault {
-            StorageFault::EnospcAfter(after) if self.writes.get() > after => {
-                Some(io::Error::from_raw_os_error(libc::ENOSPC))
-            }
-            _ => None,
-        }
+        (self.fault.kind == FaultKind::Enospc && self.fault.fails(self.writes.get()))
+            .then(|| io::Error::from_raw_os_error(libc::ENOSPC))
     }
 
     fn before_fdatasync(&self, _segment: SegmentId) -> Option<io::Error> {
         self.fdatasyncs.set(self.fdatasyncs.get() + 1);
-        match self.fault {
-            StorageFault::FdatasyncErrorAfter(after) if self.fdatasyncs.get() > after => {
-                Some(io::Error::from_raw_os_error(libc::EIO))
-            }
-            _ => None,
+        (self.fault.kind == FaultKind::Fdatasync && self.fault.fails(self.fdatasyncs.get()))
+            .then(|| io::Error::from_raw_os_error(libc::EIO))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_counts_a_fault_that_clears() {
+        let fault = StorageFault::parse("enospc-after=2,for=3").expect("valid");
+        assert_eq!(fault.kind, FaultKind::Enospc);
+        let failing: Vec<u64> = (1..=8).filter(|&n| fault.fails(n)).collect();
+        assert_eq!(failing, vec![3, 4, 5]);
+        let forever = StorageFault::parse("fdatasync-error-after=1").expect("valid");
+        assert!(forever.fails(1_000_000) && !forever.fails(1));
+        for bad in [
+            "enospc-after=x",
+            "enospc=1",
+            "enospc-after=1,times=2",
+            "enospc-after=1,for=-1",
+        ] {
+            assert_eq!(StorageFault::parse(bad), None, "{bad}");
         }
     }
 }

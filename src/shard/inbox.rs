@@ -79,6 +79,18 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
                 }
             }
         }
+        ShardMessage::StorageAlarmCleared { shard: cleared } => {
+            let now_clear = {
+                let mut alarms = shard.storage_alarms.borrow_mut();
+                alarms.remove(&cleared).is_some() && alarms.is_empty()
+            };
+            if now_clear {
+                let connections: Vec<_> = shard.connections.borrow().values().cloned().collect();
+                for connection in connections {
+                    connection.unblock();
+                }
+            }
+        }
         ShardMessage::ConnectionEnded { shard: ended } => {
             let mut counts = shard.connection_counts.borrow_mut();
             counts[ended.index()] = counts[ended.index()].saturating_sub(1);

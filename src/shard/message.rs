@@ -53,6 +53,8 @@ pub enum ShardMessage {
     /// A shard's log failed: every shard raises the storage alarm and blocks its publishers
     /// (connection.blocked) until restart.
     StorageAlarm { shard: ShardId, reason: String },
+    /// The shard's log was reopened after a failure.
+    StorageAlarmCleared { shard: ShardId },
     /// A connection on `shard` ended (for least-loaded placement on the accepting shard).
     ConnectionEnded { shard: ShardId },
 }

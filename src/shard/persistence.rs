@@ -17,6 +17,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
 use hare_storage::{Log, LogConfig, Lsn, RecordLocation, RecoveryReport, SegmentId, StorageError};
 
@@ -28,6 +30,9 @@ use crate::shard::message::{ConfirmRef, ConnectionEvent, Reply, ShardMessage};
 use crate::shard::notify::Notify;
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
+
+/// How often a failed log is closed and opened again.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Something waiting for the log to be durable up to an LSN.
 pub enum Waiting {
@@ -56,7 +61,11 @@ pub enum PersistenceError {
 }
 
 pub struct Persistence {
-    log: Log,
+    /// The open log; `None` only while a failed log is being reopened.
+    log: RefCell<Option<Rc<Log>>>,
+    config: LogConfig,
+    /// Why the log failed, while it is being reopened.
+    failure: RefCell<Option<Arc<StorageError>>>,
     last_appended: Cell<Lsn>,
     /// The log failed and every shard was told (once).
     alarm_raised: Cell<bool>,
@@ -90,7 +99,7 @@ impl Persistence {
             segment_size_bytes,
             faults,
         };
-        let (log, report) = Log::open(config, |record| {
+        let (log, report) = Log::open(config.clone(), |record| {
             let applied = match record.kind {
                 RECORD_MESSAGE => {
                     let stored = StoredAt::new(record.location);
@@ -137,7 +146,9 @@ impl Persistence {
         let persistence = Persistence {
             last_appended: Cell::new(report.last_lsn),
             alarm_raised: Cell::new(false),
-            log,
+            log: RefCell::new(Some(Rc::new(log))),
+            config,
+            failure: RefCell::new(None),
             waiting: RefCell::new(VecDeque::new()),
             waiting_added: Notify::new(),
             segments: RefCell::new(BTreeMap::new()),
@@ -164,19 +175,19 @@ impl Persistence {
     async fn pin_after_recovery(&self) -> Result<(), StorageError> {
         let oldest_live = self.segments.borrow().keys().next().copied();
         if let Some(oldest_live) = oldest_live {
-            for segment in self.log.segment_ids() {
+            for segment in self.log()?.segment_ids() {
                 if segment > oldest_live {
                     self.segments
                         .borrow_mut()
                         .entry(segment)
                         .or_insert_with(|| {
-                            self.log.add_live(segment, 1);
+                            self.pin(segment);
                             0
                         });
                 }
             }
         }
-        let deleted = self.log.collect_garbage().await?;
+        let deleted = self.log()?.collect_garbage().await?;
         if deleted > 0 {
             tracing::info!(segments = deleted, "deleted segments with no live message");
         }
@@ -196,7 +207,7 @@ impl Persistence {
         &self,
         locations: &[RecordLocation],
     ) -> Result<Vec<Message>, PersistenceError> {
-        let payloads = self.log.read_many(locations).await?;
+        let payloads = self.log()?.read_many(locations).await?;
         payloads
             .iter()
             .zip(locations)
@@ -213,7 +224,7 @@ impl Persistence {
     }
 
     pub fn health(&self) -> Result<(), StorageError> {
-        self.log.health()
+        self.log()?.health()
     }
 
     /// Appends a persistent message for `entries` (queue, message id) of this shard.
@@ -224,7 +235,7 @@ impl Persistence {
     ) -> Result<(Lsn, RecordLocation), StorageError> {
         let head = record::encode_message_head(entries, message);
         let (lsn, location) = self
-            .log
+            .log()?
             .append_parts(RECORD_MESSAGE, &[&head, &message.body])?;
         self.last_appended.set(lsn);
         let count = u32::try_from(entries.len()).expect("entries fit u32");
@@ -236,7 +247,7 @@ impl Persistence {
     /// caller then reports each entry dead with `entry_dead`.
     pub fn append_settled(&self, queue: QueueId, ids: &[MessageId]) -> Result<Lsn, StorageError> {
         let (lsn, location) = self
-            .log
+            .log()?
             .append(RECORD_SETTLED, &record::encode_settled(queue, ids))?;
         self.last_appended.set(lsn);
         self.track(location, 0);
@@ -245,7 +256,7 @@ impl Persistence {
 
     pub fn append_queue_deleted(&self, queue: QueueId) -> Result<Lsn, StorageError> {
         let (lsn, location) = self
-            .log
+            .log()?
             .append(RECORD_QUEUE_DELETED, &record::encode_queue_deleted(queue))?;
         self.last_appended.set(lsn);
         self.track(location, 0);
@@ -270,13 +281,16 @@ impl Persistence {
 
     /// Waits until everything appended so far is durable.
     pub async fn sync_all(&self) -> Result<(), StorageError> {
-        self.log.wait_durable(self.last_appended.get()).await
+        self.log()?.wait_durable(self.last_appended.get()).await
     }
 
     /// Waits for the fdatasync covering everything appended so far, then `waiting` is done.
     pub fn after_durable(&self, waiting: Waiting) -> bool {
         let lsn = self.last_appended.get();
-        if self.log.durable_lsn() >= lsn && self.log.health().is_ok() {
+        let durable = self
+            .log()
+            .is_ok_and(|log| log.durable_lsn() >= lsn && log.health().is_ok());
+        if durable {
             return false;
         }
         self.waiting.borrow_mut().push_back((lsn, waiting));
@@ -291,7 +305,11 @@ impl Persistence {
                 self.waiting_added.wait().await;
                 continue;
             }
-            let durable = match self.log.durable_changed().await {
+            let changed = match self.log() {
+                Ok(log) => log.durable_changed().await,
+                Err(error) => Err(error),
+            };
+            let durable = match changed {
                 Ok(durable) => durable,
                 Err(error) => {
                     if !self.alarm_raised.replace(true) {
@@ -302,6 +320,7 @@ impl Persistence {
                         });
                     }
                     self.fail_waiting(&shard);
+                    self.reopen_until_healthy(&shard, error).await;
                     continue;
                 }
             };
@@ -321,6 +340,95 @@ impl Persistence {
         }
     }
 
+    /// After the log failed: every second, closes it and opens it again (recovery cuts what
+    /// never reached the disk), until that works. Queue entries whose records were lost are
+    /// dropped (their publishers got nacks), the segment pins are rebuilt, and the alarm is
+    /// cleared on every shard. A full disk keeps failing until space is freed.
+    async fn reopen_until_healthy(&self, shard: &Rc<Shard>, error: StorageError) {
+        let failed = self.log.borrow_mut().take();
+        if let Some(failed) = failed {
+            let cause = match error {
+                StorageError::Failed { cause } => cause,
+                other => Arc::new(other),
+            };
+            *self.failure.borrow_mut() = Some(cause);
+            // In-flight reads hold the log; its directory lock must be free before reopening.
+            let mut failed = failed;
+            loop {
+                match Rc::try_unwrap(failed) {
+                    Ok(log) => {
+                        drop(log);
+                        break;
+                    }
+                    Err(shared) => {
+                        failed = shared;
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }
+        loop {
+            glommio::timer::sleep(REOPEN_INTERVAL).await;
+            // Confirms asked for while there was no log refer to it: they are nacked.
+            self.fail_waiting(shard);
+            match self.reopen(shard).await {
+                Ok(lost) => {
+                    tracing::warn!(shard = %shard.id, lost_entries = lost, "log reopened after a failure; alarm cleared");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, shard = %shard.id, "log still failing; retrying");
+                }
+            }
+        }
+        self.fail_waiting(shard);
+        self.alarm_raised.set(false);
+        shard
+            .mesh
+            .broadcast(|| ShardMessage::StorageAlarmCleared { shard: shard.id });
+    }
+
+    /// Opens the log again and reconciles the shard's queues with what it holds. Returns how
+    /// many queue entries were lost.
+    async fn reopen(&self, shard: &Rc<Shard>) -> Result<usize, PersistenceError> {
+        let (log, _) = Log::open(self.config.clone(), |_| {}).await?;
+        let (end_segment, end_offset) = log.end_position();
+        // Proves the disk takes a write and an fdatasync again before the alarm is cleared:
+        // an empty settled record, which replay ignores.
+        let (probe_lsn, probe_location) =
+            log.append(RECORD_SETTLED, &record::encode_settled(QueueId(0), &[]))?;
+        log.wait_durable(probe_lsn).await?;
+        let is_lost = |location: RecordLocation| {
+            (location.segment, u64::from(location.offset)) >= (end_segment, end_offset)
+        };
+        let mut lost = Vec::new();
+        for queue in shard.queues.borrow_mut().values_mut() {
+            queue.forget_lost(is_lost, &mut lost);
+        }
+        {
+            let mut segments = self.segments.borrow_mut();
+            for location in &lost {
+                if let Some(count) = segments.get_mut(&location.segment) {
+                    *count = count.saturating_sub(1);
+                }
+            }
+            // Segments the failed log was starting and never wrote are gone.
+            let existing: std::collections::BTreeSet<SegmentId> =
+                log.segment_ids().into_iter().collect();
+            segments.retain(|segment, _| existing.contains(segment));
+            for segment in segments.keys() {
+                log.add_live(*segment, 1);
+            }
+        }
+        self.last_appended.set(probe_lsn);
+        *self.log.borrow_mut() = Some(Rc::new(log));
+        self.track(probe_location, 0);
+        *self.failure.borrow_mut() = None;
+        self.release_unused_prefix();
+        self.pin_after_recovery().await?;
+        Ok(lost.len())
+    }
+
     fn fail_waiting(&self, shard: &Rc<Shard>) {
         let failed: Vec<_> = self.waiting.borrow_mut().drain(..).collect();
         for (_, waiting) in failed {
@@ -329,18 +437,39 @@ impl Persistence {
     }
 
     pub fn disk_bytes(&self) -> u64 {
-        self.log.disk_bytes()
+        self.log().map_or(0, |log| log.disk_bytes())
     }
 
     pub fn segment_count(&self) -> usize {
-        self.log.segment_count()
+        self.log().map_or(0, |log| log.segment_count())
+    }
+
+    /// The open log, or the error that explains why there is none right now.
+    fn log(&self) -> Result<Rc<Log>, StorageError> {
+        self.log
+            .borrow()
+            .clone()
+            .ok_or_else(|| StorageError::Failed {
+                cause: self
+                    .failure
+                    .borrow()
+                    .clone()
+                    .expect("the log is only taken away after a failure"),
+            })
+    }
+
+    /// One pin on `segment` in the log: it is not deleted while pinned.
+    fn pin(&self, segment: SegmentId) {
+        if let Ok(log) = self.log() {
+            log.add_live(segment, 1);
+        }
     }
 
     fn track(&self, location: RecordLocation, entries: u32) {
         let mut segments = self.segments.borrow_mut();
         let count = segments.entry(location.segment).or_insert_with(|| {
             // First record seen in this segment: pin it until it may go.
-            self.log.add_live(location.segment, 1);
+            self.pin(location.segment);
             0
         });
         *count += u64::from(entries);
@@ -356,7 +485,9 @@ impl Persistence {
                 return;
             }
             segments.remove(&oldest);
-            self.log.release(oldest, 1);
+            if let Ok(log) = self.log() {
+                log.release(oldest, 1);
+            }
         }
     }
 }

@@ -177,6 +177,14 @@ impl Log {
         Ok(result)
     }
 
+    /// Where the next record goes: (active segment, byte offset). Right after `open`, every
+    /// record before this position was recovered and every location at or after it holds
+    /// none (`SegmentId(0)` for an empty log).
+    pub fn end_position(&self) -> (SegmentId, u64) {
+        let state = self.core.state.borrow();
+        (state.active_segment, state.active_offset)
+    }
+
     /// Highest LSN covered by a completed fdatasync.
     pub fn durable_lsn(&self) -> Lsn {
         self.core.state.borrow().durable_lsn
