@@ -1,0 +1,8 @@
+//! hareperf: a load generator and benchmark reporter for AMQP 0-9-1 brokers (Hare, RabbitMQ).
+//!
+//! - `client`: a lean blocking AMQP client of its own on `hare-protocol`.
+//! - `message_id`: the id and publish time stamped into every body.
+
+pub mod client;
+pub mod measure;
+pub mod message_id;
