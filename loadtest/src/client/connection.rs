@@ -176,6 +176,12 @@ impl Connection {
         Ok(())
     }
 
+    /// Writes pre-encoded frames (for example a `PublishTemplate`'s) as they are.
+    pub fn write_raw(&mut self, frames: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(frames)?;
+        Ok(())
+    }
+
     /// Reads until a method arrives on `channel`; handles the broker's closes and blocked
     /// notices on the way. Content and other channels' frames are skipped: during setup none
     /// are expected.
