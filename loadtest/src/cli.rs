@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs a scenario and writes its report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Prints a Markdown table comparing JSON reports, with ratios against the first.
     Compare {
         /// Two or more reports written by `hareperf run --json`.
@@ -255,7 +255,7 @@ impl RunArgs {
                 .chain(std::iter::once("run".into()).chain(args.into_iter().map(Into::into))),
         )?;
         match cli.command {
-            Command::Run(args) => Ok(args),
+            Command::Run(args) => Ok(*args),
             Command::Compare { .. } => unreachable!("the first argument is `run`"),
         }
     }

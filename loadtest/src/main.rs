@@ -23,7 +23,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             let json = args.json.clone();
             let html_path = args.html.clone();
-            let report = hare_loadtest::scenario::run(args)?;
+            let report = hare_loadtest::scenario::run(*args)?;
             if let Some(path) = &json {
                 report.write_json(path)?;
             }

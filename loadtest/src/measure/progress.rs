@@ -69,11 +69,13 @@ mod tests {
 
     #[test]
     fn line_shows_the_latest_sample() {
-        let mut series = Series::default();
-        series.t_s = vec![1.0, 2.0];
-        series.published_per_s = vec![10.0, 1234.0];
-        series.queue_depth = vec![None, Some(77)];
-        series.broker_cpu_percent = vec![None, Some(55.0)];
+        let series = Series {
+            t_s: vec![1.0, 2.0],
+            published_per_s: vec![10.0, 1234.0],
+            queue_depth: vec![None, Some(77)],
+            broker_cpu_percent: vec![None, Some(55.0)],
+            ..Default::default()
+        };
         let line = format_line(&series);
         assert!(line.contains("2s]"), "{line}");
         assert!(line.contains("published      1234/s"), "{line}");

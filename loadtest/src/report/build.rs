@@ -80,7 +80,7 @@ pub fn finish(mut ctx: RunContext) -> Report {
         hareperf_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario: ctx.args.scenario.name().to_string(),
         started_unix_ms: ctx.started_unix_ms,
-        parameters: ctx.args.clone(),
+        parameters: redacted(&ctx.args),
         broker: BrokerReport {
             label: ctx.server.label(),
             server: ctx.server.clone(),
@@ -148,6 +148,29 @@ fn verify(ctx: &RunContext) -> Verification {
     v
 }
 
+/// The parameters with the URI's password replaced, so reports can be shared.
+fn redacted(args: &crate::cli::RunArgs) -> crate::cli::RunArgs {
+    let mut args = args.clone();
+    args.uri = redact_password(&args.uri);
+    args
+}
+
+/// `amqp://user:secret@host/` → `amqp://user:***@host/`.
+pub fn redact_password(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => uri.to_string(),
+    }
+}
+
 fn label(id: MessageId) -> String {
     format!("{}:{}", id.producer_index, id.sequence)
 }
@@ -168,4 +191,19 @@ fn consumer_reports(results: &[ConsumerResult]) -> Vec<ConsumerReport> {
         .collect();
     reports.sort_by_key(|r| r.index);
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_report() {
+        assert_eq!(
+            redact_password("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact_password("amqp://h:1/v"), "amqp://h:1/v");
+        assert_eq!(redact_password("amqp://u:p@w@h"), "amqp://u:***@h");
+    }
 }

@@ -20,6 +20,7 @@ enum Unit {
 }
 
 type Figure = fn(&Report) -> Option<f64>;
+type Text = fn(&Report) -> String;
 
 /// The key figures, in table order.
 const ROWS: &[(&str, Unit, Figure)] = &[
@@ -136,7 +137,7 @@ pub fn table(reports: &[(String, Report)]) -> String {
     );
     push_row(&mut out, &header);
     push_row(&mut out, &vec!["---".to_string(); header.len()]);
-    let text_rows: [(&str, fn(&Report) -> String); 5] = [
+    let text_rows: [(&str, Text); 5] = [
         ("broker", |r| r.broker.label.clone()),
         ("scenario", |r| r.scenario.clone()),
         ("producers × consumers", |r| {
@@ -244,7 +245,7 @@ fn group_thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -253,4 +254,58 @@ fn group_thousands(n: i64) -> String {
         out.insert(0, '-');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::sample_report;
+
+    #[test]
+    fn one_column_per_report_and_ratios_against_the_first() {
+        let table = table(&[
+            ("hare".into(), sample_report(100_000.0)),
+            ("rabbit".into(), sample_report(50_000.0)),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "|  | **hare** | **rabbit** | rabbit ÷ hare |");
+        assert!(
+            table.contains("| publish rate (msg/s) | 100,000 | 50,000 | 0.50× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| deliver latency p50 | 200.0 µs | 200.0 µs | 1.00× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| deliver latency max | 5.00 ms |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| producers × consumers | 2 × 1 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| lost | 0 | 0 | – |"),
+            "a zero base has no ratio"
+        );
+        assert!(
+            !table.contains("connect latency"),
+            "rows nobody has are left out"
+        );
+        assert!(
+            !table.contains("broker CPU"),
+            "no --broker-pid, no broker CPU row"
+        );
+        assert!(lines.iter().all(|l| l.matches('|').count() == 5), "{table}");
+    }
+
+    #[test]
+    fn numbers_are_formatted_for_people() {
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(-1000), "-1,000");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(format_value(1536.0, Unit::Kib), "1.5 MiB");
+        assert_eq!(format_value(12.25, Unit::Micros), "12.2 µs");
+    }
 }

@@ -336,3 +336,34 @@ fn markdown_table_to_html(markdown: &str) -> String {
     html.push_str("</table>\n");
     html
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::sample_report;
+
+    #[test]
+    fn page_is_self_contained_with_four_charts_and_escaped_text() {
+        let mut report = sample_report(1000.0);
+        report.broker.label = "<Hare & co>".into();
+        report.errors.push("consumer 3: <closed>".into());
+        let page = render(&report).unwrap();
+        assert_eq!(page.matches("<svg").count(), 4);
+        assert!(page.contains("&lt;Hare &amp; co&gt;"));
+        assert!(!page.contains("<Hare"));
+        assert!(page.contains("consumer 3: &lt;closed&gt;"));
+        assert!(page.contains("<td>publish rate (msg/s)</td><td>1,000</td>"));
+        assert!(!page.contains("src=\"http"), "no external assets");
+        assert!(
+            page.contains(">\npublish\n</text>"),
+            "phase markers are labelled"
+        );
+    }
+
+    #[test]
+    fn axis_numbers_are_short() {
+        assert_eq!(short_number(1_500_000.0), "1.5M");
+        assert_eq!(short_number(25_000.0), "25k");
+        assert_eq!(short_number(7.0), "7");
+    }
+}

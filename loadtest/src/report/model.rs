@@ -136,3 +136,78 @@ impl Report {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
+
+/// A small, fully populated report for the report modules' tests.
+#[cfg(test)]
+pub(crate) fn sample_report(publish_rate_per_s: f64) -> Report {
+    use crate::measure::latency::LatencyHistogram;
+
+    let mut latency = LatencyHistogram::default();
+    for us in [100u64, 200, 300, 5000] {
+        latency.record_ns(us * 1000);
+    }
+    let parameters = RunArgs::parse_from(["throughput", "-x", "2"]).expect("valid arguments");
+    Report {
+        format_version: REPORT_FORMAT_VERSION,
+        hareperf_version: "0.1.0".into(),
+        scenario: "throughput".into(),
+        started_unix_ms: 1,
+        parameters,
+        broker: BrokerReport {
+            label: "Hare 0.1.0".into(),
+            server: ServerInfo::default(),
+            pid: None,
+        },
+        machine: Machine::default(),
+        results: Results {
+            duration_s: 10.0,
+            publish_duration_s: 10.0,
+            published: 1_000_000,
+            accepted: 1_000_000,
+            publish_rate_per_s,
+            deliver_rate_per_s: 90_000.0,
+            deliver_latency: latency.summary(),
+            client_cpu_s: 2.5,
+            client_cpu_percent: 25.0,
+            queue_depth_max: Some(42),
+            ..Default::default()
+        },
+        phases: vec![Phase {
+            name: "publish".into(),
+            start_s: 0.5,
+            end_s: 10.0,
+        }],
+        consumers: Vec::new(),
+        series: Series {
+            t_s: vec![1.0, 2.0, 3.0],
+            published_per_s: vec![10.0, 20.0, 15.0],
+            accepted_per_s: vec![5.0, 20.0, 20.0],
+            queue_depth: vec![Some(1), None, Some(42)],
+            client_cpu_percent: vec![20.0, 30.0, 25.0],
+            broker_cpu_percent: vec![None, None, None],
+            ..Default::default()
+        },
+        errors: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_exactly() {
+        let report = sample_report(123_456.789);
+        let dir = std::env::temp_dir().join(format!("hareperf-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        report.write_json(&path).unwrap();
+        let read = Report::read_json(&path).unwrap();
+        assert_eq!(read.results, report.results);
+        assert_eq!(read.series, report.series);
+        assert_eq!(read.parameters.producer_count(1), 2);
+        std::fs::write(&path, "{").unwrap();
+        assert!(Report::read_json(&path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

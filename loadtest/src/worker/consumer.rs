@@ -248,7 +248,8 @@ impl Consumer<'_> {
             }
             if let Failure::DropConnection { after_held } = self.config.behaviour.failure {
                 if self.result.held.len() >= after_held {
-                    return Ok(self.drop_connection());
+                    self.drop_connection();
+                    return Ok(());
                 }
             }
             match read.fill(&mut self.stream, self.frame_max) {
