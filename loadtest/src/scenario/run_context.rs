@@ -289,7 +289,16 @@ impl RunContext {
             });
             self.add_producer_result(result, groups);
         }
-        self.publish_ended_s = Some(self.now_s());
+        let finished_s = self
+            .producer_results
+            .iter()
+            .map(|(r, _)| r.finished_s)
+            .fold(0.0, f64::max);
+        self.publish_ended_s = Some(if finished_s > 0.0 {
+            finished_s
+        } else {
+            self.now_s()
+        });
     }
 
     /// Deliveries owed to consumers: each published message once per group it reaches.

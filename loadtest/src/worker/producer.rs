@@ -54,6 +54,9 @@ pub struct ProducerResult {
     pub nacked: u64,
     pub blocked_notices: u64,
     pub confirm_latency: LatencyHistogram,
+    /// Seconds since the run's epoch when the last message was published and, with confirms,
+    /// confirmed (before the close handshake, which is not publishing time).
+    pub finished_s: f64,
     pub error: Option<String>,
 }
 
@@ -133,6 +136,7 @@ fn run(
             ));
         }
     }
+    result.finished_s = config.epoch.elapsed().as_secs_f64();
     window.mark_closing();
     let mut close = Vec::new();
     write_method_frame(
