@@ -1,0 +1,310 @@
+//! The command line: `hareperf run <scenario> [flags]` and `hareperf compare A.json B.json ...`.
+//! Flag names follow RabbitMQ PerfTest where PerfTest has one (short forms included), so a
+//! PerfTest command line translates almost word for word.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hareperf",
+    version,
+    about = "Load generator and benchmark reporter for AMQP 0-9-1 brokers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs a scenario and writes its report.
+    Run(Box<RunArgs>),
+    /// Prints a Markdown table comparing JSON reports, with ratios against the first.
+    Compare {
+        /// Two or more reports written by `hareperf run --json`.
+        #[arg(required = true, num_args = 1..)]
+        reports: Vec<PathBuf>,
+    },
+}
+
+/// The scenarios; each lives in its own file under `scenario/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum ScenarioKind {
+    /// Producers and consumers flat out on one or more queues.
+    Throughput,
+    /// A fixed publish rate; the point is the latency distribution.
+    Latency,
+    /// One producer into a fanout exchange bound to N queues, one consumer each.
+    Fanout,
+    /// Producers first; consumers join later and must catch up on the backlog.
+    ConsumersJoinLate,
+    /// Connections opened and closed in a loop.
+    Churn,
+    /// The incident: a persistent flood, misbehaving consumers, then recovery.
+    Backlog,
+}
+
+impl ScenarioKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::Throughput => "throughput",
+            ScenarioKind::Latency => "latency",
+            ScenarioKind::Fanout => "fanout",
+            ScenarioKind::ConsumersJoinLate => "consumers_join_late",
+            ScenarioKind::Churn => "churn",
+            ScenarioKind::Backlog => "backlog",
+        }
+    }
+}
+
+/// Everything a run is parameterised by; stored verbatim in the JSON report.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct RunArgs {
+    #[arg(value_enum)]
+    pub scenario: ScenarioKind,
+    /// Broker URI.
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub uri: String,
+    /// Producer connections, one thread each [default: 1; backlog: 4].
+    #[arg(short = 'x', long)]
+    pub producers: Option<usize>,
+    /// Consumer connections (one thread each).
+    #[arg(short = 'y', long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Message body size in bytes (at least 16: the id and publish time).
+    #[arg(short = 's', long, default_value_t = 16)]
+    pub size: usize,
+    /// Queue name (ignored when --queue-pattern is given).
+    #[arg(short = 'u', long, default_value = "hareperf")]
+    pub queue: String,
+    /// Queue name pattern, `{}` replaced by 1..=--queue-count (e.g. `perf-{}`).
+    #[arg(long)]
+    pub queue_pattern: Option<String>,
+    /// Number of queues made from --queue-pattern.
+    #[arg(long, default_value_t = 1)]
+    pub queue_count: usize,
+    /// Exchange to publish to; "" is the default exchange (routing key = queue name).
+    #[arg(short = 'e', long, default_value = "")]
+    pub exchange: String,
+    /// Exchange type when --exchange is given.
+    #[arg(short = 't', long = "type", default_value = "direct")]
+    pub exchange_type: String,
+    /// Routing key (default: the queue name, or the queue's binding key for a named exchange).
+    #[arg(short = 'k', long)]
+    pub routing_key: Option<String>,
+    /// Consumer prefetch (basic.qos, per consumer); 0 = unlimited.
+    #[arg(short = 'q', long, default_value_t = 1000)]
+    pub prefetch: u16,
+    /// Publisher confirms with at most this many unconfirmed messages per producer.
+    #[arg(short = 'c', long)]
+    pub confirm: Option<usize>,
+    /// Persistent messages (delivery-mode 2) to durable queues.
+    #[arg(short = 'f', long)]
+    pub persistent: bool,
+    /// Consume with no-ack (auto-ack).
+    #[arg(short = 'a', long)]
+    pub auto_ack: bool,
+    /// Ack with multiple=true every N messages (and always before waiting for more).
+    #[arg(short = 'A', long, default_value_t = 100)]
+    pub multi_ack_every: u64,
+    /// Messages per second per producer; 0 = unlimited.
+    #[arg(short = 'r', long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Run time in seconds (publishing phase).
+    #[arg(short = 'z', long)]
+    pub time: Option<f64>,
+    /// Messages per producer (publishing stops at this count).
+    #[arg(short = 'C', long)]
+    pub pmessages: Option<u64>,
+    /// Consumer delay per message in microseconds (a slow consumer).
+    #[arg(short = 'L', long, default_value_t = 0)]
+    pub consumer_latency_us: u64,
+    /// Messages per write syscall.
+    #[arg(long, default_value_t = 256)]
+    pub publish_batch: usize,
+    /// Seconds to wait for consumers to drain after publishing ends, without progress.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain_timeout: f64,
+    /// Broker process id: sample its CPU (utime+stime) and RSS from /proc.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Seed for the random failures of flaky consumers.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Keep the queues (and exchange) after the run instead of deleting them.
+    #[arg(long)]
+    pub keep_queues: bool,
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+    #[command(flatten)]
+    pub late: LateArgs,
+    #[command(flatten)]
+    pub churn: ChurnArgs,
+    #[command(flatten)]
+    pub backlog: BacklogArgs,
+}
+
+/// Flags of the fanout scenario.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct FanoutArgs {
+    /// Queues bound to the fanout exchange (one consumer each).
+    #[arg(long, default_value_t = 4)]
+    pub fanout_queues: usize,
+}
+
+/// Flags of the consumers_join_late scenario.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct LateArgs {
+    /// Seconds after the producers start before the consumers join.
+    #[arg(long, default_value_t = 5.0)]
+    pub consumers_join_after: f64,
+}
+
+/// Flags of the churn scenario.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct ChurnArgs {
+    /// Threads each opening and closing connections in a loop.
+    #[arg(long, default_value_t = 2)]
+    pub churn_threads: usize,
+    /// Messages each churned connection publishes before it closes.
+    #[arg(long, default_value_t = 1)]
+    pub churn_publishes: u64,
+}
+
+/// Flags of the backlog scenario.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct BacklogArgs {
+    /// Messages in the flood, split across the producers.
+    #[arg(long, default_value_t = 100_000)]
+    pub backlog_messages: u64,
+    /// Seconds the trouble phase lasts.
+    #[arg(long, default_value_t = 5.0)]
+    pub trouble_time: f64,
+    /// Slow consumers in the trouble phase.
+    #[arg(long, default_value_t = 2)]
+    pub slow_consumers: usize,
+    /// Delay per message of a slow consumer, in microseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub slow_delay_us: u64,
+    /// Consumers that refuse (nack or reject, with requeue) a share of their deliveries.
+    #[arg(long, default_value_t = 2)]
+    pub flaky_consumers: usize,
+    /// Percent of deliveries a flaky consumer refuses.
+    #[arg(long, default_value_t = 20)]
+    pub flaky_percent: u32,
+    /// Consumers that never ack (they hold their prefetch until closed).
+    #[arg(long, default_value_t = 1)]
+    pub stalled_consumers: usize,
+    /// Consumers whose connection is dropped (socket shutdown, no close) while holding
+    /// unacked messages.
+    #[arg(long, default_value_t = 1)]
+    pub dropped_consumers: usize,
+    /// Prefetch of the troubled consumers (what a stalled or dropped one holds).
+    #[arg(long, default_value_t = 50)]
+    pub trouble_prefetch: u16,
+    /// Healthy consumers in the recovery phase.
+    #[arg(long, default_value_t = 4)]
+    pub recovery_consumers: usize,
+}
+
+impl RunArgs {
+    /// The run's queue names: from the pattern, or the single --queue.
+    pub fn queue_names(&self) -> Vec<String> {
+        match &self.queue_pattern {
+            Some(pattern) => (1..=self.queue_count.max(1))
+                .map(|i| pattern.replace("{}", &i.to_string()))
+                .collect(),
+            None => vec![self.queue.clone()],
+        }
+    }
+
+    /// --producers, or the scenario's default.
+    pub fn producer_count(&self, default: usize) -> usize {
+        self.producers.unwrap_or(default)
+    }
+
+    /// The routing key for a queue: --routing-key, else the queue name.
+    pub fn routing_key_for(&self, queue: &str) -> String {
+        self.routing_key
+            .clone()
+            .unwrap_or_else(|| queue.to_string())
+    }
+
+    /// Parses a run command line (`run` and what follows), as tests and scripts use it.
+    pub fn parse_from<I, T>(args: I) -> Result<RunArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(
+            std::iter::once("hareperf".into())
+                .chain(std::iter::once("run".into()).chain(args.into_iter().map(Into::into))),
+        )?;
+        match cli.command {
+            Command::Run(args) => Ok(*args),
+            Command::Compare { .. } => unreachable!("the first argument is `run`"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perftest_style_flags_parse() {
+        let args = RunArgs::parse_from([
+            "throughput",
+            "-x",
+            "2",
+            "-y",
+            "3",
+            "-s",
+            "1000",
+            "-c",
+            "500",
+            "-f",
+            "-r",
+            "100",
+            "--queue-pattern",
+            "perf-{}",
+            "--queue-count",
+            "3",
+            "-z",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(args.scenario, ScenarioKind::Throughput);
+        assert_eq!(
+            (args.producer_count(1), args.consumers, args.size),
+            (2, 3, 1000)
+        );
+        assert_eq!(args.confirm, Some(500));
+        assert!(args.persistent);
+        assert_eq!(args.queue_names(), vec!["perf-1", "perf-2", "perf-3"]);
+        assert_eq!(args.routing_key_for("perf-2"), "perf-2");
+        assert_eq!(args.time, Some(5.0));
+    }
+
+    #[test]
+    fn scenario_names_match_their_command_line_spelling() {
+        let args = RunArgs::parse_from(["consumers_join_late"]).unwrap();
+        assert_eq!(args.scenario.name(), "consumers_join_late");
+        assert_eq!(args.queue_names(), vec!["hareperf"]);
+        assert!(RunArgs::parse_from(["nope"]).is_err());
+    }
+}

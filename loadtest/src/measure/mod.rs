@@ -1,0 +1,17 @@
+//! What hareperf measures and how.
+//!
+//! - `counters`: run-wide atomic totals, added to per batch.
+//! - `latency`: HdrHistogram latencies and their percentile summary.
+//! - `received_ids`: per-consumer bitmaps of accepted message ids (loss and duplicate proof).
+//! - `sampler`: the once-a-second thread behind every time series and the progress line.
+//! - `proc_stat`: CPU seconds and RSS from `/proc`, for hareperf and the broker.
+//! - `machine`: cores, CPU model, kernel and memory for the report.
+//! - `progress`: the stderr progress line.
+
+pub mod counters;
+pub mod latency;
+pub mod machine;
+pub mod proc_stat;
+pub mod progress;
+pub mod received_ids;
+pub mod sampler;

@@ -1,0 +1,311 @@
+//! `compare`: a Markdown table of several reports side by side, one column per report and a
+//! ratio column (this ÷ first) for each report after the first. With one report it is that
+//! run's summary.
+
+use std::fmt::Write;
+
+use crate::measure::latency::LatencySummary;
+
+use super::model::Report;
+
+/// How a row's number is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Count,
+    Rate,
+    Micros,
+    Percent,
+    Seconds,
+    Kib,
+}
+
+type Figure = fn(&Report) -> Option<f64>;
+type Text = fn(&Report) -> String;
+
+/// The key figures, in table order.
+const ROWS: &[(&str, Unit, Figure)] = &[
+    ("publish rate (msg/s)", Unit::Rate, |r| {
+        Some(r.results.publish_rate_per_s)
+    }),
+    ("deliver rate (msg/s)", Unit::Rate, |r| {
+        Some(r.results.deliver_rate_per_s)
+    }),
+    ("publish peak (msg/s, 1 s)", Unit::Rate, |r| {
+        Some(r.results.publish_rate_peak_per_s)
+    }),
+    ("deliver peak (msg/s, 1 s)", Unit::Rate, |r| {
+        Some(r.results.deliver_rate_peak_per_s)
+    }),
+    ("confirm latency p50", Unit::Micros, |r| {
+        latency(&r.results.confirm_latency, |l| l.p50_us)
+    }),
+    ("confirm latency p99", Unit::Micros, |r| {
+        latency(&r.results.confirm_latency, |l| l.p99_us)
+    }),
+    ("confirm latency p99.9", Unit::Micros, |r| {
+        latency(&r.results.confirm_latency, |l| l.p999_us)
+    }),
+    ("confirm latency max", Unit::Micros, |r| {
+        latency(&r.results.confirm_latency, |l| l.max_us)
+    }),
+    ("deliver latency p50", Unit::Micros, |r| {
+        latency(&r.results.deliver_latency, |l| l.p50_us)
+    }),
+    ("deliver latency p90", Unit::Micros, |r| {
+        latency(&r.results.deliver_latency, |l| l.p90_us)
+    }),
+    ("deliver latency p99", Unit::Micros, |r| {
+        latency(&r.results.deliver_latency, |l| l.p99_us)
+    }),
+    ("deliver latency p99.9", Unit::Micros, |r| {
+        latency(&r.results.deliver_latency, |l| l.p999_us)
+    }),
+    ("deliver latency max", Unit::Micros, |r| {
+        latency(&r.results.deliver_latency, |l| l.max_us)
+    }),
+    ("connect latency p50", Unit::Micros, |r| {
+        latency(&r.results.connect_latency, |l| l.p50_us)
+    }),
+    ("connect latency p99", Unit::Micros, |r| {
+        latency(&r.results.connect_latency, |l| l.p99_us)
+    }),
+    ("connections opened", Unit::Count, |r| {
+        Some(r.results.connections_opened as f64)
+    }),
+    ("published", Unit::Count, |r| {
+        Some(r.results.published as f64)
+    }),
+    ("confirmed", Unit::Count, |r| {
+        Some(r.results.confirmed as f64)
+    }),
+    ("nacked", Unit::Count, |r| Some(r.results.nacked as f64)),
+    ("accepted by consumers", Unit::Count, |r| {
+        Some(r.results.accepted as f64)
+    }),
+    ("lost", Unit::Count, |r| {
+        Some(r.results.verification.lost as f64)
+    }),
+    ("duplicates", Unit::Count, |r| {
+        Some(r.results.verification.duplicates as f64)
+    }),
+    ("redelivered deliveries", Unit::Count, |r| {
+        Some(r.results.redelivered_deliveries as f64)
+    }),
+    ("refused by consumers (requeue)", Unit::Count, |r| {
+        Some(r.results.refused as f64)
+    }),
+    ("held by dropped consumers", Unit::Count, |r| {
+        Some(r.results.verification.dropped_held as f64)
+    }),
+    ("… came back redelivered", Unit::Count, |r| {
+        Some(r.results.verification.dropped_returned_redelivered as f64)
+    }),
+    ("queue depth max", Unit::Count, |r| {
+        r.results.queue_depth_max.map(|d| d as f64)
+    }),
+    ("duration (s)", Unit::Seconds, |r| {
+        Some(r.results.duration_s)
+    }),
+    ("hareperf CPU (% of a core)", Unit::Percent, |r| {
+        Some(r.results.client_cpu_percent)
+    }),
+    ("hareperf CPU µs per message", Unit::Micros, |r| {
+        per_message(r.results.client_cpu_s, r)
+    }),
+    ("broker CPU (% of a core)", Unit::Percent, |r| {
+        r.results.broker_cpu_percent
+    }),
+    ("broker CPU µs per message", Unit::Micros, |r| {
+        r.results.broker_cpu_s.and_then(|s| per_message(s, r))
+    }),
+    ("broker RSS max", Unit::Kib, |r| {
+        r.results.broker_rss_max_kib.map(|k| k as f64)
+    }),
+];
+
+/// The Markdown table for `reports`, each with the name of its column.
+pub fn table(reports: &[(String, Report)]) -> String {
+    let mut out = String::new();
+    let mut header = vec!["".to_string()];
+    header.extend(reports.iter().map(|(name, _)| format!("**{name}**")));
+    let first_name = reports.first().map(|(n, _)| n.clone()).unwrap_or_default();
+    header.extend(
+        reports
+            .iter()
+            .skip(1)
+            .map(|(name, _)| format!("{name} ÷ {first_name}")),
+    );
+    push_row(&mut out, &header);
+    push_row(&mut out, &vec!["---".to_string(); header.len()]);
+    let text_rows: [(&str, Text); 5] = [
+        ("broker", |r| r.broker.label.clone()),
+        ("scenario", |r| r.scenario.clone()),
+        ("producers × consumers", |r| {
+            format!(
+                "{} × {}",
+                producer_count(r),
+                r.consumers.len().max(r.parameters.consumers)
+            )
+        }),
+        ("message size (B)", |r| r.parameters.size.to_string()),
+        ("persistent / confirm window", |r| {
+            format!(
+                "{} / {}",
+                if r.parameters.persistent { "yes" } else { "no" },
+                r.parameters
+                    .confirm
+                    .map_or_else(|| "off".to_string(), |c| c.to_string())
+            )
+        }),
+    ];
+    for (label, text) in text_rows {
+        let mut row = vec![label.to_string()];
+        row.extend(reports.iter().map(|(_, r)| text(r)));
+        row.extend(std::iter::repeat_n(
+            String::new(),
+            reports.len().saturating_sub(1),
+        ));
+        push_row(&mut out, &row);
+    }
+    for &(label, unit, figure) in ROWS {
+        let values: Vec<Option<f64>> = reports.iter().map(|(_, r)| figure(r)).collect();
+        if values.iter().all(|v| v.is_none_or(|v| v == 0.0)) && is_optional(label) {
+            continue;
+        }
+        if values.iter().all(Option::is_none) {
+            continue;
+        }
+        let mut row = vec![label.to_string()];
+        row.extend(
+            values
+                .iter()
+                .map(|v| v.map_or("–".to_string(), |v| format_value(v, unit))),
+        );
+        let first = values.first().copied().flatten();
+        row.extend(values.iter().skip(1).map(|v| ratio(first, *v)));
+        push_row(&mut out, &row);
+    }
+    out
+}
+
+/// Producers of the run, as the parameters asked for them.
+fn producer_count(r: &Report) -> usize {
+    let default = match r.scenario.as_str() {
+        "backlog" => crate::scenario::backlog::FLOOD_PRODUCERS_DEFAULT,
+        "churn" => r.parameters.churn.churn_threads,
+        _ => 1,
+    };
+    r.parameters.producers.unwrap_or(default)
+}
+
+/// Rows left out when no report has anything in them.
+fn is_optional(label: &str) -> bool {
+    label.starts_with("connect")
+        || label.starts_with("connections")
+        || label.contains("dropped")
+        || label.starts_with('…')
+        || label.starts_with("refused")
+        || label == "nacked"
+}
+
+fn latency(summary: &Option<LatencySummary>, pick: fn(&LatencySummary) -> u64) -> Option<f64> {
+    summary.as_ref().map(|s| pick(s) as f64)
+}
+
+/// CPU seconds per message moved (published plus accepted), in µs.
+fn per_message(cpu_s: f64, r: &Report) -> Option<f64> {
+    let messages = r.results.published + r.results.accepted;
+    (messages > 0).then(|| cpu_s * 1e6 / messages as f64)
+}
+
+fn ratio(first: Option<f64>, value: Option<f64>) -> String {
+    match (first, value) {
+        (Some(a), Some(b)) if a != 0.0 => format!("{:.2}×", b / a),
+        _ => "–".to_string(),
+    }
+}
+
+fn push_row(out: &mut String, cells: &[String]) {
+    let _ = writeln!(out, "| {} |", cells.join(" | "));
+}
+
+/// A number for humans: thousands separators for counts and rates, ms/µs for latencies.
+fn format_value(value: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Count | Unit::Rate => group_thousands(value.round() as i64),
+        Unit::Micros if value >= 1000.0 => format!("{:.2} ms", value / 1000.0),
+        Unit::Micros => format!("{value:.1} µs"),
+        Unit::Percent => format!("{value:.0} %"),
+        Unit::Seconds => format!("{value:.1}"),
+        Unit::Kib => format!("{:.1} MiB", value / 1024.0),
+    }
+}
+
+fn group_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::sample_report;
+
+    #[test]
+    fn one_column_per_report_and_ratios_against_the_first() {
+        let table = table(&[
+            ("hare".into(), sample_report(100_000.0)),
+            ("rabbit".into(), sample_report(50_000.0)),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "|  | **hare** | **rabbit** | rabbit ÷ hare |");
+        assert!(
+            table.contains("| publish rate (msg/s) | 100,000 | 50,000 | 0.50× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| deliver latency p50 | 200.0 µs | 200.0 µs | 1.00× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| deliver latency max | 5.00 ms |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| producers × consumers | 2 × 1 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| lost | 0 | 0 | – |"),
+            "a zero base has no ratio"
+        );
+        assert!(
+            !table.contains("connect latency"),
+            "rows nobody has are left out"
+        );
+        assert!(
+            !table.contains("broker CPU"),
+            "no --broker-pid, no broker CPU row"
+        );
+        assert!(lines.iter().all(|l| l.matches('|').count() == 5), "{table}");
+    }
+
+    #[test]
+    fn numbers_are_formatted_for_people() {
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(-1000), "-1,000");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(format_value(1536.0, Unit::Kib), "1.5 MiB");
+        assert_eq!(format_value(12.25, Unit::Micros), "12.2 µs");
+    }
+}

@@ -1,0 +1,41 @@
+//! The scenarios, one file each, all built on `run_context::RunContext`.
+//!
+//! - `throughput`: producers and consumers flat out.
+//! - `latency`: a fixed publish rate, for the latency distribution.
+//! - `fanout`: one producer, a fanout exchange, N queues with a consumer each.
+//! - `consumers_join_late`: a backlog builds, then consumers join and catch up.
+//! - `churn`: connections opened and closed in a loop.
+//! - `backlog`: the incident: a persistent flood, misbehaving consumers, recovery.
+
+pub mod backlog;
+pub mod churn;
+pub mod consumers_join_late;
+pub mod fanout;
+pub mod latency;
+pub mod run_context;
+pub mod throughput;
+
+use crate::cli::{RunArgs, ScenarioKind};
+use crate::report::build::finish;
+use crate::report::model::Report;
+
+use run_context::RunContext;
+
+/// Runs the scenario the arguments name and returns its report. Failures after the broker was
+/// reached are recorded in `Report::errors` (the report still says what happened until then);
+/// only failing to connect at all is an `Err`.
+pub fn run(args: RunArgs) -> anyhow::Result<Report> {
+    let mut ctx = RunContext::new(args)?;
+    let outcome = match ctx.args.scenario {
+        ScenarioKind::Throughput => throughput::run(&mut ctx),
+        ScenarioKind::Latency => latency::run(&mut ctx),
+        ScenarioKind::Fanout => fanout::run(&mut ctx),
+        ScenarioKind::ConsumersJoinLate => consumers_join_late::run(&mut ctx),
+        ScenarioKind::Churn => churn::run(&mut ctx),
+        ScenarioKind::Backlog => backlog::run(&mut ctx),
+    };
+    if let Err(e) = outcome {
+        ctx.errors.push(format!("{e:#}"));
+    }
+    Ok(finish(ctx))
+}

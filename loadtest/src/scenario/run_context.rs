@@ -1,0 +1,404 @@
+//! `RunContext`: what every scenario is built from. It owns the setup connection, the shared
+//! counters, the sampler, and every producer and consumer thread, and turns their results into a
+//! `Report` at the end.
+//!
+//! A scenario only decides *what* happens when: declare these queues, start these consumers,
+//! publish for so long, mark a phase, wait for the queue to drain.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::RunArgs;
+use crate::client::{AmqpUri, Connection, QueueOptions, ServerInfo};
+use crate::measure::counters::Counters;
+use crate::measure::latency::LatencyHistogram;
+use crate::measure::proc_stat::{cpu_seconds, Process};
+use crate::measure::sampler::{self, SamplerConfig, Series};
+use crate::message_id::MESSAGE_STAMP_SIZE;
+use crate::report::model::Phase;
+use crate::worker::consumer::{self, ConsumerConfig, ConsumerHandle, ConsumerResult};
+use crate::worker::consumer_behaviour::Behaviour;
+use crate::worker::producer::{self, ProducerConfig, ProducerResult};
+
+/// Run time when neither --time nor --pmessages bounds the publishing.
+pub const RUN_TIME_DEFAULT_S: f64 = 10.0;
+/// How often waits look at the counters.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Everything collected while a scenario runs.
+pub struct RunContext {
+    pub args: RunArgs,
+    pub uri: AmqpUri,
+    pub epoch: Instant,
+    pub counters: Arc<Counters>,
+    pub server: ServerInfo,
+    pub started_unix_ms: u64,
+    setup: Option<Connection>,
+    stop_producers: Arc<AtomicBool>,
+    stop_sampler: Arc<AtomicBool>,
+    sampler: Option<JoinHandle<Series>>,
+    producers: Vec<(JoinHandle<ProducerResult>, Vec<usize>)>,
+    pub(crate) producer_results: Vec<(ProducerResult, Vec<usize>)>,
+    consumers: Vec<Option<ConsumerHandle>>,
+    pub(crate) consumer_results: Vec<ConsumerResult>,
+    pub(crate) phases: Vec<Phase>,
+    pub(crate) errors: Vec<String>,
+    pub(crate) connect_latency: LatencyHistogram,
+    pub(crate) publish_started_s: Option<f64>,
+    pub(crate) publish_ended_s: Option<f64>,
+    pub(crate) drained: bool,
+    pub(crate) client_cpu_start_s: f64,
+    pub(crate) broker_cpu_start_s: Option<f64>,
+    queues: Vec<String>,
+    exchanges: Vec<String>,
+}
+
+impl RunContext {
+    /// Connects once (to learn who the broker is, and for setup) and starts the clock.
+    pub fn new(args: RunArgs) -> anyhow::Result<RunContext> {
+        anyhow::ensure!(
+            args.size >= MESSAGE_STAMP_SIZE,
+            "--size must be at least {MESSAGE_STAMP_SIZE} bytes: every body carries its id and publish time"
+        );
+        let uri = AmqpUri::parse(&args.uri)?;
+        let mut setup = Connection::open(&uri, "hareperf setup")
+            .with_context(|| format!("connecting to {}", uri.address()))?;
+        setup.open_channel(1)?;
+        let server = setup.server.clone();
+        let started_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let broker_cpu_start_s = args
+            .broker_pid
+            .and_then(|p| cpu_seconds(Process::Pid(p)).ok());
+        Ok(RunContext {
+            args,
+            uri,
+            epoch: Instant::now(),
+            counters: Arc::new(Counters::default()),
+            server,
+            started_unix_ms,
+            setup: Some(setup),
+            stop_producers: Arc::new(AtomicBool::new(false)),
+            stop_sampler: Arc::new(AtomicBool::new(false)),
+            sampler: None,
+            producers: Vec::new(),
+            producer_results: Vec::new(),
+            consumers: Vec::new(),
+            consumer_results: Vec::new(),
+            phases: Vec::new(),
+            errors: Vec::new(),
+            connect_latency: LatencyHistogram::default(),
+            publish_started_s: None,
+            publish_ended_s: None,
+            drained: false,
+            client_cpu_start_s: cpu_seconds(Process::OwnProcess).unwrap_or(0.0),
+            broker_cpu_start_s,
+            queues: Vec::new(),
+            exchanges: Vec::new(),
+        })
+    }
+
+    fn setup(&mut self) -> anyhow::Result<&mut Connection> {
+        self.setup
+            .as_mut()
+            .context("the setup connection is already closed")
+    }
+
+    /// Seconds since the run started.
+    pub fn now_s(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// Declares (and empties) queues; durable when the run is persistent. With a named exchange
+    /// it is declared too and each queue bound with its routing key.
+    pub fn declare_queues(
+        &mut self,
+        queues: &[String],
+        exchange: &str,
+        kind: &str,
+    ) -> anyhow::Result<()> {
+        let durable = self.args.persistent;
+        let keys: Vec<String> = queues
+            .iter()
+            .map(|q| self.args.routing_key_for(q))
+            .collect();
+        let setup = self.setup()?;
+        if !exchange.is_empty() {
+            setup
+                .exchange_declare(1, exchange, kind, durable)
+                .with_context(|| format!("declaring exchange {exchange:?}"))?;
+        }
+        for (queue, key) in queues.iter().zip(&keys) {
+            let options = QueueOptions {
+                durable,
+                ..Default::default()
+            };
+            setup
+                .queue_declare(1, queue, options)
+                .with_context(|| format!("declaring queue {queue:?} (durable: {durable})"))?;
+            setup.queue_purge(1, queue)?;
+            if !exchange.is_empty() {
+                setup.queue_bind(1, queue, exchange, key)?;
+            }
+        }
+        self.queues.extend(queues.iter().cloned());
+        if !exchange.is_empty() {
+            self.exchanges.push(exchange.to_string());
+        }
+        Ok(())
+    }
+
+    /// Starts the once-a-second sampler over the declared queues.
+    pub fn start_sampler(&mut self) -> anyhow::Result<()> {
+        let config = SamplerConfig {
+            uri: self.uri.clone(),
+            queues: self.queues.clone(),
+            broker_pid: self.args.broker_pid,
+            progress: !self.args.quiet,
+            epoch: self.epoch,
+        };
+        self.sampler = Some(sampler::start(
+            config,
+            Arc::clone(&self.counters),
+            Arc::clone(&self.stop_sampler),
+        )?);
+        Ok(())
+    }
+
+    /// Starts a producer publishing to `exchange` with `routing_key`; `groups` are the queue
+    /// groups its messages reach (for the loss check).
+    pub fn spawn_producer(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        groups: Vec<usize>,
+        message_count: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let index = u16::try_from(self.producers.len() + self.producer_results.len())
+            .context("at most 65536 producers")?;
+        let config = ProducerConfig {
+            index,
+            uri: self.uri.clone(),
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            body_size: self.args.size,
+            persistent: self.args.persistent,
+            confirm_window: self.args.confirm,
+            rate_per_s: self.args.rate,
+            message_count,
+            batch_size: self.args.publish_batch,
+            epoch: self.epoch,
+        };
+        self.publish_started_s.get_or_insert(self.now_s());
+        let handle = producer::spawn(
+            config,
+            Arc::clone(&self.counters),
+            Arc::clone(&self.stop_producers),
+        )?;
+        self.producers.push((handle, groups));
+        Ok(())
+    }
+
+    /// Records a producer-like thread's result (the churn scenario's loops).
+    pub fn add_producer_result(&mut self, result: ProducerResult, groups: Vec<usize>) {
+        if let Some(error) = &result.error {
+            self.errors.push(error.clone());
+        }
+        self.producer_results.push((result, groups));
+    }
+
+    /// The index the next producer (or producer-like thread) gets.
+    pub fn next_producer_index(&self) -> usize {
+        self.producers.len() + self.producer_results.len()
+    }
+
+    /// Starts a consumer; returns its index for `stop_consumer`.
+    pub fn spawn_consumer(
+        &mut self,
+        queue: &str,
+        group: usize,
+        behaviour: Behaviour,
+        prefetch: u16,
+    ) -> anyhow::Result<usize> {
+        let index = self.consumers.len();
+        let config = ConsumerConfig {
+            index,
+            uri: self.uri.clone(),
+            queue: queue.to_string(),
+            group,
+            prefetch,
+            auto_ack: self.args.auto_ack,
+            multi_ack_every: self.args.multi_ack_every,
+            behaviour,
+            epoch: self.epoch,
+        };
+        let handle = consumer::spawn(config, Arc::clone(&self.counters))?;
+        self.consumers.push(Some(handle));
+        Ok(index)
+    }
+
+    /// Healthy consumers per the flags, spread over `queues` round-robin (group = queue index).
+    pub fn spawn_flag_consumers(&mut self, queues: &[String], count: usize) -> anyhow::Result<()> {
+        let behaviour = Behaviour::healthy(Duration::from_micros(self.args.consumer_latency_us));
+        for i in 0..count {
+            let group = i % queues.len().max(1);
+            let queue = queues.get(group).context("at least one queue")?.clone();
+            self.spawn_consumer(&queue, group, behaviour, self.args.prefetch)?;
+        }
+        Ok(())
+    }
+
+    /// Stops a consumer (clean close, or drop for a dropped consumer) and keeps its result.
+    pub fn stop_consumer(&mut self, index: usize) {
+        if let Some(handle) = self.consumers.get_mut(index).and_then(Option::take) {
+            let result = handle.join();
+            if let Some(error) = &result.error {
+                self.errors.push(error.clone());
+            }
+            self.consumer_results.push(result);
+        }
+    }
+
+    pub fn consumer_finished(&self, index: usize) -> bool {
+        self.consumers
+            .get(index)
+            .and_then(Option::as_ref)
+            .is_none_or(ConsumerHandle::is_finished)
+    }
+
+    /// Lets the producers run: until they reach their message counts, or for `time_s` seconds
+    /// (then they are told to stop). Joins them either way.
+    pub fn publish_until_done(&mut self, time_s: Option<f64>) {
+        let deadline = time_s.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        while !self.producers.iter().all(|(h, _)| h.is_finished()) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            std::thread::sleep(POLL);
+        }
+        self.stop_producers.store(true, Ordering::Relaxed);
+        for (handle, groups) in std::mem::take(&mut self.producers) {
+            let result = handle.join().unwrap_or_else(|_| ProducerResult {
+                error: Some("producer thread panicked".into()),
+                ..Default::default()
+            });
+            self.add_producer_result(result, groups);
+        }
+        let finished_s = self
+            .producer_results
+            .iter()
+            .map(|(r, _)| r.finished_s)
+            .fold(0.0, f64::max);
+        self.publish_ended_s = Some(if finished_s > 0.0 {
+            finished_s
+        } else {
+            self.now_s()
+        });
+    }
+
+    /// Deliveries owed to consumers: each published message once per group it reaches.
+    pub fn expected_deliveries(&self) -> u64 {
+        self.producer_results
+            .iter()
+            .map(|(r, groups)| r.published * groups.len() as u64)
+            .sum()
+    }
+
+    /// Waits until consumers accepted `expected` messages; gives up after `idle_timeout` without
+    /// progress. Returns true if everything arrived.
+    pub fn wait_for_accepted(&mut self, expected: u64, idle_timeout: Duration) -> bool {
+        let mut last = self.counters.accepted.load(Ordering::Relaxed);
+        let mut last_progress = Instant::now();
+        loop {
+            let accepted = self.counters.accepted.load(Ordering::Relaxed);
+            if accepted >= expected {
+                self.drained = true;
+                return true;
+            }
+            if accepted != last {
+                last = accepted;
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() >= idle_timeout {
+                self.drained = false;
+                return false;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits for consumers to accept everything published, per --drain-timeout.
+    pub fn drain(&mut self) -> bool {
+        let expected = self.expected_deliveries();
+        let idle = Duration::from_secs_f64(self.args.drain_timeout.max(0.0));
+        self.wait_for_accepted(expected, idle)
+    }
+
+    /// Closes the previous phase (if open) and opens `name`.
+    pub fn phase(&mut self, name: &str) {
+        let now = self.now_s();
+        if let Some(last) = self.phases.last_mut() {
+            if last.end_s < last.start_s {
+                last.end_s = now;
+            }
+        }
+        self.phases.push(Phase {
+            name: name.to_string(),
+            start_s: now,
+            end_s: -1.0,
+        });
+    }
+
+    /// Stops everything still running, cleans up the broker side, and collects the results.
+    pub(crate) fn stop_all(&mut self) -> Series {
+        if !self.producers.is_empty() {
+            self.publish_until_done(Some(0.0));
+        }
+        for index in 0..self.consumers.len() {
+            self.stop_consumer(index);
+        }
+        let now = self.now_s();
+        if let Some(last) = self.phases.last_mut() {
+            if last.end_s < last.start_s {
+                last.end_s = now;
+            }
+        }
+        self.stop_sampler.store(true, Ordering::Relaxed);
+        let series = self
+            .sampler
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        if let Err(e) = self.clean_up() {
+            self.errors.push(format!("cleaning up: {e}"));
+        }
+        series
+    }
+
+    fn clean_up(&mut self) -> anyhow::Result<()> {
+        let Some(mut setup) = self.setup.take() else {
+            return Ok(());
+        };
+        if !self.args.keep_queues {
+            for queue in &self.queues {
+                setup.queue_delete(1, queue)?;
+            }
+            for exchange in &self.exchanges {
+                setup.rpc(
+                    1,
+                    hare_protocol::Method::ExchangeDelete(hare_protocol::ExchangeDelete {
+                        exchange: crate::client::topology::short(exchange)?,
+                        ..Default::default()
+                    }),
+                    "exchange.delete-ok",
+                )?;
+            }
+        }
+        setup.close()?;
+        Ok(())
+    }
+}

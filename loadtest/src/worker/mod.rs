@@ -1,0 +1,11 @@
+//! The threads that make the load: producers, consumers and the publisher-confirm reader.
+//!
+//! - `producer`: batched, stamped publishes, optional rate and confirm window.
+//! - `confirm_window`: the window of unconfirmed publishes and the reader thread settling it.
+//! - `consumer`: in-place delivery parsing, stamp checks, multiple=true acks.
+//! - `consumer_behaviour`: healthy, slow, flaky, never-ack and dropped consumers.
+
+pub mod confirm_window;
+pub mod consumer;
+pub mod consumer_behaviour;
+pub mod producer;
