@@ -3,7 +3,6 @@
 //! CI can keep the benches compiling and running without timing anything.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -11,6 +10,8 @@ use hare::protocol::{
     parse_frame, write_content, write_method_frame, BasicDeliver, BasicProperties, BasicPublish,
     ContentHeader, FrameType, Method, ShortStr,
 };
+
+mod support;
 
 /// One published message as a client sends it: method, header and body frames.
 fn publish_frames(body_size: usize) -> Vec<u8> {
@@ -102,20 +103,9 @@ fn encode_deliver(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    if std::env::var_os("HARE_BENCH_SMOKE").is_some() {
-        Criterion::default()
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(10))
-            .measurement_time(Duration::from_millis(50))
-    } else {
-        Criterion::default()
-    }
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = support::config();
     targets = decode_publish, encode_deliver
 }
 criterion_main!(benches);
