@@ -168,8 +168,12 @@ impl Broker {
         self.queue.enqueue(Rc::new(message));
 
         self.deliveries.clear();
-        self.queue
-            .dispatch(&mut self.limits, DISPATCH_ROUND_MAX, &mut self.deliveries);
+        self.queue.dispatch(
+            &mut self.limits,
+            DISPATCH_ROUND_MAX,
+            &mut self.deliveries,
+            &mut self.gone,
+        );
         assert_eq!(
             self.deliveries.len(),
             1,
@@ -180,7 +184,7 @@ impl Broker {
         for delivery in self.deliveries.drain(..) {
             let delivery_tag = self.delivery_tag_next;
             self.delivery_tag_next += 1;
-            let content = delivery.message.message.content();
+            let content = delivery.message.content();
             self.output.clear();
             write_method_frame(
                 &mut self.output,
@@ -188,7 +192,7 @@ impl Broker {
                 &Method::BasicDeliver(BasicDeliver {
                     consumer_tag: delivery.consumer.tag,
                     delivery_tag,
-                    redelivered: delivery.message.redelivered,
+                    redelivered: delivery.redelivered,
                     exchange: content.exchange,
                     routing_key: content.routing_key,
                 }),
@@ -212,7 +216,7 @@ impl Broker {
             // basic.ack for that delivery tag, settled on the owner shard.
             let outcome = self.queue.settle(
                 self.consumer.channel_key(),
-                &[delivery.message.id],
+                &[delivery.id],
                 SettleAction::Ack,
                 &mut self.gone,
             );
