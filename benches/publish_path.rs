@@ -143,7 +143,7 @@ impl Broker {
     /// One message from the publisher's bytes to the consumer's ack; returns the bytes
     /// written to the consumer.
     fn publish_deliver_ack(&mut self, wire: &[u8]) -> usize {
-        let message = decode_message(wire);
+        let (message, properties) = decode_message(wire);
 
         // Route on the vhost's copy of the metadata, as connection/publish.rs does.
         let exchange = self
@@ -153,7 +153,7 @@ impl Broker {
         self.vhost.route(
             exchange,
             &message.routing_key,
-            message.properties.headers.as_ref(),
+            properties.headers.as_ref(),
             &mut self.route_scratch,
             &mut self.route_queues,
         );
@@ -164,7 +164,7 @@ impl Broker {
         );
 
         // The owner shard enqueues a transient message without touching the log.
-        assert!(!message.properties.is_persistent() || !self.queue.durable);
+        assert!(!message.persistent || !self.queue.durable);
         self.queue.enqueue(Rc::new(message));
 
         self.deliveries.clear();
@@ -242,8 +242,9 @@ impl Broker {
 }
 
 /// Parses the client's frames and builds the message the queues hold, as the connection does
-/// with its content assembly and `connection/publish.rs`.
-fn decode_message(wire: &[u8]) -> Message {
+/// with its content assembly and `connection/publish.rs`, with the decoded properties routing
+/// looks at.
+fn decode_message(wire: &[u8]) -> (Message, BasicProperties) {
     // The socket read fills a buffer like this one; frames are slices of it.
     let mut buffer = BytesMut::from(wire);
     let mut publish = None;
@@ -274,13 +275,14 @@ fn decode_message(wire: &[u8]) -> Message {
         u64::try_from(body.len()).ok(),
         "the body is complete"
     );
-    Message {
+    let message = Message {
         exchange: publish.exchange,
         routing_key: publish.routing_key,
-        properties: header.properties,
+        persistent: header.properties.is_persistent(),
         properties_raw: header.properties_raw,
         body,
-    }
+    };
+    (message, header.properties)
 }
 
 /// One published message as a client sends it: method, header and body frames.

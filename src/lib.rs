@@ -18,6 +18,7 @@
 pub mod config;
 pub mod connection;
 pub mod exception;
+pub mod fast_map;
 pub mod ids;
 pub use hare_protocol as protocol;
 pub mod queue;

@@ -490,7 +490,7 @@ pub fn confirm_select(
 }
 
 fn open_channel(
-    channels: &mut std::collections::HashMap<u16, crate::connection::channel::Channel>,
+    channels: &mut crate::fast_map::FastMap<u16, crate::connection::channel::Channel>,
     channel: ChannelId,
 ) -> &mut crate::connection::channel::Channel {
     channels

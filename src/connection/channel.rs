@@ -2,7 +2,8 @@
 //! settled, its consumers, prefetch settings, confirm or transaction mode, the content being
 //! received, and the last queue it declared.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::fast_map::{FastMap, FastSet};
+use std::collections::BTreeMap;
 
 use crate::connection::confirm::ConfirmTracker;
 use crate::connection::content::ContentState;
@@ -44,10 +45,10 @@ pub struct Channel {
     next_delivery_tag: u64,
     /// Ack-mode deliveries not yet settled, by tag.
     pub unacked: BTreeMap<u64, UnackedDelivery>,
-    pub consumers: HashMap<ShortStr, ChannelConsumer>,
+    pub consumers: FastMap<ShortStr, ChannelConsumer>,
     /// Queues (with their owners) that may hold consumers or unacked messages of this
     /// channel, to notify when it closes.
-    pub touched_queues: HashSet<(ShardId, QueueId)>,
+    pub touched_queues: FastSet<(ShardId, QueueId)>,
     /// basic.qos global=false: the limit for consumers created from now on.
     pub prefetch_count: u16,
     /// basic.qos global=true: one limit for all the channel's consumers.
@@ -67,8 +68,8 @@ impl Channel {
             state: ChannelState::Open,
             next_delivery_tag: 1,
             unacked: BTreeMap::new(),
-            consumers: HashMap::new(),
-            touched_queues: HashSet::new(),
+            consumers: FastMap::default(),
+            touched_queues: FastSet::default(),
             prefetch_count: 0,
             global_prefetch_count: 0,
             confirm: None,

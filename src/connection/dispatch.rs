@@ -116,7 +116,7 @@ pub async fn frame(
 /// The channel a content frame belongs to. Ok(None) if the channel is closing (content for
 /// it is dropped).
 fn content_channel(
-    channels: &mut std::collections::HashMap<u16, Channel>,
+    channels: &mut crate::fast_map::FastMap<u16, Channel>,
     id: u16,
 ) -> Result<Option<&mut Channel>, Exception> {
     if id == 0 {

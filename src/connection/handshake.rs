@@ -179,7 +179,7 @@ pub async fn run(
         heartbeat_interval: Duration::from_secs(u64::from(tune_ok.heartbeat)),
         capabilities,
         client_properties: start_ok.client_properties,
-        channels: std::collections::HashMap::new(),
+        channels: crate::fast_map::FastMap::default(),
         exclusive_queues: Vec::new(),
         route_scratch: RouteScratch::default(),
         route_queues: Vec::new(),

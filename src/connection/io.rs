@@ -3,8 +3,8 @@
 //! Reads land in a `BytesMut` and frames are split off it zero-copy; writes go through one
 //! output buffer that the connection task and the shard's event handlers append to.
 
+use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::time::Instant;
 
@@ -17,8 +17,12 @@ use crate::protocol::{parse_frame, Frame, FrameError};
 use crate::queue::consumer::ConsumerKey;
 use crate::shard::notify::Notify;
 
-/// Bytes requested from the socket per read.
+/// Most bytes requested from the socket per read (a flooding publisher).
 pub const READ_CHUNK_SIZE: usize = 64 * 1024;
+/// Fewest bytes requested per read. Each read zero-fills and may allocate its request size,
+/// and every frame sliced from it pins that allocation until the message is gone: a client
+/// sending one small message at a time must not cost 64 KiB per message.
+pub const READ_CHUNK_SIZE_MIN: usize = 4 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -34,13 +38,17 @@ pub enum ReadError {
 pub struct FrameReader {
     stream: TcpStream,
     buffer: BytesMut,
+    /// Bytes the next read asks for: doubled after a read that filled it, halved after one
+    /// that used less than a quarter.
+    read_size: usize,
 }
 
 impl FrameReader {
     pub fn new(stream: TcpStream) -> FrameReader {
         FrameReader {
             stream,
-            buffer: BytesMut::with_capacity(READ_CHUNK_SIZE),
+            buffer: BytesMut::with_capacity(READ_CHUNK_SIZE_MIN),
+            read_size: READ_CHUNK_SIZE_MIN,
         }
     }
 
@@ -118,14 +126,21 @@ impl FrameReader {
         futures_lite::future::or(drained, glommio::timer::sleep(timeout)).await;
     }
 
-    /// True if a complete frame may already be buffered (no read needed).
+    /// True if a complete frame is already buffered (no read needed). A partial frame does
+    /// not count: a flooding publisher nearly always leaves one behind, and back-pressure
+    /// must still stop its reads.
     pub fn has_buffered(&self) -> bool {
-        !self.buffer.is_empty()
+        let header = crate::protocol::FRAME_HEADER_SIZE;
+        let Some(size) = self.buffer.get(3..header) else {
+            return false;
+        };
+        let size = u32::from_be_bytes(size.try_into().expect("4 bytes")) as usize;
+        self.buffer.len() > header + size
     }
 
     async fn fill(&mut self) -> Result<(), ReadError> {
         let start = self.buffer.len();
-        self.buffer.resize(start + READ_CHUNK_SIZE, 0);
+        self.buffer.resize(start + self.read_size, 0);
         let result = self.stream.read(&mut self.buffer[start..]).await;
         match result {
             Ok(0) => {
@@ -134,6 +149,11 @@ impl FrameReader {
             }
             Ok(read) => {
                 self.buffer.truncate(start + read);
+                if read == self.read_size {
+                    self.read_size = (self.read_size * 2).min(READ_CHUNK_SIZE);
+                } else if read < self.read_size / 4 {
+                    self.read_size = (self.read_size / 2).max(READ_CHUNK_SIZE_MIN);
+                }
                 Ok(())
             }
             Err(error) => {
@@ -156,7 +176,7 @@ pub struct CreditKey {
 pub struct Output {
     buffer: RefCell<Vec<u8>>,
     ready: Notify,
-    credit_owed: RefCell<HashMap<CreditKey, u32>>,
+    credit_owed: RefCell<FastMap<CreditKey, u32>>,
     /// Set once nothing more may be written (socket gone or close-ok sent).
     finished: Cell<bool>,
     /// Shut the socket down once the buffer is written (after close-ok or a fatal error).
@@ -175,7 +195,7 @@ impl Output {
         Output {
             buffer: RefCell::new(Vec::with_capacity(READ_CHUNK_SIZE)),
             ready: Notify::new(),
-            credit_owed: RefCell::new(HashMap::new()),
+            credit_owed: RefCell::new(FastMap::default()),
             finished: Cell::new(false),
             close_after_flush: Cell::new(false),
             last_write: Cell::new(Instant::now()),

@@ -21,8 +21,8 @@ pub mod queue_methods;
 pub mod requests;
 pub mod server_properties;
 
+use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::io::RawFd;
 use std::rc::Rc;
@@ -65,7 +65,7 @@ pub struct ConnectionState {
     pub heartbeat_interval: Duration,
     pub capabilities: ClientCapabilities,
     pub client_properties: FieldTable,
-    pub channels: HashMap<u16, Channel>,
+    pub channels: FastMap<u16, Channel>,
     /// Exclusive queues this connection declared, deleted when it closes.
     pub exclusive_queues: Vec<(ShardId, QueueId)>,
     pub route_scratch: RouteScratch,
@@ -92,6 +92,8 @@ pub struct ConnectionShared {
     closing: Cell<bool>,
     /// connection.blocked was sent.
     blocked: Cell<bool>,
+    /// The connection has published: queue memory pressure slows its reads.
+    pub published: Cell<bool>,
     /// Shuts the socket if our connection.close goes unanswered.
     close_timer: RefCell<Option<glommio::Task<()>>>,
 }
@@ -228,6 +230,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         closing: Cell::new(false),
         close_timer: RefCell::new(None),
         blocked: Cell::new(false),
+        published: Cell::new(false),
     });
     shard
         .connections
@@ -303,6 +306,16 @@ enum Ending {
     PeerGone,
 }
 
+/// Queues hold too much in RAM: wait until they drain, up to `PUBLISHER_PAUSE_MAX`.
+async fn pause_publisher(shard: &Shard) {
+    let started = Instant::now();
+    while shard.mesh.pressure.any()
+        && started.elapsed() < crate::shard::pressure::PUBLISHER_PAUSE_MAX
+    {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// The frame loop: runs until the peer closes, a close handshake completes, or a fatal error.
 async fn run_frames(
     shard: &Rc<Shard>,
@@ -313,6 +326,9 @@ async fn run_frames(
         if !reader.has_buffered() && shard.mesh.is_congested() {
             // Back-pressure: stop reading until the shard's outboxes drain.
             shard.mesh.wait_uncongested().await;
+        }
+        if !reader.has_buffered() && connection.published.get() && shard.mesh.pressure.any() {
+            pause_publisher(shard).await;
         }
         let frame_max = connection.state.borrow().frame_max;
         let frame = match reader.next_frame(frame_max).await {

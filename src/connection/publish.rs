@@ -15,7 +15,7 @@ use crate::protocol::{
     FieldValue, Method, ShortStr,
 };
 use crate::queue::message::{Content, Message};
-use crate::shard::message::{ConfirmRef, ShardMessage};
+use crate::shard::message::{ConfirmRef, QueueTargets, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::rules::no_exchange;
 
@@ -44,6 +44,7 @@ pub fn complete(
     channel: ChannelId,
     completed: Completed,
 ) -> Result<(), Exception> {
+    connection.published.set(true);
     {
         let mut state = connection.state.borrow_mut();
         let open = state
@@ -69,14 +70,20 @@ pub fn route_and_send(
         header,
         body,
     } = completed;
-    let (properties, properties_raw) =
-        match direct_reply::rewrite_reply_to(connection, channel, &header.properties)? {
-            Some(rewritten) => rewritten,
-            None => (header.properties, header.properties_raw),
-        };
+    // The properties are borrowed, not moved: a decoded BasicProperties is about 370 bytes
+    // and the common publish changes none of it.
+    let rewritten = direct_reply::rewrite_reply_to(connection, channel, &header.properties)?;
+    let (mut properties, mut properties_raw) = match &rewritten {
+        Some((properties, raw)) => (properties, raw.clone()),
+        None => (&header.properties, header.properties_raw.clone()),
+    };
     let extra_keys = sender_selected_keys(properties.headers.as_ref());
     // BCC keys route but are not shown to consumers.
-    let (properties, properties_raw) = strip_bcc(properties, properties_raw);
+    let stripped = without_bcc(properties);
+    if let Some((stripped_properties, stripped_raw)) = &stripped {
+        properties = stripped_properties;
+        properties_raw = stripped_raw.clone();
+    }
     if publish.exchange.is_empty() {
         if let Some(token) = direct_reply::ReplyToken::decode(publish.routing_key.as_bytes()) {
             // A direct reply counts as routed even if the requester is gone (NOTES §16).
@@ -97,9 +104,11 @@ pub fn route_and_send(
     let vhost = registry
         .vhost(&state.vhost)
         .expect("the connection's vhost exists while it is open");
-    let vhost_name = state.vhost.to_string_lossy();
     let Some(exchange) = vhost.exchange(&publish.exchange) else {
-        return Err(no_exchange(&publish.exchange, &vhost_name));
+        return Err(no_exchange(
+            &publish.exchange,
+            &state.vhost.to_string_lossy(),
+        ));
     };
     if let Some(user_id) = &properties.user_id {
         // RabbitMQ validates user-id so a consumer can trust it (NOTES §4).
@@ -112,8 +121,9 @@ pub fn route_and_send(
     }
     if exchange.definition.internal {
         return Err(Exception::access_refused(format!(
-            "cannot publish to internal exchange '{}' in vhost '{vhost_name}'",
-            publish.exchange
+            "cannot publish to internal exchange '{}' in vhost '{}'",
+            publish.exchange,
+            state.vhost.to_string_lossy()
         )));
     }
     let mut queues = std::mem::take(&mut state.route_queues);
@@ -169,16 +179,24 @@ pub fn route_and_send(
         return Ok(());
     }
 
-    // Group the target queues by owner shard: one message per shard.
-    let mut groups: Vec<(ShardId, Vec<QueueId>)> = Vec::new();
-    for id in &queues {
-        let owner = vhost
+    // Group the target queues by owner shard: one message per shard. One target queue,
+    // the common case, allocates nothing.
+    let owner_of = |id: &QueueId| {
+        vhost
             .queue_by_id(*id)
             .expect("routing returns existing queues")
-            .owner_shard;
-        match groups.iter_mut().find(|(shard, _)| *shard == owner) {
-            Some((_, ids)) => ids.push(*id),
-            None => groups.push((owner, vec![*id])),
+            .owner_shard
+    };
+    let mut groups: Vec<(ShardId, QueueTargets)> = Vec::with_capacity(1);
+    if let [only] = queues[..] {
+        groups.push((owner_of(&only), QueueTargets::One(only)));
+    } else {
+        for id in &queues {
+            let owner = owner_of(id);
+            match groups.iter_mut().find(|(shard, _)| *shard == owner) {
+                Some((_, targets)) => targets.push(*id),
+                None => groups.push((owner, QueueTargets::One(*id))),
+            }
         }
     }
     let seq = open
@@ -188,7 +206,7 @@ pub fn route_and_send(
     let message = Message {
         exchange: publish.exchange,
         routing_key: publish.routing_key,
-        properties,
+        persistent: properties.is_persistent(),
         properties_raw,
         body,
     };
@@ -253,17 +271,19 @@ fn sender_selected_keys(headers: Option<&FieldTable>) -> Vec<ShortStr> {
     keys
 }
 
-fn strip_bcc(mut properties: BasicProperties, raw: Bytes) -> (BasicProperties, Bytes) {
+/// The properties without their BCC header (and their new raw form), if they have one.
+fn without_bcc(properties: &BasicProperties) -> Option<(BasicProperties, Bytes)> {
     let has_bcc = properties
         .headers
         .as_ref()
         .is_some_and(|headers| headers.contains_key("BCC"));
     if !has_bcc {
-        return (properties, raw);
+        return None;
     }
-    if let Some(headers) = properties.headers.as_mut() {
+    let mut stripped = properties.clone();
+    if let Some(headers) = stripped.headers.as_mut() {
         while headers.remove("BCC").is_some() {}
     }
-    let raw = properties.to_raw();
-    (properties, raw)
+    let raw = stripped.to_raw();
+    Some((stripped, raw))
 }

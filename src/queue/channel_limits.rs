@@ -2,7 +2,7 @@
 //! every consumer of the channel. Kept per shard: the limit is exact for the consumers of a
 //! channel whose queues live on one shard, and applies per shard otherwise.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use crate::ids::QueueId;
 use crate::queue::consumer::ChannelKey;
@@ -24,7 +24,7 @@ impl ChannelLimit {
 
 #[derive(Debug, Default)]
 pub struct ChannelLimits {
-    limits: HashMap<ChannelKey, ChannelLimit>,
+    limits: FastMap<ChannelKey, ChannelLimit>,
 }
 
 impl ChannelLimits {

@@ -10,7 +10,8 @@ pub mod message;
 pub mod record;
 pub mod residency;
 
-use std::collections::{HashMap, VecDeque};
+use crate::fast_map::FastMap;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use hare_storage::RecordLocation;
@@ -92,7 +93,7 @@ pub struct Queue {
     pub name: ShortStr,
     pub auto_delete: bool,
     ready: VecDeque<QueuedMessage>,
-    unacked: HashMap<MessageId, Unacked>,
+    unacked: FastMap<MessageId, Unacked>,
     consumers: Vec<Consumer>,
     /// Round-robin position in `consumers`.
     next_consumer_index: usize,
@@ -115,7 +116,7 @@ impl Queue {
             name,
             auto_delete,
             ready: VecDeque::new(),
-            unacked: HashMap::new(),
+            unacked: FastMap::default(),
             consumers: Vec::new(),
             next_consumer_index: 0,
             next_message_id: 1,
@@ -142,6 +143,17 @@ impl Queue {
     /// Ready messages whose body is in RAM.
     pub fn resident_count(&self) -> usize {
         self.resident
+    }
+
+    /// About what the queue holds in RAM: entries, resident messages with their bodies, and
+    /// unacked deliveries (publisher flow control, `shard::pressure`).
+    pub fn ram_bytes(&self) -> usize {
+        const RESIDENT_MESSAGE_BYTES: usize = 192;
+        const UNACKED_BYTES: usize = 128;
+        self.ready.len() * entry::QUEUED_MESSAGE_BYTES_MAX
+            + self.resident * RESIDENT_MESSAGE_BYTES
+            + self.resident_bytes
+            + self.unacked.len() * UNACKED_BYTES
     }
 
     /// Enqueues a transient message (or any message of a non-durable queue): always resident.

@@ -18,7 +18,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use crate::ids::{MessageId, QueueId};
-use crate::protocol::{BasicProperties, ShortStr};
+use crate::protocol::ShortStr;
 use crate::queue::message::Message;
 
 pub const RECORD_MESSAGE: u8 = 1;
@@ -75,15 +75,15 @@ pub fn decode_message(payload: &Bytes) -> Result<MessageRecord, RecordError> {
             what: "short string",
         })
     };
+    // Only persistent messages are stored. The raw properties were decoded when the message
+    // was published and the record's CRC covers them, so they are forwarded as they are.
     let properties_raw = payload.slice(head.properties);
-    let properties = BasicProperties::decode(&properties_raw)
-        .map_err(|_| RecordError::Invalid { what: "properties" })?;
     Ok(MessageRecord {
         entries,
         message: Message {
             exchange: shortstr(head.exchange)?,
             routing_key: shortstr(head.routing_key)?,
-            properties,
+            persistent: true,
             properties_raw,
             body: payload.slice(head.body_start..),
         },
@@ -255,7 +255,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::FieldTable;
+    use crate::protocol::{BasicProperties, FieldTable};
 
     fn message() -> Message {
         let properties = BasicProperties {
@@ -267,8 +267,8 @@ mod tests {
         Message {
             exchange: ShortStr::from_static("amq.topic"),
             routing_key: ShortStr::from_static("a.b"),
+            persistent: true,
             properties_raw: properties.to_raw(),
-            properties,
             body: Bytes::from_static(b"hello body"),
         }
     }

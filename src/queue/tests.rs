@@ -8,7 +8,7 @@ pub(super) fn message(body: &'static str) -> Rc<Message> {
     Rc::new(Message {
         exchange: ShortStr::default(),
         routing_key: ShortStr::from_static("q"),
-        properties: Default::default(),
+        persistent: false,
         properties_raw: Bytes::from_static(&[0, 0]),
         body: Bytes::from_static(body.as_bytes()),
     })

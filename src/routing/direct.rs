@@ -1,7 +1,7 @@
 //! The direct exchange matcher: a routing key reaches the destinations bound with exactly the
 //! same key bytes. No normalisation of any kind (case, trailing dots) is applied, as in RabbitMQ.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 use std::hash::Hash;
 
 use super::destinations::DestinationCounts;
@@ -10,13 +10,13 @@ use super::destinations::DestinationCounts;
 #[derive(Debug, Clone)]
 pub struct DirectIndex<D> {
     /// No entry has an empty destination set.
-    by_key: HashMap<Box<[u8]>, DestinationCounts<D>>,
+    by_key: FastMap<Box<[u8]>, DestinationCounts<D>>,
 }
 
 impl<D> Default for DirectIndex<D> {
     fn default() -> Self {
         DirectIndex {
-            by_key: HashMap::new(),
+            by_key: FastMap::default(),
         }
     }
 }

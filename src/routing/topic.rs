@@ -15,7 +15,7 @@
 //! Recursion depth is bounded by the longest binding key in words; keys are AMQP short strings
 //! (≤ 255 bytes), so at most 256 words.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use super::dedup_tail;
 use super::destinations::DestinationCounts;
@@ -35,7 +35,7 @@ pub struct TopicTrie<D> {
 
 #[derive(Debug, Clone)]
 struct Node<D> {
-    literal: HashMap<Box<[u8]>, usize>,
+    literal: FastMap<Box<[u8]>, usize>,
     star: Option<usize>,
     hash: Option<usize>,
     /// Destinations whose binding key ends at this node.
@@ -45,7 +45,7 @@ struct Node<D> {
 impl<D> Default for Node<D> {
     fn default() -> Self {
         Node {
-            literal: HashMap::new(),
+            literal: FastMap::default(),
             star: None,
             hash: None,
             destinations: DestinationCounts::default(),
@@ -310,7 +310,7 @@ fn word_at(key: &[u8], position: usize) -> (&[u8], usize) {
 struct HashVisits {
     inline: [(usize, usize); HASH_VISITS_INLINE_MAX],
     inline_count: usize,
-    spilled: Option<HashMap<usize, usize>>,
+    spilled: Option<FastMap<usize, usize>>,
 }
 
 const HASH_VISITS_INLINE_MAX: usize = 16;
@@ -363,7 +363,7 @@ impl HashVisits {
             self.inline[self.inline_count] = (node, position);
             self.inline_count += 1;
         } else {
-            let mut spilled: HashMap<usize, usize> = self.inline.iter().copied().collect();
+            let mut spilled: FastMap<usize, usize> = self.inline.iter().copied().collect();
             spilled.insert(node, position);
             self.spilled = Some(spilled);
         }

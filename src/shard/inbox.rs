@@ -52,7 +52,7 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             queues: targets,
             message,
             confirm,
-        } => queues::publish(shard, &targets, message, confirm),
+        } => queues::publish(shard, targets.as_slice(), message, confirm),
         ShardMessage::Connection { connection, event } => {
             connection::events::handle(shard, connection, event);
         }

@@ -4,6 +4,9 @@
 //! outbox, and one flusher task per target drains it. Messages to the own shard go through the
 //! same outbox shape and are handled by a local task, so handlers never re-enter each other.
 
+use std::sync::Arc;
+
+use crate::shard::pressure::Pressure;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -71,14 +74,22 @@ pub struct Mesh {
     me: ShardId,
     outboxes: Vec<Outbox>,
     wake: WakeHandles,
+    /// Queue memory flags of every shard (publisher flow control).
+    pub pressure: Arc<Pressure>,
 }
 
 impl Mesh {
-    pub fn new(me: ShardId, shard_count: usize, wake: WakeHandles) -> Mesh {
+    pub fn new(
+        me: ShardId,
+        shard_count: usize,
+        wake: WakeHandles,
+        pressure: Arc<Pressure>,
+    ) -> Mesh {
         Mesh {
             me,
             outboxes: (0..shard_count).map(|_| Outbox::new()).collect(),
             wake,
+            pressure,
         }
     }
 

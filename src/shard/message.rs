@@ -37,7 +37,7 @@ pub enum ShardMessage {
     Queue { queue: QueueId, op: QueueOp },
     /// A published message for one or more queues of the receiving shard.
     Publish {
-        queues: Vec<QueueId>,
+        queues: QueueTargets,
         message: Message,
         confirm: Option<ConfirmRef>,
     },
@@ -227,4 +227,27 @@ pub struct UnackedDelivery {
     pub owner: ShardId,
     pub queue: QueueId,
     pub message_id: MessageId,
+}
+
+/// The queues of one shard a message goes to: usually one, without a heap allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueTargets {
+    One(QueueId),
+    Many(Vec<QueueId>),
+}
+
+impl QueueTargets {
+    pub fn push(&mut self, id: QueueId) {
+        match self {
+            QueueTargets::One(first) => *self = QueueTargets::Many(vec![*first, id]),
+            QueueTargets::Many(ids) => ids.push(id),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[QueueId] {
+        match self {
+            QueueTargets::One(id) => std::slice::from_ref(id),
+            QueueTargets::Many(ids) => ids,
+        }
+    }
 }

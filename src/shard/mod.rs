@@ -16,13 +16,15 @@ pub mod metadata;
 pub mod notify;
 pub mod pending;
 pub mod persistence;
+pub mod pressure;
 pub mod queues;
 pub mod recovery;
 pub mod startup;
 pub mod waker;
 
+use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::config::Config;
@@ -46,7 +48,7 @@ pub struct Shard {
     pub registry_changed: Event,
     pub pending: RefCell<PendingReplies>,
     /// The queues this shard owns.
-    pub queues: RefCell<HashMap<QueueId, Queue>>,
+    pub queues: RefCell<FastMap<QueueId, Queue>>,
     pub channel_limits: RefCell<ChannelLimits>,
     /// Queues with something new to dispatch, handled by the dispatcher task.
     pub dirty_queues: RefCell<Vec<QueueId>>,
@@ -56,7 +58,7 @@ pub struct Shard {
     pub fetch_requests: RefCell<VecDeque<(QueueId, crate::queue::residency::FetchPlan)>>,
     pub fetch_wanted: notify::Notify,
     pub fetch_done: Event,
-    pub connections: RefCell<HashMap<ConnectionId, Rc<ConnectionShared>>>,
+    pub connections: RefCell<FastMap<ConnectionId, Rc<ConnectionShared>>>,
     /// Metadata-shard state: the next id to assign.
     pub next_metadata_id: Cell<u64>,
     /// Metadata-shard state: the version each shard has applied.
@@ -91,14 +93,14 @@ impl Shard {
             registry: RefCell::new(Registry::new()),
             registry_changed: Event::new(),
             pending: RefCell::new(PendingReplies::default()),
-            queues: RefCell::new(HashMap::new()),
+            queues: RefCell::new(FastMap::default()),
             channel_limits: RefCell::new(ChannelLimits::default()),
             dirty_queues: RefCell::new(Vec::new()),
             dispatch_needed: notify::Notify::new(),
             fetch_requests: RefCell::new(VecDeque::new()),
             fetch_wanted: notify::Notify::new(),
             fetch_done: Event::new(),
-            connections: RefCell::new(HashMap::new()),
+            connections: RefCell::new(FastMap::default()),
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
             metadata_applied: RefCell::new(vec![0; shard_count]),
             metadata_answers: RefCell::new(VecDeque::new()),

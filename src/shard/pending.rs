@@ -2,8 +2,8 @@
 //! slot, sends its request carrying a `ReplyTo`, and awaits the slot; the shard's inbox handler
 //! fills the slot when the reply arrives. Nothing here blocks an inbox handler.
 
+use crate::fast_map::FastMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -28,7 +28,7 @@ struct Slot {
 #[derive(Default)]
 pub struct PendingReplies {
     next_request: u64,
-    slots: HashMap<u64, Rc<RefCell<Slot>>>,
+    slots: FastMap<u64, Rc<RefCell<Slot>>>,
 }
 
 /// A registered request; await `wait` for its reply.

@@ -29,7 +29,7 @@ pub fn publish(
     message: Message,
     confirm: Option<ConfirmRef>,
 ) {
-    let persistent = message.properties.is_persistent();
+    let persistent = message.persistent;
     let message = Rc::new(message);
     let mut durable_entries = Vec::new();
     {

@@ -19,9 +19,11 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::config::Config;
 use crate::connection;
 use crate::ids::ShardId;
+use crate::queue::Queue;
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
+use crate::shard::pressure::Pressure;
 use crate::shard::recovery::{self, ShardRecovery};
 use crate::shard::waker::{self, Ticker, WakeHandles, WakeReader};
 use crate::shard::{metadata, queues, Shard};
@@ -162,6 +164,7 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let pressure = Arc::new(Pressure::new(shard_count));
     let (wake, wake_readers) = waker::wake_pipes(shard_count).map_err(StartError::WakePipes)?;
     let mut threads = Vec::with_capacity(shard_count);
     // Start-up only: each shard reports once, after its recovery, to this thread.
@@ -180,6 +183,7 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
         };
         let config = config.clone();
         let stop = stop.clone();
+        let pressure = pressure.clone();
         let listener_fd = if index == 0 { listener_fd.take() } else { None };
         let wake = wake.clone();
         let ready = ready_sender.clone();
@@ -195,7 +199,7 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
                     (shard_senders, shard_receivers),
                     (wake, wake_reader),
                     (listener_fd, definitions),
-                    (stop, ready),
+                    (stop, ready, pressure),
                 )
                 .await;
             })
@@ -248,7 +252,7 @@ async fn run_shard(
     (senders, receivers): MeshEnds,
     (wake, wake_reader): (WakeHandles, WakeReader),
     (listener_fd, definitions): (Option<i32>, Option<Definitions>),
-    (stop, ready): (Arc<AtomicBool>, ReadySender),
+    (stop, ready, pressure): (Arc<AtomicBool>, ReadySender, Arc<Pressure>),
 ) {
     let shard_count = senders.len();
     let ticker = match Ticker::open(wake_reader).await {
@@ -258,7 +262,7 @@ async fn run_shard(
             return;
         }
     };
-    let mesh = Rc::new(Mesh::new(id, shard_count, wake));
+    let mesh = Rc::new(Mesh::new(id, shard_count, wake, pressure));
     let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone()));
     if let Some(definitions) = &definitions {
         install_definitions(&shard, definitions);
@@ -317,9 +321,11 @@ async fn run_shard(
         glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
     }
 
-    // The housekeeping tick: watches for the stop request.
+    // The housekeeping tick: watches for the stop request and measures queue memory.
     while !stop.load(Ordering::Acquire) {
         ticker.tick().await;
+        let queued_bytes = shard.queues.borrow().values().map(Queue::ram_bytes).sum();
+        shard.mesh.pressure.update(shard.id, queued_bytes);
     }
     shut_down(&shard, &ticker).await;
 }

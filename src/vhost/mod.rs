@@ -14,7 +14,7 @@ pub mod queue_definition;
 pub mod route;
 pub mod rules;
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use crate::ids::{ExchangeId, QueueId};
 use crate::protocol::{FieldTable, FieldValue, ShortStr};
@@ -41,10 +41,10 @@ pub const STANDARD_EXCHANGES: [(&str, ExchangeKind, bool); 7] = [
 #[derive(Debug)]
 pub struct VHost {
     pub name: ShortStr,
-    exchanges: HashMap<ShortStr, Exchange>,
-    exchange_names: HashMap<ExchangeId, ShortStr>,
-    queues: HashMap<ShortStr, QueueDefinition>,
-    queue_names: HashMap<QueueId, ShortStr>,
+    exchanges: FastMap<ShortStr, Exchange>,
+    exchange_names: FastMap<ExchangeId, ShortStr>,
+    queues: FastMap<ShortStr, QueueDefinition>,
+    queue_names: FastMap<QueueId, ShortStr>,
 }
 
 impl VHost {
@@ -53,10 +53,10 @@ impl VHost {
     pub fn new(name: ShortStr, first_exchange_id: u64) -> VHost {
         let mut vhost = VHost {
             name,
-            exchanges: HashMap::new(),
-            exchange_names: HashMap::new(),
-            queues: HashMap::new(),
-            queue_names: HashMap::new(),
+            exchanges: FastMap::default(),
+            exchange_names: FastMap::default(),
+            queues: FastMap::default(),
+            queue_names: FastMap::default(),
         };
         for (index, (name, kind, internal)) in STANDARD_EXCHANGES.iter().enumerate() {
             let id = first_exchange_id + u64::try_from(index).expect("seven exchanges fit u64");
@@ -217,7 +217,7 @@ pub fn binding_arguments(arguments: &FieldTable) -> Vec<(Vec<u8>, FieldValue)> {
 #[derive(Debug)]
 pub struct Registry {
     version: u64,
-    vhosts: HashMap<ShortStr, VHost>,
+    vhosts: FastMap<ShortStr, VHost>,
 }
 
 impl Default for Registry {
@@ -231,7 +231,7 @@ impl Registry {
     pub const FIRST_DYNAMIC_ID: u64 = 1000;
 
     pub fn new() -> Registry {
-        let mut vhosts = HashMap::new();
+        let mut vhosts = FastMap::default();
         let name = ShortStr::from_static(DEFAULT_VHOST);
         vhosts.insert(name.clone(), VHost::new(name, 1));
         Registry { version: 0, vhosts }
