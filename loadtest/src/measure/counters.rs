@@ -22,6 +22,10 @@ pub struct Counters {
     pub connections_opened: AtomicU64,
     /// Ready messages over all the run's queues, from the last poll; `DEPTH_UNKNOWN` if none.
     pub queue_depth: AtomicU64,
+    /// Nanoseconds since the run's epoch when a consumer last accepted a message; 0 if none
+    /// has. Written before `accepted` (see `add_accepted`), so whoever sees a count sees a time
+    /// at least as late as the batch that reached it.
+    pub last_accepted_ns: AtomicU64,
 }
 
 impl Default for Counters {
@@ -35,6 +39,7 @@ impl Default for Counters {
             accepted: AtomicU64::new(0),
             connections_opened: AtomicU64::new(0),
             queue_depth: AtomicU64::new(DEPTH_UNKNOWN),
+            last_accepted_ns: AtomicU64::new(0),
         }
     }
 }
@@ -58,6 +63,25 @@ impl Counters {
         }
     }
 
+    /// Adds `n` accepted messages, accepted at `at_ns` (since the run's epoch).
+    pub fn add_accepted(&self, n: u64, at_ns: u64) {
+        if n == 0 {
+            return;
+        }
+        // SeqCst on both: a reader that loads `accepted` and then `last_accepted_ns` must see
+        // the time of the batch that brought the count to what it read (or a later one).
+        self.last_accepted_ns.fetch_max(at_ns, Ordering::SeqCst);
+        self.accepted.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// The accepted count and the time of the last acceptance (ns since the epoch, `None`
+    /// before the first), read in the order that keeps them consistent.
+    pub fn accepted_at(&self) -> (u64, Option<u64>) {
+        let accepted = self.accepted.load(Ordering::SeqCst);
+        let at_ns = self.last_accepted_ns.load(Ordering::SeqCst);
+        (accepted, (at_ns > 0).then_some(at_ns))
+    }
+
     pub fn snapshot(&self) -> CounterSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CounterSnapshot {
@@ -75,5 +99,30 @@ impl Counters {
     pub fn depth(&self) -> Option<u64> {
         let depth = self.queue_depth.load(Ordering::Relaxed);
         (depth != DEPTH_UNKNOWN).then_some(depth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_count_and_time_move_together() {
+        let counters = Counters::default();
+        assert_eq!(counters.accepted_at(), (0, None));
+        counters.add_accepted(0, 99);
+        assert_eq!(
+            counters.accepted_at(),
+            (0, None),
+            "an empty batch changes nothing"
+        );
+        counters.add_accepted(10, 2_000);
+        counters.add_accepted(5, 1_000);
+        assert_eq!(
+            counters.accepted_at(),
+            (15, Some(2_000)),
+            "the time only moves forward"
+        );
+        assert_eq!(counters.snapshot().accepted, 15);
     }
 }

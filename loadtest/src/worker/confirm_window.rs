@@ -41,6 +41,9 @@ struct WindowState {
     confirmed: u64,
     nacked: u64,
     blocked_notices: u64,
+    /// When the reader received the last confirm that settled something (ns since the run's
+    /// epoch); 0 before the first.
+    last_settled_ns: u64,
     failure: Option<String>,
     /// Set by the producer once it has sent `connection.close`.
     closing: bool,
@@ -128,6 +131,13 @@ impl ConfirmWindow {
         self.lock().closing = true;
     }
 
+    /// When the last confirm (ack or nack) that settled a message arrived, in ns since the
+    /// run's epoch; `None` if none has.
+    pub fn last_settled_ns(&self) -> Option<u64> {
+        let at_ns = self.lock().last_settled_ns;
+        (at_ns > 0).then_some(at_ns)
+    }
+
     /// (confirmed, nacked, blocked notices, failure)
     pub fn totals(&self) -> (u64, u64, u64, Option<String>) {
         let state = self.lock();
@@ -139,8 +149,9 @@ impl ConfirmWindow {
         )
     }
 
-    /// Settles a confirm; returns the publish times of the settled messages through `settled`.
-    fn settle(&self, confirm: Confirm, mut settled: impl FnMut(u64)) -> u64 {
+    /// Settles a confirm that arrived at `now_ns`; returns the publish times of the settled
+    /// messages through `settled`.
+    fn settle(&self, confirm: Confirm, now_ns: u64, mut settled: impl FnMut(u64)) -> u64 {
         let (tag, multiple, ack) = match confirm {
             Confirm::Ack {
                 delivery_tag,
@@ -167,6 +178,9 @@ impl ConfirmWindow {
                 settled(publish_ns);
                 count = 1;
             }
+        }
+        if count > 0 {
+            state.last_settled_ns = state.last_settled_ns.max(now_ns);
         }
         if ack {
             state.confirmed += count;
@@ -260,7 +274,7 @@ fn process_frames(
     while let Some((frame, used)) = scan_frame(read.unread(), frame_max)? {
         if frame.frame_type == 1 {
             if let Some(confirm) = parse_confirm(frame.payload) {
-                let n = window.settle(confirm, |publish_ns| {
+                let n = window.settle(confirm, now_ns, |publish_ns| {
                     latency.record_ns(now_ns.saturating_sub(publish_ns));
                 });
                 match confirm {
@@ -309,6 +323,7 @@ mod tests {
                 delivery_tag: 2,
                 multiple: true,
             },
+            500,
             |t| times.push(t),
         );
         assert_eq!(n, 2);
@@ -319,9 +334,25 @@ mod tests {
                 delivery_tag: 4,
                 multiple: false,
             },
+            700,
             |_| {},
         );
         assert_eq!(n, 1);
+        assert_eq!(window.last_settled_ns(), Some(700));
+        let n = window.settle(
+            Confirm::Ack {
+                delivery_tag: 4,
+                multiple: false,
+            },
+            900,
+            |_| {},
+        );
+        assert_eq!(n, 0, "tag 4 was settled already");
+        assert_eq!(
+            window.last_settled_ns(),
+            Some(700),
+            "a confirm that settles nothing does not end the publishing"
+        );
         assert_eq!(window.drain(Duration::ZERO), 1, "tag 3 is still out");
         let (confirmed, nacked, _, failure) = window.totals();
         assert_eq!((confirmed, nacked, failure), (2, 1, None));

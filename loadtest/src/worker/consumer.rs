@@ -240,7 +240,8 @@ impl Consumer<'_> {
                 }
             }
             Counters::add(&self.counters.delivered, self.result.deliveries - delivered);
-            Counters::add(&self.counters.accepted, self.result.accepted - accepted);
+            self.counters
+                .add_accepted(self.result.accepted - accepted, self.clock_ns());
             self.queue_ack();
             self.flush()?;
             if matches!(step, Step::Cancelled) {

@@ -54,8 +54,15 @@ pub struct ProducerResult {
     pub nacked: u64,
     pub blocked_notices: u64,
     pub confirm_latency: LatencyHistogram,
+    /// Seconds since the run's epoch when the first batch was written; `None` if nothing was.
+    pub first_publish_s: Option<f64>,
+    /// Seconds since the run's epoch when the last batch had been written.
+    pub last_publish_s: Option<f64>,
+    /// Seconds since the run's epoch when the last confirm arrived (with confirms).
+    pub last_confirm_s: Option<f64>,
     /// Seconds since the run's epoch when the last message was published and, with confirms,
-    /// confirmed (before the close handshake, which is not publishing time).
+    /// confirmed: the later of `last_publish_s` and `last_confirm_s`, or when the producer
+    /// stopped if it published nothing. The close handshake is not publishing time.
     pub finished_s: f64,
     pub error: Option<String>,
 }
@@ -124,7 +131,16 @@ fn run(
                 )
             })?
     };
-    let published = publish_loop(config, &template, &mut stream, &window, counters, stop);
+    let mut times = PublishTimes::default();
+    let published = publish_loop(
+        config,
+        &template,
+        &mut stream,
+        &window,
+        counters,
+        stop,
+        &mut times,
+    );
     result.published = published.as_ref().map_or_else(|(n, _)| *n, |n| *n);
     if published.is_ok() && config.confirm_window.is_some() {
         let outstanding = window.drain(CONFIRM_DRAIN_TIMEOUT);
@@ -136,7 +152,7 @@ fn run(
             ));
         }
     }
-    result.finished_s = config.epoch.elapsed().as_secs_f64();
+    let stopped_s = config.epoch.elapsed().as_secs_f64();
     window.mark_closing();
     let mut close = Vec::new();
     write_method_frame(
@@ -157,12 +173,30 @@ fn run(
     result.confirmed = confirmed;
     result.nacked = nacked;
     result.blocked_notices = blocked;
+    let seconds = |ns: u64| ns as f64 / 1e9;
+    result.first_publish_s = times.first_ns.map(seconds);
+    result.last_publish_s = times.last_ns.map(seconds);
+    result.last_confirm_s = window.last_settled_ns().map(seconds);
+    result.finished_s = match (result.last_publish_s, result.last_confirm_s) {
+        (Some(published), Some(confirmed)) => published.max(confirmed),
+        (Some(published), None) => published,
+        _ => stopped_s,
+    };
     if let Some(failure) = failure {
         result.error = Some(format!("producer {}: {failure}", config.index));
     } else if let Err((_, e)) = published {
         result.error = Some(format!("producer {}: {e}", config.index));
     }
     Ok(())
+}
+
+/// When a producer's first and last batches went out, in ns since the run's epoch.
+#[derive(Debug, Clone, Copy, Default)]
+struct PublishTimes {
+    /// Just before the first batch was written.
+    first_ns: Option<u64>,
+    /// Just after the last batch was written.
+    last_ns: Option<u64>,
 }
 
 /// Publishes until done; returns the count, or the count so far and the error.
@@ -173,6 +207,7 @@ fn publish_loop(
     window: &ConfirmWindow,
     counters: &Counters,
     stop: &AtomicBool,
+    times: &mut PublishTimes,
 ) -> Result<u64, (u64, String)> {
     let batch_size = config.batch_size.max(1);
     let mut out = Vec::with_capacity(batch_size * template.size());
@@ -208,6 +243,7 @@ fn publish_loop(
             continue;
         }
         let publish_ns = u64::try_from(config.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        times.first_ns.get_or_insert(publish_ns);
         out.clear();
         for i in 0..n {
             template.append(
@@ -227,6 +263,7 @@ fn publish_loop(
                 .unwrap_or_else(|| e.to_string());
             return Err((sequence, reason));
         }
+        times.last_ns = Some(u64::try_from(config.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX));
         sequence += n;
         Counters::add(&counters.published, n);
     }
