@@ -7,6 +7,13 @@ use hare_loadtest::cli::RunArgs;
 use hare_loadtest::report::compare;
 use hare_loadtest::report::model::Report;
 
+/// An instant or rate of a report: present, finite and not negative.
+fn finite(value: Option<f64>, what: &str) -> f64 {
+    let value = value.unwrap_or_else(|| panic!("{what} is reported"));
+    assert!(value.is_finite() && value >= 0.0, "{what} = {value}");
+    value
+}
+
 fn run(broker: &common::Broker, args: &[&str]) -> Report {
     let url = broker.url();
     let mut all = args.to_vec();
@@ -30,9 +37,12 @@ fn throughput_run_delivers_every_message_once() {
             "2000",
             "-c",
             "100",
+            "--broker-pid",
+            &broker.pid().to_string(),
         ],
     );
     assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    assert!(report.passed());
     let r = &report.results;
     assert_eq!(r.published, 4000);
     assert_eq!(r.confirmed, 4000);
@@ -44,6 +54,77 @@ fn throughput_run_delivers_every_message_once() {
     assert_eq!(r.deliver_latency.as_ref().map(|l| l.count), Some(4000));
     assert_eq!(r.confirm_latency.as_ref().map(|l| l.count), Some(4000));
     assert_eq!(report.broker.label, "Hare 0.1.0");
+
+    // Exact publishing and delivering times, from the workers' own clocks.
+    let start = finite(r.publish_start_s, "publish start");
+    let end = finite(r.publish_end_s, "publish end");
+    let delivered = finite(r.deliver_end_s, "deliver end");
+    assert!(start < end && end <= r.duration_s, "{start} {end}");
+    assert!(
+        start < delivered && delivered <= r.duration_s,
+        "{delivered}"
+    );
+    assert!((r.publish_duration_s - (end - start)).abs() < 1e-9);
+    assert!((r.publish_rate_per_s - 4000.0 / (end - start)).abs() < 1e-6);
+    assert!((r.deliver_rate_per_s - 4000.0 / (delivered - start)).abs() < 1e-6);
+    let publish = &report.phases[0];
+    assert_eq!(publish.name, "publish");
+    assert_eq!(publish.messages, 4000, "the publish phase counts confirms");
+    assert!(
+        (publish.end_s - end).abs() < 1e-9,
+        "it ends with the last confirm"
+    );
+    assert_eq!(r.verification.left_queued, None, "the run had consumers");
+    assert_eq!(r.flood_rate_per_s, None, "only backlog runs flood");
+    // A run far shorter than the one-second sample still reads the broker's memory.
+    assert!(r.broker_rss_start_kib.is_some_and(|k| k > 0));
+    assert!(r.broker_rss_end_kib.is_some_and(|k| k > 0));
+    assert!(r.broker_rss_max_kib >= r.broker_rss_end_kib);
+    assert_eq!(r.queue_depth_end, Some(0));
+}
+
+#[test]
+fn run_without_consumers_leaves_the_messages_queued_and_passes() {
+    let broker = common::Broker::start(2);
+    let report = run(
+        &broker,
+        &[
+            "throughput",
+            "-x",
+            "1",
+            "-y",
+            "0",
+            "-C",
+            "3000",
+            "-s",
+            "100",
+            "-f",
+            "-c",
+            "200",
+            "--keep-queues",
+            "--broker-pid",
+            &broker.pid().to_string(),
+        ],
+    );
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    let r = &report.results;
+    let v = &r.verification;
+    assert_eq!(r.confirmed, 3000);
+    assert_eq!(v.lost, 0, "nobody consumed, so nothing counts as lost");
+    assert_eq!(v.left_queued, Some(3000));
+    assert_eq!(r.queue_depth_end, Some(3000));
+    assert_eq!(r.queue_depth_max, Some(3000));
+    assert!(report.passed(), "hareperf exits 0");
+    assert!(
+        r.broker_rss_end_kib.is_some_and(|k| k > 0),
+        "the RSS with the backlog in place"
+    );
+    assert!(r.broker_rss_max_kib.is_some());
+    let table = compare::table(&[("a".into(), report.clone())]);
+    assert!(
+        table.contains("| left queued (no consumers) | 3,000 |"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -65,6 +146,8 @@ fn backlog_incident_loses_nothing_and_redelivers_what_the_dropped_consumer_held(
             "20",
             "--recovery-consumers",
             "2",
+            "--depth-interval-ms",
+            "20",
         ],
     );
     assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
@@ -85,6 +168,39 @@ fn backlog_incident_loses_nothing_and_redelivers_what_the_dropped_consumer_held(
     let phases: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(phases, ["flood", "trouble", "recovery"]);
     assert!(report.consumers.iter().any(|c| c.dropped));
+
+    // Exact phase timings: the flood ends with its last confirm, the drain with the last
+    // message accepted.
+    let flood_end = finite(r.flood_end_s, "flood end");
+    let drain_end = finite(r.drain_end_s, "drain end");
+    let unheld_end = finite(r.drain_unheld_end_s, "drain end, held aside");
+    assert!(flood_end <= unheld_end, "{flood_end} {unheld_end}");
+    assert!(unheld_end <= drain_end, "{unheld_end} {drain_end}");
+    assert!(drain_end <= r.duration_s);
+    assert!(finite(r.flood_rate_per_s, "flood rate") > 0.0);
+    let drain_rate = finite(r.drain_rate_per_s, "drain rate");
+    assert!(drain_rate > 0.0);
+    assert!(finite(r.drain_unheld_rate_per_s, "drain rate, held aside") >= drain_rate);
+    let [flood, trouble, recovery] = &report.phases[..] else {
+        panic!("three phases");
+    };
+    assert!((flood.end_s - flood_end).abs() < 1e-9);
+    assert_eq!(flood.messages, 3000, "every flood message was confirmed");
+    assert!(flood.rate_per_s > 0.0 && flood.rate_per_s.is_finite());
+    assert_eq!(flood.queue_depth_end, Some(3000), "polled at the boundary");
+    assert_eq!(trouble.queue_depth_start, Some(3000));
+    assert!(flood.end_s <= trouble.start_s && trouble.end_s <= recovery.start_s);
+    assert!((recovery.end_s - drain_end).abs() < 1e-9);
+    assert_eq!(
+        trouble.messages + recovery.messages,
+        r.accepted,
+        "consumers only ran in the trouble and recovery phases"
+    );
+    assert_eq!(r.queue_depth_max, Some(3000));
+    assert!(
+        report.series.queue_depth_polls.len() >= 2,
+        "polled every 20 ms"
+    );
 
     // The JSON report reads back as written, and compare tabulates it against itself.
     let dir = common::test_dir().join(format!("hareperf-{}", std::process::id()));

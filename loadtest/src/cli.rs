@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 
+use crate::measure::sampler::DEPTH_INTERVAL_DEFAULT_MS;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hareperf",
@@ -133,6 +135,10 @@ pub struct RunArgs {
     /// Broker process id: sample its CPU (utime+stime) and RSS from /proc.
     #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// Milliseconds between two queue depth polls (passive queue.declare).
+    #[arg(long, default_value_t = DEPTH_INTERVAL_DEFAULT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default = "depth_interval_default_ms")]
+    pub depth_interval_ms: u64,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -221,6 +227,11 @@ pub struct BacklogArgs {
     pub recovery_consumers: usize,
 }
 
+/// `--depth-interval-ms` of reports written before the flag existed.
+fn depth_interval_default_ms() -> u64 {
+    DEPTH_INTERVAL_DEFAULT_MS
+}
+
 impl RunArgs {
     /// The run's queue names: from the pattern, or the single --queue.
     pub fn queue_names(&self) -> Vec<String> {
@@ -298,6 +309,13 @@ mod tests {
         assert_eq!(args.queue_names(), vec!["perf-1", "perf-2", "perf-3"]);
         assert_eq!(args.routing_key_for("perf-2"), "perf-2");
         assert_eq!(args.time, Some(5.0));
+        assert_eq!(args.depth_interval_ms, DEPTH_INTERVAL_DEFAULT_MS);
+        let args = RunArgs::parse_from(["backlog", "--depth-interval-ms", "25"]).unwrap();
+        assert_eq!(args.depth_interval_ms, 25);
+        assert!(
+            RunArgs::parse_from(["backlog", "--depth-interval-ms", "0"]).is_err(),
+            "a zero interval would poll in a busy loop"
+        );
     }
 
     #[test]

@@ -38,6 +38,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("hareperf: {error}");
             }
             let v = &report.results.verification;
+            if let Some(left) = v.left_queued {
+                eprintln!("hareperf: no consumers: {left} messages left queued");
+            }
             if v.lost > 0 {
                 eprintln!(
                     "hareperf: {} of {} messages never arrived (e.g. {})",
@@ -46,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v.lost_sample.join(", ")
                 );
             }
-            Ok(if report.errors.is_empty() && v.lost == 0 {
+            Ok(if report.passed() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -117,6 +117,11 @@ impl Broker {
         }
     }
 
+    /// The broker's process id (for `/proc/PID/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }

@@ -1,6 +1,9 @@
-//! The sampler thread: once a second it turns the counters into rates, polls the queue depth
-//! (passive `queue.declare` on a connection of its own, so it works on any broker), reads
-//! hareperf's and the broker's CPU and memory, and refreshes the progress line.
+//! The sampler thread: once a second it turns the counters into rates, reads hareperf's and the
+//! broker's CPU and memory, and refreshes the progress line. Between those samples it polls the
+//! queue depth every `depth_interval` (passive `queue.declare` on a connection of its own, so it
+//! works on any broker): a broker that drains a backlog in half a second still shows it.
+//! When told to stop it takes one last, shorter sample, so a run shorter than a second still
+//! has one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,10 +18,16 @@ use super::counters::{CounterSnapshot, Counters, DEPTH_UNKNOWN};
 use super::proc_stat::{cpu_seconds, rss_kib, Process};
 use super::progress::Progress;
 
-/// Sampling period: the width of every time-series bucket.
+/// Sampling period: the width of every time-series bucket (the last one may be shorter).
 pub const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
+/// Queue depth polling period when `--depth-interval-ms` is not given.
+pub const DEPTH_INTERVAL_DEFAULT_MS: u64 = 100;
+/// The shortest last bucket worth a sample when the sampler stops.
+const FINAL_SAMPLE_MIN: Duration = Duration::from_millis(10);
+/// How often a sleeping sampler looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(20);
 
-/// Per-second time series. Every vector has one entry per sample.
+/// Per-second time series. Every vector but `queue_depth_polls` has one entry per sample.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// Seconds since the run started, at the end of each bucket.
@@ -28,13 +37,31 @@ pub struct Series {
     pub delivered_per_s: Vec<f64>,
     pub accepted_per_s: Vec<f64>,
     pub connections_per_s: Vec<f64>,
-    /// Ready messages summed over the run's queues; `None` when the poll failed.
+    /// Ready messages summed over the run's queues at the last poll before each sample;
+    /// `None` when that poll failed.
     pub queue_depth: Vec<Option<u64>>,
     /// hareperf's CPU use in percent of one core.
     pub client_cpu_percent: Vec<f64>,
     /// The broker's CPU use in percent of one core (with `--broker-pid`).
     pub broker_cpu_percent: Vec<Option<f64>>,
     pub broker_rss_kib: Vec<Option<u64>>,
+    /// Every successful depth poll as (seconds since the run started, ready messages), one per
+    /// `--depth-interval-ms`.
+    #[serde(default)]
+    pub queue_depth_polls: Vec<(f64, u64)>,
+}
+
+impl Series {
+    /// The deepest the queues were seen, over every poll and sample.
+    pub fn queue_depth_max(&self) -> Option<u64> {
+        let polls = self.queue_depth_polls.iter().map(|&(_, depth)| depth);
+        self.queue_depth
+            .iter()
+            .flatten()
+            .copied()
+            .chain(polls)
+            .max()
+    }
 }
 
 /// What the sampler watches.
@@ -45,6 +72,8 @@ pub struct SamplerConfig {
     pub broker_pid: Option<u32>,
     pub progress: bool,
     pub epoch: Instant,
+    /// Time between two queue depth polls.
+    pub depth_interval: Duration,
 }
 
 /// Starts the sampler; it returns its series when `stop` is set.
@@ -53,46 +82,102 @@ pub fn start(
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<Series>> {
+    assert!(
+        !config.depth_interval.is_zero(),
+        "a zero depth interval would poll the broker in a busy loop"
+    );
     std::thread::Builder::new()
         .name("hareperf-sampler".into())
         .spawn(move || run(&config, &counters, &stop))
 }
 
 fn run(config: &SamplerConfig, counters: &Counters, stop: &AtomicBool) -> Series {
-    let mut series = Series::default();
+    let mut sampler = Sampler {
+        config,
+        counters,
+        series: Series::default(),
+        broker: config.broker_pid.map(Process::Pid),
+        last: counters.snapshot(),
+        last_at: Instant::now(),
+        last_cpu: cpu_seconds(Process::OwnProcess).unwrap_or(0.0),
+        last_broker_cpu: None,
+        last_depth: None,
+    };
+    sampler.last_broker_cpu = sampler.broker.and_then(|b| cpu_seconds(b).ok());
     let mut depth = DepthPoller::new(config.uri.clone(), config.queues.clone());
-    let broker = config.broker_pid.map(Process::Pid);
     let mut progress = Progress::new(config.progress);
-    let mut last = counters.snapshot();
-    let mut last_at = Instant::now();
-    let mut last_cpu = cpu_seconds(Process::OwnProcess).unwrap_or(0.0);
-    let mut last_broker_cpu = broker.and_then(|b| cpu_seconds(b).ok());
-    let mut next = last_at + SAMPLE_PERIOD;
+    let mut next_sample = sampler.last_at + SAMPLE_PERIOD;
+    let mut next_poll = sampler.last_at;
     loop {
-        // Sleep in short steps so a stop request is noticed quickly.
-        while Instant::now() < next {
-            if stop.load(Ordering::Relaxed) {
-                progress.finish();
-                return series;
+        if stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now.duration_since(sampler.last_at) >= FINAL_SAMPLE_MIN {
+                sampler.sample(now);
             }
-            std::thread::sleep(Duration::from_millis(20).min(next - Instant::now()));
+            progress.finish();
+            return sampler.series;
         }
-        next += SAMPLE_PERIOD;
         let now = Instant::now();
-        let elapsed_s = now.duration_since(last_at).as_secs_f64().max(1e-9);
-        let snapshot = counters.snapshot();
-        let queue_depth = depth.poll();
-        counters
+        if now >= next_poll {
+            next_poll += config.depth_interval;
+            // A slow poll (a busy broker) must not make the next ones pile up.
+            next_poll = next_poll.max(now);
+            sampler.poll_depth(&mut depth);
+        }
+        if Instant::now() >= next_sample {
+            next_sample += SAMPLE_PERIOD;
+            sampler.sample(Instant::now());
+            progress.update(&sampler.series);
+        }
+        // Sleep in short steps so a stop request is noticed quickly.
+        let left = next_poll
+            .min(next_sample)
+            .saturating_duration_since(Instant::now());
+        std::thread::sleep(STOP_POLL.min(left));
+    }
+}
+
+/// The sampler thread's state between two samples.
+struct Sampler<'a> {
+    config: &'a SamplerConfig,
+    counters: &'a Counters,
+    series: Series,
+    broker: Option<Process>,
+    last: CounterSnapshot,
+    last_at: Instant,
+    last_cpu: f64,
+    last_broker_cpu: Option<f64>,
+    /// The latest depth poll (`None` if it failed).
+    last_depth: Option<u64>,
+}
+
+impl Sampler<'_> {
+    fn poll_depth(&mut self, depth: &mut DepthPoller) {
+        let polled = depth.poll();
+        let at_s = self.config.epoch.elapsed().as_secs_f64();
+        self.counters
             .queue_depth
-            .store(queue_depth.unwrap_or(DEPTH_UNKNOWN), Ordering::Relaxed);
-        let cpu = cpu_seconds(Process::OwnProcess).unwrap_or(last_cpu);
-        let broker_cpu = broker.and_then(|b| cpu_seconds(b).ok());
+            .store(polled.unwrap_or(DEPTH_UNKNOWN), Ordering::Relaxed);
+        if let Some(polled) = polled {
+            self.series.queue_depth_polls.push((at_s, polled));
+        }
+        self.last_depth = polled;
+    }
+
+    /// Closes the bucket that started at `last_at`.
+    fn sample(&mut self, now: Instant) {
+        let elapsed_s = now.duration_since(self.last_at).as_secs_f64().max(1e-9);
+        let snapshot = self.counters.snapshot();
+        let cpu = cpu_seconds(Process::OwnProcess).unwrap_or(self.last_cpu);
+        let broker_cpu = self.broker.and_then(|b| cpu_seconds(b).ok());
+        let last = self.last;
         let rate = |f: fn(&CounterSnapshot) -> u64| {
             f(&snapshot).saturating_sub(f(&last)) as f64 / elapsed_s
         };
+        let series = &mut self.series;
         series
             .t_s
-            .push(now.duration_since(config.epoch).as_secs_f64());
+            .push(now.duration_since(self.config.epoch).as_secs_f64());
         series.published_per_s.push(rate(|s| s.published));
         series.confirmed_per_s.push(rate(|s| s.confirmed));
         series.delivered_per_s.push(rate(|s| s.delivered));
@@ -100,23 +185,22 @@ fn run(config: &SamplerConfig, counters: &Counters, stop: &AtomicBool) -> Series
         series
             .connections_per_s
             .push(rate(|s| s.connections_opened));
-        series.queue_depth.push(queue_depth);
+        series.queue_depth.push(self.last_depth);
         series
             .client_cpu_percent
-            .push((cpu - last_cpu) / elapsed_s * 100.0);
+            .push((cpu - self.last_cpu) / elapsed_s * 100.0);
         series.broker_cpu_percent.push(
             broker_cpu
-                .zip(last_broker_cpu)
+                .zip(self.last_broker_cpu)
                 .map(|(now, before)| (now - before) / elapsed_s * 100.0),
         );
         series
             .broker_rss_kib
-            .push(broker.and_then(|b| rss_kib(b).ok()));
-        progress.update(&series);
-        last = snapshot;
-        last_at = now;
-        last_cpu = cpu;
-        last_broker_cpu = broker_cpu;
+            .push(self.broker.and_then(|b| rss_kib(b).ok()));
+        self.last = snapshot;
+        self.last_at = now;
+        self.last_cpu = cpu;
+        self.last_broker_cpu = broker_cpu;
     }
 }
 
@@ -162,5 +246,26 @@ impl DepthPoller {
             }
         }
         Some(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_max_sees_polls_between_samples() {
+        let series = Series {
+            queue_depth: vec![Some(0), None, Some(3)],
+            queue_depth_polls: vec![(0.1, 0), (0.2, 90_000), (0.3, 0)],
+            ..Default::default()
+        };
+        assert_eq!(series.queue_depth_max(), Some(90_000));
+        let samples_only = Series {
+            queue_depth: vec![None, Some(3)],
+            ..Default::default()
+        };
+        assert_eq!(samples_only.queue_depth_max(), Some(3));
+        assert_eq!(Series::default().queue_depth_max(), None);
     }
 }

@@ -41,16 +41,46 @@ pub fn finish(mut ctx: RunContext) -> Report {
         deliver_latency.merge(&result.deliver_latency);
     }
     let verification = verify(&ctx);
+    let left_queued_errors = check_left_queued(&ctx, &verification, published, confirmed);
+    ctx.errors.extend(left_queued_errors);
     let sum = |f: fn(&ConsumerResult) -> u64| ctx.consumer_results.iter().map(f).sum::<u64>();
     let publish_duration_s = match (ctx.publish_started_s, ctx.publish_ended_s) {
         (Some(start), Some(end)) => (end - start).max(1e-9),
         _ => duration_s,
     };
     let accepted = sum(|r| r.accepted);
+    let deliver_end_s = ctx.counters.accepted_at().1.map(RunContext::seconds);
+    let deliver_duration_s = match (ctx.publish_started_s, deliver_end_s) {
+        (Some(start), Some(end)) => (end - start).max(1e-9),
+        _ => duration_s,
+    };
+    let timings = backlog_timings(&ctx, confirmed);
     let peak = |v: &Vec<f64>| v.iter().copied().fold(0.0, f64::max);
+    let depth_boundaries = ctx
+        .phases
+        .iter()
+        .flat_map(|p| [p.queue_depth_start, p.queue_depth_end])
+        .chain([ctx.queue_depth_end])
+        .flatten();
+    let queue_depth_max = series
+        .queue_depth_max()
+        .into_iter()
+        .chain(depth_boundaries)
+        .max();
+    let broker_rss_max_kib = series
+        .broker_rss_kib
+        .iter()
+        .flatten()
+        .copied()
+        .chain(ctx.broker_rss_read_max_kib)
+        .max();
     let results = Results {
         duration_s,
         publish_duration_s,
+        publish_start_s: ctx.publish_started_s,
+        publish_end_s: ctx.publish_ended_s,
+        deliver_end_s,
+        deliver_duration_s,
         published,
         confirmed,
         nacked,
@@ -60,7 +90,13 @@ pub fn finish(mut ctx: RunContext) -> Report {
         refused: sum(|r| r.refused),
         redelivered_deliveries: sum(|r| r.redelivered_deliveries),
         publish_rate_per_s: published as f64 / publish_duration_s,
-        deliver_rate_per_s: accepted as f64 / duration_s.max(1e-9),
+        deliver_rate_per_s: accepted as f64 / deliver_duration_s.max(1e-9),
+        flood_end_s: timings.flood_end_s,
+        flood_rate_per_s: timings.flood_rate_per_s,
+        drain_end_s: timings.drain_end_s,
+        drain_rate_per_s: timings.drain_rate_per_s,
+        drain_unheld_end_s: timings.drain_unheld_end_s,
+        drain_unheld_rate_per_s: timings.drain_unheld_rate_per_s,
         publish_rate_peak_per_s: peak(&series.published_per_s),
         deliver_rate_peak_per_s: peak(&series.accepted_per_s),
         confirm_latency: confirm_latency.summary(),
@@ -72,8 +108,12 @@ pub fn finish(mut ctx: RunContext) -> Report {
         client_cpu_percent: client_cpu_s / duration_s.max(1e-9) * 100.0,
         broker_cpu_s,
         broker_cpu_percent: broker_cpu_s.map(|s| s / duration_s.max(1e-9) * 100.0),
-        broker_rss_max_kib: series.broker_rss_kib.iter().flatten().copied().max(),
-        queue_depth_max: series.queue_depth.iter().flatten().copied().max(),
+        broker_rss_max_kib,
+        broker_rss_start_kib: ctx.broker_rss_start_kib,
+        broker_rss_flood_end_kib: ctx.broker_rss_flood_end_kib,
+        broker_rss_end_kib: ctx.broker_rss_end_kib,
+        queue_depth_max,
+        queue_depth_end: ctx.queue_depth_end,
     };
     Report {
         format_version: REPORT_FORMAT_VERSION,
@@ -95,7 +135,46 @@ pub fn finish(mut ctx: RunContext) -> Report {
     }
 }
 
+/// The backlog scenario's exact timings and the rates they give.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct BacklogTimings {
+    flood_end_s: Option<f64>,
+    flood_rate_per_s: Option<f64>,
+    drain_end_s: Option<f64>,
+    drain_rate_per_s: Option<f64>,
+    drain_unheld_end_s: Option<f64>,
+    drain_unheld_rate_per_s: Option<f64>,
+}
+
+fn backlog_timings(ctx: &RunContext, confirmed: u64) -> BacklogTimings {
+    let Some(flood_end_s) = ctx.flood_end_s else {
+        return BacklogTimings::default();
+    };
+    // Recovery consumers that had more to do than the held messages finish both together.
+    let unheld = ctx.drain_unheld_end.or(ctx.drain_end);
+    BacklogTimings {
+        flood_end_s: Some(flood_end_s),
+        flood_rate_per_s: ctx
+            .publish_started_s
+            .and_then(|start| rate(confirmed, start, flood_end_s)),
+        drain_end_s: ctx.drain_end.map(|(end_s, _)| end_s),
+        drain_rate_per_s: ctx
+            .drain_end
+            .and_then(|(end_s, accepted)| rate(accepted, flood_end_s, end_s)),
+        drain_unheld_end_s: unheld.map(|(end_s, _)| end_s),
+        drain_unheld_rate_per_s: unheld
+            .and_then(|(end_s, accepted)| rate(accepted, flood_end_s, end_s)),
+    }
+}
+
+/// `messages` per second from `start_s` to `end_s`; `None` unless time passed.
+fn rate(messages: u64, start_s: f64, end_s: f64) -> Option<f64> {
+    (end_s > start_s).then(|| messages as f64 / (end_s - start_s))
+}
+
 /// Merges each queue group's ids and checks them against the producers that reach the group.
+/// A run without consumers cannot prove anything per id: what it published must still be
+/// queued, so it reports the final depth as `left_queued` instead of counting loss.
 fn verify(ctx: &RunContext) -> Verification {
     let mut groups: BTreeMap<usize, ReceivedIds> = BTreeMap::new();
     for result in &ctx.consumer_results {
@@ -145,7 +224,37 @@ fn verify(ctx: &RunContext) -> Verification {
     }
     v.lost_sample
         .truncate(crate::measure::received_ids::MISSING_SAMPLE_MAX);
+    if ctx.consumer_results.is_empty() {
+        v.lost = 0;
+        v.lost_sample.clear();
+        v.left_queued = ctx.queue_depth_end;
+    }
     v
+}
+
+/// What a run without consumers can check: with confirms, every publish was confirmed and the
+/// queues hold at least what was confirmed. Returns the errors to report.
+fn check_left_queued(
+    ctx: &RunContext,
+    v: &Verification,
+    published: u64,
+    confirmed: u64,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    if !ctx.consumer_results.is_empty() || ctx.args.confirm.is_none() {
+        return errors;
+    }
+    if confirmed < published {
+        errors.push(format!(
+            "only {confirmed} of {published} published messages were confirmed"
+        ));
+    } else if let Some(left) = v.left_queued.filter(|&left| left < v.expected) {
+        errors.push(format!(
+            "the queues hold {left} messages, but {} were published and confirmed",
+            v.expected
+        ));
+    }
+    errors
 }
 
 /// The parameters with the URI's password replaced, so reports can be shared.

@@ -36,6 +36,15 @@ const ROWS: &[(&str, Unit, Figure)] = &[
     ("deliver peak (msg/s, 1 s)", Unit::Rate, |r| {
         Some(r.results.deliver_rate_peak_per_s)
     }),
+    ("flood rate, confirmed (msg/s)", Unit::Rate, |r| {
+        r.results.flood_rate_per_s
+    }),
+    ("drain rate (msg/s)", Unit::Rate, |r| {
+        r.results.drain_rate_per_s
+    }),
+    ("drain rate, held aside (msg/s)", Unit::Rate, |r| {
+        r.results.drain_unheld_rate_per_s
+    }),
     ("confirm latency p50", Unit::Micros, |r| {
         latency(&r.results.confirm_latency, |l| l.p50_us)
     }),
@@ -103,6 +112,12 @@ const ROWS: &[(&str, Unit, Figure)] = &[
     ("queue depth max", Unit::Count, |r| {
         r.results.queue_depth_max.map(|d| d as f64)
     }),
+    ("queue depth at the end", Unit::Count, |r| {
+        r.results.queue_depth_end.map(|d| d as f64)
+    }),
+    ("left queued (no consumers)", Unit::Count, |r| {
+        r.results.verification.left_queued.map(|d| d as f64)
+    }),
     ("duration (s)", Unit::Seconds, |r| {
         Some(r.results.duration_s)
     }),
@@ -120,6 +135,15 @@ const ROWS: &[(&str, Unit, Figure)] = &[
     }),
     ("broker RSS max", Unit::Kib, |r| {
         r.results.broker_rss_max_kib.map(|k| k as f64)
+    }),
+    ("broker RSS at the start", Unit::Kib, |r| {
+        r.results.broker_rss_start_kib.map(|k| k as f64)
+    }),
+    ("broker RSS after the flood", Unit::Kib, |r| {
+        r.results.broker_rss_flood_end_kib.map(|k| k as f64)
+    }),
+    ("broker RSS at the end", Unit::Kib, |r| {
+        r.results.broker_rss_end_kib.map(|k| k as f64)
     }),
 ];
 
@@ -206,6 +230,7 @@ fn is_optional(label: &str) -> bool {
         || label.starts_with('…')
         || label.starts_with("refused")
         || label == "nacked"
+        || label == "queue depth at the end"
 }
 
 fn latency(summary: &Option<LatencySummary>, pick: fn(&LatencySummary) -> u64) -> Option<f64> {
@@ -297,6 +322,11 @@ mod tests {
             !table.contains("broker CPU"),
             "no --broker-pid, no broker CPU row"
         );
+        assert!(
+            !table.contains("flood rate"),
+            "only backlog runs have a flood"
+        );
+        assert!(!table.contains("left queued"), "the run had consumers");
         assert!(lines.iter().all(|l| l.matches('|').count() == 5), "{table}");
     }
 

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use crate::measure::latency::{LatencySummary, PERCENTILES};
 
 use super::compare;
-use super::model::{Phase, Report};
+use super::model::{Phase, PhaseKind, Report};
 
 const CHART_SIZE: (u32, u32) = (900, 320);
 
@@ -47,11 +47,22 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
     if !report.phases.is_empty() {
         page.push_str("<h2>Phases</h2><ul>");
         for phase in &report.phases {
+            let depth = |d: Option<u64>| d.map_or_else(|| "?".to_string(), |d| d.to_string());
+            let counted = match phase.kind {
+                PhaseKind::Publish => "published",
+                PhaseKind::Consume => "accepted",
+            };
             page.push_str(&format!(
-                "<li>{}: {:.1} s – {:.1} s</li>",
+                "<li>{}: {:.3} s – {:.3} s ({:.3} s), {} {counted}, {:.0} msg/s; \
+                 queue depth {} → {}</li>",
                 escape(&phase.name),
                 phase.start_s,
-                phase.end_s
+                phase.end_s,
+                phase.duration_s,
+                phase.messages,
+                phase.rate_per_s,
+                depth(phase.queue_depth_start),
+                depth(phase.queue_depth_end),
             ));
         }
         page.push_str("</ul>\n");
@@ -82,13 +93,24 @@ struct Line<'a> {
 }
 
 fn depth_chart(report: &Report) -> anyhow::Result<String> {
-    let points = report
-        .series
-        .t_s
-        .iter()
-        .zip(&report.series.queue_depth)
-        .filter_map(|(t, d)| d.map(|d| (*t, d as f64)))
-        .collect();
+    // Every poll when the report has them (reports before `--depth-interval-ms` only had one
+    // per sample).
+    let points = if report.series.queue_depth_polls.is_empty() {
+        report
+            .series
+            .t_s
+            .iter()
+            .zip(&report.series.queue_depth)
+            .filter_map(|(t, d)| d.map(|d| (*t, d as f64)))
+            .collect()
+    } else {
+        report
+            .series
+            .queue_depth_polls
+            .iter()
+            .map(|&(t, d)| (t, d as f64))
+            .collect()
+    };
     time_chart(
         "ready messages",
         &[Line {

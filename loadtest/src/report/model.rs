@@ -48,8 +48,22 @@ pub struct BrokerReport {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Results {
     pub duration_s: f64,
-    /// Time from the first to the last publish.
+    /// Time from the first publish to the last publish or, with confirms, the last confirm
+    /// (`publish_end_s - publish_start_s`).
     pub publish_duration_s: f64,
+    /// When the first message was published, in seconds since the run started (µs-exact, like
+    /// every `*_s` instant below; they all share the run's monotonic clock).
+    #[serde(default)]
+    pub publish_start_s: Option<f64>,
+    /// When the last message was published or, with confirms, confirmed.
+    #[serde(default)]
+    pub publish_end_s: Option<f64>,
+    /// When a consumer accepted the last message it accepted.
+    #[serde(default)]
+    pub deliver_end_s: Option<f64>,
+    /// Time from the first publish to the last accepted delivery.
+    #[serde(default)]
+    pub deliver_duration_s: f64,
     pub published: u64,
     pub confirmed: u64,
     pub nacked: u64,
@@ -59,10 +73,33 @@ pub struct Results {
     /// Deliveries consumers refused with requeue (nack or reject).
     pub refused: u64,
     pub redelivered_deliveries: u64,
-    /// Mean publish rate over the publishing time.
+    /// Published messages over `publish_duration_s`.
     pub publish_rate_per_s: f64,
-    /// Mean accept rate over the whole run.
+    /// Accepted deliveries over `deliver_duration_s` (first publish to last accept).
     pub deliver_rate_per_s: f64,
+    /// backlog: when the last message of the flood was confirmed.
+    #[serde(default)]
+    pub flood_end_s: Option<f64>,
+    /// backlog: confirmed messages per second from the first publish to `flood_end_s`.
+    #[serde(default)]
+    pub flood_rate_per_s: Option<f64>,
+    /// backlog: when the last outstanding message was accepted (the queue was drained).
+    #[serde(default)]
+    pub drain_end_s: Option<f64>,
+    /// backlog: messages accepted in the trouble and recovery phases per second from
+    /// `flood_end_s` to `drain_end_s`. The messages stalled consumers hold come back only when
+    /// the trouble phase ends, so this never beats backlog ÷ trouble time.
+    #[serde(default)]
+    pub drain_rate_per_s: Option<f64>,
+    /// backlog: when every message but those the stalled consumers still held at the end of
+    /// the trouble phase had been accepted (`drain_end_s` if the recovery consumers had more
+    /// than those to do).
+    #[serde(default)]
+    pub drain_unheld_end_s: Option<f64>,
+    /// backlog: messages accepted by `drain_unheld_end_s`, per second from `flood_end_s`: the
+    /// drain rate without the wait for the held messages.
+    #[serde(default)]
+    pub drain_unheld_rate_per_s: Option<f64>,
     pub publish_rate_peak_per_s: f64,
     pub deliver_rate_peak_per_s: f64,
     pub confirm_latency: Option<LatencySummary>,
@@ -76,8 +113,23 @@ pub struct Results {
     pub client_cpu_percent: f64,
     pub broker_cpu_s: Option<f64>,
     pub broker_cpu_percent: Option<f64>,
+    /// The largest broker RSS read: per-second samples, phase boundaries and the run's end.
     pub broker_rss_max_kib: Option<u64>,
+    /// Broker RSS when the run started (after connecting, before declaring anything).
+    #[serde(default)]
+    pub broker_rss_start_kib: Option<u64>,
+    /// backlog: broker RSS right after the flood, with the whole backlog queued.
+    #[serde(default)]
+    pub broker_rss_flood_end_kib: Option<u64>,
+    /// Broker RSS at the end of the run, before hareperf deletes its queues: with `-y 0`, the
+    /// cost of holding what was published.
+    #[serde(default)]
+    pub broker_rss_end_kib: Option<u64>,
+    /// The deepest the queues were seen: every poll (`--depth-interval-ms`) and phase boundary.
     pub queue_depth_max: Option<u64>,
+    /// Ready messages when the run ended, before hareperf deletes its queues.
+    #[serde(default)]
+    pub queue_depth_end: Option<u64>,
 }
 
 /// The proof that every message arrived: ids published against ids accepted.
@@ -103,13 +155,48 @@ pub struct Verification {
     pub stalled_returned_redelivered: u64,
     /// True when the consumers drained everything before the run ended.
     pub drained: bool,
+    /// Runs without consumers (`-y 0`): the messages left in the queues at the end (the final
+    /// depth), which are then not counted as lost. `None` when the run had consumers.
+    #[serde(default)]
+    pub left_queued: Option<u64>,
 }
 
+/// A named stretch of a run. `start_s` is when the scenario entered the phase; `end_s` is
+/// exact where the phase ends with an event (the flood with its last confirm, a publishing
+/// phase with its last publish or confirm, a drain with its last accepted message) and when
+/// the next phase started otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
     pub name: String,
     pub start_s: f64,
     pub end_s: f64,
+    #[serde(default)]
+    pub duration_s: f64,
+    #[serde(default)]
+    pub kind: PhaseKind,
+    /// What the phase did: messages confirmed (published, without confirms) in a publish
+    /// phase, accepted by consumers in a consume phase.
+    #[serde(default)]
+    pub messages: u64,
+    /// `messages / duration_s`.
+    #[serde(default)]
+    pub rate_per_s: f64,
+    /// Ready messages polled right when the phase started and ended.
+    #[serde(default)]
+    pub queue_depth_start: Option<u64>,
+    #[serde(default)]
+    pub queue_depth_end: Option<u64>,
+}
+
+/// What a phase's `messages` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseKind {
+    /// Messages confirmed (published, without confirms).
+    #[default]
+    Publish,
+    /// Messages accepted by consumers.
+    Consume,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -125,6 +212,13 @@ pub struct ConsumerReport {
 }
 
 impl Report {
+    /// True when the run went as planned and lost nothing: hareperf's exit status. A run
+    /// without consumers loses nothing by definition; it fails when a publish went unconfirmed
+    /// or the queues hold less than was confirmed (both are in `errors`).
+    pub fn passed(&self) -> bool {
+        self.errors.is_empty() && self.results.verification.lost == 0
+    }
+
     pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
@@ -176,6 +270,12 @@ pub(crate) fn sample_report(publish_rate_per_s: f64) -> Report {
             name: "publish".into(),
             start_s: 0.5,
             end_s: 10.0,
+            duration_s: 9.5,
+            kind: PhaseKind::Publish,
+            messages: 1_000_000,
+            rate_per_s: 1_000_000.0 / 9.5,
+            queue_depth_start: Some(0),
+            queue_depth_end: Some(42),
         }],
         consumers: Vec::new(),
         series: Series {
@@ -206,8 +306,37 @@ mod tests {
         assert_eq!(read.results, report.results);
         assert_eq!(read.series, report.series);
         assert_eq!(read.parameters.producer_count(1), 2);
+        assert_eq!(read.phases, report.phases);
         std::fs::write(&path, "{").unwrap();
         assert!(Report::read_json(&path).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reports_without_the_exact_timings_still_read() {
+        let mut value = serde_json::to_value(sample_report(1.0)).unwrap();
+        let results = value["results"].as_object_mut().unwrap();
+        for field in [
+            "publish_start_s",
+            "flood_rate_per_s",
+            "broker_rss_end_kib",
+            "queue_depth_end",
+        ] {
+            assert!(results.remove(field).is_some(), "{field} is written");
+        }
+        let phase = value["phases"][0].as_object_mut().unwrap();
+        phase.retain(|k, _| ["name", "start_s", "end_s"].contains(&k.as_str()));
+        value["parameters"]
+            .as_object_mut()
+            .unwrap()
+            .remove("depth_interval_ms");
+        let read: Report = serde_json::from_value(value).unwrap();
+        assert_eq!(read.results.flood_rate_per_s, None);
+        assert_eq!(read.phases[0].kind, PhaseKind::Publish);
+        assert_eq!(read.phases[0].messages, 0);
+        assert_eq!(
+            read.parameters.depth_interval_ms,
+            crate::measure::sampler::DEPTH_INTERVAL_DEFAULT_MS
+        );
     }
 }

@@ -12,10 +12,14 @@
 //!    (or `--drain-timeout` passes without progress).
 //!
 //! The report proves no message was lost, counts duplicates and redeliveries, and checks that
-//! what the dropped and stalled consumers held came back flagged redelivered.
+//! what the dropped and stalled consumers held came back flagged redelivered. It times the
+//! incident exactly: the flood ends with its last confirm, the drain with the last message a
+//! consumer accepted (and, without the wait for what the stalled consumers held until the
+//! trouble phase ended, with the last message accepted before that).
 
 use std::time::{Duration, Instant};
 
+use crate::report::model::PhaseKind;
 use crate::worker::consumer_behaviour::{Behaviour, Failure, Refusal};
 
 use super::run_context::RunContext;
@@ -34,21 +38,24 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
     ctx.declare_queues(std::slice::from_ref(&queue), "", "direct")?;
     ctx.start_sampler()?;
 
-    ctx.phase("flood");
+    ctx.phase("flood", PhaseKind::Publish);
     flood(ctx, &queue)?;
+    ctx.flood_end_s = ctx.publish_ended_s;
+    ctx.broker_rss_flood_end_kib = ctx.read_broker_rss();
 
-    ctx.phase("trouble");
+    ctx.phase("trouble", PhaseKind::Consume);
     let troubled = start_trouble(ctx, &queue)?;
     let trouble_end =
         Instant::now() + Duration::from_secs_f64(ctx.args.backlog.trouble_time.max(0.0));
     while Instant::now() < trouble_end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    for index in troubled {
+    for &index in &troubled {
         ctx.stop_consumer(index);
     }
+    note_unheld_drain(ctx, &troubled);
 
-    ctx.phase("recovery");
+    ctx.phase("recovery", PhaseKind::Consume);
     let behaviour = Behaviour::healthy(Duration::ZERO);
     let prefetch = ctx.args.prefetch;
     for _ in 0..ctx.args.backlog.recovery_consumers.max(1) {
@@ -68,6 +75,24 @@ fn flood(ctx: &mut RunContext, queue: &str) -> anyhow::Result<()> {
     }
     ctx.publish_until_done(None);
     Ok(())
+}
+
+/// After the troubled consumers closed: if all that is left of the backlog is what the stalled
+/// ones held (it comes back only now, by design), the backlog was drained, held messages
+/// aside, when the last message was accepted.
+fn note_unheld_drain(ctx: &mut RunContext, troubled: &[usize]) {
+    let stalled_held: u64 = ctx
+        .consumer_results
+        .iter()
+        .filter(|r| troubled.contains(&r.index) && !r.dropped)
+        .map(|r| r.held.len() as u64)
+        .sum();
+    let (accepted, at_ns) = ctx.counters.accepted_at();
+    if let Some(at_ns) = at_ns {
+        if accepted + stalled_held >= ctx.expected_deliveries() {
+            ctx.drain_unheld_end = Some((RunContext::seconds(at_ns), accepted));
+        }
+    }
 }
 
 /// Starts the troubled consumers; returns their indexes.

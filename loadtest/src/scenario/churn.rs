@@ -12,6 +12,7 @@ use crate::client::{AmqpUri, Connection};
 use crate::measure::counters::Counters;
 use crate::measure::latency::LatencyHistogram;
 use crate::message_id::MessageId;
+use crate::report::model::PhaseKind;
 use crate::worker::producer::ProducerResult;
 
 use super::run_context::RunContext;
@@ -23,7 +24,7 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
     ctx.start_sampler()?;
     let consumers = ctx.args.consumers;
     ctx.spawn_flag_consumers(std::slice::from_ref(&queue), consumers)?;
-    ctx.phase("churn");
+    ctx.phase("churn", PhaseKind::Publish);
     let stop = Arc::new(AtomicBool::new(false));
     let first_index = ctx.next_producer_index();
     let mut threads = Vec::new();
@@ -60,9 +61,11 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
         ctx.connect_latency.merge(&latency);
         ctx.add_producer_result(result, vec![0]);
     }
-    ctx.publish_ended_s = Some(ctx.now_s());
+    let ended_s = ctx.now_s();
+    ctx.publish_ended_s = Some(ended_s);
+    ctx.end_phase(ended_s);
     if consumers > 0 {
-        ctx.phase("drain");
+        ctx.phase("drain", PhaseKind::Consume);
         ctx.drain();
     }
     Ok(())

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::report::model::PhaseKind;
+
 use super::run_context::RunContext;
 use super::throughput::{publish_time, start_producers};
 
@@ -13,16 +15,16 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
     let kind = ctx.args.exchange_type.clone();
     ctx.declare_queues(&queues, &exchange, &kind)?;
     ctx.start_sampler()?;
-    ctx.phase("producers only");
+    ctx.phase("producers only", PhaseKind::Publish);
     start_producers(ctx, &queues, &exchange)?;
     let join_after = ctx.args.late.consumers_join_after.max(0.0);
     std::thread::sleep(Duration::from_secs_f64(join_after));
-    ctx.phase("consumers joined");
+    ctx.phase("consumers joined", PhaseKind::Consume);
     let consumers = ctx.args.consumers.max(1);
     ctx.spawn_flag_consumers(&queues, consumers)?;
     let remaining = publish_time(ctx).map(|t| (t - join_after).max(0.0));
     ctx.publish_until_done(remaining);
-    ctx.phase("drain");
+    ctx.phase("drain", PhaseKind::Consume);
     ctx.drain();
     Ok(())
 }

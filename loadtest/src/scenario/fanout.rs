@@ -2,6 +2,8 @@
 //! bound to `--fanout-queues` queues (`<queue>-1`, ... or `--queue-pattern`), one consumer
 //! each. Every queue must receive every message.
 
+use crate::report::model::PhaseKind;
+
 use super::run_context::RunContext;
 use super::throughput::publish_time;
 
@@ -26,7 +28,7 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
     ctx.declare_queues(&queues, &exchange, "fanout")?;
     ctx.start_sampler()?;
     ctx.spawn_flag_consumers(&queues, queues.len())?;
-    ctx.phase("publish");
+    ctx.phase("publish", PhaseKind::Publish);
     let all_groups: Vec<usize> = (0..queues.len()).collect();
     let routing_key = ctx.args.routing_key.clone().unwrap_or_default();
     for _ in 0..ctx.args.producer_count(1) {
@@ -34,7 +36,7 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
         ctx.spawn_producer(&exchange, &routing_key, all_groups.clone(), count)?;
     }
     ctx.publish_until_done(publish_time(ctx));
-    ctx.phase("drain");
+    ctx.phase("drain", PhaseKind::Consume);
     ctx.drain();
     Ok(())
 }

@@ -14,12 +14,12 @@ use anyhow::Context;
 
 use crate::cli::RunArgs;
 use crate::client::{AmqpUri, Connection, QueueOptions, ServerInfo};
-use crate::measure::counters::Counters;
+use crate::measure::counters::{CounterSnapshot, Counters};
 use crate::measure::latency::LatencyHistogram;
-use crate::measure::proc_stat::{cpu_seconds, Process};
+use crate::measure::proc_stat::{cpu_seconds, rss_kib, Process};
 use crate::measure::sampler::{self, SamplerConfig, Series};
 use crate::message_id::MESSAGE_STAMP_SIZE;
-use crate::report::model::Phase;
+use crate::report::model::{Phase, PhaseKind};
 use crate::worker::consumer::{self, ConsumerConfig, ConsumerHandle, ConsumerResult};
 use crate::worker::consumer_behaviour::Behaviour;
 use crate::worker::producer::{self, ProducerConfig, ProducerResult};
@@ -46,11 +46,25 @@ pub struct RunContext {
     consumers: Vec<Option<ConsumerHandle>>,
     pub(crate) consumer_results: Vec<ConsumerResult>,
     pub(crate) phases: Vec<Phase>,
+    /// The counters when the current phase started.
+    phase_start_counts: CounterSnapshot,
     pub(crate) errors: Vec<String>,
     pub(crate) connect_latency: LatencyHistogram,
     pub(crate) publish_started_s: Option<f64>,
     pub(crate) publish_ended_s: Option<f64>,
     pub(crate) drained: bool,
+    /// When the last outstanding message was accepted, and the accepted count then (`drain`).
+    pub(crate) drain_end: Option<(f64, u64)>,
+    /// backlog: when the flood's last message was confirmed.
+    pub(crate) flood_end_s: Option<f64>,
+    /// backlog: when all but the held messages were accepted, and the accepted count then.
+    pub(crate) drain_unheld_end: Option<(f64, u64)>,
+    pub(crate) broker_rss_start_kib: Option<u64>,
+    pub(crate) broker_rss_flood_end_kib: Option<u64>,
+    pub(crate) broker_rss_end_kib: Option<u64>,
+    /// The largest broker RSS read outside the sampler (phase boundaries, start and end).
+    pub(crate) broker_rss_read_max_kib: Option<u64>,
+    pub(crate) queue_depth_end: Option<u64>,
     pub(crate) client_cpu_start_s: f64,
     pub(crate) broker_cpu_start_s: Option<f64>,
     queues: Vec<String>,
@@ -75,6 +89,7 @@ impl RunContext {
         let broker_cpu_start_s = args
             .broker_pid
             .and_then(|p| cpu_seconds(Process::Pid(p)).ok());
+        let broker_rss_start_kib = args.broker_pid.and_then(|p| rss_kib(Process::Pid(p)).ok());
         Ok(RunContext {
             args,
             uri,
@@ -91,11 +106,20 @@ impl RunContext {
             consumers: Vec::new(),
             consumer_results: Vec::new(),
             phases: Vec::new(),
+            phase_start_counts: CounterSnapshot::default(),
             errors: Vec::new(),
             connect_latency: LatencyHistogram::default(),
             publish_started_s: None,
             publish_ended_s: None,
             drained: false,
+            drain_end: None,
+            flood_end_s: None,
+            drain_unheld_end: None,
+            broker_rss_start_kib,
+            broker_rss_flood_end_kib: None,
+            broker_rss_end_kib: None,
+            broker_rss_read_max_kib: broker_rss_start_kib,
+            queue_depth_end: None,
             client_cpu_start_s: cpu_seconds(Process::OwnProcess).unwrap_or(0.0),
             broker_cpu_start_s,
             queues: Vec::new(),
@@ -112,6 +136,44 @@ impl RunContext {
     /// Seconds since the run started.
     pub fn now_s(&self) -> f64 {
         self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// Nanoseconds since the run started (as stamped by workers) in seconds.
+    pub fn seconds(ns: u64) -> f64 {
+        ns as f64 / 1e9
+    }
+
+    /// Ready messages over the run's queues now, polled on the setup connection (passive
+    /// declares); `None` if a poll failed. Phase boundaries use it: the sampler's poller
+    /// connection only polls on its own clock.
+    pub fn poll_depth_now(&mut self) -> Option<u64> {
+        let queues = self.queues.clone();
+        if queues.is_empty() {
+            return None;
+        }
+        let setup = self.setup.as_mut()?;
+        let mut total = 0u64;
+        for queue in &queues {
+            match setup.queue_message_count(1, queue) {
+                Ok(count) => total += u64::from(count),
+                Err(e) => {
+                    // A missing queue closes the channel; the setup connection still needs it
+                    // to delete the queues at the end.
+                    if e.is_broker_close() {
+                        let _ = setup.open_channel(1);
+                    }
+                    return None;
+                }
+            }
+        }
+        Some(total)
+    }
+
+    /// The broker's RSS now (with `--broker-pid`), also kept for `broker_rss_max_kib`.
+    pub fn read_broker_rss(&mut self) -> Option<u64> {
+        let kib = rss_kib(Process::Pid(self.args.broker_pid?)).ok()?;
+        self.broker_rss_read_max_kib = self.broker_rss_read_max_kib.max(Some(kib));
+        Some(kib)
     }
 
     /// Declares (and empties) queues; durable when the run is persistent. With a named exchange
@@ -161,6 +223,7 @@ impl RunContext {
             broker_pid: self.args.broker_pid,
             progress: !self.args.quiet,
             epoch: self.epoch,
+            depth_interval: Duration::from_millis(self.args.depth_interval_ms.max(1)),
         };
         self.sampler = Some(sampler::start(
             config,
@@ -194,7 +257,6 @@ impl RunContext {
             batch_size: self.args.publish_batch,
             epoch: self.epoch,
         };
-        self.publish_started_s.get_or_insert(self.now_s());
         let handle = producer::spawn(
             config,
             Arc::clone(&self.counters),
@@ -272,7 +334,8 @@ impl RunContext {
     }
 
     /// Lets the producers run: until they reach their message counts, or for `time_s` seconds
-    /// (then they are told to stop). Joins them either way.
+    /// (then they are told to stop). Joins them either way, and ends the current phase when
+    /// the last message was published (or, with confirms, confirmed).
     pub fn publish_until_done(&mut self, time_s: Option<f64>) {
         let deadline = time_s.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         while !self.producers.iter().all(|(h, _)| h.is_finished()) {
@@ -289,16 +352,19 @@ impl RunContext {
             });
             self.add_producer_result(result, groups);
         }
-        let finished_s = self
-            .producer_results
-            .iter()
-            .map(|(r, _)| r.finished_s)
-            .fold(0.0, f64::max);
-        self.publish_ended_s = Some(if finished_s > 0.0 {
-            finished_s
-        } else {
-            self.now_s()
-        });
+        // Exact instants from the producers themselves: the first write, and the last write
+        // or confirm. Producers that published nothing do not count.
+        let publishers = || {
+            self.producer_results
+                .iter()
+                .filter_map(|(r, _)| r.first_publish_s.map(|first| (first, r.finished_s)))
+        };
+        let first_s = publishers().map(|(first, _)| first).reduce(f64::min);
+        let finished_s = publishers().map(|(_, finished)| finished).reduce(f64::max);
+        self.publish_started_s = first_s.or(self.publish_started_s);
+        let ended_s = finished_s.unwrap_or_else(|| self.now_s());
+        self.publish_ended_s = Some(ended_s);
+        self.end_phase(ended_s);
     }
 
     /// Deliveries owed to consumers: each published message once per group it reaches.
@@ -331,26 +397,72 @@ impl RunContext {
         }
     }
 
-    /// Waits for consumers to accept everything published, per --drain-timeout.
+    /// Waits for consumers to accept everything published, per --drain-timeout. When they
+    /// do, records when the last of it was accepted (`drain_end`) and ends the current phase
+    /// there.
     pub fn drain(&mut self) -> bool {
         let expected = self.expected_deliveries();
         let idle = Duration::from_secs_f64(self.args.drain_timeout.max(0.0));
-        self.wait_for_accepted(expected, idle)
-    }
-
-    /// Closes the previous phase (if open) and opens `name`.
-    pub fn phase(&mut self, name: &str) {
-        let now = self.now_s();
-        if let Some(last) = self.phases.last_mut() {
-            if last.end_s < last.start_s {
-                last.end_s = now;
+        let drained = self.wait_for_accepted(expected, idle);
+        if drained {
+            let (accepted, at_ns) = self.counters.accepted_at();
+            if let Some(at_ns) = at_ns {
+                let end_s = Self::seconds(at_ns);
+                self.drain_end = Some((end_s, accepted));
+                self.end_phase(end_s);
             }
         }
+        drained
+    }
+
+    /// Closes the previous phase (if still open, now) and opens `name`, polling the queue
+    /// depth and the broker's RSS at the boundary.
+    pub fn phase(&mut self, name: &str, kind: PhaseKind) {
+        let now = self.now_s();
+        self.end_phase(now);
+        let depth = self.poll_depth_now();
+        self.read_broker_rss();
+        self.phase_start_counts = self.counters.snapshot();
         self.phases.push(Phase {
             name: name.to_string(),
             start_s: now,
             end_s: -1.0,
+            duration_s: 0.0,
+            kind,
+            messages: 0,
+            rate_per_s: 0.0,
+            queue_depth_start: depth,
+            queue_depth_end: None,
         });
+    }
+
+    /// Ends the current phase, if still open, at `end_s` (an exact instant that has passed,
+    /// such as the last confirm; never before the phase started), polling the depth now.
+    pub fn end_phase(&mut self, end_s: f64) {
+        if self.phases.last().is_none_or(|p| p.end_s >= p.start_s) {
+            return;
+        }
+        let depth = self.poll_depth_now();
+        self.read_broker_rss();
+        let counts = self.counters.snapshot();
+        let start = self.phase_start_counts;
+        let confirms = self.args.confirm.is_some();
+        let Some(phase) = self.phases.last_mut() else {
+            return;
+        };
+        phase.end_s = end_s.max(phase.start_s);
+        phase.duration_s = phase.end_s - phase.start_s;
+        phase.messages = match phase.kind {
+            PhaseKind::Publish if confirms => counts.confirmed - start.confirmed,
+            PhaseKind::Publish => counts.published - start.published,
+            PhaseKind::Consume => counts.accepted - start.accepted,
+        };
+        phase.rate_per_s = if phase.duration_s > 0.0 {
+            phase.messages as f64 / phase.duration_s
+        } else {
+            0.0
+        };
+        phase.queue_depth_end = depth;
     }
 
     /// Stops everything still running, cleans up the broker side, and collects the results.
@@ -362,11 +474,11 @@ impl RunContext {
             self.stop_consumer(index);
         }
         let now = self.now_s();
-        if let Some(last) = self.phases.last_mut() {
-            if last.end_s < last.start_s {
-                last.end_s = now;
-            }
-        }
+        self.end_phase(now);
+        // Before the queues are deleted: what a run without consumers leaves behind, and what
+        // holding it costs the broker.
+        self.queue_depth_end = self.poll_depth_now();
+        self.broker_rss_end_kib = self.read_broker_rss();
         self.stop_sampler.store(true, Ordering::Relaxed);
         let series = self
             .sampler

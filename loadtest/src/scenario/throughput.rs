@@ -3,6 +3,8 @@
 //! stops after `--time` or `--pmessages`; the consumers then drain what is left, and the report
 //! checks every id arrived.
 
+use crate::report::model::PhaseKind;
+
 use super::run_context::{RunContext, RUN_TIME_DEFAULT_S};
 
 pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
@@ -13,11 +15,11 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
     ctx.start_sampler()?;
     let consumers = ctx.args.consumers;
     ctx.spawn_flag_consumers(&queues, consumers)?;
-    ctx.phase("publish");
+    ctx.phase("publish", PhaseKind::Publish);
     start_producers(ctx, &queues, &exchange)?;
     ctx.publish_until_done(publish_time(ctx));
     if consumers > 0 {
-        ctx.phase("drain");
+        ctx.phase("drain", PhaseKind::Consume);
         ctx.drain();
     }
     Ok(())
