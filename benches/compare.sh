@@ -175,11 +175,7 @@ perf() {
   log "$scenario run $run on $broker: hareperf run $*"
   if ! "$HAREPERF_BIN" run "$@" --uri "$uri" --broker-pid "$pid" --quiet --json "$base.json" \
     >"$base.txt" 2>&1; then
-    if [[ ${PERF_NO_CONSUMER:-0} == 1 ]]; then
-      log "$scenario run $run on $broker: hareperf exited non-zero, as it must with no consumer"
-    else
-      log "$scenario run $run on $broker: hareperf exited non-zero; see $base.txt"
-    fi
+    log "$scenario run $run on $broker: hareperf exited non-zero; see $base.txt"
   fi
 }
 
@@ -216,9 +212,11 @@ scenario_cpu20k() {
 }
 
 # RSS_MESSAGES × 100 B persistent messages, confirmed, into a durable queue nobody consumes;
-# then the broker's RSS with that backlog in place. hareperf counts every message as lost
-# (there is no consumer) and exits non-zero, so its status is not a failure here: what must hold
-# is that the broker confirmed every message, which compare_medians.py checks in the report.
+# then the broker's RSS with that backlog in place. With no consumer hareperf reports what is
+# left queued instead of loss, and exits non-zero only if a message went unconfirmed or missing
+# from the queue; compare_medians.py also checks the count in the report. hareperf reads the
+# RSS at the start and at the end of its run (broker_rss_start_kib, broker_rss_end_kib), which
+# the table uses; the reading here, 2 s later, is what the broker settles to.
 scenario_rss1m() {
   local broker=$1 run=$2 pid
   case $broker in
@@ -228,7 +226,7 @@ scenario_rss1m() {
   local base="$OUT/rss1m/$broker-$run"
   local idle_kib
   idle_kib=$(rss_kib "$pid")
-  PERF_NO_CONSUMER=1 perf "$broker" rss1m "$run" throughput -x 1 -y 0 -C "$RSS_MESSAGES" -s 100 -f -c 1000 \
+  perf "$broker" rss1m "$run" throughput -x 1 -y 0 -C "$RSS_MESSAGES" -s 100 -f -c 1000 \
     -u "$RSS_QUEUE" --keep-queues
   # Let the broker settle (RabbitMQ moves messages from its queue process into the message
   # store after the confirms) so the figure is the steady cost of holding the backlog.
