@@ -458,23 +458,32 @@ impl Queue {
         gone: &mut Vec<Gone>,
     ) -> SettleOutcome {
         let mut outcome = SettleOutcome::default();
+        // A multiple=true ack settles a run of deliveries of one consumer: look it up once.
+        let mut last_consumer: Option<(ShortStr, Option<usize>)> = None;
         for id in ids {
-            if self
-                .unacked
-                .get(id)
-                .is_none_or(|entry| entry.channel != channel)
-            {
+            let Some(entry) = self.unacked.remove(id) else {
+                continue;
+            };
+            if entry.channel != channel {
+                // Another channel's delivery (a stale tag): never settle it.
+                self.unacked.insert(*id, entry);
                 continue;
             }
-            let entry = self.unacked.remove(id).expect("checked above");
             outcome.total += 1;
             if let Some(tag) = &entry.consumer_tag {
                 outcome.consumer_deliveries += 1;
-                if let Some(consumer) = self
-                    .consumers
-                    .iter_mut()
-                    .find(|c| c.key.channel_key() == channel && c.key.tag == *tag)
-                {
+                let index = match &last_consumer {
+                    Some((last_tag, index)) if last_tag == tag => *index,
+                    _ => {
+                        let index = self
+                            .consumers
+                            .iter()
+                            .position(|c| c.key.channel_key() == channel && c.key.tag == *tag);
+                        last_consumer = Some((tag.clone(), index));
+                        index
+                    }
+                };
+                if let Some(consumer) = index.and_then(|i| self.consumers.get_mut(i)) {
                     consumer.unacked_count = consumer.unacked_count.saturating_sub(1);
                 }
             }
