@@ -13,7 +13,7 @@
 //! durable; `storage/benches` measures the log).
 
 use std::hint::black_box;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -165,7 +165,7 @@ impl Broker {
 
         // The owner shard enqueues a transient message without touching the log.
         assert!(!message.persistent || !self.queue.durable);
-        self.queue.enqueue(Rc::new(message));
+        self.queue.enqueue(Arc::new(message));
 
         self.deliveries.clear();
         self.queue.dispatch(
@@ -184,7 +184,7 @@ impl Broker {
         for delivery in self.deliveries.drain(..) {
             let delivery_tag = self.delivery_tag_next;
             self.delivery_tag_next += 1;
-            let content = delivery.message.content();
+            let content = delivery.message.clone();
             self.output.clear();
             write_method_frame(
                 &mut self.output,
@@ -193,8 +193,8 @@ impl Broker {
                     consumer_tag: delivery.consumer.tag,
                     delivery_tag,
                     redelivered: delivery.redelivered,
-                    exchange: content.exchange,
-                    routing_key: content.routing_key,
+                    exchange: content.exchange.clone(),
+                    routing_key: content.routing_key.clone(),
                 }),
             );
             write_content(

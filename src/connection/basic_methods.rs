@@ -247,8 +247,8 @@ pub async fn get(
             &Method::BasicGetOk(BasicGetOk {
                 delivery_tag: tag.0,
                 redelivered: got.redelivered,
-                exchange: got.content.exchange,
-                routing_key: got.content.routing_key,
+                exchange: got.content.exchange.clone(),
+                routing_key: got.content.routing_key.clone(),
                 message_count: got.message_count,
             }),
         );

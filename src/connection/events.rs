@@ -213,8 +213,8 @@ pub fn write_delivery(
                 consumer_tag,
                 delivery_tag,
                 redelivered,
-                exchange: content.exchange,
-                routing_key: content.routing_key,
+                exchange: content.exchange.clone(),
+                routing_key: content.routing_key.clone(),
             }),
         );
         write_content(

@@ -3,6 +3,7 @@
 //! Unroutable mandatory messages come back as basic.return before their confirm.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -14,7 +15,7 @@ use crate::protocol::{
     write_content, write_method_frame, BasicProperties, BasicPublish, BasicReturn, FieldTable,
     FieldValue, Method, ShortStr,
 };
-use crate::queue::message::{Content, Message};
+use crate::queue::message::Message;
 use crate::shard::message::{ConfirmRef, QueueTargets, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::rules::no_exchange;
@@ -87,12 +88,13 @@ pub fn route_and_send(
     if publish.exchange.is_empty() {
         if let Some(token) = direct_reply::ReplyToken::decode(publish.routing_key.as_bytes()) {
             // A direct reply counts as routed even if the requester is gone (NOTES §16).
-            let content = Content {
+            let content = Arc::new(Message {
                 exchange: publish.exchange,
                 routing_key: publish.routing_key,
+                persistent: properties.is_persistent(),
                 properties_raw,
                 body,
-            };
+            });
             direct_reply::forward(shard, token, content);
             confirm_at_once(connection, channel);
             return Ok(());

@@ -3,7 +3,7 @@
 //! shard's log, where `StoredAt` finds it.
 
 use std::num::NonZeroU32;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use hare_storage::{RecordLocation, SegmentId};
 
@@ -47,7 +47,7 @@ pub struct QueuedMessage {
     /// The message, when it is in RAM. `None` only for stored messages whose body was left
     /// on disk (a backlog, an unacked delivery, a recovered message): reading it back is the
     /// shard fetcher's job.
-    pub message: Option<Rc<Message>>,
+    pub message: Option<Arc<Message>>,
     /// Where the message's record is in the shard's log, if it is persistent in a durable
     /// queue: settling it for good must be recorded there.
     pub stored: Option<StoredAt>,

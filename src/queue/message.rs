@@ -2,6 +2,8 @@
 //! the raw property bytes are `Bytes` slices of the socket buffer, so every queue and every
 //! delivery shares them and nothing is copied per queue.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::protocol::ShortStr;
@@ -24,23 +26,10 @@ impl Message {
     pub fn body_size(&self) -> usize {
         self.body.len()
     }
-
-    /// The part a delivery needs on the consumer's shard.
-    pub fn content(&self) -> Content {
-        Content {
-            exchange: self.exchange.clone(),
-            routing_key: self.routing_key.clone(),
-            properties_raw: self.properties_raw.clone(),
-            body: self.body.clone(),
-        }
-    }
 }
 
-/// What basic.deliver, basic.get-ok and basic.return write: reference-counted slices only.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Content {
-    pub exchange: ShortStr,
-    pub routing_key: ShortStr,
-    pub properties_raw: Bytes,
-    pub body: Bytes,
-}
+/// What basic.deliver, basic.get-ok and basic.return write, sent to the consumer's shard. One
+/// atomic count for the whole message: cloning its four `Bytes` instead cost four atomic
+/// increments and decrements per delivery, all on the one count that every message read into
+/// the same socket buffer shares, from two cores at once.
+pub type Content = Arc<Message>;

@@ -12,7 +12,7 @@ pub mod residency;
 
 use crate::fast_map::FastMap;
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use hare_storage::RecordLocation;
 
@@ -38,7 +38,7 @@ pub struct Delivery {
     pub no_ack: bool,
     pub id: MessageId,
     pub redelivered: bool,
-    pub message: Rc<Message>,
+    pub message: Arc<Message>,
 }
 
 /// What basic.get found.
@@ -48,7 +48,7 @@ pub enum GetOutcome {
     Got {
         id: MessageId,
         redelivered: bool,
-        message: Rc<Message>,
+        message: Arc<Message>,
     },
     /// The head's body is on disk: fetch it, then ask again.
     NeedsFetch,
@@ -157,7 +157,7 @@ impl Queue {
     }
 
     /// Enqueues a transient message (or any message of a non-durable queue): always resident.
-    pub fn enqueue(&mut self, message: Rc<Message>) -> MessageId {
+    pub fn enqueue(&mut self, message: Arc<Message>) -> MessageId {
         let id = self.reserve_id();
         self.push_ready(QueuedMessage {
             id,
@@ -178,7 +178,7 @@ impl Queue {
 
     /// Enqueues a message whose record is in the log, under an id from `reserve_id`. Its body
     /// stays in RAM only while the queue has no backlog beyond the resident limits.
-    pub fn enqueue_stored(&mut self, id: MessageId, message: Rc<Message>, stored: StoredAt) {
+    pub fn enqueue_stored(&mut self, id: MessageId, message: Arc<Message>, stored: StoredAt) {
         let keep = self.resident == self.ready.len()
             && self.resident < residency::RESIDENT_MESSAGES_MAX
             && self.resident_bytes < residency::RESIDENT_BYTES_MAX;
@@ -234,7 +234,7 @@ impl Queue {
     }
 
     /// Pops the head if its body is resident.
-    fn pop_resident_head(&mut self) -> Option<(QueuedMessage, Rc<Message>)> {
+    fn pop_resident_head(&mut self) -> Option<(QueuedMessage, Arc<Message>)> {
         let message = self.ready.front()?.message.clone()?;
         let queued = self.ready.pop_front().expect("front checked above");
         self.count_resident(&queued, false);
@@ -290,7 +290,7 @@ impl Queue {
 
     /// Installs bodies read back for a fetch plan. Messages that left the ready list in the
     /// meantime (delivered by another path, purged) are skipped.
-    pub fn fetched(&mut self, loaded: impl IntoIterator<Item = (MessageId, Rc<Message>)>) {
+    pub fn fetched(&mut self, loaded: impl IntoIterator<Item = (MessageId, Arc<Message>)>) {
         self.fetching = false;
         for (id, message) in loaded {
             let position = self.ready.partition_point(|queued| queued.id < id);

@@ -3,9 +3,10 @@
 use super::*;
 use crate::ids::ChannelId;
 use bytes::Bytes;
+use std::sync::Arc;
 
-pub(super) fn message(body: &'static str) -> Rc<Message> {
-    Rc::new(Message {
+pub(super) fn message(body: &'static str) -> Arc<Message> {
+    Arc::new(Message {
         exchange: ShortStr::default(),
         routing_key: ShortStr::from_static("q"),
         persistent: false,
@@ -15,7 +16,7 @@ pub(super) fn message(body: &'static str) -> Rc<Message> {
 }
 
 /// The message basic.get returned; panics on an empty or on-disk head.
-pub(super) fn got(outcome: GetOutcome) -> (MessageId, bool, Rc<Message>) {
+pub(super) fn got(outcome: GetOutcome) -> (MessageId, bool, Arc<Message>) {
     match outcome {
         GetOutcome::Got {
             id,

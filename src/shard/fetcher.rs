@@ -5,6 +5,7 @@
 //! a backlog to a consumer, and it happens off the dispatch path.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ids::QueueId;
@@ -49,7 +50,7 @@ async fn fetch(shard: &Rc<Shard>, queue: QueueId, plan: FetchPlan) {
     match persistence.read_messages(&plan.locations).await {
         Ok(messages) => {
             if let Some(q) = shard.queues.borrow_mut().get_mut(&queue) {
-                q.fetched(plan.ids.into_iter().zip(messages.into_iter().map(Rc::new)));
+                q.fetched(plan.ids.into_iter().zip(messages.into_iter().map(Arc::new)));
             }
             shard.mark_dirty(queue);
         }

@@ -3,6 +3,7 @@
 //! shard. Each queue is touched only here, on its owner.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::exception::Exception;
 use crate::ids::{MessageId, QueueId, ShardId};
@@ -30,7 +31,7 @@ pub fn publish(
     confirm: Option<ConfirmRef>,
 ) {
     let persistent = message.persistent;
-    let message = Rc::new(message);
+    let message = Arc::new(message);
     let mut durable_entries = Vec::new();
     {
         let mut queues = shard.queues.borrow_mut();
@@ -299,7 +300,7 @@ fn try_get(
             message_id,
             redelivered,
             message_count: count_u32(queue.ready_count()),
-            content: message.content(),
+            content: message,
         }))),
     };
     drop(queues);
@@ -529,7 +530,7 @@ fn dispatch_one(shard: &Rc<Shard>, id: QueueId, deliveries: &mut Vec<Delivery>) 
                     queue: id,
                     message_id: delivery.id,
                     redelivered: delivery.redelivered,
-                    content: delivery.message.content(),
+                    content: delivery.message.clone(),
                 },
             },
         );
