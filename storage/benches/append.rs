@@ -1,12 +1,16 @@
 //! Append + group commit benchmarks: time from the first append of a batch until the whole
 //! batch is durable, for payloads of 100 B, 1 KiB and 16 KiB and batches of 1, 16 and 256
 //! records per commit; plus the cost of a 4 KiB write + fdatasync on zero-written versus
-//! fallocated segment space.
+//! fallocated segment space; plus a confirm window: records appended in bursts of 1, 10 or 100
+//! with at most `WINDOW_RECORDS` not yet durable, topped up as `durable_lsn` advances, the way
+//! a publisher with 100 unconfirmed messages drives the log (throughput, and the median and p99
+//! time from append to durable, printed at the end).
 //!
 //! The log lives on a glommio executor thread; criterion drives it from the main thread through
 //! a channel and the executor reports the measured time. `HARE_BENCH_SMOKE=1` runs tiny sizes.
 //! Each bench prints a checksum of what it wrote.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -24,6 +28,12 @@ enum Request {
         batch: usize,
         payload_bytes: usize,
     },
+    /// `iterations` × `WINDOW_RECORDS` appends of 100 B, `burst` at a time, with at most
+    /// `WINDOW_RECORDS` not yet durable.
+    Window {
+        iterations: u64,
+        burst: usize,
+    },
     /// `iterations` 4 KiB writes + fdatasync into a file prepared by zero writes or fallocate.
     Prefill {
         iterations: u64,
@@ -32,6 +42,13 @@ enum Request {
     Checksum,
     Stop,
 }
+
+/// Records a confirm-window publisher keeps not yet durable.
+const WINDOW_RECORDS: u64 = 100;
+/// Payload of each record of the window bench.
+const WINDOW_PAYLOAD_BYTES: usize = 100;
+/// Bound on the time-to-durable samples kept per burst size.
+const LATENCY_SAMPLES_MAX: usize = 1 << 20;
 
 fn bench_dir() -> PathBuf {
     std::env::var_os("HARE_BENCH_DIR")
@@ -83,6 +100,20 @@ fn main() {
         }
         group.finish();
     }
+    let bursts: &[usize] = if smoke { &[10] } else { &[1, 10, 100] };
+    let mut group = criterion.benchmark_group(format!("window_{WINDOW_RECORDS}"));
+    group.throughput(criterion::Throughput::Elements(WINDOW_RECORDS));
+    for &burst in bursts {
+        group.bench_function(format!("burst_{burst}"), |b| {
+            b.iter_custom(|iterations| {
+                request_tx
+                    .send(Request::Window { iterations, burst })
+                    .expect("executor is running");
+                reply_rx.recv().expect("executor replies").0
+            })
+        });
+    }
+    group.finish();
     let mut group = criterion.benchmark_group("write_4k_fdatasync");
     for (name, fallocate) in [("zero_written", false), ("fallocated", true)] {
         group.bench_function(name, |b| {
@@ -122,6 +153,7 @@ async fn serve(
     let (log, _) = Log::open(config, |_| {}).await.expect("bench log opens");
     let mut checksum = 0u64;
     let body = vec![0xA5u8; 16384];
+    let mut latencies: BTreeMap<usize, Vec<Duration>> = BTreeMap::new();
     loop {
         let request = match requests.try_recv() {
             Ok(request) => request,
@@ -165,6 +197,14 @@ async fn serve(
                     .send((started.elapsed(), checksum))
                     .expect("bench thread listens");
             }
+            Request::Window { iterations, burst } => {
+                let samples = latencies.entry(burst).or_default();
+                let started = Instant::now();
+                window(&log, iterations, burst, &body, samples, &mut checksum).await;
+                replies
+                    .send((started.elapsed(), checksum))
+                    .expect("bench thread listens");
+            }
             Request::Prefill {
                 iterations,
                 fallocate,
@@ -178,6 +218,16 @@ async fn serve(
                 let stats = log.stats();
                 checksum ^= stats.commits.rotate_left(32) ^ log.durable_lsn().0;
                 eprintln!("log stats: {stats:?}");
+                for (burst, samples) in &mut latencies {
+                    samples.sort_unstable();
+                    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+                    eprintln!(
+                        "window_{WINDOW_RECORDS}/burst_{burst}: append to durable p50 {:?} p99 {:?} ({} records)",
+                        at(0.5),
+                        at(0.99),
+                        samples.len()
+                    );
+                }
                 replies
                     .send((Duration::ZERO, checksum))
                     .expect("bench thread listens");
@@ -186,6 +236,53 @@ async fn serve(
         }
     }
     log.close().await.expect("bench log closes");
+}
+
+/// Drives `iterations` × `WINDOW_RECORDS` appends like a publisher with a confirm window:
+/// appends `burst` records whenever that many fit in the window, yields between bursts (so the
+/// committer can start a round meanwhile), and otherwise waits for `durable_lsn` to advance.
+/// Pushes each record's append-to-durable time into `samples`.
+async fn window(
+    log: &Log,
+    iterations: u64,
+    burst: usize,
+    body: &[u8],
+    samples: &mut Vec<Duration>,
+    checksum: &mut u64,
+) {
+    let total = iterations * WINDOW_RECORDS;
+    let burst = burst as u64;
+    let base = log.durable_lsn().0;
+    let mut appended_at: VecDeque<Instant> = VecDeque::with_capacity(WINDOW_RECORDS as usize);
+    let (mut appended, mut confirmed) = (0u64, 0u64);
+    while confirmed < total {
+        let durable = log.durable_lsn().0 - base;
+        while confirmed < durable {
+            let at = appended_at
+                .pop_front()
+                .expect("durable records were appended");
+            if samples.len() < LATENCY_SAMPLES_MAX {
+                samples.push(at.elapsed());
+            }
+            confirmed += 1;
+        }
+        let count = burst.min(total - appended);
+        if count > 0 && appended - confirmed + count <= WINDOW_RECORDS {
+            for _ in 0..count {
+                let (lsn, location) = log
+                    .append(1, &body[..WINDOW_PAYLOAD_BYTES])
+                    .expect("a window of 100 records never hits backpressure");
+                *checksum = checksum.rotate_left(7) ^ lsn.0 ^ u64::from(location.offset);
+                appended_at.push_back(Instant::now());
+            }
+            appended += count;
+            glommio::executor().yield_now().await;
+        } else if confirmed < total {
+            log.durable_changed()
+                .await
+                .expect("bench log stays healthy");
+        }
+    }
 }
 
 /// Prepares a 64 MiB file (zeros written, or fallocate only), then times `iterations`

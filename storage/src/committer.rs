@@ -2,14 +2,22 @@
 //! advances `durable_lsn`. Also the background work that rides on it: preparing the next segment
 //! file ahead of use, and deleting segments whose records are all dead.
 //!
-//! A round takes every buffered chunk at once, writes each chunk's whole blocks (the partially
-//! filled last block is written padded with zeros and rewritten by the next round), fdatasyncs
-//! every segment file it wrote, then publishes the new durable LSN. The next round starts as
-//! soon as the previous one ends if anything was appended meanwhile: there is no linger timer,
-//! so the batch size adapts to the fdatasync latency. The durable LSN never goes backwards. A
-//! write or fdatasync error fails the log for good (it is never retried: after a failed
-//! fdatasync the kernel may have dropped the dirty data, so a retry could report lost data as
-//! durable).
+//! A round takes every buffered chunk at once and writes each chunk's whole blocks (the
+//! partially filled last block is written padded with zeros and rewritten by the next round).
+//! Once its writes complete, the round's fdatasyncs (one per segment file it wrote) run in a
+//! task of their own, and the committer starts the next round at once if anything was appended
+//! meanwhile: there is no linger timer, so the batch size adapts to the fdatasync latency.
+//! At most `COMMITS_IN_FLIGHT_MAX` rounds have fdatasyncs in flight; writes stay strictly
+//! ordered, since a round can rewrite the block the previous round ended in.
+//!
+//! Durability is reported in round order: when a round's fdatasyncs complete, `durable_lsn`
+//! advances over it and every later round already synced, but not while an earlier round's
+//! fdatasync is still in flight. So `durable_lsn` never goes backwards, and never passes a
+//! round whose own fdatasync has not succeeded. (A later fdatasync of the same file does cover
+//! an earlier round's completed writes, but after a failed fdatasync the kernel may have dropped
+//! dirty state, so no later success is taken as proof of an earlier round.) A write or
+//! fdatasync error fails the log for good: nothing is reported durable after it, and it is never
+//! retried, since a retry could report lost data as durable.
 
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
@@ -18,12 +26,23 @@ use std::sync::Arc;
 use glommio::io::DmaFile;
 
 use crate::error::StorageError;
+use crate::fault::FaultInjector;
 use crate::log::{LogCore, Spare};
 use crate::segment::{create_zeroed_segment, segment_file_name, short_write, sync_directory};
-use crate::writer::{verify_chunk_records, InFlight, Round};
+use crate::writer::{verify_chunk_records, InFlight, Round, SyncingRound};
 use crate::{Lsn, SegmentId};
 
-/// The committer task body; returns when the log is closed (after a final flush) or failed.
+/// Bound on commit rounds whose fdatasyncs are in flight at once. Two let a round be written
+/// and synced while the previous round's fdatasync runs; more did not help on the disks
+/// measured (docs/BENCHMARKS.md).
+pub const COMMITS_IN_FLIGHT_MAX: usize = 2;
+const _: () = assert!(COMMITS_IN_FLIGHT_MAX >= 1);
+
+/// The segment files one round wrote, in the order it wrote them.
+type WrittenFiles = Vec<(SegmentId, Rc<DmaFile>)>;
+
+/// The committer task body; returns when the log is closed (after a final flush, with every
+/// round synced) or failed.
 pub async fn run(core: Rc<LogCore>) {
     loop {
         let round = loop {
@@ -33,34 +52,37 @@ pub async fn run(core: Rc<LogCore>) {
                 if state.failed.is_some() {
                     return;
                 }
-                if let Some(round) = state.take_round() {
-                    break Some(round);
+                if state.syncing.len() < COMMITS_IN_FLIGHT_MAX {
+                    if let Some(round) = state.take_round() {
+                        break Some(round);
+                    }
                 }
-                if state.closing {
+                if state.closing && state.chunks.is_empty() && state.syncing.is_empty() {
                     break None;
                 }
             }
             ensure_spare(&core);
+            // Appends, close and every completed round's fdatasyncs notify `work`.
             listener.await;
         };
         let Some(round) = round else { return };
         let last_lsn = round.last_lsn;
-        let result = commit_round(&core, round).await;
+        let result = write_round(&core, round).await;
+        // The records are readable from their files now; a later round never clears this.
         core.state.borrow_mut().in_flight.clear();
         match result {
-            Ok(()) => advance(&core, last_lsn),
+            Ok(files) => start_sync(&core, last_lsn, files),
             Err(error) => {
                 fail(&core, error);
                 return;
             }
         }
-        collect_candidates(&core);
         ensure_spare(&core);
     }
 }
 
-/// Writes and syncs one round.
-async fn commit_round(core: &Rc<LogCore>, round: Round) -> Result<(), StorageError> {
+/// Writes one round's chunks, in order; returns the segment files it wrote.
+async fn write_round(core: &Rc<LogCore>, round: Round) -> Result<WrittenFiles, StorageError> {
     let segment_size_bytes = core.segment_size_bytes;
     let mut writes = Vec::with_capacity(round.chunks.len());
     for mut chunk in round.chunks {
@@ -79,15 +101,19 @@ async fn commit_round(core: &Rc<LogCore>, round: Round) -> Result<(), StorageErr
             bytes: Rc::new(chunk.buffer),
         });
     }
-    core.state.borrow_mut().in_flight = writes
-        .iter()
-        .map(|w| InFlight {
-            segment: w.segment,
-            file_offset: w.file_offset,
-            bytes: w.bytes.clone(),
-        })
-        .collect();
-    let mut written: Vec<(SegmentId, Rc<DmaFile>)> = Vec::new();
+    {
+        let mut state = core.state.borrow_mut();
+        assert!(state.in_flight.is_empty(), "one round is written at a time");
+        state.in_flight = writes
+            .iter()
+            .map(|w| InFlight {
+                segment: w.segment,
+                file_offset: w.file_offset,
+                bytes: w.bytes.clone(),
+            })
+            .collect();
+    }
+    let mut written: WrittenFiles = Vec::new();
     // Chunks of one segment can share a block (the later one holds more of it), so they are
     // written one after the other, in order.
     for write in writes {
@@ -113,25 +139,109 @@ async fn commit_round(core: &Rc<LogCore>, round: Round) -> Result<(), StorageErr
             written.push((write.segment, file));
         }
     }
-    for (segment, file) in written {
-        let path = core.dir.join(segment_file_name(segment));
-        if let Some(error) = core
-            .faults
-            .as_ref()
-            .and_then(|f| f.before_fdatasync(segment))
-        {
+    Ok(written)
+}
+
+/// Queues a written round for durability and starts its fdatasyncs in a task of their own.
+fn start_sync(core: &Rc<LogCore>, last_lsn: Lsn, files: WrittenFiles) {
+    {
+        let mut state = core.state.borrow_mut();
+        if state.failed.is_some() {
+            // An earlier round's fdatasync failed while this one was written.
+            return;
+        }
+        assert!(
+            state.syncing.len() < COMMITS_IN_FLIGHT_MAX,
+            "the committer takes a round only with room for its fdatasync"
+        );
+        let previous = state
+            .syncing
+            .back()
+            .map_or(state.durable_lsn, |r| r.last_lsn);
+        assert!(last_lsn > previous, "rounds are synced in lsn order");
+        state.syncing.push_back(SyncingRound {
+            last_lsn,
+            synced: false,
+        });
+    }
+    // The task holds no strong reference: dropping the log drops the state it would report to.
+    let weak: Weak<LogCore> = Rc::downgrade(core);
+    let dir = core.dir.clone();
+    let faults = core.faults.clone();
+    glommio::spawn_local(async move {
+        let result = sync_files(&weak, &dir, faults.as_ref(), files).await;
+        if let Some(core) = weak.upgrade() {
+            complete_sync(&core, last_lsn, result);
+        }
+    })
+    .detach();
+}
+
+/// fdatasyncs every file a round wrote, one after the other.
+async fn sync_files(
+    core: &Weak<LogCore>,
+    dir: &std::path::Path,
+    faults: Option<&Rc<dyn FaultInjector>>,
+    files: WrittenFiles,
+) -> Result<(), StorageError> {
+    for (segment, file) in files {
+        let path = dir.join(segment_file_name(segment));
+        let fault = faults.and_then(|f| f.before_fdatasync(segment));
+        if let Some(delay) = faults.and_then(|f| f.delay_fdatasync(segment)) {
+            glommio::timer::sleep(delay).await;
+        }
+        if let Some(error) = fault {
             return Err(StorageError::io("fdatasync segment", path, error));
         }
         file.fdatasync()
             .await
             .map_err(|source| StorageError::io("fdatasync segment", &path, source))?;
-        core.stats.borrow_mut().fdatasyncs += 1;
+        if let Some(core) = core.upgrade() {
+            core.stats.borrow_mut().fdatasyncs += 1;
+        }
     }
     Ok(())
 }
 
-/// Publishes a new durable LSN and wakes whoever waits for it.
-fn advance(core: &LogCore, last_lsn: Lsn) {
+/// Records the outcome of the fdatasyncs of the round ending at `last_lsn`, and reports as
+/// durable every round, oldest first, whose fdatasyncs and all earlier rounds' succeeded.
+fn complete_sync(core: &Rc<LogCore>, last_lsn: Lsn, result: Result<(), StorageError>) {
+    if core.state.borrow().failed.is_some() {
+        // Nothing is reported durable once the log failed, even a round that synced.
+        return;
+    }
+    if let Err(error) = result {
+        fail(core, error);
+        return;
+    }
+    let (durable, rounds) = {
+        let mut state = core.state.borrow_mut();
+        let round = state
+            .syncing
+            .iter_mut()
+            .find(|r| r.last_lsn == last_lsn)
+            .expect("a syncing round stays queued until reported or failed");
+        assert!(!round.synced, "a round is synced once");
+        round.synced = true;
+        let mut durable = None;
+        let mut rounds = 0;
+        while state.syncing.front().is_some_and(|r| r.synced) {
+            let round = state.syncing.pop_front().expect("front was just checked");
+            durable = Some(round.last_lsn);
+            rounds += 1;
+        }
+        (durable, rounds)
+    };
+    if let Some(durable) = durable {
+        advance(core, durable, rounds);
+        collect_candidates(core);
+    }
+    // A slot for another round's fdatasync is free (or close may be waiting for the last one).
+    core.work.notify();
+}
+
+/// Publishes a new durable LSN, the end of `rounds` rounds, and wakes whoever waits for it.
+fn advance(core: &LogCore, last_lsn: Lsn, rounds: u64) {
     {
         let mut state = core.state.borrow_mut();
         assert!(
@@ -142,9 +252,12 @@ fn advance(core: &LogCore, last_lsn: Lsn) {
             last_lsn < state.next_lsn,
             "only appended records become durable"
         );
+        if let Some(next) = state.syncing.front() {
+            assert!(next.last_lsn > last_lsn, "rounds are reported in lsn order");
+        }
         state.durable_lsn = last_lsn;
     }
-    core.stats.borrow_mut().commits += 1;
+    core.stats.borrow_mut().commits += rounds;
     core.waiters.wake_up_to(last_lsn.0);
     core.durable_changed.notify();
 }
@@ -157,9 +270,11 @@ fn fail(core: &LogCore, error: StorageError) {
         state.failed = Some(Arc::new(error));
         state.chunks.clear();
         state.buffered_bytes = 0;
+        state.syncing.clear();
     }
     core.waiters.wake_all();
     core.durable_changed.notify();
+    core.work.notify();
 }
 
 /// The open file of `segment`, creating it (or taking the prepared spare) on first use.

@@ -3,10 +3,12 @@
 //!
 //! A [`Log`] lives on one glommio executor (`!Send`). [`Log::append`] copies a record into an
 //! aligned DMA buffer and returns its [`Lsn`] and [`RecordLocation`] without I/O. A committer task
-//! writes everything appended so far (whole 4 KiB blocks, O_DIRECT), fdatasyncs, advances
-//! [`Log::durable_lsn`] and wakes the waiters, then starts again at once if more arrived: one
-//! fdatasync covers every record appended while the previous one ran, with no linger timer.
-//! Any write or fdatasync error makes the log failed for good.
+//! writes everything appended so far (whole 4 KiB blocks, O_DIRECT) and starts its fdatasync,
+//! then starts the next round at once if more arrived, with no linger timer: commits are
+//! pipelined, up to [`COMMITS_IN_FLIGHT_MAX`] fdatasyncs in flight, while writes stay strictly
+//! ordered. [`Log::durable_lsn`] advances, and waiters wake, in round order: a round is reported
+//! durable once its own fdatasync and every earlier round's have succeeded. Any write or
+//! fdatasync error makes the log failed for good, and nothing is reported durable after it.
 //!
 //! On disk (`docs/storage-format.md` has every byte):
 //!
@@ -24,7 +26,7 @@
 //! ```
 //!
 //! Modules: [`format`](mod@format) (bytes), `aligned` (DMA chunks), `segment` (files, GC table),
-//! `writer` (placement, bounded buffer), `committer` (group commit), `reader` (O_DIRECT reads),
+//! `writer` (placement, bounded buffer), `committer` (pipelined group commit), `reader` (O_DIRECT reads),
 //! `recovery` (scan, torn tail), `lock` (directory lock), [`fault`] (fault injection),
 //! `notify` (waiters).
 
@@ -45,6 +47,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+pub use crate::committer::COMMITS_IN_FLIGHT_MAX;
 pub use crate::error::StorageError;
 pub use crate::fault::FaultInjector;
 pub use crate::format::CorruptReason;

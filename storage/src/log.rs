@@ -29,7 +29,7 @@ use crate::{
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
     pub appends: u64,
-    /// Group-commit rounds completed (each ends with one fdatasync per segment written).
+    /// Group-commit rounds reported durable (each ends with one fdatasync per segment written).
     pub commits: u64,
     pub fdatasyncs: u64,
     pub bytes_written: u64,
@@ -121,6 +121,7 @@ impl Log {
             tail: recovered.tail,
             buffered_bytes: 0,
             in_flight: Vec::new(),
+            syncing: Default::default(),
             durable_lsn: report.last_lsn,
             failed: None,
             closing: false,

@@ -7,13 +7,16 @@
 //! and synced by the next one.
 //!
 //! Memory bound: chunks not yet taken hold at most `WRITE_BUFFER_BYTES_MAX` bytes of records
-//! (`StorageError::Backpressure` beyond that); the round in flight holds at most as much again,
-//! plus block padding. A new chunk is `WRITE_CHUNK_BYTES` (or one record, if larger).
+//! (`StorageError::Backpressure` beyond that); the round being written holds at most as much
+//! again, plus block padding. Rounds whose fdatasync is in flight hold no buffer, only an entry
+//! in `syncing` (at most `COMMITS_IN_FLIGHT_MAX`). A new chunk is `WRITE_CHUNK_BYTES` (or one
+//! record, if larger).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::aligned::{align_down, Chunk};
+use crate::committer::COMMITS_IN_FLIGHT_MAX;
 use crate::error::StorageError;
 use crate::format::{
     decode_record, encode_record, encode_segment_header, payload_len_max, record_size_bytes,
@@ -42,6 +45,15 @@ pub struct InFlight {
     pub bytes: std::rc::Rc<glommio::io::DmaBuffer>,
 }
 
+/// A round whose writes completed and whose fdatasyncs are in flight, or done while an earlier
+/// round's are not (durability is reported in round order).
+pub struct SyncingRound {
+    /// Highest LSN the round wrote; identifies the round.
+    pub last_lsn: Lsn,
+    /// Every fdatasync of the round completed successfully.
+    pub synced: bool,
+}
+
 /// Everything the committer takes in one round.
 pub struct Round {
     pub chunks: Vec<Chunk>,
@@ -63,8 +75,11 @@ pub struct WriterState {
     pub tail: TailBlock,
     /// Record bytes in `chunks`.
     pub buffered_bytes: u64,
-    /// Chunks being written by the committer.
+    /// Chunks of the round being written by the committer, until its writes complete.
     pub in_flight: Vec<InFlight>,
+    /// Rounds written and not yet reported durable, oldest first; at most
+    /// `COMMITS_IN_FLIGHT_MAX`.
+    pub syncing: VecDeque<SyncingRound>,
     /// Highest LSN covered by a completed fdatasync.
     pub durable_lsn: Lsn,
     /// Set once, by the first write or fdatasync failure.
@@ -243,6 +258,19 @@ impl WriterState {
         assert!(
             self.durable_lsn < self.next_lsn,
             "durable lsn never passes appended lsn"
+        );
+        assert!(self.syncing.len() <= COMMITS_IN_FLIGHT_MAX);
+        let mut reported = self.durable_lsn;
+        for round in &self.syncing {
+            assert!(
+                round.last_lsn > reported,
+                "syncing rounds follow durable_lsn in order"
+            );
+            reported = round.last_lsn;
+        }
+        assert!(
+            reported < self.next_lsn,
+            "syncing rounds hold appended lsns"
         );
         assert_eq!(self.active_offset % 8, 0, "records are 8-byte aligned");
         assert!(self.active_offset <= self.segment_size_bytes);

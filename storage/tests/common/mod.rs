@@ -128,3 +128,15 @@ impl FaultInjector for ScriptedFaults {
             .then(|| io::Error::from_raw_os_error(self.errno.get()))
     }
 }
+
+/// Waits until `condition` holds, checking every millisecond; panics after `timeout`.
+pub async fn eventually(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
