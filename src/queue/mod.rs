@@ -168,6 +168,12 @@ impl Queue {
         id
     }
 
+    /// Makes the next id at least `next` (ids named by the log's records, even settled ones,
+    /// are never reused).
+    pub fn skip_ids_below(&mut self, next: MessageId) {
+        self.next_message_id = self.next_message_id.max(next.0);
+    }
+
     /// The id the next enqueued message gets: a persistent message's record names it before
     /// the message is enqueued.
     pub fn reserve_id(&mut self) -> MessageId {

@@ -12,9 +12,10 @@ use crate::ids::QueueId;
 use crate::queue::residency::FetchPlan;
 use crate::shard::Shard;
 
-/// Fetch rounds a basic.get waits for before it gives up with 541 INTERNAL_ERROR (only a
-/// failing disk, or consumers taking every fetched head first, can exhaust them).
-pub const GET_FETCH_ROUNDS_MAX: usize = 100;
+/// How long a basic.get waits for the head's body before it gives up with 541
+/// INTERNAL_ERROR: only a failing disk (or consumers taking every fetched head first for that
+/// long) gets there.
+pub const GET_FETCH_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Pause after a failed read before the queue may ask again, so a bad disk is not hammered.
 const FAILED_READ_PAUSE: Duration = Duration::from_millis(100);

@@ -31,6 +31,10 @@ use crate::shard::notify::Notify;
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
 
+/// Message ids per settled record: at most 12 bytes each once encoded (one range per id at
+/// worst), so a record stays under 1 MiB.
+const SETTLED_IDS_PER_RECORD: usize = 64 * 1024;
+
 /// How often a failed log is closed and opened again.
 const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -42,6 +46,15 @@ pub enum Waiting {
 
 /// Messages recovered for one queue, in message id order, bodies on disk.
 pub type RecoveredQueue = Vec<QueuedMessage>;
+
+/// What replay found for the shard's queues.
+pub struct Recovered {
+    pub queues: HashMap<QueueId, RecoveredQueue>,
+    /// For every queue the log names, an id above every id its records use, live or settled.
+    /// A queue must never reuse an id while records naming it remain: a settled record for
+    /// the old message would cancel the new one at the next replay.
+    pub next_ids: HashMap<QueueId, MessageId>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PersistenceError {
@@ -83,15 +96,10 @@ impl Persistence {
         dir: PathBuf,
         segment_size_bytes: u64,
         faults: Option<Rc<dyn hare_storage::FaultInjector>>,
-    ) -> Result<
-        (
-            Persistence,
-            HashMap<QueueId, RecoveredQueue>,
-            RecoveryReport,
-        ),
-        PersistenceError,
-    > {
+    ) -> Result<(Persistence, Recovered, RecoveryReport), PersistenceError> {
         let mut recovered: HashMap<QueueId, RecoveredQueue> = HashMap::new();
+        // The highest message id each queue's records name, live or settled.
+        let mut highest_ids: HashMap<QueueId, u64> = HashMap::new();
         let mut bad_records = 0u64;
         let mut first_bad_lsn = 0u64;
         let config = LogConfig {
@@ -104,7 +112,18 @@ impl Persistence {
                 RECORD_MESSAGE => {
                     let stored = StoredAt::new(record.location);
                     record::decode_message_entries(record.payload, |queue, id| {
-                        recovered.entry(queue).or_default().push(QueuedMessage {
+                        note_id(&mut highest_ids, queue, id.0);
+                        let messages = recovered.entry(queue).or_default();
+                        // Settled entries are only tombstones. A log written before ids were
+                        // kept unique across restarts can reuse an id: dropping the
+                        // tombstones it passes keeps the list sorted for `settle_recovered`.
+                        while messages
+                            .last()
+                            .is_some_and(|last| last.id >= id && last.stored.is_none())
+                        {
+                            messages.pop();
+                        }
+                        messages.push(QueuedMessage {
                             id,
                             message: None,
                             stored: Some(stored),
@@ -113,6 +132,10 @@ impl Persistence {
                     })
                 }
                 RECORD_SETTLED => record::decode_settled(record.payload).map(|(queue, ranges)| {
+                    if let Some((first, count)) = ranges.last() {
+                        let last = first.saturating_add(u64::from(*count)).saturating_sub(1);
+                        note_id(&mut highest_ids, queue, last);
+                    }
                     if let Some(messages) = recovered.get_mut(&queue) {
                         for (first, count) in ranges {
                             settle_recovered(messages, first, count);
@@ -165,7 +188,18 @@ impl Persistence {
         }
         recovered.retain(|_, messages| !messages.is_empty());
         persistence.pin_after_recovery().await?;
-        Ok((persistence, recovered, report))
+        let next_ids = highest_ids
+            .into_iter()
+            .map(|(queue, highest)| (queue, MessageId(highest.saturating_add(1))))
+            .collect();
+        Ok((
+            persistence,
+            Recovered {
+                queues: recovered,
+                next_ids,
+            },
+            report,
+        ))
     }
 
     /// After replay: a segment older than the oldest live message record holds nothing
@@ -246,11 +280,17 @@ impl Persistence {
     /// Records that messages of `queue` were settled for good (acked, rejected, purged). The
     /// caller then reports each entry dead with `entry_dead`.
     pub fn append_settled(&self, queue: QueueId, ids: &[MessageId]) -> Result<Lsn, StorageError> {
-        let (lsn, location) = self
-            .log()?
-            .append(RECORD_SETTLED, &record::encode_settled(queue, ids))?;
-        self.last_appended.set(lsn);
-        self.track(location, 0);
+        let log = self.log()?;
+        let mut lsn = self.last_appended.get();
+        // A purge of a large, gappy backlog would otherwise make one record bigger than the
+        // log's write buffer, and it would never be written.
+        for chunk in ids.chunks(SETTLED_IDS_PER_RECORD) {
+            let (appended, location) =
+                log.append(RECORD_SETTLED, &record::encode_settled(queue, chunk))?;
+            lsn = appended;
+            self.last_appended.set(lsn);
+            self.track(location, 0);
+        }
         Ok(lsn)
     }
 
@@ -381,7 +421,6 @@ impl Persistence {
                 }
             }
         }
-        self.fail_waiting(shard);
         self.alarm_raised.set(false);
         shard
             .mesh
@@ -420,12 +459,19 @@ impl Persistence {
                 log.add_live(*segment, 1);
             }
         }
+        // Whatever still waits refers to the failed log: nacked before the new one is in use
+        // (later confirms are for the new log and must not be).
+        self.fail_waiting(shard);
         self.last_appended.set(probe_lsn);
         *self.log.borrow_mut() = Some(Rc::new(log));
         self.track(probe_location, 0);
         *self.failure.borrow_mut() = None;
         self.release_unused_prefix();
-        self.pin_after_recovery().await?;
+        // The log is back in use from here on: a failure to delete dead segments now must not
+        // send the reopen round again (the new log holds the directory lock).
+        if let Err(error) = self.pin_after_recovery().await {
+            tracing::warn!(%error, shard = %shard.id, "could not delete dead segments after reopening the log");
+        }
         Ok(lost.len())
     }
 
@@ -507,6 +553,11 @@ fn answer(shard: &Rc<Shard>, waiting: Waiting, ok: bool) {
         ),
         Waiting::Barrier(reply_to) => shard.reply(reply_to, Reply::Barrier),
     }
+}
+
+fn note_id(highest_ids: &mut HashMap<QueueId, u64>, queue: QueueId, id: u64) {
+    let highest = highest_ids.entry(queue).or_insert(0);
+    *highest = (*highest).max(id);
 }
 
 /// Marks recovered messages `first .. first + count` of a queue settled (their `stored` is

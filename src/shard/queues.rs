@@ -317,14 +317,18 @@ async fn get_after_fetch(
     no_ack: bool,
     reply_to: ReplyTo,
 ) {
-    for _ in 0..fetcher::GET_FETCH_ROUNDS_MAX {
-        // A no-op while a fetch for the queue is in flight; either way a fetch ends next.
-        fetcher::request(&shard, id, true);
-        shard.fetch_done.wait().await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < fetcher::GET_FETCH_WAIT_MAX {
+        // The queue may have changed before this task first ran (purged, deleted, fetched):
+        // look first. A head still on disk means a fetch for this queue is now in flight
+        // (asked for here, or already running), and a fetch ending fires `fetch_done`; no
+        // await separates the look from the wait, so that cannot be missed.
         if let Some(reply) = try_get(&shard, id, channel, no_ack) {
             shard.reply(reply_to, Reply::Got(reply));
             return;
         }
+        fetcher::request(&shard, id, true);
+        shard.fetch_done.wait().await;
     }
     let error = Exception::connection(
         crate::protocol::HardError::InternalError,

@@ -94,7 +94,12 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<ShardRecovery, PersistenceErro
     };
     {
         let mut queues = shard.queues.borrow_mut();
-        for (id, messages) in recovered {
+        for (id, next) in &recovered.next_ids {
+            if let Some(queue) = queues.get_mut(id) {
+                queue.skip_ids_below(*next);
+            }
+        }
+        for (id, messages) in recovered.queues {
             match queues.get_mut(&id).filter(|queue| queue.durable) {
                 Some(queue) => {
                     summary.queues += 1;
