@@ -200,3 +200,55 @@ fn assert_confirmed_in_order(acked: &[String], recovered: &[String]) {
         );
     }
 }
+
+/// tx.commit-ok promises the transaction's persistent messages are on disk: with the log
+/// failed, the commit fails (541, as RabbitMQ reports an internal error) instead.
+#[test]
+fn a_transaction_is_not_committed_while_the_log_is_failed() {
+    let broker = Broker::start_with(1, &["--storage-fault", "fdatasync-error-after=5"]);
+    let mut client = confirming_client(&broker);
+    let mut number = 0u32;
+    while publish_persistent(&mut client, number.to_string().as_bytes()).0 {
+        number += 1;
+        assert!(number < 500, "the fault never hit");
+    }
+    let mut transactional = RawClient::open(broker.addr);
+    // Opened during the alarm: told at once.
+    assert!(matches!(
+        transactional.next_method(),
+        (0, Method::ConnectionBlocked(_))
+    ));
+    transactional.open_channel(1);
+    transactional.send_method(1, hare::protocol::TxSelect {});
+    match transactional.next_method() {
+        (1, Method::TxSelectOk(_)) => {}
+        other => panic!("expected tx.select-ok, got {other:?}"),
+    }
+    let properties = BasicProperties {
+        delivery_mode: Some(2),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    write_method_frame(
+        &mut out,
+        1,
+        &Method::BasicPublish(BasicPublish {
+            routing_key: ShortStr::from_static("faulty"),
+            ..Default::default()
+        }),
+    );
+    write_content(
+        &mut out,
+        1,
+        60,
+        &properties.to_raw(),
+        b"in a transaction",
+        131_072,
+    );
+    transactional.send_bytes(&out);
+    transactional.send_method(1, hare::protocol::TxCommit {});
+    match transactional.next_method() {
+        (0, Method::ConnectionClose(close)) => assert_eq!(close.reply_code, 541, "{close:?}"),
+        other => panic!("expected the commit to fail, got {other:?}"),
+    }
+}

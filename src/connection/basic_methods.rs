@@ -440,10 +440,22 @@ pub async fn tx_commit(
             pending
         })
         .collect();
+    let mut durable = true;
     for barrier in barriers {
-        if !matches!(barrier.wait().await, Reply::Barrier) {
-            return Err(unexpected_reply());
+        match barrier.wait().await {
+            Reply::Barrier {
+                durable: shard_durable,
+            } => durable &= shard_durable,
+            _ => return Err(unexpected_reply()),
         }
+    }
+    if !durable {
+        // A shard's log failed: the transaction's persistent messages may not be on disk,
+        // so commit-ok would be a false promise.
+        return Err(Exception::connection(
+            HardError::InternalError,
+            "INTERNAL_ERROR - the transaction could not be made durable (disk fault)",
+        ));
     }
     connection.write_method(channel.0, &Method::TxCommitOk(TxCommitOk {}));
     Ok(())

@@ -44,7 +44,7 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             // A barrier behind persistent work also waits for its fdatasync.
             let waiting = crate::shard::persistence::Waiting::Barrier(reply_to);
             if !shard.persistence().after_durable(waiting) {
-                shard.reply(reply_to, Reply::Barrier);
+                shard.reply(reply_to, Reply::Barrier { durable: true });
             }
         }
         ShardMessage::Queue { queue, op } => queues::handle(shard, queue, op),

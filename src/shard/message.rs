@@ -198,7 +198,11 @@ pub enum Reply {
     Cancelled,
     Got(Result<Option<GetOk>, Exception>),
     Purged(Result<u32, Exception>),
-    Barrier,
+    /// Everything sent before the barrier was handled; `durable` is false when the shard's
+    /// log failed, so persistent work in it may not be on disk.
+    Barrier {
+        durable: bool,
+    },
     /// A queue was deleted: (message count, metadata version).
     Deleted(Result<(u32, u64), Exception>),
 }

@@ -551,7 +551,7 @@ fn answer(shard: &Rc<Shard>, waiting: Waiting, ok: bool) {
                 },
             },
         ),
-        Waiting::Barrier(reply_to) => shard.reply(reply_to, Reply::Barrier),
+        Waiting::Barrier(reply_to) => shard.reply(reply_to, Reply::Barrier { durable: ok }),
     }
 }
 
