@@ -17,8 +17,8 @@ fn publish_persistent(client: &mut RawClient, body: &[u8]) -> (bool, bool) {
     (ack, blocked)
 }
 
-/// Like `publish_persistent`, also telling whether connection.unblocked arrived.
-fn publish_watching_alarm(client: &mut RawClient, body: &[u8]) -> (bool, bool, bool) {
+/// Sends a persistent message to queue "faulty" on channel 1, without waiting for anything.
+fn send_persistent(client: &mut RawClient, body: &[u8]) {
     let properties = BasicProperties {
         delivery_mode: Some(2),
         ..Default::default()
@@ -34,6 +34,11 @@ fn publish_watching_alarm(client: &mut RawClient, body: &[u8]) -> (bool, bool, b
     );
     write_content(&mut out, 1, 60, &properties.to_raw(), body, 131_072);
     client.send_bytes(&out);
+}
+
+/// Like `publish_persistent`, also telling whether connection.unblocked arrived.
+fn publish_watching_alarm(client: &mut RawClient, body: &[u8]) -> (bool, bool, bool) {
+    send_persistent(client, body);
     let (mut blocked, mut unblocked) = (false, false);
     loop {
         match client.next_method() {
@@ -224,28 +229,7 @@ fn a_transaction_is_not_committed_while_the_log_is_failed() {
         (1, Method::TxSelectOk(_)) => {}
         other => panic!("expected tx.select-ok, got {other:?}"),
     }
-    let properties = BasicProperties {
-        delivery_mode: Some(2),
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    write_method_frame(
-        &mut out,
-        1,
-        &Method::BasicPublish(BasicPublish {
-            routing_key: ShortStr::from_static("faulty"),
-            ..Default::default()
-        }),
-    );
-    write_content(
-        &mut out,
-        1,
-        60,
-        &properties.to_raw(),
-        b"in a transaction",
-        131_072,
-    );
-    transactional.send_bytes(&out);
+    send_persistent(&mut transactional, b"in a transaction");
     transactional.send_method(1, hare::protocol::TxCommit {});
     match transactional.next_method() {
         (0, Method::ConnectionClose(close)) => assert_eq!(close.reply_code, 541, "{close:?}"),
