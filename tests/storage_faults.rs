@@ -236,3 +236,43 @@ fn a_transaction_is_not_committed_while_the_log_is_failed() {
         other => panic!("expected the commit to fail, got {other:?}"),
     }
 }
+
+/// Persistent messages arriving faster than the disk takes them (no confirms, large bodies)
+/// fill the log's write buffer. Those that do not fit are kept in memory only, never dropped:
+/// a publisher without confirms must not lose messages silently.
+#[test]
+fn persistent_messages_beyond_the_write_buffer_are_queued_not_dropped() {
+    const COUNT: usize = 160;
+    let broker = Broker::start(1);
+    let mut client = RawClient::open(broker.addr);
+    client.open_channel(1);
+    client.send_method(
+        1,
+        hare::protocol::QueueDeclare {
+            queue: ShortStr::from_static("faulty"),
+            durable: true,
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        client.next_method(),
+        (1, Method::QueueDeclareOk(_))
+    ));
+    // 40 MiB in one go: more than the 16 MiB write buffer holds.
+    let body = vec![b'x'; 256 * 1024];
+    for _ in 0..COUNT {
+        send_persistent(&mut client, &body);
+    }
+    client.send_method(
+        1,
+        hare::protocol::QueueDeclare {
+            queue: ShortStr::from_static("faulty"),
+            passive: true,
+            ..Default::default()
+        },
+    );
+    match client.next_method() {
+        (1, Method::QueueDeclareOk(ok)) => assert_eq!(ok.message_count as usize, COUNT),
+        other => panic!("expected queue.declare-ok, got {other:?}"),
+    }
+}

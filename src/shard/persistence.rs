@@ -482,6 +482,13 @@ impl Persistence {
         }
     }
 
+    /// True while appends are close to the log's write-buffer bound: publishers must slow
+    /// down before persistent messages stop fitting.
+    pub fn write_buffer_high(&self) -> bool {
+        self.log()
+            .is_ok_and(|log| log.buffered_bytes() > hare_storage::WRITE_BUFFER_BYTES_MAX / 2)
+    }
+
     pub fn disk_bytes(&self) -> u64 {
         self.log().map_or(0, |log| log.disk_bytes())
     }

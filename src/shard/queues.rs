@@ -68,9 +68,17 @@ pub fn publish(
                 }
             }
             Err(error) => {
-                // Never a false ack: the message is not durable, so it is refused.
-                tracing::warn!(%error, shard = %shard.id, "persistent message refused");
+                // Never a false ack: the message is not durable, so a confirm is a nack. It is
+                // still queued, in RAM only: dropping it would lose it silently for a
+                // publisher without confirms, and a nack allows delivery anyway.
+                tracing::warn!(%error, shard = %shard.id, "persistent message not stored; queued in memory only");
                 stored = false;
+                let mut queues = shard.queues.borrow_mut();
+                for (id, _) in durable_entries {
+                    let queue = queues.get_mut(&id).expect("looked up above, same handler");
+                    queue.enqueue(message.clone());
+                    shard.mark_dirty(id);
+                }
             }
         }
     }

@@ -324,7 +324,14 @@ async fn run_shard(
     // The housekeeping tick: watches for the stop request and measures queue memory.
     while !stop.load(Ordering::Acquire) {
         ticker.tick().await;
-        let queued_bytes = shard.queues.borrow().values().map(Queue::ram_bytes).sum();
+        let mut queued_bytes: usize = shard.queues.borrow().values().map(Queue::ram_bytes).sum();
+        if shard
+            .installed_persistence()
+            .is_some_and(|persistence| persistence.write_buffer_high())
+        {
+            // The disk is behind: slow publishers as if the queues were full.
+            queued_bytes = queued_bytes.max(crate::shard::pressure::QUEUED_BYTES_HIGH + 1);
+        }
         shard.mesh.pressure.update(shard.id, queued_bytes);
     }
     shut_down(&shard, &ticker).await;

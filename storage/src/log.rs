@@ -186,6 +186,12 @@ impl Log {
         (state.active_segment, state.active_offset)
     }
 
+    /// Bytes appended and not yet handed to a write: appends fail with `Backpressure` above
+    /// `WRITE_BUFFER_BYTES_MAX`.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.core.state.borrow().buffered_bytes
+    }
+
     /// Highest LSN covered by a completed fdatasync.
     pub fn durable_lsn(&self) -> Lsn {
         self.core.state.borrow().durable_lsn
