@@ -88,20 +88,24 @@ pub fn parse_protocol_header(h: &[u8; 8]) -> ProtocolHeader {
     }
 }
 
-/// Splits the next complete frame off `buf`. `Ok(None)` means more bytes are needed.
-///
-/// The type and the size are checked as soon as the header is buffered: a payload larger than
-/// `frame_max` is `TooLarge` (RabbitMQ tolerates a payload of exactly frame_max, so do we;
-/// `frame_max` 0 means no limit).
-pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
-    let Some(header) = buf.first_chunk::<FRAME_HEADER_SIZE>() else {
-        return Ok(None);
-    };
+/// One frame found in a byte slice, its payload borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    pub frame_type: FrameType,
+    pub channel: u16,
+    pub payload: &'a [u8],
+}
+
+/// Checks a frame header (type, and size against `frame_max`; 0 means no limit) and returns
+/// the type, the channel and the offset of the frame-end octet.
+fn check_header(
+    header: &[u8; FRAME_HEADER_SIZE],
+    frame_max: u32,
+) -> Result<(FrameType, u16, usize), FrameError> {
     let [type_octet, c0, c1, s0, s1, s2, s3] = *header;
     let frame_type = FrameType::from_u8(type_octet).ok_or(FrameError::UnknownType {
         frame_type: type_octet,
     })?;
-    let channel = u16::from_be_bytes([c0, c1]);
     let size = u32::from_be_bytes([s0, s1, s2, s3]);
     if frame_max != 0 && size > frame_max {
         return Err(FrameError::TooLarge { size, frame_max });
@@ -110,22 +114,56 @@ pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, 
         .ok()
         .and_then(|size| size.checked_add(FRAME_HEADER_SIZE))
         .ok_or(FrameError::TooLarge { size, frame_max })?;
+    Ok((frame_type, u16::from_be_bytes([c0, c1]), end_at))
+}
+
+/// Finds the frame at the start of `buf` without copying: the frame and the bytes it takes,
+/// or `Ok(None)` while `buf` does not hold all of it yet. The size is checked against
+/// `frame_max` from the header alone (0 means no limit).
+pub fn scan_frame(buf: &[u8], frame_max: u32) -> Result<Option<(FrameRef<'_>, usize)>, FrameError> {
+    let Some(header) = buf.first_chunk::<FRAME_HEADER_SIZE>() else {
+        return Ok(None);
+    };
+    let (frame_type, channel, end_at) = check_header(header, frame_max)?;
     let Some(&end) = buf.get(end_at) else {
-        // Reserve room for the rest of the frame only when frame_max bounds it: without a limit
-        // a hostile size would make us allocate up to 4 GiB up front.
-        if frame_max != 0 {
-            buf.reserve(end_at + 1 - buf.len());
-        }
         return Ok(None);
     };
     if end != FRAME_END {
         return Err(FrameError::BadFrameEnd { found: end });
     }
-    let frame = buf.split_to(end_at + 1).freeze();
+    let frame = FrameRef {
+        frame_type,
+        channel,
+        payload: &buf[FRAME_HEADER_SIZE..end_at],
+    };
+    Ok(Some((frame, end_at + 1)))
+}
+
+/// Splits the next complete frame off `buf`. `Ok(None)` means more bytes are needed.
+///
+/// The type and the size are checked as soon as the header is buffered: a payload larger than
+/// `frame_max` is `TooLarge` (RabbitMQ tolerates a payload of exactly frame_max, so do we;
+/// `frame_max` 0 means no limit).
+pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
+    let Some((frame_type, channel, length)) = scan_frame(buf, frame_max)?
+        .map(|(frame, length)| (frame.frame_type, frame.channel, length))
+    else {
+        // Reserve room for the rest of the frame only when frame_max bounds it: without a limit
+        // a hostile size would make us allocate up to 4 GiB up front.
+        if let Some(header) = buf
+            .first_chunk::<FRAME_HEADER_SIZE>()
+            .filter(|_| frame_max != 0)
+        {
+            let (_, _, end_at) = check_header(header, frame_max)?;
+            buf.reserve(end_at + 1 - buf.len());
+        }
+        return Ok(None);
+    };
+    let frame = buf.split_to(length).freeze();
     Ok(Some(Frame {
         frame_type,
         channel,
-        payload: frame.slice(FRAME_HEADER_SIZE..end_at),
+        payload: frame.slice(FRAME_HEADER_SIZE..length - 1),
     }))
 }
 

@@ -25,9 +25,9 @@ mod test_support;
 
 pub use error::DecodeError;
 pub use frame::{
-    parse_frame, parse_protocol_header, write_content, write_heartbeat, write_method_frame, Frame,
-    FrameError, FrameType, ProtocolHeader, FRAME_END, FRAME_HEADER_SIZE, FRAME_OVERHEAD_SIZE,
-    PROTOCOL_HEADER,
+    parse_frame, parse_protocol_header, scan_frame, write_content, write_heartbeat,
+    write_method_frame, Frame, FrameError, FrameRef, FrameType, ProtocolHeader, FRAME_END,
+    FRAME_HEADER_SIZE, FRAME_OVERHEAD_SIZE, PROTOCOL_HEADER,
 };
 pub use methods::Method;
 pub use methods::*;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use hare_protocol::{
     write_method_frame, ChannelClose, ChannelCloseOk, ChannelOpen, ConnectionClose,
     ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, FieldValue,
-    LongStr, Method, ShortStr, PROTOCOL_HEADER,
+    FrameType, LongStr, Method, ShortStr, PROTOCOL_HEADER,
 };
 
 use super::error::ClientError;
@@ -188,7 +188,7 @@ impl Connection {
     fn next_method(&mut self, channel: u16, expected: &'static str) -> Result<Method, ClientError> {
         loop {
             while let Some((frame, used)) = scan_frame(self.read.unread(), self.frame_max)? {
-                let method = (frame.frame_type == 1)
+                let method = (frame.frame_type == FrameType::Method)
                     .then(|| Method::decode(&Bytes::copy_from_slice(frame.payload)))
                     .transpose()?;
                 let frame_channel = frame.channel;

@@ -94,7 +94,7 @@ mod tests {
     use crate::client::read_buffer::scan_frame;
     use crate::message_id::read_stamp;
     use bytes::Bytes;
-    use hare_protocol::ContentHeader;
+    use hare_protocol::{ContentHeader, FrameType};
 
     #[test]
     fn appended_messages_decode_with_their_stamps() {
@@ -109,12 +109,12 @@ mod tests {
             let mut body_bytes = 0;
             while let Some((frame, used)) = scan_frame(rest, frame_max).unwrap() {
                 match frame.frame_type {
-                    1 => {
+                    FrameType::Method => {
                         let method =
                             Method::decode(&Bytes::copy_from_slice(frame.payload)).unwrap();
                         assert_eq!(method.name(), "basic.publish");
                     }
-                    2 => {
+                    FrameType::Header => {
                         let header =
                             ContentHeader::decode(&Bytes::copy_from_slice(frame.payload)).unwrap();
                         assert!(header.properties.is_persistent());

@@ -1,5 +1,5 @@
-//! `ReadBuffer`: one large receive buffer per socket, and `scan_frame`, which finds the next
-//! complete frame in it without copying or allocating.
+//! `ReadBuffer`: one large receive buffer per socket, read with the codec's `scan_frame`, which
+//! finds the next complete frame in it without copying or allocating.
 //!
 //! ```text
 //! buf: [ consumed | unread frames ... | partial frame | free space ]
@@ -13,52 +13,14 @@
 
 use std::io::{self, Read};
 
-use hare_protocol::{FrameError, FRAME_END, FRAME_HEADER_SIZE, FRAME_OVERHEAD_SIZE};
+use hare_protocol::FRAME_OVERHEAD_SIZE;
 
 /// Size of a fresh receive buffer: large enough that a busy consumer drains many deliveries per
 /// `read` syscall.
 pub const READ_BUFFER_SIZE: usize = 1 << 20;
 
-/// One frame, borrowed from the receive buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InFrame<'a> {
-    pub frame_type: u8,
-    pub channel: u16,
-    pub payload: &'a [u8],
-}
-
-/// Finds the frame at the start of `buf`. Returns the frame and the bytes it occupies, or
-/// `Ok(None)` when `buf` does not yet hold all of it. `frame_max` 0 means no limit.
-pub fn scan_frame(buf: &[u8], frame_max: u32) -> Result<Option<(InFrame<'_>, usize)>, FrameError> {
-    let Some(header) = buf.first_chunk::<FRAME_HEADER_SIZE>() else {
-        return Ok(None);
-    };
-    let [frame_type, c0, c1, s0, s1, s2, s3] = *header;
-    if !matches!(frame_type, 1 | 2 | 3 | 8) {
-        return Err(FrameError::UnknownType { frame_type });
-    }
-    let size = u32::from_be_bytes([s0, s1, s2, s3]);
-    if frame_max != 0 && size > frame_max {
-        return Err(FrameError::TooLarge { size, frame_max });
-    }
-    let end_at = usize::try_from(size)
-        .ok()
-        .and_then(|size| size.checked_add(FRAME_HEADER_SIZE))
-        .ok_or(FrameError::TooLarge { size, frame_max })?;
-    let Some(&end) = buf.get(end_at) else {
-        return Ok(None);
-    };
-    if end != FRAME_END {
-        return Err(FrameError::BadFrameEnd { found: end });
-    }
-    let payload = buf.get(FRAME_HEADER_SIZE..end_at).unwrap_or_default();
-    let frame = InFrame {
-        frame_type,
-        channel: u16::from_be_bytes([c0, c1]),
-        payload,
-    };
-    Ok(Some((frame, end_at + 1)))
-}
+/// One frame, borrowed from the receive buffer, found by the codec's `scan_frame`.
+pub use hare_protocol::{scan_frame, FrameRef as InFrame};
 
 /// A receive buffer with a read cursor; see the module doc.
 #[derive(Debug)]
@@ -140,7 +102,9 @@ impl ReadBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hare_protocol::{write_content, write_method_frame, BasicAck, Method};
+    use hare_protocol::{
+        write_content, write_method_frame, BasicAck, FrameError, FrameType, Method,
+    };
 
     fn frames() -> Vec<u8> {
         let mut out = Vec::new();
@@ -157,11 +121,11 @@ mod tests {
     fn scans_frames_in_place_and_waits_for_partial_ones() {
         let bytes = frames();
         let (first, used) = scan_frame(&bytes, 4096).unwrap().unwrap();
-        assert_eq!(first.frame_type, 1);
+        assert_eq!(first.frame_type, FrameType::Method);
         assert_eq!(first.channel, 3);
         assert_eq!(first.payload.len(), 13);
         let (header, used2) = scan_frame(&bytes[used..], 4096).unwrap().unwrap();
-        assert_eq!(header.frame_type, 2);
+        assert_eq!(header.frame_type, FrameType::Header);
         let (body, used3) = scan_frame(&bytes[used + used2..], 4096).unwrap().unwrap();
         assert_eq!(body.payload, b"hello");
         assert_eq!(used + used2 + used3, bytes.len());
@@ -208,7 +172,10 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(seen, vec![1, 2, 3]);
+        assert_eq!(
+            seen,
+            vec![FrameType::Method, FrameType::Header, FrameType::Body]
+        );
         assert!(buffer.unread().is_empty());
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hare_protocol::Method;
+use hare_protocol::{FrameType, Method};
 
 use crate::client::connection::{channel_closed, connection_closed, is_timeout};
 use crate::client::inbound::{method_ids, parse_confirm, Confirm};
@@ -272,7 +272,7 @@ fn process_frames(
     let (mut confirmed, mut nacked) = (0u64, 0u64);
     let mut step = ReaderStep::Continue;
     while let Some((frame, used)) = scan_frame(read.unread(), frame_max)? {
-        if frame.frame_type == 1 {
+        if frame.frame_type == FrameType::Method {
             if let Some(confirm) = parse_confirm(frame.payload) {
                 let n = window.settle(confirm, now_ns, |publish_ns| {
                     latency.record_ns(now_ns.saturating_sub(publish_ns));

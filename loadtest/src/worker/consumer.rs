@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hare_protocol::{
-    write_method_frame, BasicAck, BasicNack, BasicReject, ConnectionClose, Method, ShortStr,
+    write_method_frame, BasicAck, BasicNack, BasicReject, ConnectionClose, FrameType, Method,
+    ShortStr,
 };
 
 use crate::client::connection::{channel_closed, connection_closed, is_timeout, RPC_TIMEOUT};
@@ -264,7 +265,7 @@ impl Consumer<'_> {
 
     fn on_frame(&mut self, frame: InFrame<'_>) -> Result<Step, ClientError> {
         match frame.frame_type {
-            1 => {
+            FrameType::Method => {
                 if let Some(delivery) = parse_deliver(frame.payload) {
                     self.in_flight = Some(InFlight {
                         tag: delivery.delivery_tag,
@@ -276,7 +277,7 @@ impl Consumer<'_> {
                 }
                 return self.on_control(frame);
             }
-            2 => {
+            FrameType::Header => {
                 let size = content_body_size(frame.payload).ok_or(ClientError::Malformed {
                     what: "content header",
                 })?;
@@ -284,7 +285,7 @@ impl Consumer<'_> {
                     in_flight.remaining = Some(size);
                 }
             }
-            3 => {
+            FrameType::Body => {
                 if let Some(in_flight) = self.in_flight.as_mut() {
                     if in_flight.stamp.is_none() {
                         in_flight.stamp = read_stamp(frame.payload);
@@ -423,7 +424,7 @@ impl Consumer<'_> {
         let deadline = Instant::now() + RPC_TIMEOUT;
         while Instant::now() < deadline {
             while let Some((frame, used)) = scan_frame(read.unread(), self.frame_max)? {
-                let close_ok = frame.frame_type == 1
+                let close_ok = frame.frame_type == FrameType::Method
                     && crate::client::inbound::method_ids(frame.payload) == Some((10, 51));
                 read.consume(used);
                 if close_ok {
