@@ -29,6 +29,10 @@
 //! `writer` (placement, bounded buffer), `committer` (pipelined group commit), `reader` (O_DIRECT reads),
 //! `recovery` (scan, torn tail), `lock` (directory lock), [`fault`] (fault injection),
 //! `notify` (waiters).
+//!
+//! Beside the segment logs, [`MetadataLog`] (`metadata_log`, bytes in
+//! [`metadata_format`](mod@metadata_format)) keeps small opaque entries (the broker's durable
+//! definitions) as snapshots plus appended batches, with plain buffered I/O.
 
 mod aligned;
 mod committer;
@@ -37,6 +41,8 @@ pub mod fault;
 pub mod format;
 mod lock;
 mod log;
+pub mod metadata_format;
+mod metadata_log;
 mod notify;
 mod reader;
 mod recovery;
@@ -52,6 +58,10 @@ pub use crate::error::StorageError;
 pub use crate::fault::FaultInjector;
 pub use crate::format::CorruptReason;
 pub use crate::log::{Log, LogStats};
+pub use crate::metadata_log::{
+    metadata_generation_file_name, MetadataLog, MetadataLogError, MetadataOpenReport,
+    RecoveredMetadata,
+};
 pub use crate::reader::{READ_COALESCE_GAP_BYTES, READ_COALESCE_SPAN_BYTES_MAX};
 pub use crate::segment::segment_file_name;
 pub use crate::writer::{WRITE_BUFFER_BYTES_MAX, WRITE_CHUNK_BYTES};
