@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default of `Config::metadata_compaction_bytes`.
+pub const METADATA_COMPACTION_BYTES_DEFAULT: u64 = 16 << 20;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -28,6 +31,10 @@ pub struct Config {
     pub guest_loopback_only: bool,
     /// Size of each log segment file (tests use small ones to exercise segment GC).
     pub segment_size_bytes: u64,
+    /// Changes appended to the metadata log after its snapshot before a new snapshot starts
+    /// the next generation (also at least twice the snapshot, so rewrites stay O(1) per
+    /// change on average). Tests use small values to rewrite often.
+    pub metadata_compaction_bytes: u64,
     /// Test-only: make every shard's log fail after some operations.
     pub storage_fault: Option<crate::shard::fault::StorageFault>,
 }
@@ -47,6 +54,7 @@ impl Default for Config {
             message_size_max: 16 * 1024 * 1024,
             guest_loopback_only: true,
             segment_size_bytes: hare_storage::SEGMENT_SIZE_BYTES_DEFAULT,
+            metadata_compaction_bytes: METADATA_COMPACTION_BYTES_DEFAULT,
             storage_fault: None,
         }
     }

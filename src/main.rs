@@ -33,6 +33,10 @@ struct Cli {
     /// Size of each log segment file in bytes (tests use small segments).
     #[arg(long, default_value_t = hare_storage::SEGMENT_SIZE_BYTES_DEFAULT, hide = true)]
     segment_size_bytes: u64,
+    /// Bytes of metadata changes after a snapshot before the next snapshot (tests use small
+    /// values to rewrite often).
+    #[arg(long, default_value_t = hare::config::METADATA_COMPACTION_BYTES_DEFAULT, hide = true)]
+    metadata_compaction_bytes: u64,
     /// Test-only storage fault, e.g. `fdatasync-error-after=20` or `enospc-after=5`.
     #[arg(long, hide = true, value_parser = parse_storage_fault)]
     storage_fault: Option<hare::shard::fault::StorageFault>,
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         heartbeat_interval: std::time::Duration::from_secs(cli.heartbeat_secs),
         handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout_ms),
         segment_size_bytes: cli.segment_size_bytes,
+        metadata_compaction_bytes: cli.metadata_compaction_bytes,
         storage_fault: cli.storage_fault,
         ..Config::default()
     };

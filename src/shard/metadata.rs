@@ -8,10 +8,11 @@ use crate::exception::Exception;
 use crate::ids::ShardId;
 use crate::protocol::{HardError, ShortStr};
 use crate::shard::message::{MetaRequest, QueueOp, Reply, ShardMessage};
+use crate::shard::metadata_writer::PendingChange;
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
-use crate::vhost::definitions::{self, Definitions};
 use crate::vhost::delta::MetaUpdate;
+use crate::vhost::metadata_record::MetadataChange;
 use crate::vhost::rules::Change;
 
 pub fn handle_request(
@@ -62,8 +63,9 @@ pub fn handle_request(
         }
     };
     let deltas = std::mem::take(&mut change.deltas);
-    let touched_durable = change.touched_durable;
+    let durable_deltas = std::mem::take(&mut change.durable_deltas);
     drop(change);
+    let needs_definitions = !durable_deltas.is_empty();
     shard.next_metadata_id.set(next_id);
     let version = if deltas.is_empty() {
         let version = registry.version();
@@ -74,6 +76,18 @@ pub fn handle_request(
         registry.set_version(version);
         drop(registry);
         super::queues::install_declared(shard, &deltas);
+        if needs_definitions {
+            let entry = MetadataChange {
+                next_id,
+                vhost: vhost_name.clone(),
+                deltas: durable_deltas,
+            };
+            shard.metadata_pending.borrow_mut().push(PendingChange {
+                version,
+                entry: entry.encode(),
+            });
+            shard.definitions_wanted.notify();
+        }
         let update = MetaUpdate {
             version,
             vhost: vhost_name,
@@ -134,55 +148,13 @@ pub fn handle_request(
             )
         }),
     };
-    if touched_durable {
-        shard.definitions_requested.set(version);
-        shard.definitions_wanted.notify();
-    }
     if let Some((target, message)) = answer {
-        answer_when_applied(shard, version, touched_durable, target, message);
-    }
-}
-
-/// Writes the durable definitions after changes, one write at a time, coalescing changes made
-/// while a write runs. The write (temporary file, fsync, rename, fsync of the directory) runs
-/// on glommio's blocking thread so the shard keeps serving.
-pub async fn run_definitions_writer(shard: Rc<Shard>) {
-    loop {
-        if shard.definitions_requested.get() <= shard.definitions_written.get() {
-            shard.definitions_wanted.wait().await;
-            continue;
-        }
-        let (version, bytes) = {
-            let registry = shard.registry.borrow();
-            let vhost = registry
-                .vhost(&ShortStr::from_static(crate::vhost::DEFAULT_VHOST))
-                .expect("the default vhost exists");
-            let shard_count = u16::try_from(shard.shard_count()).expect("shard count fits u16");
-            let definitions =
-                Definitions::collect(vhost, shard.next_metadata_id.get(), shard_count);
-            (registry.version(), definitions.encode())
-        };
-        let dir = shard.config.data_dir.clone();
-        let written = glommio::executor()
-            .spawn_blocking(move || definitions::write_atomically(&dir, &bytes))
-            .await;
-        match written {
-            Ok(()) => {
-                shard.definitions_written.set(version);
-                release_answers(shard.as_ref());
-            }
-            Err(error) => {
-                // Answers to durable changes wait until the definitions are on disk; retry
-                // rather than acknowledge a change a restart would lose.
-                tracing::error!(%error, "cannot write the definitions file; retrying");
-                glommio::timer::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
+        answer_when_applied(shard, version, needs_definitions, target, message);
     }
 }
 
 /// Sends `message` once every shard has applied `version` (and, for a durable change, once
-/// the definitions file holds it): a client that got declare-ok or bind-ok may use what it
+/// the metadata log holds it): a client that got declare-ok or bind-ok may use what it
 /// changed from any connection at once, and a restart keeps it.
 fn answer_when_applied(
     shard: &Rc<Shard>,
@@ -209,7 +181,7 @@ pub fn applied(shard: &Rc<Shard>, from: ShardId, version: u64) {
 
 /// Sends, in version order, every answer whose version every shard has applied and whose
 /// durable change is written.
-fn release_answers(shard: &Shard) {
+pub(super) fn release_answers(shard: &Shard) {
     let minimum = {
         let mut applied = shard.metadata_applied.borrow_mut();
         // The metadata shard applied every version it made.

@@ -13,6 +13,8 @@ pub mod inbox;
 pub mod mesh;
 pub mod message;
 pub mod metadata;
+pub mod metadata_recovery;
+pub mod metadata_writer;
 pub mod notify;
 pub mod pending;
 pub mod persistence;
@@ -66,9 +68,9 @@ pub struct Shard {
     /// Metadata-shard state: answers waiting until every shard has their version, in
     /// version order.
     pub metadata_answers: RefCell<VecDeque<(u64, bool, ShardId, ShardMessage)>>,
-    /// Metadata-shard state: the newest version whose durable definitions must be written,
-    /// and the newest written.
-    pub definitions_requested: Cell<u64>,
+    /// Metadata-shard state: durable changes not yet handed to the metadata log, in version
+    /// order, and the newest version the log holds.
+    pub metadata_pending: RefCell<Vec<metadata_writer::PendingChange>>,
     pub definitions_written: Cell<u64>,
     pub definitions_wanted: notify::Notify,
     /// Accepting shard's estimate of the connections on each shard.
@@ -104,7 +106,7 @@ impl Shard {
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
             metadata_applied: RefCell::new(vec![0; shard_count]),
             metadata_answers: RefCell::new(VecDeque::new()),
-            definitions_requested: Cell::new(0),
+            metadata_pending: RefCell::new(Vec::new()),
             definitions_written: Cell::new(0),
             definitions_wanted: notify::Notify::new(),
             connection_counts: RefCell::new(vec![0; shard_count]),

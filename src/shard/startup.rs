@@ -26,8 +26,9 @@ use crate::shard::message::ShardMessage;
 use crate::shard::pressure::Pressure;
 use crate::shard::recovery::{self, ShardRecovery};
 use crate::shard::waker::{self, Ticker, WakeHandles, WakeReader};
-use crate::shard::{metadata, queues, Shard};
-use crate::vhost::definitions::Definitions;
+use crate::shard::{metadata_recovery, metadata_writer, queues, Shard};
+use crate::vhost::metadata_record::MetadataSnapshot;
+use hare_storage::MetadataLog;
 
 /// Preemption timer. glommio 0.9's 1 ms setting (which DESIGN §2 suggests for cross-shard
 /// latency) makes executors park with runnable tasks on this kernel: a stress test of
@@ -66,11 +67,8 @@ pub enum StartError {
     DataDir(#[from] recovery::DataDirError),
     #[error("cannot recover shard {shard}'s log: {reason}")]
     Recovery { shard: usize, reason: String },
-    #[error("cannot read the definitions in {dir}: {source}")]
-    Definitions {
-        dir: std::path::PathBuf,
-        source: crate::vhost::definitions::DefinitionsError,
-    },
+    #[error(transparent)]
+    Metadata(#[from] metadata_recovery::MetadataRecoveryError),
     #[error("the data directory was written with {written} shards; start with --shards {written} (changing the shard count of existing data is not supported yet)")]
     ShardCountChanged { written: u16 },
 }
@@ -122,19 +120,35 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
             source,
         })?;
     // Start-up only: the definitions are read before any executor runs.
-    let definitions = crate::vhost::definitions::load(&config.data_dir).map_err(|source| {
-        StartError::Definitions {
-            dir: config.data_dir.clone(),
-            source,
-        }
-    })?;
-    if let Some(definitions) = &definitions {
-        if usize::from(definitions.shard_count) != config.shards {
-            return Err(StartError::ShardCountChanged {
-                written: definitions.shard_count,
-            });
-        }
+    let metadata = metadata_recovery::open_metadata(&config)?;
+    if usize::from(metadata.snapshot.shard_count) != config.shards {
+        return Err(StartError::ShardCountChanged {
+            written: metadata.snapshot.shard_count,
+        });
     }
+    let summary = &metadata.summary;
+    tracing::info!(
+        generation = summary.generation,
+        changes = summary.changes_replayed,
+        torn_tail_bytes = summary.torn_tail_bytes,
+        converted_definitions_file = summary.converted_definitions_file,
+        queues = metadata
+            .snapshot
+            .vhosts
+            .iter()
+            .map(|vhost| vhost.queues.len())
+            .sum::<usize>(),
+        bindings = metadata
+            .snapshot
+            .vhosts
+            .iter()
+            .map(|vhost| vhost.bindings.len())
+            .sum::<usize>(),
+        duration_ms = summary.duration.as_millis() as u64,
+        "metadata recovered"
+    );
+    let mut metadata_log = Some(metadata.log);
+    let definitions = Arc::new(metadata.snapshot);
     let listener = StdTcpListener::bind(config.listen).map_err(|source| StartError::Listen {
         address: config.listen,
         source,
@@ -187,7 +201,7 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
         let listener_fd = if index == 0 { listener_fd.take() } else { None };
         let wake = wake.clone();
         let ready = ready_sender.clone();
-        let definitions = definitions.clone();
+        let definitions = (definitions.clone(), metadata_log.take());
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("hare-shard-{index}"))
             .io_memory(io_memory_bytes)
@@ -251,7 +265,10 @@ async fn run_shard(
     config: Config,
     (senders, receivers): MeshEnds,
     (wake, wake_reader): (WakeHandles, WakeReader),
-    (listener_fd, definitions): (Option<i32>, Option<Definitions>),
+    (listener_fd, (definitions, metadata_log)): (
+        Option<i32>,
+        (Arc<MetadataSnapshot>, Option<MetadataLog>),
+    ),
     (stop, ready, pressure): (Arc<AtomicBool>, ReadySender, Arc<Pressure>),
 ) {
     let shard_count = senders.len();
@@ -264,11 +281,11 @@ async fn run_shard(
     };
     let mesh = Rc::new(Mesh::new(id, shard_count, wake, pressure));
     let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone()));
-    if let Some(definitions) = &definitions {
-        install_definitions(&shard, definitions);
-    }
-    if id == ShardId::METADATA {
-        glommio::spawn_local(metadata::run_definitions_writer(shard.clone())).detach();
+    install_definitions(&shard, &definitions);
+    drop(definitions);
+    if let Some(log) = metadata_log {
+        assert_eq!(id, ShardId::METADATA, "the metadata shard writes the log");
+        glommio::spawn_local(metadata_writer::run_metadata_writer(shard.clone(), log)).detach();
     }
     // Recover before serving: nothing may reach a queue before its messages are back.
     match recovery::recover(&shard).await {
@@ -467,20 +484,22 @@ fn io_memory_per_executor(shards: usize) -> Result<usize, StartError> {
 }
 
 /// Rebuilds the durable metadata on this shard's copy, and the runtimes of its durable queues.
-fn install_definitions(shard: &Rc<Shard>, definitions: &Definitions) {
-    let deltas = definitions.deltas();
-    {
-        let mut registry = shard.registry.borrow_mut();
-        let vhost = registry
-            .vhost_mut(&definitions.vhost)
-            .expect("definitions name the default vhost");
-        for delta in &deltas {
-            vhost.apply(delta);
+fn install_definitions(shard: &Rc<Shard>, snapshot: &MetadataSnapshot) {
+    for definitions in &snapshot.vhosts {
+        let deltas = definitions.deltas();
+        {
+            let mut registry = shard.registry.borrow_mut();
+            let vhost = registry
+                .vhost_mut(&definitions.vhost)
+                .expect("replay checked that the snapshot's vhosts exist");
+            for delta in &deltas {
+                vhost.apply(delta);
+            }
         }
+        queues::install_declared(shard, &deltas);
     }
-    queues::install_declared(shard, &deltas);
     shard.next_metadata_id.set(
-        definitions
+        snapshot
             .next_id
             .max(crate::vhost::Registry::FIRST_DYNAMIC_ID),
     );

@@ -1,10 +1,12 @@
-//! The durable definitions store: the exchanges, queues and bindings that must survive a
-//! restart, with the id counter and the shard count the queues were placed for. The metadata
-//! shard collects them from its copy of a vhost, encodes them and replaces `dir/definitions`
-//! atomically (write a temporary file, fsync, rename, fsync the directory), so a crash leaves
-//! either the old file or the new one, never a mix. At start-up the file is loaded and turned
-//! back into metadata deltas. This module knows nothing about messages (those live in the shard
-//! logs) and does no I/O on an executor: its file functions use blocking `std::fs`.
+//! One vhost's durable definitions: the exchanges, queues and bindings that must survive a
+//! restart, with the id counter and the shard count the queues were placed for. `collect`
+//! takes them from a vhost, `build_vhost` checks them and builds the vhost back, and their
+//! *body* encoding below is what each vhost's part of a metadata log snapshot holds
+//! (`metadata_record`). The sealed file around a body is format 1 of the durable definitions,
+//! one `dir/definitions` file that was rewritten on every change; start-up still reads such a
+//! file once and converts it into the metadata log (`shard::metadata_recovery`). This module
+//! knows nothing about messages (those live in the shard logs); `load` is blocking `std::fs`,
+//! for start-up only.
 //!
 //! ```text
 //! file:     magic "HAREDEF\0" (8) | version u16 | reserved u16 (0) | body_len u32 | crc32 u32 | body
@@ -26,16 +28,18 @@
 //! every cross reference, so `deltas()` of a decoded value always applies to a fresh vhost.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::ids::{ExchangeId, QueueId, ShardId};
-use crate::protocol::{DecodeError, FieldTable, ShortStr};
-use crate::routing::ExchangeKind;
+use crate::protocol::{DecodeError, ShortStr};
+use crate::vhost::definitions_codec::{
+    put_binding, put_count, put_exchange, put_queue, put_short_str, read_binding, read_exchange,
+    read_queue, Cursor,
+};
 use crate::vhost::delta::{BindingDefinition, DestinationName, MetaDelta};
 use crate::vhost::exchange::{Destination, ExchangeDefinition};
 use crate::vhost::queue_definition::QueueDefinition;
@@ -43,7 +47,7 @@ use crate::vhost::{binding_arguments, Registry, VHost, STANDARD_EXCHANGES};
 
 /// The name of the definitions file inside the data directory.
 pub const FILE_NAME: &str = "definitions";
-/// The temporary file a new version is written to before it is renamed over `FILE_NAME`.
+/// The temporary file the format-1 writer renamed over `FILE_NAME`; deleted at conversion.
 pub const TEMPORARY_FILE_NAME: &str = "definitions.tmp";
 /// First bytes of every definitions file.
 pub const MAGIC: [u8; 8] = *b"HAREDEF\0";
@@ -52,19 +56,6 @@ pub const FORMAT_VERSION: u16 = 1;
 /// magic, version, reserved, body length, checksum.
 pub const HEADER_SIZE_BYTES: usize = 20;
 const _: () = assert!(HEADER_SIZE_BYTES == MAGIC.len() + 2 + 2 + 4 + 4);
-
-const EXCHANGE_AUTO_DELETE: u8 = 1 << 0;
-const EXCHANGE_INTERNAL: u8 = 1 << 1;
-const QUEUE_AUTO_DELETE: u8 = 1 << 0;
-/// On-disk codes of the exchange kinds; 0 is never written, so a zeroed byte is refused.
-const KIND_CODES: [(ExchangeKind, u8); 4] = [
-    (ExchangeKind::Direct, 1),
-    (ExchangeKind::Fanout, 2),
-    (ExchangeKind::Topic, 3),
-    (ExchangeKind::Headers, 4),
-];
-const DESTINATION_QUEUE: u8 = 1;
-const DESTINATION_EXCHANGE: u8 = 2;
 
 /// Durable metadata: what must survive a restart.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +192,12 @@ impl Definitions {
     /// `VHost::apply` asserts; plus the id rules (unique, from the dynamic range, below
     /// `next_id`) and the owner rule (below `shard_count`).
     fn validate(&self) -> Result<(), DefinitionsError> {
+        self.build_vhost().map(|_| ())
+    }
+
+    /// The vhost these definitions describe, built from scratch with every check `validate`
+    /// names: the metadata log's replay continues from it.
+    pub fn build_vhost(&self) -> Result<VHost, DefinitionsError> {
         check(self.shard_count > 0, "shard count is zero")?;
         let next_id_ok = self.next_id >= Registry::FIRST_DYNAMIC_ID;
         check(next_id_ok, "next id below the first dynamic id")?;
@@ -245,7 +242,30 @@ impl Definitions {
                 .map_err(|_| invalid("binding arguments refused by the exchange kind"))?;
             check(added, "binding repeated")?;
         }
-        Ok(())
+        Ok(scratch)
+    }
+
+    /// True if nothing is stored (no exchange, queue or binding).
+    pub fn is_empty(&self) -> bool {
+        self.exchanges.is_empty() && self.queues.is_empty() && self.bindings.is_empty()
+    }
+
+    /// The body after the same check as `encode`: what the metadata log's snapshot embeds.
+    pub fn encode_checked_body(&self) -> Vec<u8> {
+        self.check_invariants();
+        self.encode_body()
+    }
+
+    /// Reads a body embedded at `bytes[range]`, field by field, without the cross-reference
+    /// checks: `build_vhost` makes those.
+    pub fn decode_unchecked_body(
+        bytes: &[u8],
+        range: Range<usize>,
+    ) -> Result<Definitions, DefinitionsError> {
+        let mut cursor = Cursor::new(bytes, range);
+        let definitions = read_body(&mut cursor)?;
+        check(cursor.is_empty(), "bytes after the last binding")?;
+        Ok(definitions)
     }
 
     /// The body, unchecked: `encode` validates first; tests use this to build bad files.
@@ -256,66 +276,23 @@ impl Definitions {
         put_short_str(&mut out, &self.vhost);
         put_count(&mut out, self.exchanges.len());
         for exchange in &self.exchanges {
-            out.extend_from_slice(&exchange.id.0.to_le_bytes());
-            put_short_str(&mut out, &exchange.name);
-            out.push(kind_code(exchange.kind));
-            out.push(
-                (u8::from(exchange.auto_delete) * EXCHANGE_AUTO_DELETE)
-                    | (u8::from(exchange.internal) * EXCHANGE_INTERNAL),
-            );
-            put_table(&mut out, &exchange.arguments);
+            put_exchange(&mut out, exchange);
         }
         put_count(&mut out, self.queues.len());
         for queue in &self.queues {
-            out.extend_from_slice(&queue.id.0.to_le_bytes());
-            put_short_str(&mut out, &queue.name);
-            out.extend_from_slice(&queue.owner_shard.0.to_le_bytes());
-            out.push(u8::from(queue.auto_delete) * QUEUE_AUTO_DELETE);
-            put_table(&mut out, &queue.arguments);
+            put_queue(&mut out, queue);
         }
         put_count(&mut out, self.bindings.len());
         for binding in &self.bindings {
-            put_short_str(&mut out, &binding.source);
-            let (code, name) = match &binding.destination {
-                DestinationName::Queue(name) => (DESTINATION_QUEUE, name),
-                DestinationName::Exchange(name) => (DESTINATION_EXCHANGE, name),
-            };
-            out.push(code);
-            put_short_str(&mut out, name);
-            put_short_str(&mut out, &binding.routing_key);
-            put_table(&mut out, &binding.arguments);
+            put_binding(&mut out, binding);
         }
         out
     }
 }
 
-/// Writes `bytes` as `dir/definitions` atomically: write `dir/definitions.tmp`, fsync it,
-/// rename over `definitions`, fsync the directory. Blocking std::fs: callers run it on a
-/// blocking thread or before executors start. `bytes` must come from `Definitions::encode`;
-/// header and checksum are verified again here (a second check before the write), and a
-/// mismatch is a bug that panics.
-pub fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Err(error) = unseal(bytes) {
-        panic!("definitions written to disk are sealed: {error}");
-    }
-    let temporary = dir.join(TEMPORARY_FILE_NAME);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temporary)?;
-    file.write_all(bytes)?;
-    // The data must be durable before the rename can make it the visible version.
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temporary, dir.join(FILE_NAME))?;
-    // The rename itself is durable only once the directory entry is.
-    File::open(dir)?.sync_all()
-}
-
-/// Loads `dir/definitions`; Ok(None) if it does not exist. A leftover `definitions.tmp` (a
-/// crash before its rename) is ignored: the next `write_atomically` truncates it. Blocking
-/// std::fs, like `write_atomically`.
+/// Loads a format-1 `dir/definitions`; Ok(None) if it does not exist. A leftover
+/// `definitions.tmp` (a crash of the old writer before its rename) is ignored. Blocking
+/// std::fs, for start-up.
 pub fn load(dir: &Path) -> Result<Option<Definitions>, DefinitionsError> {
     let path = dir.join(FILE_NAME);
     match fs::read(&path) {
@@ -325,7 +302,7 @@ pub fn load(dir: &Path) -> Result<Option<Definitions>, DefinitionsError> {
     }
 }
 
-fn is_standard(name: &ShortStr) -> bool {
+pub(super) fn is_standard(name: &ShortStr) -> bool {
     STANDARD_EXCHANGES
         .iter()
         .any(|(standard, _, _)| name == standard)
@@ -355,11 +332,11 @@ fn bound_short_str(bytes: &[u8]) -> ShortStr {
         .expect("binding keys and argument names were short strings when bound")
 }
 
-fn invalid(what: &'static str) -> DefinitionsError {
+pub(super) fn invalid(what: &'static str) -> DefinitionsError {
     DefinitionsError::Invalid { what }
 }
 
-fn check(condition: bool, what: &'static str) -> Result<(), DefinitionsError> {
+pub(super) fn check(condition: bool, what: &'static str) -> Result<(), DefinitionsError> {
     if condition {
         Ok(())
     } else {
@@ -374,21 +351,6 @@ fn check_id(id: u64, next_id: u64, seen: &mut HashSet<u64>) -> Result<(), Defini
     )?;
     check(id < next_id, "id not below next id")?;
     check(seen.insert(id), "id repeated")
-}
-
-fn kind_code(kind: ExchangeKind) -> u8 {
-    let (_, code) = KIND_CODES
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .expect("every kind has a code");
-    *code
-}
-
-fn kind_from_code(code: u8) -> Option<ExchangeKind> {
-    KIND_CODES
-        .iter()
-        .find(|(_, c)| *c == code)
-        .map(|(kind, _)| *kind)
 }
 
 /// Header in front of `body`.
@@ -420,7 +382,7 @@ fn unseal(bytes: &[u8]) -> Result<Range<usize>, DefinitionsError> {
     check(header.u16()? == 0, "reserved header field is not zero")?;
     let body_len = header.length()?;
     let expected = header.u32()?;
-    let body = header.position..header.position.saturating_add(body_len);
+    let body = header.position()..header.position().saturating_add(body_len);
     if body.end > bytes.len() {
         return Err(DefinitionsError::Truncated { offset: body.start });
     }
@@ -439,55 +401,15 @@ fn read_body(cursor: &mut Cursor<'_>) -> Result<Definitions, DefinitionsError> {
     // No capacity from the counts: they are only trusted as far as the bytes go.
     let mut exchanges = Vec::new();
     for _ in 0..cursor.u32()? {
-        let id = ExchangeId(cursor.u64()?);
-        let name = cursor.short_str()?;
-        let kind = kind_from_code(cursor.u8()?).ok_or(invalid("unknown exchange kind"))?;
-        let flags = cursor.u8()?;
-        check(
-            flags & !(EXCHANGE_AUTO_DELETE | EXCHANGE_INTERNAL) == 0,
-            "unknown exchange flag bits",
-        )?;
-        exchanges.push(ExchangeDefinition {
-            id,
-            name,
-            kind,
-            durable: true,
-            auto_delete: flags & EXCHANGE_AUTO_DELETE != 0,
-            internal: flags & EXCHANGE_INTERNAL != 0,
-            arguments: cursor.table()?,
-        });
+        exchanges.push(read_exchange(cursor)?);
     }
     let mut queues = Vec::new();
     for _ in 0..cursor.u32()? {
-        let id = QueueId(cursor.u64()?);
-        let name = cursor.short_str()?;
-        let owner_shard = ShardId(cursor.u16()?);
-        let flags = cursor.u8()?;
-        check(flags & !QUEUE_AUTO_DELETE == 0, "unknown queue flag bits")?;
-        queues.push(QueueDefinition {
-            id,
-            name,
-            owner_shard,
-            durable: true,
-            exclusive_owner: None,
-            auto_delete: flags & QUEUE_AUTO_DELETE != 0,
-            arguments: cursor.table()?,
-        });
+        queues.push(read_queue(cursor)?);
     }
     let mut bindings = Vec::new();
     for _ in 0..cursor.u32()? {
-        let source = cursor.short_str()?;
-        let destination = match (cursor.u8()?, cursor.short_str()?) {
-            (DESTINATION_QUEUE, name) => DestinationName::Queue(name),
-            (DESTINATION_EXCHANGE, name) => DestinationName::Exchange(name),
-            _ => return Err(invalid("unknown binding destination kind")),
-        };
-        bindings.push(BindingDefinition {
-            source,
-            destination,
-            routing_key: cursor.short_str()?,
-            arguments: cursor.table()?,
-        });
+        bindings.push(read_binding(cursor)?);
     }
     Ok(Definitions {
         next_id,
@@ -497,98 +419,6 @@ fn read_body(cursor: &mut Cursor<'_>) -> Result<Definitions, DefinitionsError> {
         queues,
         bindings,
     })
-}
-
-/// `fn u16(&mut self) -> Result<u16, _>` and so on: little-endian reads of each width.
-macro_rules! read_le {
-    ($($int:ident),*) => {$(
-        fn $int(&mut self) -> Result<$int, DefinitionsError> {
-            Ok($int::from_le_bytes(self.array()?))
-        }
-    )*};
-}
-
-/// A little-endian cursor over `bytes[range]`; offsets in errors are file offsets. Every read
-/// checks the remaining length first, so no input can make it panic.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    position: usize,
-    end: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(bytes: &'a [u8], range: Range<usize>) -> Cursor<'a> {
-        assert!(range.start <= range.end);
-        assert!(range.end <= bytes.len());
-        Cursor {
-            bytes,
-            position: range.start,
-            end: range.end,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.position == self.end
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DefinitionsError> {
-        if n > self.end - self.position {
-            return Err(DefinitionsError::Truncated {
-                offset: self.position,
-            });
-        }
-        let start = self.position;
-        self.position += n;
-        Ok(&self.bytes[start..self.position])
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DefinitionsError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    read_le!(u8, u16, u32, u64);
-
-    /// A u32 length. One that does not fit a usize cannot fit the input either, so it
-    /// saturates and the following `take` reports the truncation.
-    fn length(&mut self) -> Result<usize, DefinitionsError> {
-        Ok(usize::try_from(self.u32()?).unwrap_or(usize::MAX))
-    }
-
-    fn short_str(&mut self) -> Result<ShortStr, DefinitionsError> {
-        let len = self.u8()?;
-        let bytes = self.take(usize::from(len))?;
-        Ok(ShortStr::try_from_bytes(Bytes::copy_from_slice(bytes))
-            .expect("a one-octet length is at most 255"))
-    }
-
-    fn table(&mut self) -> Result<FieldTable, DefinitionsError> {
-        let len = self.length()?;
-        let offset = self.position;
-        let raw = Bytes::copy_from_slice(self.take(len)?);
-        FieldTable::decode(&raw).map_err(|source| DefinitionsError::FieldTable { offset, source })
-    }
-}
-
-fn put_count(out: &mut Vec<u8>, count: usize) {
-    let count = u32::try_from(count).expect("fewer than 2^32 objects per vhost");
-    out.extend_from_slice(&count.to_le_bytes());
-}
-
-fn put_short_str(out: &mut Vec<u8>, value: &ShortStr) {
-    out.push(u8::try_from(value.len()).expect("ShortStr invariant: length <= 255"));
-    out.extend_from_slice(value.as_bytes());
-}
-
-/// The table's u32 LE length, then `FieldTable::encode`'s output (length patched afterwards,
-/// never computed by hand).
-fn put_table(out: &mut Vec<u8>, table: &FieldTable) {
-    let at = out.len();
-    out.extend_from_slice(&0u32.to_le_bytes());
-    table.encode(out);
-    let len = u32::try_from(out.len() - at - 4).expect("field tables fit in u32");
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
 #[cfg(test)]

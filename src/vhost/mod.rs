@@ -5,9 +5,12 @@
 //! the queue's owner shard.
 
 pub mod definitions;
+pub mod definitions_codec;
 pub mod delta;
 pub mod exchange;
 pub mod header_value;
+pub mod metadata_record;
+pub mod metadata_replay;
 pub mod names;
 pub mod queue_arguments;
 pub mod queue_definition;

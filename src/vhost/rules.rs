@@ -17,8 +17,9 @@ pub struct Change<'a> {
     pub vhost: &'a mut VHost,
     pub deltas: Vec<MetaDelta>,
     pub next_id: &'a mut u64,
-    /// True once a delta changed something that must survive a restart.
-    pub touched_durable: bool,
+    /// The deltas that changed something that must survive a restart: the change's entry
+    /// in the metadata log.
+    pub durable_deltas: Vec<MetaDelta>,
 }
 
 /// The parts of exchange.declare the rules need.
@@ -53,13 +54,15 @@ impl<'a> Change<'a> {
             vhost,
             deltas: Vec::new(),
             next_id,
-            touched_durable: false,
+            durable_deltas: Vec::new(),
         }
     }
 
     fn commit(&mut self, delta: MetaDelta) {
         // Judged before applying: a deletion needs the definition it removes.
-        self.touched_durable |= self.is_durable_change(&delta);
+        if self.is_durable_change(&delta) {
+            self.durable_deltas.push(delta.clone());
+        }
         self.vhost.apply(&delta);
         self.deltas.push(delta);
     }
@@ -82,10 +85,14 @@ impl<'a> Change<'a> {
                 definition.durable && definition.exclusive_owner.is_none()
             }
             MetaDelta::QueueDeleted { name } => durable_queue(name),
-            MetaDelta::Bound(binding) | MetaDelta::Unbound(binding) => match &binding.destination {
-                DestinationName::Queue(name) => durable_queue(name),
-                DestinationName::Exchange(name) => durable_exchange(name),
-            },
+            // Stored only when both ends are: a binding dies with a transient end anyway.
+            MetaDelta::Bound(binding) | MetaDelta::Unbound(binding) => {
+                durable_exchange(&binding.source)
+                    && match &binding.destination {
+                        DestinationName::Queue(name) => durable_queue(name),
+                        DestinationName::Exchange(name) => durable_exchange(name),
+                    }
+            }
         }
     }
 

@@ -50,6 +50,11 @@ impl Broker {
         Broker::spawn(data_dir, shards, &[])
     }
 
+    /// `start_in` with extra command-line arguments.
+    pub fn start_in_with(data_dir: &Path, shards: usize, extra_args: &[&str]) -> Broker {
+        Broker::spawn(data_dir, shards, extra_args)
+    }
+
     /// Runs the binary on `data_dir` expecting it to refuse to start; returns its exit status
     /// and its stderr. Panics if it prints its listening line or runs for more than 10 s.
     pub fn start_failure(data_dir: &Path, shards: usize) -> (ExitStatus, String) {

@@ -1,0 +1,161 @@
+//! Rebuilds the durable metadata from the metadata log at start-up: the snapshot's vhosts,
+//! then every change entry in order, on a scratch registry. Each delta is checked against the
+//! state it is applied to before it is applied, so a log that does not fit together is an
+//! error naming what is wrong, never a panic in `VHost::apply`. The result is one
+//! `MetadataSnapshot`, which start-up hands to every shard and which also starts the next
+//! generation of the log. Runs before any executor, on the main thread.
+
+use crate::ids::ShardId;
+use crate::vhost::definitions::{check, invalid, is_standard, DefinitionsError};
+use crate::vhost::delta::{BindingDefinition, DestinationName, MetaDelta};
+use crate::vhost::metadata_record::{MetadataChange, MetadataSnapshot};
+use crate::vhost::{binding_arguments, Registry, VHost};
+
+/// The state rebuilt so far.
+pub struct MetadataReplay {
+    shard_count: u16,
+    next_id: u64,
+    registry: Registry,
+    changes: u64,
+}
+
+impl MetadataReplay {
+    /// Starts from a snapshot, checking each vhost's definitions as a definitions file is
+    /// checked.
+    pub fn new(snapshot: &MetadataSnapshot) -> Result<MetadataReplay, DefinitionsError> {
+        let mut registry = Registry::new();
+        for definitions in &snapshot.vhosts {
+            let vhost = definitions.build_vhost()?;
+            let slot = registry
+                .vhosts
+                .get_mut(&definitions.vhost)
+                .ok_or(invalid("snapshot names a vhost that does not exist"))?;
+            *slot = vhost;
+        }
+        Ok(MetadataReplay {
+            shard_count: snapshot.shard_count,
+            next_id: snapshot.next_id,
+            registry,
+            changes: 0,
+        })
+    }
+
+    /// Applies one change after checking that every delta fits.
+    pub fn apply(&mut self, change: &MetadataChange) -> Result<(), DefinitionsError> {
+        check(change.next_id >= self.next_id, "next id went backwards")?;
+        let vhost = self
+            .registry
+            .vhosts
+            .get_mut(&change.vhost)
+            .ok_or(invalid("change names a vhost that does not exist"))?;
+        let rules = Rules {
+            next_id: change.next_id,
+            shard_count: self.shard_count,
+        };
+        for delta in &change.deltas {
+            rules.apply(vhost, delta)?;
+        }
+        self.next_id = change.next_id;
+        self.changes += 1;
+        Ok(())
+    }
+
+    /// Changes applied so far.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// What the log holds, as one snapshot.
+    pub fn finish(self) -> MetadataSnapshot {
+        MetadataSnapshot::collect(&self.registry, self.next_id, self.shard_count)
+    }
+}
+
+/// The bounds a change is checked against.
+struct Rules {
+    next_id: u64,
+    shard_count: u16,
+}
+
+impl Rules {
+    fn apply(&self, vhost: &mut VHost, delta: &MetaDelta) -> Result<(), DefinitionsError> {
+        match delta {
+            MetaDelta::ExchangeDeclared(exchange) => {
+                self.check_new_id(vhost, exchange.id.0)?;
+                check(exchange.durable, "stored exchange is transient")?;
+                check(!exchange.name.is_empty(), "stored exchange has no name")?;
+                let taken = vhost.exchange(&exchange.name).is_some();
+                check(!taken, "declared exchange exists already")?;
+                vhost.apply(delta);
+            }
+            MetaDelta::ExchangeDeleted { name } => {
+                check(!is_standard(name), "standard exchange deleted")?;
+                check(
+                    vhost.exchange(name).is_some(),
+                    "deleted exchange does not exist",
+                )?;
+                vhost.apply(delta);
+            }
+            MetaDelta::QueueDeclared(queue) => {
+                self.check_new_id(vhost, queue.id.0)?;
+                check(queue.durable, "stored queue is transient")?;
+                check(queue.exclusive_owner.is_none(), "stored queue is exclusive")?;
+                check(!queue.name.is_empty(), "stored queue has no name")?;
+                let owner_ok = queue.owner_shard < ShardId(self.shard_count);
+                check(owner_ok, "queue owner shard not below the shard count")?;
+                check(
+                    vhost.queue(&queue.name).is_none(),
+                    "declared queue exists already",
+                )?;
+                vhost.apply(delta);
+            }
+            MetaDelta::QueueDeleted { name } => {
+                check(vhost.queue(name).is_some(), "deleted queue does not exist")?;
+                vhost.apply(delta);
+            }
+            MetaDelta::Bound(binding) => bind(vhost, binding, true)?,
+            MetaDelta::Unbound(binding) => bind(vhost, binding, false)?,
+        }
+        Ok(())
+    }
+
+    /// A new object's id is from the dynamic range, below the change's next id, and unused.
+    fn check_new_id(&self, vhost: &VHost, id: u64) -> Result<(), DefinitionsError> {
+        check(
+            id >= Registry::FIRST_DYNAMIC_ID,
+            "id below the first dynamic id",
+        )?;
+        check(id < self.next_id, "id not below next id")?;
+        let used = vhost
+            .exchange_names
+            .contains_key(&crate::ids::ExchangeId(id))
+            || vhost.queue_names.contains_key(&crate::ids::QueueId(id));
+        check(!used, "id in use")
+    }
+}
+
+/// Adds (`add`) or removes a binding, refusing what `VHost::apply` would assert on.
+fn bind(vhost: &mut VHost, binding: &BindingDefinition, add: bool) -> Result<(), DefinitionsError> {
+    let default_exchange = DestinationName::Exchange(Default::default());
+    let default = binding.source.is_empty() || binding.destination == default_exchange;
+    check(!default, "binding with the default exchange")?;
+    let destination = vhost
+        .destination_id(&binding.destination)
+        .ok_or(invalid("binding destination does not exist"))?;
+    let source = vhost
+        .exchanges
+        .get_mut(&binding.source)
+        .ok_or(invalid("binding source does not exist"))?;
+    let arguments = binding_arguments(&binding.arguments);
+    let changed = if add {
+        source
+            .bindings
+            .bind(binding.routing_key.as_bytes(), arguments, destination)
+            .map_err(|_| invalid("binding arguments refused by the exchange kind"))?
+    } else {
+        source
+            .bindings
+            .unbind(binding.routing_key.as_bytes(), &arguments, destination)
+    };
+    check(changed, "binding added twice or removed while absent")
+}
