@@ -302,20 +302,6 @@ impl Log {
             .collect()
     }
 
-    /// Number of segment files holding records (not counting a prepared spare).
-    pub fn segment_count(&self) -> usize {
-        self.core.segments.borrow().entries.len()
-    }
-
-    /// Bytes of disk the log's segment files take, spare included.
-    pub fn disk_bytes(&self) -> u64 {
-        let spare = match &*self.core.spare.borrow() {
-            Spare::Ready(..) => 1,
-            _ => 0,
-        };
-        (self.segment_count() as u64 + spare) * self.core.segment_size_bytes
-    }
-
     /// `Err(Failed)` once a write or fdatasync has failed.
     pub fn health(&self) -> Result<(), StorageError> {
         match self.core.failed_error() {
