@@ -197,7 +197,9 @@ impl Log {
         self.core.state.borrow().durable_lsn
     }
 
-    /// Resolves once `durable_lsn() >= lsn`, or with the error that made the log fail.
+    /// Resolves once `durable_lsn() >= lsn`, or with the error that made the log fail. Once the
+    /// log has failed it resolves with that error even for an `lsn` that was durable before:
+    /// `durable_lsn` still tells which records are safe.
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), StorageError> {
         WaitDurable {
             core: &self.core,
