@@ -28,6 +28,15 @@ pub enum StorageError {
         source: std::io::Error,
     },
 
+    /// A write transferred fewer bytes than asked (`io_kind` is `WriteZero`).
+    #[error("{operation} failed on {path}: short write: {written_bytes} of {asked_bytes} bytes")]
+    ShortWrite {
+        operation: &'static str,
+        path: PathBuf,
+        written_bytes: u64,
+        asked_bytes: u64,
+    },
+
     /// A record or segment header that must be valid is not (never silently dropped).
     #[error("corrupt log: segment {} offset {offset}: {reason}", segment.0)]
     Corrupt {
@@ -86,10 +95,12 @@ impl StorageError {
         }
     }
 
-    /// The `std::io::ErrorKind` of the underlying I/O error, if this is one.
+    /// The `std::io::ErrorKind` of the underlying I/O error, if this is one (`WriteZero` for a
+    /// short write).
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self {
             StorageError::Io { source, .. } => Some(source.kind()),
+            StorageError::ShortWrite { .. } => Some(std::io::ErrorKind::WriteZero),
             StorageError::Failed { cause } => cause.io_kind(),
             _ => None,
         }
@@ -102,5 +113,30 @@ impl StorageError {
             StorageError::Failed { cause } => cause.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_write_reads_as_an_io_error_of_kind_write_zero() {
+        let error = StorageError::ShortWrite {
+            operation: "write segment",
+            path: PathBuf::from("/log/0000000001.seg"),
+            written_bytes: 4096,
+            asked_bytes: 8192,
+        };
+        assert_eq!(
+            error.to_string(),
+            "write segment failed on /log/0000000001.seg: short write: 4096 of 8192 bytes"
+        );
+        assert_eq!(error.io_kind(), Some(std::io::ErrorKind::WriteZero));
+        assert_eq!(error.raw_os_error(), None);
+        let failed = StorageError::Failed {
+            cause: Arc::new(error),
+        };
+        assert_eq!(failed.io_kind(), Some(std::io::ErrorKind::WriteZero));
     }
 }

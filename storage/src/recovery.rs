@@ -24,9 +24,7 @@ use crate::format::{
     decode_record, decode_segment_header, CorruptReason, DecodeError, RecordScan, SegmentHeader,
     BLOCK_SIZE_BYTES, DATA_OFFSET_BYTES, RECORD_HEADER_SIZE_BYTES,
 };
-use crate::segment::{
-    list_segment_files, open_segment_file, short_write, SegmentEntry, SegmentTable,
-};
+use crate::segment::{list_segment_files, open_segment_file, SegmentEntry, SegmentTable};
 use crate::writer::TailBlock;
 use crate::{Lsn, RecordLocation, RecoveredRecord, RecoveryReport, SegmentId};
 
@@ -476,12 +474,12 @@ async fn zero_from(entry: &SegmentFile, size_bytes: u64, from: u64) -> Result<u6
                 .await
                 .map_err(|e| StorageError::io("zero torn tail", &entry.path, e))?;
             if written as u64 != length {
-                return Err(short_write(
-                    "zero torn tail",
-                    &entry.path,
-                    written,
-                    length as usize,
-                ));
+                return Err(StorageError::ShortWrite {
+                    operation: "zero torn tail",
+                    path: entry.path.clone(),
+                    written_bytes: written as u64,
+                    asked_bytes: length,
+                });
             }
             wrote = true;
         }
