@@ -65,7 +65,7 @@ pub enum StorageError {
 
     /// The configuration is unusable.
     #[error("invalid log configuration: {reason}")]
-    InvalidConfig { reason: &'static str },
+    InvalidConfig { reason: InvalidConfigReason },
 
     /// A location that this log never returned, or whose segment was deleted.
     #[error("no record at segment {} offset {offset} length {length}: {reason}", segment.0)]
@@ -73,12 +73,38 @@ pub enum StorageError {
         segment: SegmentId,
         offset: u32,
         length: u32,
-        reason: &'static str,
+        reason: InvalidLocationReason,
     },
 
     /// The log was closed.
     #[error("log is closed")]
     Closed,
+}
+
+/// Why a `LogConfig` is refused. Carried by `StorageError::InvalidConfig`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidConfigReason {
+    #[error("segment_size_bytes must be a multiple of 4096")]
+    SegmentSizeNotBlockMultiple,
+    #[error("segment_size_bytes must be at least 8192")]
+    SegmentSizeTooSmall,
+    #[error("segment_size_bytes must be below 4 GiB")]
+    SegmentSizeTooLarge,
+}
+
+/// Why a `RecordLocation` holds no record. Carried by `StorageError::InvalidLocation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidLocationReason {
+    #[error("segment deleted or never written")]
+    SegmentMissing,
+    #[error("offset is not a record boundary")]
+    NotRecordBoundary,
+    #[error("record would run past the end of the segment")]
+    PastSegmentEnd,
+    #[error("record runs past the end of the file")]
+    PastFileEnd,
+    #[error("no record at this location")]
+    NoRecord,
 }
 
 impl StorageError {

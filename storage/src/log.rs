@@ -14,7 +14,7 @@ use bytes::Bytes;
 use glommio::io::DmaFile;
 use glommio::Task;
 
-use crate::error::StorageError;
+use crate::error::{InvalidConfigReason, StorageError};
 use crate::fault::FaultInjector;
 use crate::lock::DirLock;
 use crate::notify::{Event, LsnWaiters};
@@ -348,17 +348,17 @@ fn validate(config: &LogConfig) -> Result<(), StorageError> {
     let size = config.segment_size_bytes;
     if !size.is_multiple_of(BLOCK_SIZE_BYTES) {
         return Err(StorageError::InvalidConfig {
-            reason: "segment_size_bytes must be a multiple of 4096",
+            reason: InvalidConfigReason::SegmentSizeNotBlockMultiple,
         });
     }
     if size < DATA_OFFSET_BYTES + BLOCK_SIZE_BYTES {
         return Err(StorageError::InvalidConfig {
-            reason: "segment_size_bytes must be at least 8192",
+            reason: InvalidConfigReason::SegmentSizeTooSmall,
         });
     }
     if size > u64::from(u32::MAX) {
         return Err(StorageError::InvalidConfig {
-            reason: "segment_size_bytes must be below 4 GiB",
+            reason: InvalidConfigReason::SegmentSizeTooLarge,
         });
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
-use hare_storage::{Lsn, SegmentId};
+use hare_storage::{InvalidLocationReason, Lsn, SegmentId, StorageError};
 
 #[test]
 fn released_segments_are_deleted_and_the_active_one_is_kept() {
@@ -48,6 +48,16 @@ fn released_segments_are_deleted_and_the_active_one_is_kept() {
         log.check_invariants();
         // The log goes on; a read of a deleted segment is a clear error.
         let error = log.read(locations[0]).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidLocation {
+                    reason: InvalidLocationReason::SegmentMissing,
+                    ..
+                }
+            ),
+            "{error}"
+        );
         assert!(error.to_string().contains("deleted"), "{error}");
         let (lsn, _) = log.append(0, b"after gc").unwrap();
         log.wait_durable(lsn).await.unwrap();
