@@ -489,14 +489,6 @@ impl Persistence {
             .is_ok_and(|log| log.buffered_bytes() > hare_storage::WRITE_BUFFER_BYTES_MAX / 2)
     }
 
-    pub fn disk_bytes(&self) -> u64 {
-        self.log().map_or(0, |log| log.disk_bytes())
-    }
-
-    pub fn segment_count(&self) -> usize {
-        self.log().map_or(0, |log| log.segment_count())
-    }
-
     /// The open log, or the error that explains why there is none right now.
     fn log(&self) -> Result<Rc<Log>, StorageError> {
         self.log

@@ -28,7 +28,7 @@ use glommio::io::DmaFile;
 use crate::error::StorageError;
 use crate::fault::FaultInjector;
 use crate::log::{LogCore, Spare};
-use crate::segment::{create_zeroed_segment, segment_file_name, short_write, sync_directory};
+use crate::segment::{create_zeroed_segment, segment_file_name, sync_directory};
 use crate::writer::{verify_chunk_records, InFlight, Round, SyncingRound};
 use crate::{Lsn, SegmentId};
 
@@ -132,7 +132,12 @@ async fn write_round(core: &Rc<LogCore>, round: Round) -> Result<WrittenFiles, S
             .await
             .map_err(|source| StorageError::io("write segment", &path, source))?;
         if done != length {
-            return Err(short_write("write segment", &path, done, length));
+            return Err(StorageError::ShortWrite {
+                operation: "write segment",
+                path,
+                written_bytes: done as u64,
+                asked_bytes: length as u64,
+            });
         }
         core.stats.borrow_mut().bytes_written += length as u64;
         if !written.iter().any(|(segment, _)| *segment == write.segment) {

@@ -28,6 +28,15 @@ pub enum StorageError {
         source: std::io::Error,
     },
 
+    /// A write transferred fewer bytes than asked (`io_kind` is `WriteZero`).
+    #[error("{operation} failed on {path}: short write: {written_bytes} of {asked_bytes} bytes")]
+    ShortWrite {
+        operation: &'static str,
+        path: PathBuf,
+        written_bytes: u64,
+        asked_bytes: u64,
+    },
+
     /// A record or segment header that must be valid is not (never silently dropped).
     #[error("corrupt log: segment {} offset {offset}: {reason}", segment.0)]
     Corrupt {
@@ -56,7 +65,7 @@ pub enum StorageError {
 
     /// The configuration is unusable.
     #[error("invalid log configuration: {reason}")]
-    InvalidConfig { reason: &'static str },
+    InvalidConfig { reason: InvalidConfigReason },
 
     /// A location that this log never returned, or whose segment was deleted.
     #[error("no record at segment {} offset {offset} length {length}: {reason}", segment.0)]
@@ -64,12 +73,38 @@ pub enum StorageError {
         segment: SegmentId,
         offset: u32,
         length: u32,
-        reason: &'static str,
+        reason: InvalidLocationReason,
     },
 
     /// The log was closed.
     #[error("log is closed")]
     Closed,
+}
+
+/// Why a `LogConfig` is refused. Carried by `StorageError::InvalidConfig`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidConfigReason {
+    #[error("segment_size_bytes must be a multiple of 4096")]
+    SegmentSizeNotBlockMultiple,
+    #[error("segment_size_bytes must be at least 8192")]
+    SegmentSizeTooSmall,
+    #[error("segment_size_bytes must be below 4 GiB")]
+    SegmentSizeTooLarge,
+}
+
+/// Why a `RecordLocation` holds no record. Carried by `StorageError::InvalidLocation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidLocationReason {
+    #[error("segment deleted or never written")]
+    SegmentMissing,
+    #[error("offset is not a record boundary")]
+    NotRecordBoundary,
+    #[error("record would run past the end of the segment")]
+    PastSegmentEnd,
+    #[error("record runs past the end of the file")]
+    PastFileEnd,
+    #[error("no record at this location")]
+    NoRecord,
 }
 
 impl StorageError {
@@ -86,10 +121,12 @@ impl StorageError {
         }
     }
 
-    /// The `std::io::ErrorKind` of the underlying I/O error, if this is one.
+    /// The `std::io::ErrorKind` of the underlying I/O error, if this is one (`WriteZero` for a
+    /// short write).
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self {
             StorageError::Io { source, .. } => Some(source.kind()),
+            StorageError::ShortWrite { .. } => Some(std::io::ErrorKind::WriteZero),
             StorageError::Failed { cause } => cause.io_kind(),
             _ => None,
         }
@@ -102,5 +139,30 @@ impl StorageError {
             StorageError::Failed { cause } => cause.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_write_reads_as_an_io_error_of_kind_write_zero() {
+        let error = StorageError::ShortWrite {
+            operation: "write segment",
+            path: PathBuf::from("/log/0000000001.seg"),
+            written_bytes: 4096,
+            asked_bytes: 8192,
+        };
+        assert_eq!(
+            error.to_string(),
+            "write segment failed on /log/0000000001.seg: short write: 4096 of 8192 bytes"
+        );
+        assert_eq!(error.io_kind(), Some(std::io::ErrorKind::WriteZero));
+        assert_eq!(error.raw_os_error(), None);
+        let failed = StorageError::Failed {
+            cause: Arc::new(error),
+        };
+        assert_eq!(failed.io_kind(), Some(std::io::ErrorKind::WriteZero));
     }
 }

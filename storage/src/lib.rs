@@ -54,7 +54,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 pub use crate::committer::COMMITS_IN_FLIGHT_MAX;
-pub use crate::error::StorageError;
+pub use crate::error::{InvalidConfigReason, InvalidLocationReason, StorageError};
 pub use crate::fault::FaultInjector;
 pub use crate::format::CorruptReason;
 pub use crate::log::{Log, LogStats};

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use glommio::io::DmaFile;
 use glommio::Task;
 
-use crate::error::StorageError;
+use crate::error::{InvalidConfigReason, StorageError};
 use crate::fault::FaultInjector;
 use crate::lock::DirLock;
 use crate::notify::{Event, LsnWaiters};
@@ -197,7 +197,9 @@ impl Log {
         self.core.state.borrow().durable_lsn
     }
 
-    /// Resolves once `durable_lsn() >= lsn`, or with the error that made the log fail.
+    /// Resolves once `durable_lsn() >= lsn`, or with the error that made the log fail. Once the
+    /// log has failed it resolves with that error even for an `lsn` that was durable before:
+    /// `durable_lsn` still tells which records are safe.
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), StorageError> {
         WaitDurable {
             core: &self.core,
@@ -302,20 +304,6 @@ impl Log {
             .collect()
     }
 
-    /// Number of segment files holding records (not counting a prepared spare).
-    pub fn segment_count(&self) -> usize {
-        self.core.segments.borrow().entries.len()
-    }
-
-    /// Bytes of disk the log's segment files take, spare included.
-    pub fn disk_bytes(&self) -> u64 {
-        let spare = match &*self.core.spare.borrow() {
-            Spare::Ready(..) => 1,
-            _ => 0,
-        };
-        (self.segment_count() as u64 + spare) * self.core.segment_size_bytes
-    }
-
     /// `Err(Failed)` once a write or fdatasync has failed.
     pub fn health(&self) -> Result<(), StorageError> {
         match self.core.failed_error() {
@@ -360,17 +348,17 @@ fn validate(config: &LogConfig) -> Result<(), StorageError> {
     let size = config.segment_size_bytes;
     if !size.is_multiple_of(BLOCK_SIZE_BYTES) {
         return Err(StorageError::InvalidConfig {
-            reason: "segment_size_bytes must be a multiple of 4096",
+            reason: InvalidConfigReason::SegmentSizeNotBlockMultiple,
         });
     }
     if size < DATA_OFFSET_BYTES + BLOCK_SIZE_BYTES {
         return Err(StorageError::InvalidConfig {
-            reason: "segment_size_bytes must be at least 8192",
+            reason: InvalidConfigReason::SegmentSizeTooSmall,
         });
     }
     if size > u64::from(u32::MAX) {
         return Err(StorageError::InvalidConfig {
-            reason: "segment_size_bytes must be below 4 GiB",
+            reason: InvalidConfigReason::SegmentSizeTooLarge,
         });
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use crate::aligned::{align_down, align_up};
-use crate::error::StorageError;
+use crate::error::{InvalidLocationReason, StorageError};
 use crate::format::{
     decode_record, record_size_bytes, RecordScan, DATA_OFFSET_BYTES, RECORD_HEADER_SIZE_BYTES,
 };
@@ -86,7 +86,7 @@ async fn read_group(
             segment,
             offset: l.offset,
             length: l.length,
-            reason: "segment deleted or never written",
+            reason: InvalidLocationReason::SegmentMissing,
         });
     };
     let read_start = align_down(span_start);
@@ -158,9 +158,9 @@ fn verify(
             offset: u64::from(location.offset),
             reason: crate::format::CorruptReason::LocationMismatch,
         }),
-        Ok(RecordScan::End) => Err(invalid(location, "no record at this location")),
+        Ok(RecordScan::End) => Err(invalid(location, InvalidLocationReason::NoRecord)),
         Err(crate::format::DecodeError::Incomplete { .. }) => {
-            Err(invalid(location, "record runs past the end of the file"))
+            Err(invalid(location, InvalidLocationReason::PastFileEnd))
         }
         Err(crate::format::DecodeError::Corrupt(reason)) => Err(StorageError::Corrupt {
             segment: location.segment,
@@ -173,13 +173,10 @@ fn verify(
 fn check_bounds(location: &RecordLocation, segment_size_bytes: u64) -> Result<(), StorageError> {
     let offset = u64::from(location.offset);
     if offset % 8 != 0 || offset < DATA_OFFSET_BYTES {
-        return Err(invalid(location, "offset is not a record boundary"));
+        return Err(invalid(location, InvalidLocationReason::NotRecordBoundary));
     }
     if record_end(location) > segment_size_bytes {
-        return Err(invalid(
-            location,
-            "record would run past the end of the segment",
-        ));
+        return Err(invalid(location, InvalidLocationReason::PastSegmentEnd));
     }
     Ok(())
 }
@@ -188,7 +185,7 @@ fn record_end(location: &RecordLocation) -> u64 {
     u64::from(location.offset) + record_size_bytes(u64::from(location.length))
 }
 
-fn invalid(location: &RecordLocation, reason: &'static str) -> StorageError {
+fn invalid(location: &RecordLocation, reason: InvalidLocationReason) -> StorageError {
     StorageError::InvalidLocation {
         segment: location.segment,
         offset: location.offset,

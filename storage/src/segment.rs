@@ -100,12 +100,12 @@ pub async fn create_zeroed_segment(
             .await
             .map_err(|source| StorageError::io("zero-fill segment", &path, source))?;
         if written != zeros.len() {
-            return Err(short_write(
-                "zero-fill segment",
-                &path,
-                written,
-                zeros.len(),
-            ));
+            return Err(StorageError::ShortWrite {
+                operation: "zero-fill segment",
+                path,
+                written_bytes: written as u64,
+                asked_bytes: zeros.len() as u64,
+            });
         }
         offset += chunk_bytes;
         glommio::yield_if_needed().await;
@@ -133,23 +133,6 @@ pub async fn sync_directory(dir: &Path) -> Result<(), StorageError> {
         .close()
         .await
         .map_err(|source| StorageError::io("close log directory", dir, source))
-}
-
-/// A write that transferred fewer bytes than asked, as an I/O error.
-pub fn short_write(
-    operation: &'static str,
-    path: &Path,
-    written: usize,
-    asked: usize,
-) -> StorageError {
-    StorageError::io(
-        operation,
-        path,
-        std::io::Error::new(
-            std::io::ErrorKind::WriteZero,
-            format!("short write: {written} of {asked} bytes"),
-        ),
-    )
 }
 
 /// One segment known to the log.

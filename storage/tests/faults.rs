@@ -52,11 +52,16 @@ fn failure_is_fatal_and_durable_records_survive(name: &str, fault: Fault, errno:
                 log.durable_lsn() < lsn,
                 "a failed commit is never reported durable"
             );
-            // Later waiters for earlier lsns that were durable still resolve; later ones fail.
-            log.wait_durable(Lsn(durable.len() as u64))
-                .await
-                .unwrap_or(());
-            assert!(log.wait_durable(lsn).await.is_err());
+            // Once the log has failed, a wait reports the failure even for an lsn that was
+            // durable before it: durable_lsn still says which records are safe (the reopen
+            // below finds them), and the failed lsn fails the same way.
+            let last_durable = Lsn(durable.len() as u64);
+            assert!(log.durable_lsn() >= last_durable);
+            for waited in [last_durable, lsn] {
+                let error = log.wait_durable(waited).await.unwrap_err();
+                assert!(matches!(error, StorageError::Failed { .. }), "{error}");
+                assert_eq!(error.raw_os_error(), Some(errno), "{error}");
+            }
             assert!(log.close().await.is_err());
             durable
         }

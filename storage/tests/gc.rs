@@ -6,9 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use common::*;
-use hare_storage::{Lsn, SegmentId};
+use hare_storage::{InvalidLocationReason, Lsn, SegmentId, StorageError};
 
 #[test]
 fn released_segments_are_deleted_and_the_active_one_is_kept() {
@@ -26,8 +27,9 @@ fn released_segments_are_deleted_and_the_active_one_is_kept() {
         log.wait_durable(Lsn(2_000)).await.unwrap();
         let active = *per_segment.keys().last().unwrap();
         assert!(active >= SegmentId(4), "several segments exist");
-        assert_eq!(log.segment_count(), per_segment.len());
-        let disk_before = log.disk_bytes();
+        let written: Vec<SegmentId> = per_segment.keys().copied().collect();
+        assert_eq!(log.segment_ids(), written);
+        let disk_before = segment_files_size_bytes(&dir);
         for (&segment, &count) in &per_segment {
             log.release(segment, count);
         }
@@ -40,12 +42,22 @@ fn released_segments_are_deleted_and_the_active_one_is_kept() {
                 "segment {segment:?}"
             );
         }
-        assert_eq!(log.segment_count(), 1);
-        assert!(log.disk_bytes() < disk_before);
+        assert_eq!(log.segment_ids(), vec![active]);
+        assert!(segment_files_size_bytes(&dir) < disk_before);
         assert!(log.stats().segments_deleted >= per_segment.len() as u64 - 1);
         log.check_invariants();
         // The log goes on; a read of a deleted segment is a clear error.
         let error = log.read(locations[0]).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidLocation {
+                    reason: InvalidLocationReason::SegmentMissing,
+                    ..
+                }
+            ),
+            "{error}"
+        );
         assert!(error.to_string().contains("deleted"), "{error}");
         let (lsn, _) = log.append(0, b"after gc").unwrap();
         log.wait_durable(lsn).await.unwrap();
@@ -84,4 +96,14 @@ fn a_middle_segment_can_be_deleted_before_older_ones() {
         assert_eq!(seen.len() as u64, expected);
         log.close().await.unwrap();
     });
+}
+
+/// Bytes the segment files of `dir` take on disk, a prepared spare included.
+fn segment_files_size_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|entry| entry.metadata().unwrap().len())
+        .sum()
 }

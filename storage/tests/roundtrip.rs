@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use hare_storage::{Log, Lsn, SegmentId, StorageError};
+use hare_storage::{InvalidConfigReason, Log, Lsn, SegmentId, StorageError};
 
 #[test]
 fn append_commit_reopen_returns_records_in_order() {
@@ -164,6 +164,14 @@ fn invalid_segment_size_is_refused() {
         let mut config = config(&dir);
         config.segment_size_bytes = 5000;
         let error = Log::open(config, |_| {}).await.err().unwrap();
-        assert!(matches!(error, StorageError::InvalidConfig { .. }));
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidConfig {
+                    reason: InvalidConfigReason::SegmentSizeNotBlockMultiple
+                }
+            ),
+            "{error}"
+        );
     });
 }
