@@ -1,4 +1,4 @@
-//! Garbage from one client over raw TCP: each kind gets RabbitMQ's exception (NOTES §1-§4), and a second client connected beforehand keeps working.
+//! Garbage from one client over raw TCP: each kind gets RabbitMQ's exception (docs/rabbitmq-compatibility.md §1-§4), and a second client connected beforehand keeps working.
 
 mod common;
 
@@ -116,7 +116,7 @@ fn a_bad_field_table_tag_is_501_naming_the_method() {
 
 #[test]
 fn unknown_class_and_method_ids_are_503() {
-    // NOTES does not name a code; RabbitMQ cannot name the method either, so ids are 0/0.
+    // docs/rabbitmq-compatibility.md §1: 503, with ids 0/0 since no method can be named.
     expect_fatal(&raw_frame(1, 1, &[0, 60, 3, 231]), 503, Some((0, 0)));
     expect_fatal(&raw_frame(1, 1, &[0, 99, 0, 10]), 503, Some((0, 0)));
     expect_fatal(&raw_frame(1, 0, &[0, 10, 0, 99]), 503, Some((0, 0)));
@@ -162,7 +162,7 @@ fn channel_ids_above_channel_max_and_zero_are_504() {
     victim.open_channel(10);
     victim.send_method(11, ChannelOpen::default());
     victim.expect_connection_close_for(504, 20, 10);
-    // NOTES §3 (and RabbitMQ): channel.open on channel 0 is a channel error too.
+    // docs/rabbitmq-compatibility.md §3: channel.open on channel 0 is a channel error too.
     let mut victim = RawClient::open(broker.addr);
     victim.send_method(0, ChannelOpen::default());
     victim.expect_connection_close_for(504, 20, 10);

@@ -1,5 +1,5 @@
 //! Channel-level (soft) errors as an amqprs client sees them: the channel.close reply code and
-//! RabbitMQ's reply text, and that the connection keeps working afterwards (NOTES §4, §9, §10).
+//! RabbitMQ's reply text, and that the connection keeps working (docs/rabbitmq-compatibility.md §4, §9, §10).
 
 mod client;
 mod common;
@@ -474,7 +474,7 @@ async fn a_headers_binding_with_an_invalid_x_match_is_406() {
     client.assert_usable().await;
 }
 
-/// RabbitMQ checks the user-id property against the authenticated user (NOTES §4).
+/// RabbitMQ checks user-id against the authenticated user (docs/rabbitmq-compatibility.md §7).
 #[tokio::test]
 async fn a_user_id_other_than_the_login_is_406() {
     let broker = Broker::start(1);

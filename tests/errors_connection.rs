@@ -1,6 +1,6 @@
 //! Connection-level (hard) errors, channel errors of the tx/confirm modes, server-sent
 //! basic.cancel, and the operations RabbitMQ makes idempotent, as an amqprs client sees them
-//! (NOTES §4-§8, §18). A hard error closes only its own connection.
+//! (docs/rabbitmq-compatibility.md §3-§8, §14). A hard error closes only its own connection.
 
 mod client;
 mod common;

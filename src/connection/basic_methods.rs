@@ -170,7 +170,7 @@ pub async fn cancel(
             open.consumers.remove(&method.consumer_tag);
         }
     }
-    // Cancelling an unknown tag is not an error (NOTES §4).
+    // Cancelling an unknown tag is not an error (docs/rabbitmq-compatibility.md §5).
     if !method.nowait {
         connection.write_method(
             channel.0,

@@ -1,4 +1,4 @@
-//! Direct reply-to (`amq.rabbitmq.reply-to`, NOTES §16): RPC replies that skip queues. The
+//! Direct reply-to (docs/rabbitmq-compatibility.md §13): RPC replies that skip queues. The
 //! requester consumes the pseudo-queue with no-ack on a channel; its requests published on that
 //! channel get `reply-to: amq.rabbitmq.reply-to.<token>`, where the token names the connection
 //! and channel plus a per-connection secret so a token cannot be forged. A responder publishing

@@ -1,6 +1,6 @@
 //! Frame-level dispatch after the handshake: heartbeats, channel 0 methods, channel lifecycle,
 //! content frames, and the routing of channel methods to their handlers. Every frame the peer
-//! can send in the wrong place maps to RabbitMQ's exception for it (NOTES §4).
+//! can send in the wrong place gets RabbitMQ's exception (docs/rabbitmq-compatibility.md §4).
 
 use std::rc::Rc;
 
@@ -246,7 +246,7 @@ async fn channel_method(
             connection.write_method(id, &Method::ChannelFlowOk(ChannelFlowOk { active: true }));
         }
         Method::ChannelFlowOk(_) => {}
-        // The client's answer to a server-sent basic.cancel (NOTES §18).
+        // The client's answer to a server-sent basic.cancel (docs/rabbitmq-compatibility.md §14).
         Method::BasicCancelOk(_) => {}
         Method::AccessRequest(_) => {
             connection.write_method(id, &Method::AccessRequestOk(AccessRequestOk { ticket: 1 }));

@@ -1,6 +1,6 @@
 //! The connection handshake: protocol header, start/start-ok (PLAIN and AMQPLAIN), tune/tune-ok,
 //! open/open-ok. Runs before the connection is registered on its shard, under the handshake
-//! timeout. Errors during the handshake are connection errors (NOTES §4).
+//! timeout. Errors during the handshake are connection errors (docs/rabbitmq-compatibility.md §4).
 
 use std::net::SocketAddr;
 use std::rc::Rc;

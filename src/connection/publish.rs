@@ -87,7 +87,7 @@ pub fn route_and_send(
     }
     if publish.exchange.is_empty() {
         if let Some(token) = direct_reply::ReplyToken::decode(publish.routing_key.as_bytes()) {
-            // A direct reply counts as routed even if the requester is gone (NOTES §16).
+            // Counts as routed even if the requester is gone (docs/rabbitmq-compatibility.md §13).
             let content = Arc::new(Message {
                 exchange: publish.exchange,
                 routing_key: publish.routing_key,
@@ -113,7 +113,7 @@ pub fn route_and_send(
         ));
     };
     if let Some(user_id) = &properties.user_id {
-        // RabbitMQ validates user-id so a consumer can trust it (NOTES §4).
+        // RabbitMQ checks user-id so a consumer can trust it (docs/rabbitmq-compatibility.md §7).
         if *user_id != state.user {
             return Err(Exception::precondition_failed(format!(
                 "user_id property set to '{user_id}' but authenticated user was '{}'",

@@ -34,7 +34,7 @@ pub async fn declare(
         .as_bytes()
         .starts_with(direct_reply::REPLY_PREFIX.as_bytes())
     {
-        // A reply-to pseudo-queue "exists" while its token is well formed (NOTES §16).
+        // A well-formed reply-to token "exists" as a queue (docs/rabbitmq-compatibility.md §13).
         if direct_reply::ReplyToken::decode(name.as_bytes()).is_none() {
             let vhost = connection.state.borrow().vhost.to_string_lossy();
             return Err(rules::no_queue(&name, &vhost));
@@ -153,7 +153,7 @@ pub async fn unbind(
 }
 
 /// The binding a queue.bind or queue.unbind names. An empty queue name means the channel's
-/// last declared queue, and then an empty routing key means that name too (NOTES §9).
+/// last declared queue, and an empty key then means that name (docs/rabbitmq-compatibility.md §9).
 fn queue_binding(
     connection: &ConnectionShared,
     channel: ChannelId,

@@ -1,4 +1,4 @@
-//! What we tell clients in connection.start (NOTES §2). Clients switch features on by the
+//! What connection.start says (docs/rabbitmq-compatibility.md §2). Clients turn features on by the
 //! capability names, and kombu/Celery picks its QoS semantics from `product`/`version`: with
 //! anything but `RabbitMQ` ≥ 3.3 it assumes the spec's channel-wide basic.qos(global=false)
 //! and its on-the-fly prefetch changes stop working. So we advertise RabbitMQ's product and a

@@ -54,7 +54,7 @@ pub struct QueuedMessage {
     pub redelivered: bool,
 }
 
-/// The per-message cost the storage design promises (docs/ARCHITECTURE.md §12).
+/// The per-message cost the storage design promises (docs/ARCHITECTURE.md, Backlogs on disk).
 pub const QUEUED_MESSAGE_BYTES_MAX: usize = 32;
 const _: () = assert!(std::mem::size_of::<QueuedMessage>() <= QUEUED_MESSAGE_BYTES_MAX);
 

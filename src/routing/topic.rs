@@ -375,7 +375,7 @@ mod tests {
     use super::*;
     use crate::routing::test_support::Rng;
 
-    /// NOTES §14: (binding key, routing keys that match, routing keys that do not).
+    /// docs/rabbitmq-compatibility.md §11: (binding key, keys that match, keys that do not).
     const GOLDEN: &[(&str, &[&str], &[&str])] = &[
         ("#", &["", "a", "a.b", ".", "a..b", "x.y.z.w"], &[]),
         ("#.#", &["", "a", "a.b", ".", "a..b", "x.y.z.w"], &[]),

@@ -18,7 +18,7 @@ use crate::shard::notify::{Event, Notify};
 use crate::shard::waker::WakeHandles;
 
 /// Capacity, in batches, of each shard-to-shard channel. Small capacities park senders
-/// constantly (DESIGN §2); batches amortise the rest.
+/// constantly (docs/ARCHITECTURE.md, The mesh); batches amortise the rest.
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
 /// Messages per batch at most, so one batch cannot hold a shard for long.

@@ -30,7 +30,7 @@ use crate::shard::{metadata_recovery, metadata_writer, queues, Shard};
 use crate::vhost::metadata_record::MetadataSnapshot;
 use hare_storage::MetadataLog;
 
-/// Preemption timer. glommio 0.9's 1 ms setting (which DESIGN §2 suggests for cross-shard
+/// Preemption timer (docs/ARCHITECTURE.md, Shards). glommio 0.9's 1 ms setting (better cross-shard
 /// latency) makes executors park with runnable tasks on this kernel: a stress test of
 /// cross-shard round trips stalled in about half its runs at 1 ms and in none at 100 ms, with
 /// the wake pipes of `waker` in place either way. Long loops still yield after bounded work
@@ -455,7 +455,7 @@ fn check_io_uring() -> Result<(), StartError> {
 }
 
 /// glommio registers its io memory in 3 rings per executor; all of it must fit under the
-/// locked-memory limit (DESIGN §2).
+/// locked-memory limit (docs/ARCHITECTURE.md, Shards).
 fn io_memory_per_executor(shards: usize) -> Result<usize, StartError> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -1,5 +1,5 @@
 //! The rules of metadata changes, run only on the metadata shard: RabbitMQ's checks for
-//! declare, delete, bind and unbind (NOTES §4, §9, §10), each turned into deltas that are
+//! declare, delete, bind, unbind (docs/rabbitmq-compatibility.md §4, §9, §10), as deltas that are
 //! applied here at once and then broadcast. Errors are the peer's faults, as AMQP exceptions.
 
 use crate::exception::Exception;
@@ -120,7 +120,7 @@ impl<'a> Change<'a> {
             };
         }
         let Some(kind) = ExchangeKind::parse(request.kind.as_bytes()) else {
-            // RabbitMQ answers an unknown type with 406, not 503 (NOTES §10).
+            // An unknown type is 406 in RabbitMQ, not 503 (docs/rabbitmq-compatibility.md §10).
             return Err(Exception::precondition_failed(format!(
                 "unknown exchange type '{}'",
                 request.kind
