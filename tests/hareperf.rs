@@ -1,11 +1,13 @@
 //! hareperf against the real broker: the library runs small scenarios end to end and the
-//! reports must prove that no message was lost.
+//! reports must prove that no message was lost, or, for declare runs, that every durable
+//! metadata change was answered and counted in its curve.
 
 mod common;
 
 use hare_loadtest::cli::RunArgs;
+use hare_loadtest::client::{AmqpUri, ClientError, Connection};
 use hare_loadtest::report::compare;
-use hare_loadtest::report::model::Report;
+use hare_loadtest::report::model::{MetadataChange, PhaseKind, Report};
 
 /// An instant or rate of a report: present, finite and not negative.
 fn finite(value: Option<f64>, what: &str) -> f64 {
@@ -218,4 +220,185 @@ fn backlog_incident_loses_nothing_and_redelivers_what_the_dropped_consumer_held(
         "{table}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether `queue` exists, by a passive declare on a connection of its own.
+fn queue_exists(broker: &common::Broker, queue: &str) -> bool {
+    let uri = AmqpUri::parse(&broker.url()).expect("the harness's URL is valid");
+    let mut connection = Connection::open(&uri, "test").expect("the broker accepts connections");
+    connection
+        .open_channel(1)
+        .expect("a new connection opens channel 1");
+    match connection.queue_message_count(1, queue) {
+        Ok(_) => true,
+        Err(ClientError::ChannelClosed { code: 404, .. }) => false,
+        Err(e) => panic!("passive declare of {queue:?}: {e}"),
+    }
+}
+
+#[test]
+fn declare_run_has_a_curve_per_change_with_every_window_counted_and_cleans_up() {
+    let broker = common::Broker::start(2);
+    let report = run(
+        &broker,
+        &[
+            "declare",
+            "--declare-queues",
+            "70",
+            "--declare-window",
+            "20",
+            "--declare-bindings-per-queue",
+            "2",
+            "--declare-channels",
+            "2",
+        ],
+    );
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    assert!(report.passed());
+    let declare = report.results.declare.as_ref().expect("declare results");
+    assert!(declare.name_prefix.starts_with("hareperf-declare-"));
+    assert_eq!(declare.connection_count, 2);
+    let changes: Vec<MetadataChange> = declare.curves.iter().map(|c| c.change).collect();
+    assert_eq!(
+        changes,
+        MetadataChange::ALL,
+        "declare, bind, delete, in order"
+    );
+    // A binding window covers the bindings of --declare-window queues; the last window of
+    // each curve holds what is left.
+    for (change, requested, per_window) in [
+        (MetadataChange::QueueDeclare, 70, 20),
+        (MetadataChange::QueueBind, 140, 40),
+        (MetadataChange::QueueDelete, 70, 20),
+    ] {
+        let curve = declare.curve(change).unwrap();
+        let rates = &curve.rates;
+        assert_eq!(curve.requested, requested, "{change:?}");
+        assert_eq!(rates.count, requested, "{change:?}: every change answered");
+        assert_eq!(rates.per_window, per_window);
+        let counts: Vec<u64> = rates.windows.iter().map(|w| w.count).collect();
+        let half = per_window / 2;
+        assert_eq!(
+            counts,
+            [per_window, per_window, per_window, half],
+            "{change:?}"
+        );
+        let cumulative: Vec<u64> = rates.windows.iter().map(|w| w.count_cumulative).collect();
+        assert_eq!(
+            cumulative,
+            [per_window, 2 * per_window, 3 * per_window, requested]
+        );
+        let indexes: Vec<u64> = rates.windows.iter().map(|w| w.index).collect();
+        assert_eq!(indexes, [0, 1, 2, 3]);
+        let durations: f64 = rates.windows.iter().map(|w| w.duration_s).sum();
+        assert!((durations - (rates.end_s - rates.start_s)).abs() < 1e-6);
+        assert!(rates
+            .windows
+            .iter()
+            .all(|w| w.rate_per_s > 0.0 && w.rate_per_s.is_finite()));
+        let first = finite(rates.first_window_rate_per_s, "first window rate");
+        let last = finite(rates.last_window_rate_per_s, "last window rate");
+        let ratio = finite(rates.last_to_first_ratio, "last ÷ first");
+        assert!((ratio - last / first).abs() < 1e-9);
+        assert!(rates.end_s <= report.results.duration_s);
+    }
+    let phases: Vec<(&str, PhaseKind, u64)> = report
+        .phases
+        .iter()
+        .map(|p| (p.name.as_str(), p.kind, p.messages))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("queues", PhaseKind::Metadata, 70),
+            ("bindings", PhaseKind::Metadata, 140),
+            ("delete", PhaseKind::Metadata, 70),
+        ]
+    );
+    for (phase, curve) in report.phases.iter().zip(&declare.curves) {
+        assert!(
+            (phase.end_s - curve.rates.end_s).abs() < 1e-9,
+            "a phase ends with its last answer"
+        );
+    }
+    assert!(!queue_exists(
+        &broker,
+        &format!("{}-0", declare.name_prefix)
+    ));
+    assert!(!queue_exists(
+        &broker,
+        &format!("{}-69", declare.name_prefix)
+    ));
+    let named = [("a".to_string(), report.clone())];
+    let table = compare::table(&named);
+    assert!(
+        table.contains("| queue.bind, last ÷ first window |"),
+        "{table}"
+    );
+    let curves = compare::curves(&named);
+    assert!(curves.contains("| 3 | 121–140 |"), "{curves}");
+}
+
+#[test]
+fn declare_run_with_keep_queues_leaves_them_for_a_restart() {
+    let broker = common::Broker::start(2);
+    let report = run(
+        &broker,
+        &[
+            "declare",
+            "--declare-queues",
+            "20",
+            "--declare-window",
+            "10",
+            "--keep-queues",
+        ],
+    );
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    let declare = report.results.declare.as_ref().expect("declare results");
+    let changes: Vec<MetadataChange> = declare.curves.iter().map(|c| c.change).collect();
+    assert_eq!(changes, [MetadataChange::QueueDeclare], "nothing deleted");
+    let last = format!("{}-19", declare.name_prefix);
+    let broker = broker.restart();
+    assert!(
+        queue_exists(&broker, &last),
+        "durable queues survive a restart"
+    );
+}
+
+#[test]
+fn declare_run_stops_at_the_first_refused_declare_and_says_why() {
+    let broker = common::Broker::start(2);
+    // Queue names under the reserved `amq.` prefix are refused with 403.
+    let report = run(
+        &broker,
+        &[
+            "declare",
+            "--queue",
+            "amq.refused",
+            "--declare-queues",
+            "50",
+            "--declare-channels",
+            "2",
+        ],
+    );
+    assert!(!report.passed(), "a refused declare fails the run");
+    assert!(!report.errors.is_empty());
+    for error in &report.errors {
+        assert!(
+            error.contains("queue.declare connection")
+                && error.contains("declaring durable queue \"amq.refused-declare-")
+                && error.contains("403"),
+            "{error}"
+        );
+    }
+    let declare = report.results.declare.as_ref().expect("declare results");
+    let [curve] = &declare.curves[..] else {
+        panic!("only the declare phase ran: {:?}", declare.curves);
+    };
+    assert_eq!(curve.requested, 50);
+    assert_eq!(
+        curve.rates.count, 0,
+        "each connection stopped at its first refusal"
+    );
+    assert_eq!(curve.rates.first_window_rate_per_s, None);
 }

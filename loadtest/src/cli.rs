@@ -49,6 +49,9 @@ pub enum ScenarioKind {
     Churn,
     /// The incident: a persistent flood, misbehaving consumers, then recovery.
     Backlog,
+    /// Durable queues, bindings and deletes one after another: the cost of a metadata change
+    /// as the metadata grows.
+    Declare,
 }
 
 impl ScenarioKind {
@@ -60,6 +63,7 @@ impl ScenarioKind {
             ScenarioKind::ConsumersJoinLate => "consumers_join_late",
             ScenarioKind::Churn => "churn",
             ScenarioKind::Backlog => "backlog",
+            ScenarioKind::Declare => "declare",
         }
     }
 }
@@ -162,6 +166,9 @@ pub struct RunArgs {
     pub churn: ChurnArgs,
     #[command(flatten)]
     pub backlog: BacklogArgs,
+    #[command(flatten)]
+    #[serde(default)]
+    pub declare: DeclareArgs,
 }
 
 /// Flags of the fanout scenario.
@@ -225,6 +232,64 @@ pub struct BacklogArgs {
     /// Healthy consumers in the recovery phase.
     #[arg(long, default_value_t = 4)]
     pub recovery_consumers: usize,
+}
+
+/// Most queues the declare scenario declares in one run: its per-operation instants stay in
+/// memory (8 bytes each) until the run ends.
+pub const DECLARE_QUEUE_COUNT_MAX: u64 = 10_000_000;
+/// Most bindings per queue the declare scenario makes.
+pub const DECLARE_BINDINGS_PER_QUEUE_MAX: u64 = 1000;
+/// Most bindings the declare scenario makes in one run (queues × bindings per queue).
+pub const DECLARE_BINDING_COUNT_MAX: u64 = 20_000_000;
+/// Most connections the declare scenario runs at once.
+pub const DECLARE_CONNECTION_COUNT_MAX: u64 = 256;
+
+/// Flags of the declare scenario.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct DeclareArgs {
+    /// Durable queues to declare, one after another per connection.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=DECLARE_QUEUE_COUNT_MAX))]
+    pub declare_queues: u64,
+    /// Connections (one channel each) sharing the declares, binds and deletes; each waits for
+    /// every answer before its next request. 1 is what an ordinary application does; more
+    /// measure how the broker commits concurrent changes together.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=DECLARE_CONNECTION_COUNT_MAX))]
+    pub declare_channels: u64,
+    /// Queue declares (and queue deletes) per window of the rate curve.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub declare_window: u64,
+    /// Bindings of each queue to the scenario's durable direct exchange, each with its own
+    /// routing key; 0 skips the bindings phase.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=DECLARE_BINDINGS_PER_QUEUE_MAX))]
+    pub declare_bindings_per_queue: u64,
+    /// Bindings per window of the bindings curve [default: --declare-window × bindings per
+    /// queue, so that each window covers the bindings of --declare-window queues].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub declare_binding_window: Option<u64>,
+}
+
+impl Default for DeclareArgs {
+    /// The flags' defaults, for reports written before the declare scenario existed.
+    fn default() -> Self {
+        DeclareArgs {
+            declare_queues: 100_000,
+            declare_channels: 1,
+            declare_window: 1000,
+            declare_bindings_per_queue: 0,
+            declare_binding_window: None,
+        }
+    }
+}
+
+impl DeclareArgs {
+    /// Bindings per window of the bindings curve.
+    pub fn binding_window(&self) -> u64 {
+        self.declare_binding_window.unwrap_or_else(|| {
+            self.declare_window
+                .saturating_mul(self.declare_bindings_per_queue)
+                .max(1)
+        })
+    }
 }
 
 /// `--depth-interval-ms` of reports written before the flag existed.
@@ -324,5 +389,45 @@ mod tests {
         assert_eq!(args.scenario.name(), "consumers_join_late");
         assert_eq!(args.queue_names(), vec!["hareperf"]);
         assert!(RunArgs::parse_from(["nope"]).is_err());
+    }
+
+    #[test]
+    fn declare_flags_have_bounds_and_the_binding_window_follows_the_queue_window() {
+        let args = RunArgs::parse_from(["declare"]).unwrap();
+        assert_eq!(args.scenario, ScenarioKind::Declare);
+        assert_eq!(args.scenario.name(), "declare");
+        let d = &args.declare;
+        assert_eq!(
+            (d.declare_queues, d.declare_channels, d.declare_window),
+            (100_000, 1, 1000)
+        );
+        assert_eq!(d.declare_bindings_per_queue, 0);
+        let args = RunArgs::parse_from([
+            "declare",
+            "--declare-queues",
+            "300",
+            "--declare-window",
+            "100",
+            "--declare-bindings-per-queue",
+            "2",
+            "--declare-channels",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(args.declare.binding_window(), 200);
+        let args = RunArgs::parse_from(["declare", "--declare-binding-window", "7"]).unwrap();
+        assert_eq!(args.declare.binding_window(), 7);
+        for bad in [
+            ["--declare-window", "0"],
+            ["--declare-queues", "0"],
+            ["--declare-channels", "0"],
+            ["--declare-channels", "257"],
+            ["--declare-bindings-per-queue", "1001"],
+        ] {
+            assert!(
+                RunArgs::parse_from(["declare", bad[0], bad[1]]).is_err(),
+                "{bad:?} is refused"
+            );
+        }
     }
 }

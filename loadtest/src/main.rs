@@ -30,10 +30,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(path) = &html_path {
                 std::fs::write(path, html::render(&report)?)?;
             }
-            print!(
-                "{}",
-                compare::table(&[(report.scenario.clone(), report.clone())])
-            );
+            let named = [(report.scenario.clone(), report.clone())];
+            print!("{}{}", compare::table(&named), compare::curves(&named));
             for error in &report.errors {
                 eprintln!("hareperf: {error}");
             }
@@ -60,7 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|path| Ok((column_name(path), Report::read_json(path)?)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            print!("{}", compare::table(&loaded));
+            print!("{}{}", compare::table(&loaded), compare::curves(&loaded));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -3,8 +3,8 @@
 //! `basic.qos`, `confirm.select` and `basic.consume`.
 
 use hare_protocol::{
-    BasicConsume, BasicQos, ConfirmSelect, ExchangeDeclare, FieldTable, Method, QueueBind,
-    QueueDeclare, QueueDelete, QueuePurge, ShortStr,
+    BasicConsume, BasicQos, ConfirmSelect, ExchangeDeclare, ExchangeDelete, FieldTable, Method,
+    QueueBind, QueueDeclare, QueueDelete, QueuePurge, ShortStr,
 };
 
 use super::connection::Connection;
@@ -44,6 +44,19 @@ impl Connection {
             channel,
             Method::ExchangeDeclare(request),
             "exchange.declare-ok",
+        )?;
+        Ok(())
+    }
+
+    pub fn exchange_delete(&mut self, channel: u16, exchange: &str) -> Result<(), ClientError> {
+        let request = ExchangeDelete {
+            exchange: short(exchange)?,
+            ..Default::default()
+        };
+        self.rpc(
+            channel,
+            Method::ExchangeDelete(request),
+            "exchange.delete-ok",
         )?;
         Ok(())
     }

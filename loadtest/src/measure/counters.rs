@@ -20,6 +20,9 @@ pub struct Counters {
     /// Deliveries a consumer accepted (acked, or received with auto-ack).
     pub accepted: AtomicU64,
     pub connections_opened: AtomicU64,
+    /// Metadata changes the broker answered (declare-ok, bind-ok, delete-ok of the declare
+    /// scenario), added to one by one: each is a round trip anyway.
+    pub metadata_changes: AtomicU64,
     /// Ready messages over all the run's queues, from the last poll; `DEPTH_UNKNOWN` if none.
     pub queue_depth: AtomicU64,
     /// Nanoseconds since the run's epoch when a consumer last accepted a message; 0 if none
@@ -38,6 +41,7 @@ impl Default for Counters {
             delivered: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             connections_opened: AtomicU64::new(0),
+            metadata_changes: AtomicU64::new(0),
             queue_depth: AtomicU64::new(DEPTH_UNKNOWN),
             last_accepted_ns: AtomicU64::new(0),
         }
@@ -54,6 +58,7 @@ pub struct CounterSnapshot {
     pub delivered: u64,
     pub accepted: u64,
     pub connections_opened: u64,
+    pub metadata_changes: u64,
 }
 
 impl Counters {
@@ -92,6 +97,7 @@ impl Counters {
             delivered: get(&self.delivered),
             accepted: get(&self.accepted),
             connections_opened: get(&self.connections_opened),
+            metadata_changes: get(&self.metadata_changes),
         }
     }
 

@@ -2,6 +2,7 @@
 //!
 //! - `counters`: run-wide atomic totals, added to per batch.
 //! - `latency`: HdrHistogram latencies and their percentile summary.
+//! - `rate_windows`: rates over consecutive windows of answers (the declare scenario's curves).
 //! - `received_ids`: per-consumer bitmaps of accepted message ids (loss and duplicate proof).
 //! - `sampler`: the once-a-second thread behind every time series and the progress line.
 //! - `proc_stat`: CPU seconds and RSS from `/proc`, for hareperf and the broker.
@@ -13,5 +14,6 @@ pub mod latency;
 pub mod machine;
 pub mod proc_stat;
 pub mod progress;
+pub mod rate_windows;
 pub mod received_ids;
 pub mod sampler;

@@ -57,6 +57,9 @@ pub fn format_line(series: &Series) -> String {
         depth,
         last(&series.client_cpu_percent),
     );
+    if let Some(&changes) = series.metadata_changes_per_s.last().filter(|c| **c > 0.0) {
+        line.push_str(&format!("  metadata {changes:>6.0}/s"));
+    }
     if let Some(Some(cpu)) = series.broker_cpu_percent.last() {
         line.push_str(&format!("  broker cpu {cpu:>4.0}%"));
     }
@@ -81,6 +84,13 @@ mod tests {
         assert!(line.contains("published      1234/s"), "{line}");
         assert!(line.contains("depth       77"), "{line}");
         assert!(line.contains("broker cpu   55%"), "{line}");
+        assert!(!line.contains("metadata"), "no metadata changes, no column");
+        let declaring = Series {
+            t_s: vec![1.0],
+            metadata_changes_per_s: vec![551.0],
+            ..Default::default()
+        };
+        assert!(format_line(&declaring).contains("metadata    551/s"));
         assert!(format_line(&Series::default()).contains("depth        ?"));
     }
 }

@@ -37,6 +37,10 @@ pub struct Series {
     pub delivered_per_s: Vec<f64>,
     pub accepted_per_s: Vec<f64>,
     pub connections_per_s: Vec<f64>,
+    /// Metadata changes answered per second (the declare scenario); empty in reports written
+    /// before it existed.
+    #[serde(default)]
+    pub metadata_changes_per_s: Vec<f64>,
     /// Ready messages summed over the run's queues at the last poll before each sample;
     /// `None` when that poll failed.
     pub queue_depth: Vec<Option<u64>>,
@@ -185,6 +189,9 @@ impl Sampler<'_> {
         series
             .connections_per_s
             .push(rate(|s| s.connections_opened));
+        series
+            .metadata_changes_per_s
+            .push(rate(|s| s.metadata_changes));
         series.queue_depth.push(self.last_depth);
         series
             .client_cpu_percent

@@ -114,6 +114,7 @@ pub fn finish(mut ctx: RunContext) -> Report {
         broker_rss_end_kib: ctx.broker_rss_end_kib,
         queue_depth_max,
         queue_depth_end: ctx.queue_depth_end,
+        declare: ctx.declare.clone(),
     };
     Report {
         format_version: REPORT_FORMAT_VERSION,

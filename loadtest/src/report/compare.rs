@@ -1,12 +1,13 @@
 //! `compare`: a Markdown table of several reports side by side, one column per report and a
 //! ratio column (this ÷ first) for each report after the first. With one report it is that
-//! run's summary.
+//! run's summary. Declare runs add one table per curve (`curves`): a row per window.
 
 use std::fmt::Write;
 
 use crate::measure::latency::LatencySummary;
+use crate::measure::rate_windows::RateCurve;
 
-use super::model::Report;
+use super::model::{ChangeCurve, MetadataChange, Report};
 
 /// How a row's number is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,7 @@ enum Unit {
     Percent,
     Seconds,
     Kib,
+    Ratio,
 }
 
 type Figure = fn(&Report) -> Option<f64>;
@@ -44,6 +46,48 @@ const ROWS: &[(&str, Unit, Figure)] = &[
     }),
     ("drain rate, held aside (msg/s)", Unit::Rate, |r| {
         r.results.drain_unheld_rate_per_s
+    }),
+    ("queue.declare rate (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueDeclare, overall_rate)
+    }),
+    ("queue.declare, first window (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueDeclare, |c| {
+            c.first_window_rate_per_s
+        })
+    }),
+    ("queue.declare, last window (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueDeclare, |c| {
+            c.last_window_rate_per_s
+        })
+    }),
+    ("queue.declare, last ÷ first window", Unit::Ratio, |r| {
+        change_figure(r, MetadataChange::QueueDeclare, |c| c.last_to_first_ratio)
+    }),
+    ("queue.bind rate (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueBind, overall_rate)
+    }),
+    ("queue.bind, first window (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueBind, |c| c.first_window_rate_per_s)
+    }),
+    ("queue.bind, last window (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueBind, |c| c.last_window_rate_per_s)
+    }),
+    ("queue.bind, last ÷ first window", Unit::Ratio, |r| {
+        change_figure(r, MetadataChange::QueueBind, |c| c.last_to_first_ratio)
+    }),
+    ("queue.delete rate (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueDelete, overall_rate)
+    }),
+    ("queue.delete, first window (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueDelete, |c| {
+            c.first_window_rate_per_s
+        })
+    }),
+    ("queue.delete, last window (changes/s)", Unit::Rate, |r| {
+        change_figure(r, MetadataChange::QueueDelete, |c| c.last_window_rate_per_s)
+    }),
+    ("queue.delete, last ÷ first window", Unit::Ratio, |r| {
+        change_figure(r, MetadataChange::QueueDelete, |c| c.last_to_first_ratio)
     }),
     ("confirm latency p50", Unit::Micros, |r| {
         latency(&r.results.confirm_latency, |l| l.p50_us)
@@ -164,12 +208,21 @@ pub fn table(reports: &[(String, Report)]) -> String {
     let text_rows: [(&str, Text); 5] = [
         ("broker", |r| r.broker.label.clone()),
         ("scenario", |r| r.scenario.clone()),
-        ("producers × consumers", |r| {
-            format!(
+        ("producers × consumers", |r| match &r.results.declare {
+            Some(declare) => format!(
+                "none ({} declaring connection{})",
+                declare.connection_count,
+                if declare.connection_count == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+            None => format!(
                 "{} × {}",
                 producer_count(r),
                 r.consumers.len().max(r.parameters.consumers)
-            )
+            ),
         }),
         ("message size (B)", |r| r.parameters.size.to_string()),
         ("persistent / confirm window", |r| {
@@ -191,9 +244,13 @@ pub fn table(reports: &[(String, Report)]) -> String {
         ));
         push_row(&mut out, &row);
     }
+    // Runs that only changed metadata have no messages to count.
+    let metadata_only = reports.iter().all(|(_, r)| r.results.declare.is_some());
     for &(label, unit, figure) in ROWS {
         let values: Vec<Option<f64>> = reports.iter().map(|(_, r)| figure(r)).collect();
-        if values.iter().all(|v| v.is_none_or(|v| v == 0.0)) && is_optional(label) {
+        if values.iter().all(|v| v.is_none_or(|v| v == 0.0))
+            && (is_optional(label) || metadata_only)
+        {
             continue;
         }
         if values.iter().all(Option::is_none) {
@@ -210,6 +267,93 @@ pub fn table(reports: &[(String, Report)]) -> String {
         push_row(&mut out, &row);
     }
     out
+}
+
+/// The declare runs' curves: for each kind of change some report made, a heading and a table
+/// with a row per window, a rate column per report and a ratio column (÷ the first) for each
+/// report after the first. Empty when no report has a curve.
+pub fn curves(reports: &[(String, Report)]) -> String {
+    let mut out = String::new();
+    for change in MetadataChange::ALL {
+        if let Some(table) = curve_table(reports, change) {
+            let _ = writeln!(
+                out,
+                "\n**{}** per window (changes/s)\n",
+                change.method_name()
+            );
+            out.push_str(&table);
+        }
+    }
+    out
+}
+
+/// The curve table of one kind of change, or `None` if no report has a window of it. A row's
+/// range (which changes the window holds) is the first report's that has the row.
+pub fn curve_table(reports: &[(String, Report)], change: MetadataChange) -> Option<String> {
+    let curves: Vec<Option<&ChangeCurve>> = reports
+        .iter()
+        .map(|(_, r)| r.results.declare.as_ref().and_then(|d| d.curve(change)))
+        .collect();
+    let row_count = curves
+        .iter()
+        .flatten()
+        .map(|c| c.rates.windows.len())
+        .max()
+        .filter(|&n| n > 0)?;
+    let mut out = String::new();
+    let mut header = vec!["window".to_string(), "changes".to_string()];
+    header.extend(reports.iter().map(|(name, _)| format!("**{name}**")));
+    let first_name = reports.first().map(|(n, _)| n.clone()).unwrap_or_default();
+    header.extend(
+        reports
+            .iter()
+            .skip(1)
+            .map(|(name, _)| format!("{name} ÷ {first_name}")),
+    );
+    push_row(&mut out, &header);
+    push_row(&mut out, &vec!["---".to_string(); header.len()]);
+    for index in 0..row_count {
+        let windows: Vec<_> = curves
+            .iter()
+            .map(|c| c.and_then(|c| c.rates.windows.get(index)))
+            .collect();
+        let range = windows
+            .iter()
+            .flatten()
+            .next()
+            .map_or_else(String::new, |w| {
+                format!(
+                    "{}–{}",
+                    group_thousands((w.count_cumulative - w.count + 1) as i64),
+                    group_thousands(w.count_cumulative as i64)
+                )
+            });
+        let rates: Vec<Option<f64>> = windows.iter().map(|w| w.map(|w| w.rate_per_s)).collect();
+        let mut row = vec![index.to_string(), range];
+        row.extend(
+            rates
+                .iter()
+                .map(|v| v.map_or("–".to_string(), |v| format_value(v, Unit::Rate))),
+        );
+        let first = rates.first().copied().flatten();
+        row.extend(rates.iter().skip(1).map(|v| ratio(first, *v)));
+        push_row(&mut out, &row);
+    }
+    Some(out)
+}
+
+/// A figure of the curve of `change`, if the report has one.
+fn change_figure(
+    r: &Report,
+    change: MetadataChange,
+    pick: fn(&RateCurve) -> Option<f64>,
+) -> Option<f64> {
+    pick(&r.results.declare.as_ref()?.curve(change)?.rates)
+}
+
+/// A curve's rate over all its changes, if any was answered.
+fn overall_rate(curve: &RateCurve) -> Option<f64> {
+    (curve.count > 0).then_some(curve.rate_per_s)
 }
 
 /// Producers of the run, as the parameters asked for them.
@@ -263,6 +407,7 @@ fn format_value(value: f64, unit: Unit) -> String {
         Unit::Percent => format!("{value:.0} %"),
         Unit::Seconds => format!("{value:.1}"),
         Unit::Kib => format!("{:.1} MiB", value / 1024.0),
+        Unit::Ratio => format!("{value:.3}"),
     }
 }
 
@@ -284,7 +429,7 @@ fn group_thousands(n: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::sample_report;
+    use crate::report::model::{sample_declare_report, sample_report};
 
     #[test]
     fn one_column_per_report_and_ratios_against_the_first() {
@@ -331,11 +476,73 @@ mod tests {
     }
 
     #[test]
+    fn declare_runs_show_their_curves_and_no_message_rows() {
+        let declare = sample_declare_report();
+        let table = table(&[
+            ("hare".into(), declare.clone()),
+            ("rabbit".into(), declare.clone()),
+        ]);
+        assert!(
+            table.contains("| queue.declare, first window (changes/s) | 100 | 100 | 1.00× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| queue.declare, last window (changes/s) | 25 | 25 | 1.00× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| queue.declare, last ÷ first window | 0.250 | 0.250 | 1.00× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| queue.delete, last ÷ first window | 1.000 |"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("queue.bind"),
+            "no bindings, no binding rows"
+        );
+        assert!(!table.contains("publish rate"), "nothing was published");
+        assert!(
+            table.contains("| producers × consumers | none (1 declaring connection) |"),
+            "{table}"
+        );
+        let mut faster = declare.clone();
+        let curve = &mut faster.results.declare.as_mut().unwrap().curves[0];
+        curve.rates.windows[2].rate_per_s = 50.0;
+        let curves = curves(&[("hare".into(), declare), ("rabbit".into(), faster)]);
+        assert!(
+            curves.contains("**queue.declare** per window (changes/s)"),
+            "{curves}"
+        );
+        assert!(
+            curves.contains("| window | changes | **hare** | **rabbit** | rabbit ÷ hare |"),
+            "{curves}"
+        );
+        assert!(
+            curves.contains("| 0 | 1–100 | 100 | 100 | 1.00× |"),
+            "{curves}"
+        );
+        assert!(
+            curves.contains("| 2 | 201–300 | 25 | 50 | 2.00× |"),
+            "{curves}"
+        );
+        assert!(curves.contains("**queue.delete**"), "{curves}");
+        assert!(!curves.contains("queue.bind"), "{curves}");
+        assert_eq!(
+            super::curves(&[("a".into(), sample_report(1.0))]),
+            "",
+            "runs without curves add nothing"
+        );
+    }
+
+    #[test]
     fn numbers_are_formatted_for_people() {
         assert_eq!(group_thousands(1_234_567), "1,234,567");
         assert_eq!(group_thousands(-1000), "-1,000");
         assert_eq!(group_thousands(999), "999");
         assert_eq!(format_value(1536.0, Unit::Kib), "1.5 MiB");
         assert_eq!(format_value(12.25, Unit::Micros), "12.2 µs");
+        assert_eq!(format_value(0.0926, Unit::Ratio), "0.093");
     }
 }

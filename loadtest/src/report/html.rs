@@ -1,5 +1,6 @@
 //! The HTML report: one self-contained page (no scripts, no external assets) with the summary
-//! table and SVG charts drawn by plotters: queue depth, rates, latency percentiles and CPU.
+//! table and SVG charts drawn by plotters: queue depth, rates, latency percentiles and CPU, and
+//! for declare runs the rate of each kind of metadata change per window, with its tables.
 
 use plotters::coord::ranged1d::Ranged;
 use plotters::coord::types::RangedCoordf64;
@@ -8,7 +9,7 @@ use plotters::prelude::*;
 use crate::measure::latency::{LatencySummary, PERCENTILES};
 
 use super::compare;
-use super::model::{Phase, PhaseKind, Report};
+use super::model::{MetadataChange, Phase, PhaseKind, Report};
 
 const CHART_SIZE: (u32, u32) = (900, 320);
 
@@ -48,12 +49,13 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
         page.push_str("<h2>Phases</h2><ul>");
         for phase in &report.phases {
             let depth = |d: Option<u64>| d.map_or_else(|| "?".to_string(), |d| d.to_string());
-            let counted = match phase.kind {
-                PhaseKind::Publish => "published",
-                PhaseKind::Consume => "accepted",
+            let (counted, unit) = match phase.kind {
+                PhaseKind::Publish => ("published", "msg/s"),
+                PhaseKind::Consume => ("accepted", "msg/s"),
+                PhaseKind::Metadata => ("metadata changes answered", "changes/s"),
             };
             page.push_str(&format!(
-                "<li>{}: {:.3} s – {:.3} s ({:.3} s), {} {counted}, {:.0} msg/s; \
+                "<li>{}: {:.3} s – {:.3} s ({:.3} s), {} {counted}, {:.0} {unit}; \
                  queue depth {} → {}</li>",
                 escape(&phase.name),
                 phase.start_s,
@@ -66,6 +68,17 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
             ));
         }
         page.push_str("</ul>\n");
+    }
+    if let Some(chart) = declare_chart(report)? {
+        page.push_str("<h2>Metadata changes per window</h2>\n");
+        page.push_str(&chart);
+        let reports = [(report.scenario.clone(), report.clone())];
+        for change in MetadataChange::ALL {
+            if let Some(table) = compare::curve_table(&reports, change) {
+                page.push_str(&format!("<h3>{} (changes/s)</h3>\n", change.method_name()));
+                page.push_str(&markdown_table_to_html(&table));
+            }
+        }
     }
     page.push_str("<h2>Queue depth</h2>\n");
     page.push_str(&depth_chart(report)?);
@@ -176,6 +189,37 @@ fn cpu_chart(report: &Report) -> anyhow::Result<String> {
     )
 }
 
+/// The declare run's curves: the rate of each window against the changes answered by its end,
+/// so a rate that falls as the metadata grows shows as a falling line. `None` for other runs.
+fn declare_chart(report: &Report) -> anyhow::Result<Option<String>> {
+    let Some(declare) = &report.results.declare else {
+        return Ok(None);
+    };
+    let colors = [
+        RGBColor(30, 100, 200),
+        RGBColor(30, 160, 60),
+        RGBColor(200, 60, 30),
+    ];
+    let lines: Vec<Line<'_>> = MetadataChange::ALL
+        .iter()
+        .zip(colors)
+        .filter_map(|(&change, color)| {
+            let curve = declare.curve(change)?;
+            Some(Line {
+                name: change.method_name(),
+                color,
+                points: curve
+                    .rates
+                    .windows
+                    .iter()
+                    .map(|w| (w.count_cumulative as f64, w.rate_per_s))
+                    .collect(),
+            })
+        })
+        .collect();
+    line_chart("changes answered", "changes per second", &lines, &[]).map(Some)
+}
+
 fn latency_chart(report: &Report) -> anyhow::Result<String> {
     let curve = |summary: &Option<LatencySummary>| -> Vec<(f64, f64)> {
         summary.as_ref().map_or_else(Vec::new, |s| {
@@ -239,6 +283,17 @@ fn latency_chart(report: &Report) -> anyhow::Result<String> {
 
 /// A chart of values over run time, with the phases' starts as vertical markers.
 fn time_chart(y_desc: &str, lines: &[Line<'_>], phases: &[Phase]) -> anyhow::Result<String> {
+    line_chart("seconds", y_desc, lines, phases)
+}
+
+/// A chart of lines from 0 to their largest x and y, with the phases' starts as vertical
+/// markers (when x is run time).
+fn line_chart(
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line<'_>],
+    phases: &[Phase],
+) -> anyhow::Result<String> {
     let x_max = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.0))
@@ -260,7 +315,7 @@ fn time_chart(y_desc: &str, lines: &[Line<'_>], phases: &[Phase]) -> anyhow::Res
             .map_err(plot_error)?;
         chart
             .configure_mesh()
-            .x_desc("seconds")
+            .x_desc(x_desc)
             .y_desc(y_desc)
             .y_label_formatter(&|y| short_number(*y))
             .draw()
@@ -362,7 +417,7 @@ fn markdown_table_to_html(markdown: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::sample_report;
+    use crate::report::model::{sample_declare_report, sample_report};
 
     #[test]
     fn page_is_self_contained_with_four_charts_and_escaped_text() {
@@ -379,6 +434,20 @@ mod tests {
         assert!(
             page.contains(">\npublish\n</text>"),
             "phase markers are labelled"
+        );
+    }
+
+    #[test]
+    fn declare_runs_get_a_curve_chart_and_tables() {
+        let page = render(&sample_declare_report()).unwrap();
+        assert_eq!(page.matches("<svg").count(), 5);
+        assert!(page.contains("<h2>Metadata changes per window</h2>"));
+        assert!(page.contains("<h3>queue.declare (changes/s)</h3>"));
+        assert!(page.contains("<tr><td>2</td><td>201–300</td><td>25</td></tr>"));
+        assert!(!page.contains("queue.bind (changes/s)"), "no bindings");
+        assert_eq!(
+            render(&sample_report(1.0)).unwrap().matches("<h3>").count(),
+            0
         );
     }
 

@@ -12,6 +12,7 @@ use crate::cli::RunArgs;
 use crate::client::ServerInfo;
 use crate::measure::latency::LatencySummary;
 use crate::measure::machine::Machine;
+use crate::measure::rate_windows::RateCurve;
 use crate::measure::sampler::Series;
 
 /// The current report format.
@@ -130,6 +131,68 @@ pub struct Results {
     /// Ready messages when the run ended, before hareperf deletes its queues.
     #[serde(default)]
     pub queue_depth_end: Option<u64>,
+    /// declare: the rate curve of each kind of durable metadata change.
+    #[serde(default)]
+    pub declare: Option<DeclareResults>,
+}
+
+/// The declare scenario's figures: one curve per kind of durable metadata change, in the order
+/// the run made them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeclareResults {
+    /// The run's queues are `<name_prefix>-<i>` (i from 0) and its exchange `<name_prefix>`.
+    pub name_prefix: String,
+    /// Connections that shared the changes, each waiting for every answer before its next
+    /// request.
+    pub connection_count: u64,
+    pub curves: Vec<ChangeCurve>,
+}
+
+impl DeclareResults {
+    /// The curve of `change`, if the run made that change.
+    pub fn curve(&self, change: MetadataChange) -> Option<&ChangeCurve> {
+        self.curves.iter().find(|c| c.change == change)
+    }
+}
+
+/// The kinds of durable metadata change the declare scenario times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataChange {
+    /// A durable queue declared.
+    QueueDeclare,
+    /// A queue bound to a durable exchange.
+    QueueBind,
+    /// A durable queue deleted.
+    QueueDelete,
+}
+
+impl MetadataChange {
+    /// Every change, in the order the scenario makes them.
+    pub const ALL: [MetadataChange; 3] = [
+        MetadataChange::QueueDeclare,
+        MetadataChange::QueueBind,
+        MetadataChange::QueueDelete,
+    ];
+
+    /// The AMQP method that makes the change.
+    pub fn method_name(self) -> &'static str {
+        match self {
+            MetadataChange::QueueDeclare => "queue.declare",
+            MetadataChange::QueueBind => "queue.bind",
+            MetadataChange::QueueDelete => "queue.delete",
+        }
+    }
+}
+
+/// How fast one kind of change was answered as the metadata grew (or, for deletes, shrank).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeCurve {
+    pub change: MetadataChange,
+    /// Changes asked for; `rates.count` of them were answered (fewer only after an error).
+    pub requested: u64,
+    #[serde(flatten)]
+    pub rates: RateCurve,
 }
 
 /// The proof that every message arrived: ids published against ids accepted.
@@ -175,7 +238,8 @@ pub struct Phase {
     #[serde(default)]
     pub kind: PhaseKind,
     /// What the phase did: messages confirmed (published, without confirms) in a publish
-    /// phase, accepted by consumers in a consume phase.
+    /// phase, accepted by consumers in a consume phase, metadata changes answered in a
+    /// metadata phase.
     #[serde(default)]
     pub messages: u64,
     /// `messages / duration_s`.
@@ -197,6 +261,8 @@ pub enum PhaseKind {
     Publish,
     /// Messages accepted by consumers.
     Consume,
+    /// Durable metadata changes the broker answered (the declare scenario).
+    Metadata,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -291,6 +357,47 @@ pub(crate) fn sample_report(publish_rate_per_s: f64) -> Report {
     }
 }
 
+/// A declare run's report for the report modules' tests: 300 queues declared in windows of
+/// 100 at 100, 50 and 25 declares/s (the rate halves each window), then deleted at a steady
+/// 200/s.
+#[cfg(test)]
+pub(crate) fn sample_declare_report() -> Report {
+    let ms = 1_000_000u64;
+    let mut declared: Vec<u64> = (1..=300u64)
+        .map(|i| match i {
+            1..=100 => i * 10 * ms,
+            101..=200 => 1000 * ms + (i - 100) * 20 * ms,
+            _ => 3000 * ms + (i - 200) * 40 * ms,
+        })
+        .collect();
+    let mut deleted: Vec<u64> = (1..=300u64).map(|i| 7000 * ms + i * 5 * ms).collect();
+    let curve = |change, instants: &mut Vec<u64>, start_ns| ChangeCurve {
+        change,
+        requested: 300,
+        rates: RateCurve::from_instants(start_ns, instants, 100),
+    };
+    let mut report = sample_report(0.0);
+    report.scenario = "declare".into();
+    report.parameters =
+        RunArgs::parse_from(["declare", "--declare-queues", "300"]).expect("valid arguments");
+    report.results = Results {
+        duration_s: 8.6,
+        publish_duration_s: 8.6,
+        deliver_duration_s: 8.6,
+        declare: Some(DeclareResults {
+            name_prefix: "hareperf-declare-1".into(),
+            connection_count: 1,
+            curves: vec![
+                curve(MetadataChange::QueueDeclare, &mut declared, 0),
+                curve(MetadataChange::QueueDelete, &mut deleted, 7000 * ms),
+            ],
+        }),
+        ..Default::default()
+    };
+    report.phases.clear();
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +414,22 @@ mod tests {
         assert_eq!(read.series, report.series);
         assert_eq!(read.parameters.producer_count(1), 2);
         assert_eq!(read.phases, report.phases);
+        let declare = sample_declare_report();
+        declare.write_json(&path).unwrap();
+        let read = Report::read_json(&path).unwrap();
+        assert_eq!(
+            read.results, declare.results,
+            "the curves read back exactly"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"change\": \"queue_declare\""),
+            "kinds of change are words"
+        );
+        assert!(
+            text.contains("\"last_to_first_ratio\""),
+            "a curve's figures sit next to its kind of change"
+        );
         std::fs::write(&path, "{").unwrap();
         assert!(Report::read_json(&path).is_err());
         let _ = std::fs::remove_dir_all(&dir);
@@ -326,12 +449,16 @@ mod tests {
         }
         let phase = value["phases"][0].as_object_mut().unwrap();
         phase.retain(|k, _| ["name", "start_s", "end_s"].contains(&k.as_str()));
-        value["parameters"]
-            .as_object_mut()
-            .unwrap()
-            .remove("depth_interval_ms");
+        let parameters = value["parameters"].as_object_mut().unwrap();
+        parameters.remove("depth_interval_ms");
+        assert!(
+            parameters.remove("declare").is_some(),
+            "declare flags are written"
+        );
         let read: Report = serde_json::from_value(value).unwrap();
         assert_eq!(read.results.flood_rate_per_s, None);
+        assert_eq!(read.results.declare, None);
+        assert_eq!(read.parameters.declare.declare_queues, 100_000);
         assert_eq!(read.phases[0].kind, PhaseKind::Publish);
         assert_eq!(read.phases[0].messages, 0);
         assert_eq!(

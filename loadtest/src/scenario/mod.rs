@@ -6,10 +6,12 @@
 //! - `consumers_join_late`: a backlog builds, then consumers join and catch up.
 //! - `churn`: connections opened and closed in a loop.
 //! - `backlog`: the incident: a persistent flood, misbehaving consumers, recovery.
+//! - `declare`: durable queues, bindings and deletes: the cost of a change as metadata grows.
 
 pub mod backlog;
 pub mod churn;
 pub mod consumers_join_late;
+pub mod declare;
 pub mod fanout;
 pub mod latency;
 pub mod run_context;
@@ -33,6 +35,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Report> {
         ScenarioKind::ConsumersJoinLate => consumers_join_late::run(&mut ctx),
         ScenarioKind::Churn => churn::run(&mut ctx),
         ScenarioKind::Backlog => backlog::run(&mut ctx),
+        ScenarioKind::Declare => declare::run(&mut ctx),
     };
     if let Err(e) = outcome {
         ctx.errors.push(format!("{e:#}"));

@@ -19,7 +19,7 @@ use crate::measure::latency::LatencyHistogram;
 use crate::measure::proc_stat::{cpu_seconds, rss_kib, Process};
 use crate::measure::sampler::{self, SamplerConfig, Series};
 use crate::message_id::MESSAGE_STAMP_SIZE;
-use crate::report::model::{Phase, PhaseKind};
+use crate::report::model::{DeclareResults, Phase, PhaseKind};
 use crate::worker::consumer::{self, ConsumerConfig, ConsumerHandle, ConsumerResult};
 use crate::worker::consumer_behaviour::Behaviour;
 use crate::worker::producer::{self, ProducerConfig, ProducerResult};
@@ -65,6 +65,8 @@ pub struct RunContext {
     /// The largest broker RSS read outside the sampler (phase boundaries, start and end).
     pub(crate) broker_rss_read_max_kib: Option<u64>,
     pub(crate) queue_depth_end: Option<u64>,
+    /// declare: the curves of the durable metadata changes.
+    pub(crate) declare: Option<DeclareResults>,
     pub(crate) client_cpu_start_s: f64,
     pub(crate) broker_cpu_start_s: Option<f64>,
     queues: Vec<String>,
@@ -120,6 +122,7 @@ impl RunContext {
             broker_rss_end_kib: None,
             broker_rss_read_max_kib: broker_rss_start_kib,
             queue_depth_end: None,
+            declare: None,
             client_cpu_start_s: cpu_seconds(Process::OwnProcess).unwrap_or(0.0),
             broker_cpu_start_s,
             queues: Vec::new(),
@@ -127,7 +130,8 @@ impl RunContext {
         })
     }
 
-    fn setup(&mut self) -> anyhow::Result<&mut Connection> {
+    /// The setup connection (channel 1 open), for a scenario's own declares and deletes.
+    pub fn setup(&mut self) -> anyhow::Result<&mut Connection> {
         self.setup
             .as_mut()
             .context("the setup connection is already closed")
@@ -456,6 +460,7 @@ impl RunContext {
             PhaseKind::Publish if confirms => counts.confirmed - start.confirmed,
             PhaseKind::Publish => counts.published - start.published,
             PhaseKind::Consume => counts.accepted - start.accepted,
+            PhaseKind::Metadata => counts.metadata_changes - start.metadata_changes,
         };
         phase.rate_per_s = if phase.duration_s > 0.0 {
             phase.messages as f64 / phase.duration_s
@@ -500,14 +505,7 @@ impl RunContext {
                 setup.queue_delete(1, queue)?;
             }
             for exchange in &self.exchanges {
-                setup.rpc(
-                    1,
-                    hare_protocol::Method::ExchangeDelete(hare_protocol::ExchangeDelete {
-                        exchange: crate::client::topology::short(exchange)?,
-                        ..Default::default()
-                    }),
-                    "exchange.delete-ok",
-                )?;
+                setup.exchange_delete(1, exchange)?;
             }
         }
         setup.close()?;
