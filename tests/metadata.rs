@@ -298,7 +298,7 @@ async fn observe(broker: &Broker) -> Observed {
     let (channel, _events) = client.channel().await;
     // Nothing else publishes: whatever a queue holds is a probe.
     for q in &queues {
-        drain(&channel, *q).await;
+        drain(&channel, &queue_name(*q)).await;
     }
     let mut routes = BTreeMap::new();
     for x in &exchanges {
@@ -313,7 +313,7 @@ async fn observe(broker: &Broker) -> Observed {
             // A queue.declare round trip orders the probe before the gets that follow.
             let mut reached = BTreeSet::new();
             for q in &queues {
-                if !drain(&channel, *q).await.is_empty() {
+                if !drain(&channel, &queue_name(*q)).await.is_empty() {
                     reached.insert(*q);
                 }
             }
@@ -334,15 +334,14 @@ async fn observe(broker: &Broker) -> Observed {
 
 /// Takes every message of queue `q`. A passive declare first waits for earlier publishes on
 /// this channel to be routed (the broker answers it after them).
-async fn drain(channel: &Channel, q: usize) -> Vec<Vec<u8>> {
-    let name = queue_name(q);
-    let args = QueueDeclareArguments::new(&name).passive(true).finish();
+async fn drain(channel: &Channel, name: &str) -> Vec<Vec<u8>> {
+    let args = QueueDeclareArguments::new(name).passive(true).finish();
     within("queue.declare passive", channel.queue_declare(args))
         .await
         .expect("declared queue exists");
     let mut bodies = Vec::new();
     loop {
-        let args = BasicGetArguments::new(&name).no_ack(true).finish();
+        let args = BasicGetArguments::new(name).no_ack(true).finish();
         match within("basic.get", channel.basic_get(args))
             .await
             .expect("basic.get")
@@ -545,4 +544,149 @@ async fn check_legacy_objects(broker: &Broker) {
             .expect("basic.get");
         assert!(got.is_some(), "legacy.fanout / order.paid reaches {queue}");
     }
+}
+
+/// Unmounts the small filesystem a test mounted, even when the test fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A full disk under the metadata log: a durable declare gets no declare-ok while nothing
+/// can be written (the writer retries, and never answers for a change it could not store),
+/// gets it once space returns, and the queue survives a kill -9. The metadata directory is a
+/// 64 KiB tmpfs (the metadata log uses buffered I/O); mounting needs root, as in CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_holds_declare_ok_until_the_change_is_stored() {
+    let data_dir = common::fresh_data_dir();
+    let metadata_dir = data_dir.join("metadata");
+    std::fs::create_dir_all(&metadata_dir).expect("create the metadata directory");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&metadata_dir)
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        println!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let _mount = Mount(metadata_dir.clone());
+    let broker = Broker::start_in(&data_dir, SHARDS);
+    let client = Client::connect(&broker).await;
+    let (channel, _events) = client.channel().await;
+    within(
+        "queue.declare",
+        channel.queue_declare(QueueDeclareArguments::durable_client_named("before.full")),
+    )
+    .await
+    .expect("declare while there is space");
+
+    // Fill the filesystem to the last byte.
+    let filler_path = metadata_dir.join("filler");
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(&filler_path).expect("create the filler");
+        let block = [0u8; 4096];
+        while filler.write(&block).is_ok_and(|written| written > 0) {}
+        while filler.write(&block[..1]).is_ok_and(|written| written > 0) {}
+    }
+    // tmpfs allocates whole pages: an entry larger than a page cannot fit in what is left of
+    // the log file's last one.
+    let mut arguments = amqprs::FieldTable::new();
+    arguments.insert(
+        "note".try_into().expect("field name"),
+        amqprs::FieldValue::from("x".repeat(6000)),
+    );
+    let declare = tokio::spawn(async move {
+        let args = QueueDeclareArguments::durable_client_named("during.full")
+            .arguments(arguments)
+            .finish();
+        let declared = channel.queue_declare(args).await;
+        (channel, declared)
+    });
+    // The writer retries every 500 ms: several retries fail meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !declare.is_finished(),
+        "declare-ok came although the metadata log could not store the queue"
+    );
+    std::fs::remove_file(&filler_path).expect("free the space");
+    let (_channel, declared) = within("declare-ok after space returns", declare)
+        .await
+        .expect("declare task");
+    declared.expect("declare-ok once the change is stored");
+    drop(client);
+
+    let data_dir = broker.kill9();
+    let broker = Broker::start_in(&data_dir, SHARDS);
+    let client = Client::connect(&broker).await;
+    for queue in ["before.full", "during.full"] {
+        assert!(
+            exists(&client, |_| ExistsCheck::Queue(queue.into())).await,
+            "{queue} survives"
+        );
+    }
+    drop(client);
+    drop(broker);
+}
+
+/// Regression: a binding repeated with its arguments in another order is the same binding
+/// (RabbitMQ compares argument tables unordered). The metadata shard once judged it new while
+/// the binding table judged it a duplicate, and the broker crashed on its own assertion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_repeated_with_reordered_arguments_is_the_same_binding() {
+    use amqprs::{FieldTable, FieldValue};
+    let broker = Broker::start(SHARDS);
+    let client = Client::connect(&broker).await;
+    let (channel, _events) = client.channel().await;
+    within(
+        "queue.declare",
+        channel.queue_declare(QueueDeclareArguments::durable_client_named("reordered")),
+    )
+    .await
+    .expect("queue.declare");
+    let arguments = |order: [(&str, FieldValue); 2]| {
+        let mut table = FieldTable::new();
+        for (name, value) in order {
+            table.insert(name.try_into().expect("field name"), value);
+        }
+        table
+    };
+    let x_match = || ("x-match", FieldValue::from("all"));
+    let kind = || ("kind", FieldValue::from("order"));
+    for order in [[x_match(), kind()], [kind(), x_match()]] {
+        let args = QueueBindArguments::new("reordered", "amq.headers", "")
+            .arguments(arguments(order))
+            .finish();
+        within("queue.bind", channel.queue_bind(args))
+            .await
+            .expect("bind-ok");
+    }
+    // One binding: unbinding it once leaves nothing to route to.
+    let args = QueueUnbindArguments::new("reordered", "amq.headers", "")
+        .arguments(arguments([kind(), x_match()]))
+        .finish();
+    within("queue.unbind", channel.queue_unbind(args))
+        .await
+        .expect("unbind-ok");
+    let headers = arguments([kind(), ("other", FieldValue::from("x"))]);
+    within(
+        "basic.publish",
+        channel.basic_publish(
+            BasicProperties::default().with_headers(headers).finish(),
+            b"unrouted".to_vec(),
+            BasicPublishArguments::new("amq.headers", ""),
+        ),
+    )
+    .await
+    .expect("basic.publish");
+    assert!(drain(&channel, "reordered").await.is_empty());
+    // The broker is still alive for everyone.
+    client.assert_usable().await;
 }

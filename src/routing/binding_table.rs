@@ -191,6 +191,12 @@ where
         self.binding_count == 0
     }
 
+    /// True if this exact binding exists (arguments compared as in `unbind`). Looks only at
+    /// `destination`'s bindings, so it stays cheap however many the exchange has.
+    pub fn contains(&self, routing_key: &[u8], arguments: &[(Vec<u8>, V)], destination: D) -> bool {
+        self.find(routing_key, arguments, destination).is_some()
+    }
+
     pub fn has_destination(&self, destination: D) -> bool {
         self.by_destination.contains_key(&destination)
     }

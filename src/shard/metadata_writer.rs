@@ -13,7 +13,7 @@
 //! I/O runs on glommio's blocking thread; collecting a snapshot runs on the shard.
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hare_storage::{MetadataLog, MetadataLogError};
 
@@ -37,10 +37,16 @@ pub async fn run_metadata_writer(shard: Rc<Shard>, mut log: MetadataLog) {
             let (back, result) = rewrite(&shard, log).await;
             log = back;
             match result {
-                Ok(version) => {
+                Ok(rewritten) => {
                     needs_rewrite = false;
-                    tracing::debug!(generation = log.generation(), "metadata log rewritten");
-                    written(&shard, version);
+                    tracing::info!(
+                        generation = log.generation(),
+                        snapshot_bytes = log.snapshot_size_bytes(),
+                        collect_ms = rewritten.collect.as_millis() as u64,
+                        write_ms = rewritten.write.as_millis() as u64,
+                        "metadata log rewritten"
+                    );
+                    written(&shard, rewritten.version);
                 }
                 Err(error) => {
                     // The snapshot took the pending entries it covered: only a successful
@@ -84,12 +90,21 @@ fn compaction_due(shard: &Shard, log: &MetadataLog) -> bool {
     log.bytes_since_snapshot() >= threshold
 }
 
-/// Writes a snapshot of the registry as the log's next generation; returns the version it
-/// covers.
+/// A finished rewrite: the version its snapshot covers, and where the time went.
+struct Rewritten {
+    version: u64,
+    /// Collecting and encoding the snapshot, on the shard.
+    collect: Duration,
+    /// Writing and syncing the new generation, on the blocking thread.
+    write: Duration,
+}
+
+/// Writes a snapshot of the registry as the log's next generation.
 async fn rewrite(
     shard: &Rc<Shard>,
     mut log: MetadataLog,
-) -> (MetadataLog, Result<u64, MetadataLogError>) {
+) -> (MetadataLog, Result<Rewritten, MetadataLogError>) {
+    let started = Instant::now();
     let (version, snapshot) = {
         let registry = shard.registry.borrow();
         let shard_count = u16::try_from(shard.shard_count()).expect("shard count fits u16");
@@ -97,6 +112,7 @@ async fn rewrite(
             MetadataSnapshot::collect(&registry, shard.next_metadata_id.get(), shard_count);
         (registry.version(), snapshot.encode())
     };
+    let collect = started.elapsed();
     // Everything pending up to `version` is in the snapshot.
     shard
         .metadata_pending
@@ -104,7 +120,12 @@ async fn rewrite(
         .retain(|change| change.version > version);
     glommio::executor()
         .spawn_blocking(move || {
-            let result = log.rewrite(&snapshot).map(|()| version);
+            let started = Instant::now();
+            let result = log.rewrite(&snapshot).map(|()| Rewritten {
+                version,
+                collect,
+                write: started.elapsed(),
+            });
             (log, result)
         })
         .await

@@ -371,15 +371,9 @@ fn has_binding(
     arguments: &[(Vec<u8>, crate::protocol::FieldValue)],
     destination: Destination,
 ) -> bool {
-    source.bindings.iter().any(|(key, args, dest)| {
-        dest == destination
-            && key == routing_key
-            && args.len() == arguments.len()
-            && args
-                .iter()
-                .zip(arguments)
-                .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.value_eq(v2))
-    })
+    source
+        .bindings
+        .contains(routing_key, arguments, destination)
 }
 
 fn check_exchange_equivalent(
