@@ -1,29 +1,71 @@
-//! Events from other shards for connections on this shard: deliveries, server-side consumer
-//! cancels, confirms, forced closes, and consume-ok (written here, in order with the
-//! deliveries that follow it on the same inbox channel).
-
-use std::rc::Rc;
+//! What the shard runtime calls on a connection of its shard (`ConnectionEndpoint`): events
+//! from other shards (deliveries, server-side consumer cancels, confirms, direct replies,
+//! forced closes), consume-ok (written here, in order with the deliveries that follow it on the
+//! same inbox channel), and the alarms that block and unblock publishers.
 
 use crate::connection::channel::ChannelConsumer;
 use crate::connection::confirm::{ConfirmFrame, ConfirmTracker};
 use crate::connection::io::CreditKey;
 use crate::connection::{direct_reply, ConnectionShared};
-use crate::ids::{ChannelId, ConnectionId};
+use crate::ids::ChannelId;
 use crate::protocol::{
     write_content, write_method_frame, BasicAck, BasicCancel, BasicConsumeOk, BasicDeliver,
-    BasicNack, Method, ShortStr,
+    BasicNack, ConnectionBlocked, ConnectionUnblocked, HardError, Method, ShortStr,
 };
 use crate::queue::consumer::ConsumerKey;
 use crate::queue::message::Content;
+use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
 use crate::shard::message::{ConnectionEvent, ConsumeOk, UnackedDelivery};
-use crate::shard::Shard;
 
-pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
-    let Some(connection) = shard.connections.borrow().get(&id).cloned() else {
-        // The connection is gone. Its channels' unacked messages, including deliveries still
-        // in flight, are requeued by the owners when they get its ChannelClosed.
-        return;
-    };
+impl ConnectionEndpoint for ConnectionShared {
+    fn handle_event(&self, event: ConnectionEvent) {
+        handle(self, event);
+    }
+
+    fn consumed(&self, consume_ok: &ConsumeOk) {
+        consumed(self, consume_ok);
+    }
+
+    /// Tells a client that supports it (`connection.blocked` capability) to stop publishing.
+    /// Sent once per alarm; `unblock` ends it.
+    fn block(&self, reason: &str) {
+        let supported = self.state.borrow().capabilities.connection_blocked;
+        if !supported || self.blocked.replace(true) {
+            return;
+        }
+        self.write_method(
+            0,
+            &Method::ConnectionBlocked(ConnectionBlocked {
+                reason: ShortStr::from_str_truncated(reason),
+            }),
+        );
+    }
+
+    /// connection.unblocked, if connection.blocked was sent.
+    fn unblock(&self) {
+        if !self.blocked.replace(false) {
+            return;
+        }
+        self.write_method(0, &Method::ConnectionUnblocked(ConnectionUnblocked {}));
+    }
+
+    fn close_forced(&self, reason: ForcedClose) {
+        force_close(self, reason.text());
+    }
+}
+
+/// Closes with 320 CONNECTION_FORCED.
+fn force_close(connection: &ConnectionShared, reason: &str) {
+    connection.begin_close(
+        HardError::ConnectionForced.code(),
+        format!("{} - {reason}", HardError::ConnectionForced.name()),
+        0,
+        0,
+    );
+}
+
+fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
+    let id = connection.id;
     match event {
         ConnectionEvent::Deliver {
             channel,
@@ -57,7 +99,7 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
             }
             drop(state);
             write_delivery(
-                &connection,
+                connection,
                 channel,
                 (consumer_tag.clone(), tag.0, redelivered),
                 content,
@@ -84,7 +126,7 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
                 return;
             }
             drop(state);
-            cancel_consumer(&connection, channel, consumer_tag);
+            cancel_consumer(connection, channel, consumer_tag);
         }
         ConnectionEvent::Confirmed { channel, seq, ok } => {
             let mut state = connection.state.borrow_mut();
@@ -98,14 +140,14 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
                 return;
             };
             tracker.answered(seq, ok);
-            write_confirms(&connection, channel, tracker);
+            write_confirms(connection, channel, tracker);
         }
         ConnectionEvent::DirectReply {
             channel,
             secret,
             content,
-        } => direct_reply::deliver(&connection, channel, secret, content),
-        ConnectionEvent::ForceClose { reason } => connection.force_close(&reason),
+        } => direct_reply::deliver(connection, channel, secret, content),
+        ConnectionEvent::ForceClose { reason } => force_close(connection, &reason),
     }
 }
 
@@ -141,15 +183,7 @@ pub fn write_confirms(
 
 /// A consumer was registered on its queue's owner: record it on the channel and write
 /// consume-ok before any of its deliveries.
-pub fn consumed(shard: &Rc<Shard>, ok: &ConsumeOk) {
-    let Some(connection) = shard
-        .connections
-        .borrow()
-        .get(&ok.consumer.connection)
-        .cloned()
-    else {
-        return;
-    };
+fn consumed(connection: &ConnectionShared, ok: &ConsumeOk) {
     let mut state = connection.state.borrow_mut();
     let Some(open) = state.channels.get_mut(&ok.consumer.channel.0) else {
         return;

@@ -4,6 +4,10 @@
 //! a writer task drains the output buffer and a heartbeat task watches both directions.
 //! Errors are AMQP exceptions: a channel exception closes one channel, a connection exception
 //! the connection, and neither ever touches another connection.
+//!
+//! This layer sits on the shard runtime (`crate::shard`), which never names it: an open
+//! connection registers with its shard as a `ConnectionEndpoint` (implemented in `events.rs`),
+//! and `crate::server` hands `serve` to start-up.
 
 pub mod basic_methods;
 pub mod channel;
@@ -37,6 +41,7 @@ use crate::protocol::{
     Method, ShortStr,
 };
 use crate::queue::consumer::ChannelKey;
+use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
 use crate::shard::message::{QueueOp, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
@@ -134,42 +139,6 @@ impl ConnectionShared {
         *self.close_timer.borrow_mut() = Some(timer);
     }
 
-    /// Tells a client that supports it (`connection.blocked` capability) to stop publishing:
-    /// a resource alarm is raised. Sent once per alarm; `unblock` ends it.
-    pub fn block(&self, reason: &str) {
-        let supported = self.state.borrow().capabilities.connection_blocked;
-        if !supported || self.blocked.replace(true) {
-            return;
-        }
-        self.write_method(
-            0,
-            &Method::ConnectionBlocked(crate::protocol::ConnectionBlocked {
-                reason: ShortStr::from_str_truncated(reason),
-            }),
-        );
-    }
-
-    /// The alarm cleared: connection.unblocked, if connection.blocked was sent.
-    pub fn unblock(&self) {
-        if !self.blocked.replace(false) {
-            return;
-        }
-        self.write_method(
-            0,
-            &Method::ConnectionUnblocked(crate::protocol::ConnectionUnblocked {}),
-        );
-    }
-
-    /// Closes with 320 CONNECTION_FORCED (shutdown, operator).
-    pub fn force_close(&self, reason: &str) {
-        self.begin_close(
-            HardError::ConnectionForced.code(),
-            format!("{} - {reason}", HardError::ConnectionForced.name()),
-            0,
-            0,
-        );
-    }
-
     fn close_timeout(&self) -> Duration {
         self.close_timeout
     }
@@ -232,10 +201,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         blocked: Cell::new(false),
         published: Cell::new(false),
     });
-    shard
-        .connections
-        .borrow_mut()
-        .insert(id, connection.clone());
+    shard.connections.insert(id, connection.clone());
     let writer = {
         let connection = connection.clone();
         let shard = shard.clone();
@@ -252,7 +218,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         connection.block(reason);
     }
     if shard.shutting_down.get() {
-        connection.force_close("broker forced connection closure with reason 'shutdown'");
+        connection.close_forced(ForcedClose::Shutdown);
     }
     tracing::debug!(%peer, connection = %id, "connection open");
 
@@ -266,7 +232,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     })
     .await;
     drop(heartbeat);
-    shard.connections.borrow_mut().remove(&id);
+    shard.connections.remove(id);
     match ending {
         // RabbitMQ lets a client that closed the connection close the socket itself after
         // close-ok: closing first could reset a client thread still waiting for its close-ok.

@@ -1,6 +1,7 @@
 //! Start-up and shut-down: check that io_uring and enough locked memory are available, bind the
 //! AMQP listener, create the shard mesh, start one glommio executor per shard, hand accepted
-//! sockets to the least-loaded shard, and stop everything when asked.
+//! sockets to the least-loaded shard (which serves them with the `ServeConnection` start-up was
+//! given), and stop everything when asked.
 //!
 //! The listener is a plain `std` socket (no SO_REUSEPORT: glommio's own `bind` sets it, and a
 //! stray process on the same port would then silently take connections).
@@ -17,9 +18,9 @@ use glommio::net::{AcceptedTcpStream, TcpListener};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
-use crate::connection;
 use crate::ids::ShardId;
 use crate::queue::Queue;
+use crate::shard::endpoint::{ForcedClose, ServeConnection};
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
@@ -105,8 +106,9 @@ impl Broker {
     }
 }
 
-/// Checks the host, binds the listener and starts the shards.
-pub fn start(mut config: Config) -> Result<Broker, StartError> {
+/// Checks the host, binds the listener and starts the shards; every shard serves the sockets
+/// it is handed with `serve`.
+pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, StartError> {
     assert!(config.shards >= 1);
     assert!(config.shards <= usize::from(u16::MAX));
     check_io_uring()?;
@@ -214,6 +216,7 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
                     (wake, wake_reader),
                     (listener_fd, definitions),
                     (stop, ready, pressure),
+                    serve,
                 )
                 .await;
             })
@@ -270,6 +273,7 @@ async fn run_shard(
         (Arc<MetadataSnapshot>, Option<MetadataLog>),
     ),
     (stop, ready, pressure): (Arc<AtomicBool>, ReadySender, Arc<Pressure>),
+    serve: ServeConnection,
 ) {
     let shard_count = senders.len();
     let ticker = match Ticker::open(wake_reader).await {
@@ -280,7 +284,7 @@ async fn run_shard(
         }
     };
     let mesh = Rc::new(Mesh::new(id, shard_count, wake, pressure));
-    let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone()));
+    let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone(), serve));
     install_definitions(&shard, &definitions);
     drop(definitions);
     if let Some(log) = metadata_log {
@@ -357,12 +361,11 @@ async fn run_shard(
 async fn shut_down(shard: &Rc<Shard>, ticker: &Ticker) {
     shard.shutting_down.set(true);
     shard.shutdown.notify_all();
-    let connections: Vec<_> = shard.connections.borrow().values().cloned().collect();
-    for connection in &connections {
-        connection.force_close("broker forced connection closure with reason 'shutdown'");
+    for endpoint in shard.connections.all() {
+        endpoint.close_forced(ForcedClose::Shutdown);
     }
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-    while !shard.connections.borrow().is_empty() && std::time::Instant::now() < deadline {
+    while !shard.connections.is_empty() && std::time::Instant::now() < deadline {
         ticker.tick().await;
     }
     // Acks and rejects are appended without an fdatasync of their own; a clean stop makes
@@ -417,8 +420,9 @@ fn hand_off(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
 pub fn serve_accepted(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
     let stream = stream.bind_to_executor();
     let shard = shard.clone();
+    let serve = shard.serve_connection;
     glommio::spawn_local(async move {
-        connection::serve(shard.clone(), stream).await;
+        serve(shard.clone(), stream).await;
         if shard.id == ShardId::METADATA {
             let mut counts = shard.connection_counts.borrow_mut();
             counts[0] = counts[0].saturating_sub(1);
