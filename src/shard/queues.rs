@@ -10,7 +10,9 @@ use crate::ids::{MessageId, QueueId, ShardId};
 use crate::protocol::ShortStr;
 use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INITIAL};
 use crate::queue::message::Message;
-use crate::queue::{ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleOutcome, StoredAt};
+use crate::queue::{
+    ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleAction, SettleOutcome, StoredAt,
+};
 use crate::shard::fetcher;
 use crate::shard::message::{
     ConfirmRef, ConnectionEvent, ConsumeOk, GetOk, MetaRequest, QueueOp, Reply, ShardMessage,
@@ -19,6 +21,7 @@ use crate::shard::pending::ReplyTo;
 use crate::shard::persistence::Waiting;
 use crate::shard::Shard;
 use crate::vhost::delta::MetaDelta;
+use crate::vhost::queue_definition::QueueDefinition;
 use crate::vhost::rules::no_queue;
 
 /// Deliveries one queue may make per dispatch round before others get a turn.
@@ -134,30 +137,14 @@ pub fn install_declared(shard: &Rc<Shard>, deltas: &[MetaDelta]) {
     }
 }
 
+/// Runs one operation on a queue this shard owns.
 pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
     match op {
         QueueOp::Declared {
             reply_to,
             definition,
             version,
-        } => {
-            // The runtime was installed with the metadata update; it may have been deleted
-            // since, in which case the counts are zero.
-            let queues = shard.queues.borrow();
-            let (message_count, consumer_count) = queues.get(&id).map_or((0, 0), |queue| {
-                (
-                    count_u32(queue.ready_count()),
-                    count_u32(queue.consumer_count()),
-                )
-            });
-            let reply = Reply::QueueDeclared {
-                version,
-                name: definition.name,
-                message_count,
-                consumer_count,
-            };
-            shard.reply(reply_to, reply);
-        }
+        } => declared(shard, id, reply_to, definition, version),
         QueueOp::Consume {
             reply_to,
             consumer,
@@ -175,61 +162,18 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
             (no_ack, exclusive, nowait),
             (prefetch_count, global_prefetch_count),
         ),
-        QueueOp::Cancel { reply_to, consumer } => {
-            let auto_delete = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => {
-                    queue.remove_consumer(&consumer);
-                    queue.should_auto_delete()
-                }
-                None => false,
-            };
-            if let Some(reply_to) = reply_to {
-                shard.reply(reply_to, Reply::Cancelled);
-            }
-            if auto_delete {
-                delete(shard, id, None, (false, false));
-            }
-        }
+        QueueOp::Cancel { reply_to, consumer } => cancel(shard, id, reply_to, &consumer),
         QueueOp::Get {
             reply_to,
             channel,
             no_ack,
-        } => match try_get(shard, id, channel, no_ack) {
-            Some(reply) => shard.reply(reply_to, Reply::Got(reply)),
-            // The head's body is on disk: read it back, then answer.
-            None => {
-                glommio::spawn_local(get_after_fetch(
-                    shard.clone(),
-                    id,
-                    channel,
-                    no_ack,
-                    reply_to,
-                ))
-                .detach();
-            }
-        },
+        } => get(shard, id, reply_to, channel, no_ack),
         QueueOp::Settle {
             channel,
             ids,
             action,
-        } => {
-            let mut gone = Vec::new();
-            let settled = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => queue.settle(channel, &ids, action, &mut gone),
-                None => SettleOutcome::default(),
-            };
-            record_gone(shard, id, &gone);
-            room_opened(shard, id, channel, settled);
-        }
-        QueueOp::Purge { reply_to } => {
-            let mut gone = Vec::new();
-            let reply = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => Ok(count_u32(queue.purge(&mut gone))),
-                None => Err(missing_queue(shard, id)),
-            };
-            record_gone(shard, id, &gone);
-            shard.reply(reply_to, Reply::Purged(reply));
-        }
+        } => settle(shard, id, channel, &ids, action),
+        QueueOp::Purge { reply_to } => purge(shard, id, reply_to),
         QueueOp::Delete {
             reply_to,
             if_unused,
@@ -242,43 +186,138 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
                 shard.mark_dirty(id);
             }
         }
-        QueueOp::ChannelClosed { channel } => {
-            let (settled, auto_delete) = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => {
-                    queue.remove_consumers_of(channel.connection, Some(channel.channel));
-                    (queue.requeue_channel(channel), queue.should_auto_delete())
-                }
-                None => (SettleOutcome::default(), false),
-            };
-            room_opened(shard, id, channel, settled);
-            let mut limits = shard.channel_limits.borrow_mut();
-            let unused = {
-                let limit = limits.entry(channel);
-                limit.queues.retain(|queue| *queue != id);
-                limit.queues.is_empty()
-            };
-            if unused {
-                limits.remove(&channel);
-            }
-            drop(limits);
-            if auto_delete {
-                delete(shard, id, None, (false, false));
-            }
-        }
+        QueueOp::ChannelClosed { channel } => channel_closed(shard, id, channel),
         QueueOp::SetChannelPrefetch {
             channel,
             prefetch_count,
-        } => {
-            let queues = {
-                let mut limits = shard.channel_limits.borrow_mut();
-                let limit = limits.entry(channel);
-                limit.prefetch_count = prefetch_count;
-                limit.queues.clone()
-            };
-            for queue in queues {
-                shard.mark_dirty(queue);
-            }
+        } => set_channel_prefetch(shard, channel, prefetch_count),
+    }
+}
+
+/// The metadata shard recorded a declare: answer with the queue's counts.
+fn declared(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    reply_to: ReplyTo,
+    definition: QueueDefinition,
+    version: u64,
+) {
+    // The runtime was installed with the metadata update; it may have been deleted
+    // since, in which case the counts are zero.
+    let queues = shard.queues.borrow();
+    let (message_count, consumer_count) = queues.get(&id).map_or((0, 0), |queue| {
+        (
+            count_u32(queue.ready_count()),
+            count_u32(queue.consumer_count()),
+        )
+    });
+    let reply = Reply::QueueDeclared {
+        version,
+        name: definition.name,
+        message_count,
+        consumer_count,
+    };
+    shard.reply(reply_to, reply);
+}
+
+/// basic.cancel: an auto-delete queue goes with its last consumer.
+fn cancel(shard: &Rc<Shard>, id: QueueId, reply_to: Option<ReplyTo>, consumer: &ConsumerKey) {
+    let auto_delete = match shard.queues.borrow_mut().get_mut(&id) {
+        Some(queue) => {
+            queue.remove_consumer(consumer);
+            queue.should_auto_delete()
         }
+        None => false,
+    };
+    if let Some(reply_to) = reply_to {
+        shard.reply(reply_to, Reply::Cancelled);
+    }
+    if auto_delete {
+        delete(shard, id, None, (false, false));
+    }
+}
+
+fn get(shard: &Rc<Shard>, id: QueueId, reply_to: ReplyTo, channel: ChannelKey, no_ack: bool) {
+    match try_get(shard, id, channel, no_ack) {
+        Some(reply) => shard.reply(reply_to, Reply::Got(reply)),
+        // The head's body is on disk: read it back, then answer.
+        None => {
+            glommio::spawn_local(get_after_fetch(
+                shard.clone(),
+                id,
+                channel,
+                no_ack,
+                reply_to,
+            ))
+            .detach();
+        }
+    }
+}
+
+/// basic.ack, nack or reject of deliveries from this queue.
+fn settle(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    channel: ChannelKey,
+    ids: &[MessageId],
+    action: SettleAction,
+) {
+    let mut gone = Vec::new();
+    let settled = match shard.queues.borrow_mut().get_mut(&id) {
+        Some(queue) => queue.settle(channel, ids, action, &mut gone),
+        None => SettleOutcome::default(),
+    };
+    record_gone(shard, id, &gone);
+    room_opened(shard, id, channel, settled);
+}
+
+fn purge(shard: &Rc<Shard>, id: QueueId, reply_to: ReplyTo) {
+    let mut gone = Vec::new();
+    let reply = match shard.queues.borrow_mut().get_mut(&id) {
+        Some(queue) => Ok(count_u32(queue.purge(&mut gone))),
+        None => Err(missing_queue(shard, id)),
+    };
+    record_gone(shard, id, &gone);
+    shard.reply(reply_to, Reply::Purged(reply));
+}
+
+/// A channel that consumed from or got from this queue closed: its unacked messages are
+/// requeued, its consumers dropped, and its channel-wide prefetch forgotten here once no
+/// queue of this shard refers to it.
+fn channel_closed(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey) {
+    let (settled, auto_delete) = match shard.queues.borrow_mut().get_mut(&id) {
+        Some(queue) => {
+            queue.remove_consumers_of(channel.connection, Some(channel.channel));
+            (queue.requeue_channel(channel), queue.should_auto_delete())
+        }
+        None => (SettleOutcome::default(), false),
+    };
+    room_opened(shard, id, channel, settled);
+    let mut limits = shard.channel_limits.borrow_mut();
+    let unused = {
+        let limit = limits.entry(channel);
+        limit.queues.retain(|queue| *queue != id);
+        limit.queues.is_empty()
+    };
+    if unused {
+        limits.remove(&channel);
+    }
+    drop(limits);
+    if auto_delete {
+        delete(shard, id, None, (false, false));
+    }
+}
+
+/// basic.qos global=true changed the channel's limit: its queues here may deliver more.
+fn set_channel_prefetch(shard: &Rc<Shard>, channel: ChannelKey, prefetch_count: u16) {
+    let queues = {
+        let mut limits = shard.channel_limits.borrow_mut();
+        let limit = limits.entry(channel);
+        limit.prefetch_count = prefetch_count;
+        limit.queues.clone()
+    };
+    for queue in queues {
+        shard.mark_dirty(queue);
     }
 }
 
