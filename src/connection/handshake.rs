@@ -10,13 +10,14 @@ use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
+use crate::config::Config;
 use crate::connection::io::{FrameReader, Output, ReadError};
 use crate::connection::server_properties::server_properties;
 use crate::connection::{ClientCapabilities, ConnectionState};
 use crate::protocol::{
     parse_protocol_header, write_method_frame, ConnectionClose, ConnectionOpenOk, ConnectionStart,
-    ConnectionTune, FieldTable, FieldValue, FrameType, HardError, LongStr, Method, ProtocolHeader,
-    ShortStr, SoftError, PROTOCOL_HEADER,
+    ConnectionStartOk, ConnectionTune, FieldTable, FieldValue, FrameType, HardError, LongStr,
+    Method, ProtocolHeader, ShortStr, SoftError, PROTOCOL_HEADER,
 };
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
@@ -49,6 +50,8 @@ struct Credentials {
     password: Bytes,
 }
 
+/// Runs the handshake on a fresh socket, up to open-ok: the negotiated state, or why the
+/// client was refused (it has been told, where the protocol allows).
 pub async fn run(
     shard: &Rc<Shard>,
     reader: &mut FrameReader,
@@ -78,82 +81,12 @@ pub async fn run(
         other => return refuse_unexpected(&mut writer, &other).await,
     };
     let capabilities = client_capabilities(&start_ok.client_properties);
-    let credentials = match start_ok.mechanism.as_bytes() {
-        b"PLAIN" => parse_plain(start_ok.response.as_bytes()),
-        b"AMQPLAIN" => parse_amqplain(start_ok.response.bytes()),
-        other => {
-            let text = format!(
-                "unknown authentication mechanism '{}'",
-                String::from_utf8_lossy(other)
-            );
-            let method = Method::ConnectionStartOk(start_ok.clone());
-            return refuse(&mut writer, HardError::CommandInvalid, text, &method).await;
-        }
-    };
-    let Some(credentials) = credentials else {
-        let method = Method::ConnectionStartOk(start_ok.clone());
-        let text = "authentication failure: malformed response".to_string();
-        return refuse(&mut writer, HardError::SyntaxError, text, &method).await;
-    };
-    if let Err(text) = authenticate(shard, &credentials, &start_ok.mechanism, peer) {
-        // 403 with a close frame only for clients that asked for it; others get a bare close.
-        if capabilities.authentication_failure_close {
-            send_method(
-                &mut writer,
-                &Method::ConnectionClose(ConnectionClose {
-                    reply_code: SoftError::AccessRefused.code(),
-                    reply_text: ShortStr::from_str_truncated(&format!("ACCESS_REFUSED - {text}")),
-                    class_id: 10,
-                    method_id: 11,
-                }),
-            )
-            .await?;
-            let _ = writer.flush().await;
-            // Let the client read the close before the socket goes.
-            glommio::timer::sleep(Duration::from_millis(100)).await;
-        }
-        return Err(HandshakeError::Refused {
-            code: SoftError::AccessRefused.code(),
-            text,
-        });
-    }
-
-    let config = &shard.config;
-    let heartbeat_secs = u16::try_from(config.heartbeat_interval.as_secs()).unwrap_or(u16::MAX);
-    send_method(
-        &mut writer,
-        &Method::ConnectionTune(ConnectionTune {
-            channel_max: config.channel_max,
-            frame_max: config.frame_max,
-            heartbeat: heartbeat_secs,
-        }),
-    )
-    .await?;
-    let tune_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
-        Method::ConnectionTuneOk(tune_ok) => tune_ok,
-        other => return refuse_unexpected(&mut writer, &other).await,
-    };
-    // 0 means "no limit from the client": use ours. Below the spec minimum or above ours is
-    // refused with 530, as RabbitMQ does.
-    let frame_max = if tune_ok.frame_max == 0 {
-        config.frame_max
-    } else {
-        tune_ok.frame_max
-    };
-    if frame_max < FRAME_MIN_SIZE || frame_max > config.frame_max {
-        let text = format!(
-            "frame_max={frame_max} outside the allowed range {FRAME_MIN_SIZE}..={}",
-            config.frame_max
-        );
-        let method = Method::ConnectionTuneOk(tune_ok.clone());
-        return refuse(&mut writer, HardError::NotAllowed, text, &method).await;
-    }
-    let channel_max = if tune_ok.channel_max == 0 {
-        config.channel_max
-    } else {
-        tune_ok.channel_max.min(config.channel_max)
-    };
-
+    let credentials = log_in(shard, &mut writer, &start_ok, capabilities, peer).await?;
+    let Tuned {
+        frame_max,
+        channel_max,
+        heartbeat_interval,
+    } = tune(&shard.config, reader, &mut writer).await?;
     let open = match next_method(reader, frame_max).await? {
         Method::ConnectionOpen(open) => open,
         other => return refuse_unexpected(&mut writer, &other).await,
@@ -176,7 +109,7 @@ pub async fn run(
         user: ShortStr::try_from_bytes(credentials.user).unwrap_or_default(),
         frame_max,
         channel_max,
-        heartbeat_interval: Duration::from_secs(u64::from(tune_ok.heartbeat)),
+        heartbeat_interval,
         capabilities,
         client_properties: start_ok.client_properties,
         channels: crate::fast_map::FastMap::default(),
@@ -190,6 +123,111 @@ pub async fn run(
         output: Output::new(),
         state,
         writer_stream: writer,
+    })
+}
+
+/// Checks the start-ok response: a known mechanism, well-formed credentials, and a user that
+/// may log in from `peer`.
+async fn log_in(
+    shard: &Shard,
+    writer: &mut TcpStream,
+    start_ok: &ConnectionStartOk,
+    capabilities: ClientCapabilities,
+    peer: SocketAddr,
+) -> Result<Credentials, HandshakeError> {
+    let credentials = match start_ok.mechanism.as_bytes() {
+        b"PLAIN" => parse_plain(start_ok.response.as_bytes()),
+        b"AMQPLAIN" => parse_amqplain(start_ok.response.bytes()),
+        other => {
+            let text = format!(
+                "unknown authentication mechanism '{}'",
+                String::from_utf8_lossy(other)
+            );
+            let method = Method::ConnectionStartOk(start_ok.clone());
+            return refuse(writer, HardError::CommandInvalid, text, &method).await;
+        }
+    };
+    let Some(credentials) = credentials else {
+        let method = Method::ConnectionStartOk(start_ok.clone());
+        let text = "authentication failure: malformed response".to_string();
+        return refuse(writer, HardError::SyntaxError, text, &method).await;
+    };
+    if let Err(text) = authenticate(shard, &credentials, &start_ok.mechanism, peer) {
+        // 403 with a close frame only for clients that asked for it; others get a bare close.
+        if capabilities.authentication_failure_close {
+            send_method(
+                writer,
+                &Method::ConnectionClose(ConnectionClose {
+                    reply_code: SoftError::AccessRefused.code(),
+                    reply_text: ShortStr::from_str_truncated(&format!("ACCESS_REFUSED - {text}")),
+                    class_id: 10,
+                    method_id: 11,
+                }),
+            )
+            .await?;
+            let _ = writer.flush().await;
+            // Let the client read the close before the socket goes.
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+        }
+        return Err(HandshakeError::Refused {
+            code: SoftError::AccessRefused.code(),
+            text,
+        });
+    }
+    Ok(credentials)
+}
+
+/// What tune and tune-ok settled.
+struct Tuned {
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat_interval: Duration,
+}
+
+/// Sends connection.tune with our limits and checks the client's tune-ok against them.
+async fn tune(
+    config: &Config,
+    reader: &mut FrameReader,
+    writer: &mut TcpStream,
+) -> Result<Tuned, HandshakeError> {
+    let heartbeat_secs = u16::try_from(config.heartbeat_interval.as_secs()).unwrap_or(u16::MAX);
+    send_method(
+        writer,
+        &Method::ConnectionTune(ConnectionTune {
+            channel_max: config.channel_max,
+            frame_max: config.frame_max,
+            heartbeat: heartbeat_secs,
+        }),
+    )
+    .await?;
+    let tune_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
+        Method::ConnectionTuneOk(tune_ok) => tune_ok,
+        other => return refuse_unexpected(writer, &other).await,
+    };
+    // 0 means "no limit from the client": use ours. Below the spec minimum or above ours is
+    // refused with 530, as RabbitMQ does.
+    let frame_max = if tune_ok.frame_max == 0 {
+        config.frame_max
+    } else {
+        tune_ok.frame_max
+    };
+    if frame_max < FRAME_MIN_SIZE || frame_max > config.frame_max {
+        let text = format!(
+            "frame_max={frame_max} outside the allowed range {FRAME_MIN_SIZE}..={}",
+            config.frame_max
+        );
+        let method = Method::ConnectionTuneOk(tune_ok.clone());
+        return refuse(writer, HardError::NotAllowed, text, &method).await;
+    }
+    let channel_max = if tune_ok.channel_max == 0 {
+        config.channel_max
+    } else {
+        tune_ok.channel_max.min(config.channel_max)
+    };
+    Ok(Tuned {
+        frame_max,
+        channel_max,
+        heartbeat_interval: Duration::from_secs(u64::from(tune_ok.heartbeat)),
     })
 }
 
@@ -216,10 +254,10 @@ async fn next_method(reader: &mut FrameReader, frame_max: u32) -> Result<Method,
 }
 
 /// Refuses a method that does not belong at this point of the handshake.
-async fn refuse_unexpected(
+async fn refuse_unexpected<T>(
     writer: &mut TcpStream,
     method: &Method,
-) -> Result<Negotiated, HandshakeError> {
+) -> Result<T, HandshakeError> {
     let text = format!("unexpected method {} during the handshake", method.name());
     refuse(writer, HardError::CommandInvalid, text, method).await
 }
@@ -232,12 +270,13 @@ async fn send_method(writer: &mut TcpStream, method: &Method) -> std::io::Result
     writer.write_all(&out).await
 }
 
-async fn refuse(
+/// Closes the connection with `code` during the handshake, naming the method that failed.
+async fn refuse<T>(
     writer: &mut TcpStream,
     code: HardError,
     text: String,
     method: &Method,
-) -> Result<Negotiated, HandshakeError> {
+) -> Result<T, HandshakeError> {
     send_method(
         writer,
         &Method::ConnectionClose(ConnectionClose {

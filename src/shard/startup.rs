@@ -121,73 +121,21 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
             path: config.data_dir.clone(),
             source,
         })?;
-    // Start-up only: the definitions are read before any executor runs.
-    let metadata = metadata_recovery::open_metadata(&config)?;
-    if usize::from(metadata.snapshot.shard_count) != config.shards {
-        return Err(StartError::ShardCountChanged {
-            written: metadata.snapshot.shard_count,
-        });
-    }
-    let summary = &metadata.summary;
-    tracing::info!(
-        generation = summary.generation,
-        changes = summary.changes_replayed,
-        torn_tail_bytes = summary.torn_tail_bytes,
-        converted_definitions_file = summary.converted_definitions_file,
-        queues = metadata
-            .snapshot
-            .vhosts
-            .iter()
-            .map(|vhost| vhost.queues.len())
-            .sum::<usize>(),
-        bindings = metadata
-            .snapshot
-            .vhosts
-            .iter()
-            .map(|vhost| vhost.bindings.len())
-            .sum::<usize>(),
-        duration_ms = summary.duration.as_millis() as u64,
-        "metadata recovered"
-    );
+    let metadata = open_metadata(&config)?;
     let mut metadata_log = Some(metadata.log);
     let definitions = Arc::new(metadata.snapshot);
-    let listener = StdTcpListener::bind(config.listen).map_err(|source| StartError::Listen {
-        address: config.listen,
-        source,
-    })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        address: config.listen,
-        source,
-    })?;
+    let (listener, local_addr) = bind_listener(config.listen)?;
     let mut listener_fd = Some(listener.into_raw_fd());
 
     let shard_count = config.shards;
-    // senders[from][to] and receivers[to][from], for every ordered pair from != to.
-    let mut senders: Vec<Vec<Option<SharedSender<Batch>>>> = (0..shard_count)
-        .map(|_| (0..shard_count).map(|_| None).collect())
-        .collect();
-    let mut receivers: Vec<Vec<Option<SharedReceiver<Batch>>>> = (0..shard_count)
-        .map(|_| (0..shard_count).map(|_| None).collect())
-        .collect();
-    for from in 0..shard_count {
-        for to in 0..shard_count {
-            if from != to {
-                let (sender, receiver) = shared_channel::new_bounded(MESH_CHANNEL_CAPACITY);
-                senders[from][to] = Some(sender);
-                receivers[to][from] = Some(receiver);
-            }
-        }
-    }
-
     let stop = Arc::new(AtomicBool::new(false));
     let pressure = Arc::new(Pressure::new(shard_count));
     let (wake, wake_readers) = waker::wake_pipes(shard_count).map_err(StartError::WakePipes)?;
     let mut threads = Vec::with_capacity(shard_count);
     // Start-up only: each shard reports once, after its recovery, to this thread.
     let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
-    for (index, ((shard_senders, shard_receivers), wake_reader)) in senders
+    for (index, ((shard_senders, shard_receivers), wake_reader)) in mesh_ends(shard_count)
         .into_iter()
-        .zip(receivers)
         .zip(wake_readers)
         .enumerate()
     {
@@ -228,9 +176,91 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
         .start_ticker(ticker_stop.clone())
         .map_err(StartError::WakePipes)?;
     drop(ready_sender);
+    let recovered = wait_for_recovery(&ready_receiver, shard_count, &stop)?;
+    Ok(Broker {
+        local_addr,
+        stop,
+        threads,
+        ticker,
+        ticker_stop,
+        recovered,
+        _data_dir_lock: data_dir_lock,
+    })
+}
+
+/// Opens the metadata log, checks it was written for this many shards, and logs what it held.
+/// Start-up only: the definitions are read before any executor runs.
+fn open_metadata(config: &Config) -> Result<metadata_recovery::OpenedMetadata, StartError> {
+    let metadata = metadata_recovery::open_metadata(config)?;
+    if usize::from(metadata.snapshot.shard_count) != config.shards {
+        return Err(StartError::ShardCountChanged {
+            written: metadata.snapshot.shard_count,
+        });
+    }
+    let summary = &metadata.summary;
+    tracing::info!(
+        generation = summary.generation,
+        changes = summary.changes_replayed,
+        torn_tail_bytes = summary.torn_tail_bytes,
+        converted_definitions_file = summary.converted_definitions_file,
+        queues = metadata
+            .snapshot
+            .vhosts
+            .iter()
+            .map(|vhost| vhost.queues.len())
+            .sum::<usize>(),
+        bindings = metadata
+            .snapshot
+            .vhosts
+            .iter()
+            .map(|vhost| vhost.bindings.len())
+            .sum::<usize>(),
+        duration_ms = summary.duration.as_millis() as u64,
+        "metadata recovered"
+    );
+    Ok(metadata)
+}
+
+/// Binds the AMQP listener, returning it with the address it got (the port, for port 0).
+fn bind_listener(address: SocketAddr) -> Result<(StdTcpListener, SocketAddr), StartError> {
+    let listen_error = |source| StartError::Listen { address, source };
+    let listener = StdTcpListener::bind(address).map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, local_addr))
+}
+
+/// One bounded channel for every ordered pair of shards: shard `i` gets its senders to every
+/// other shard and its receivers from every other shard, `None` at its own index.
+fn mesh_ends(shard_count: usize) -> Vec<MeshEnds> {
+    // senders[from][to] and receivers[to][from], for every ordered pair from != to.
+    let mut senders: Vec<Vec<Option<SharedSender<Batch>>>> = (0..shard_count)
+        .map(|_| (0..shard_count).map(|_| None).collect())
+        .collect();
+    let mut receivers: Vec<Vec<Option<SharedReceiver<Batch>>>> = (0..shard_count)
+        .map(|_| (0..shard_count).map(|_| None).collect())
+        .collect();
+    for from in 0..shard_count {
+        for to in 0..shard_count {
+            if from != to {
+                let (sender, receiver) = shared_channel::new_bounded(MESH_CHANNEL_CAPACITY);
+                senders[from][to] = Some(sender);
+                receivers[to][from] = Some(receiver);
+            }
+        }
+    }
+    senders.into_iter().zip(receivers).collect()
+}
+
+/// Waits for every shard to report its recovery, in shard order; the first failure stops
+/// them all.
+fn wait_for_recovery(
+    ready: &ReadyReceiver,
+    shard_count: usize,
+    stop: &AtomicBool,
+) -> Result<Vec<ShardRecovery>, StartError> {
     let mut recovered = Vec::with_capacity(shard_count);
     for _ in 0..shard_count {
-        match ready_receiver.recv() {
+        match ready.recv() {
             Ok(Ok(summary)) => recovered.push(summary),
             Ok(Err((shard, reason))) => {
                 stop.store(true, Ordering::Release);
@@ -245,18 +275,11 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
         }
     }
     recovered.sort_by_key(|summary| summary.shard);
-    Ok(Broker {
-        local_addr,
-        stop,
-        threads,
-        ticker,
-        ticker_stop,
-        recovered,
-        _data_dir_lock: data_dir_lock,
-    })
+    Ok(recovered)
 }
 
 type ReadySender = std::sync::mpsc::Sender<Result<ShardRecovery, (usize, String)>>;
+type ReadyReceiver = std::sync::mpsc::Receiver<Result<ShardRecovery, (usize, String)>>;
 
 type MeshEnds = (
     Vec<Option<SharedSender<Batch>>>,
