@@ -17,7 +17,7 @@ use crate::protocol::{
 };
 use crate::queue::consumer::{ChannelKey, ConsumerKey};
 use crate::queue::SettleAction;
-use crate::shard::message::{QueueOp, Reply, ShardMessage, UnackedDelivery};
+use crate::shard::message::{ConsumeOptions, QueueOp, Reply, ShardMessage, UnackedDelivery};
 use crate::shard::Shard;
 use crate::vhost::names;
 
@@ -82,7 +82,7 @@ pub async fn consume(
     }
     let name = queue_name(connection, channel, &method.queue)?;
     let queue = existing_queue(shard, connection, &name)?;
-    let (tag, prefetch_count, global_prefetch_count) = {
+    let (tag, options) = {
         let mut state = connection.state.borrow_mut();
         let open = open_channel(&mut state.channels, channel);
         let tag = if method.consumer_tag.is_empty() {
@@ -102,7 +102,14 @@ pub async fn consume(
                 format!("consumer limit of {CONSUMER_COUNT_MAX} per channel reached"),
             ));
         }
-        (tag, open.prefetch_count, open.global_prefetch_count)
+        let options = ConsumeOptions {
+            no_ack: method.no_ack,
+            exclusive: method.exclusive,
+            nowait: method.nowait,
+            prefetch_count: open.prefetch_count,
+            global_prefetch_count: open.global_prefetch_count,
+        };
+        (tag, options)
     };
     let consumer = ConsumerKey {
         connection: connection.id,
@@ -115,11 +122,7 @@ pub async fn consume(
             op: QueueOp::Consume {
                 reply_to,
                 consumer,
-                no_ack: method.no_ack,
-                exclusive: method.exclusive,
-                nowait: method.nowait,
-                prefetch_count,
-                global_prefetch_count,
+                options,
                 arguments: method.arguments,
             },
         })

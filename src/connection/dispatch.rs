@@ -61,13 +61,14 @@ pub async fn frame(
                     }
                 }
             })?;
-            let ids = (method.class_id(), method.method_id());
+            let class_id = method.class_id();
+            let method_id = method.method_id();
             let result = if frame.channel == 0 {
                 channel_zero(connection, method)
             } else {
                 channel_method(shard, connection, frame.channel, method).await
             };
-            result.map_err(|error| error.with_method(ids.0, ids.1))
+            result.map_err(|error| error.with_method(class_id, method_id))
         }
         FrameType::Header => {
             let header = ContentHeader::decode(&frame.payload).map_err(|error| match error {

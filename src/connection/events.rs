@@ -7,7 +7,7 @@ use crate::connection::channel::ChannelConsumer;
 use crate::connection::confirm::{ConfirmFrame, ConfirmTracker};
 use crate::connection::io::CreditKey;
 use crate::connection::{direct_reply, ConnectionShared};
-use crate::ids::ChannelId;
+use crate::ids::{ChannelId, DeliveryTag};
 use crate::protocol::{
     write_content, write_method_frame, BasicAck, BasicCancel, BasicConsumeOk, BasicDeliver,
     BasicNack, ConnectionBlocked, ConnectionUnblocked, HardError, Method, ShortStr,
@@ -98,13 +98,12 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
                 );
             }
             drop(state);
-            write_delivery(
-                connection,
-                channel,
-                (consumer_tag.clone(), tag.0, redelivered),
-                content,
-                frame_max,
-            );
+            let fields = DeliveryFields {
+                consumer_tag: consumer_tag.clone(),
+                delivery_tag: tag,
+                redelivered,
+            };
+            write_delivery(connection, channel, fields, content, frame_max);
             connection.output.owe_credit(CreditKey {
                 owner,
                 queue,
@@ -231,11 +230,18 @@ pub fn cancel_consumer(connection: &ConnectionShared, channel: ChannelId, consum
     }
 }
 
-/// Writes basic.deliver and its content: `(consumer tag, delivery tag, redelivered)`.
+/// The basic.deliver fields the channel decides; the others come from the message.
+pub struct DeliveryFields {
+    pub consumer_tag: ShortStr,
+    pub delivery_tag: DeliveryTag,
+    pub redelivered: bool,
+}
+
+/// Writes basic.deliver and its content.
 pub fn write_delivery(
     connection: &ConnectionShared,
     channel: ChannelId,
-    (consumer_tag, delivery_tag, redelivered): (ShortStr, u64, bool),
+    fields: DeliveryFields,
     content: Content,
     frame_max: u32,
 ) {
@@ -244,9 +250,9 @@ pub fn write_delivery(
             out,
             channel.0,
             &Method::BasicDeliver(BasicDeliver {
-                consumer_tag,
-                delivery_tag,
-                redelivered,
+                consumer_tag: fields.consumer_tag,
+                delivery_tag: fields.delivery_tag.0,
+                redelivered: fields.redelivered,
                 exchange: content.exchange.clone(),
                 routing_key: content.routing_key.clone(),
             }),

@@ -42,7 +42,7 @@ use crate::protocol::{
 };
 use crate::queue::consumer::ChannelKey;
 use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
-use crate::shard::message::{QueueOp, ShardMessage};
+use crate::shard::message::{DeleteConditions, QueueOp, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
 use channel::Channel;
@@ -446,8 +446,7 @@ fn clean_up(shard: &Rc<Shard>, connection: &Rc<ConnectionShared>) {
                 queue,
                 op: QueueOp::Delete {
                     reply_to: None,
-                    if_unused: false,
-                    if_empty: false,
+                    conditions: DeleteConditions::NONE,
                     vhost: vhost.clone(),
                 },
             },

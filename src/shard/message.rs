@@ -103,11 +103,7 @@ pub enum QueueOp {
     Consume {
         reply_to: ReplyTo,
         consumer: ConsumerKey,
-        no_ack: bool,
-        exclusive: bool,
-        nowait: bool,
-        prefetch_count: u16,
-        global_prefetch_count: u16,
+        options: ConsumeOptions,
         arguments: FieldTable,
     },
     Cancel {
@@ -129,8 +125,7 @@ pub enum QueueOp {
     },
     Delete {
         reply_to: Option<ReplyTo>,
-        if_unused: bool,
-        if_empty: bool,
+        conditions: DeleteConditions,
         vhost: ShortStr,
     },
     /// Deliveries the consumer's connection wrote to its socket.
@@ -147,6 +142,36 @@ pub enum QueueOp {
         channel: ChannelKey,
         prefetch_count: u16,
     },
+}
+
+/// How a basic.consume consumer takes messages.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumeOptions {
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// The client sent nowait: no consume-ok.
+    pub nowait: bool,
+    /// basic.qos global=false when the consumer was created: its own limit.
+    pub prefetch_count: u16,
+    /// basic.qos global=true: the channel's limit, shared by its consumers.
+    pub global_prefetch_count: u16,
+}
+
+/// When queue.delete must refuse instead of deleting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteConditions {
+    /// Refuse while the queue has consumers.
+    pub if_unused: bool,
+    /// Refuse while the queue has ready messages.
+    pub if_empty: bool,
+}
+
+impl DeleteConditions {
+    /// Delete whatever the queue holds: auto-delete and exclusive-queue cleanup.
+    pub const NONE: DeleteConditions = DeleteConditions {
+        if_unused: false,
+        if_empty: false,
+    };
 }
 
 pub enum ConnectionEvent {

@@ -15,7 +15,8 @@ use crate::queue::{
 };
 use crate::shard::fetcher;
 use crate::shard::message::{
-    ConfirmRef, ConnectionEvent, ConsumeOk, GetOk, MetaRequest, QueueOp, Reply, ShardMessage,
+    ConfirmRef, ConnectionEvent, ConsumeOk, ConsumeOptions, DeleteConditions, GetOk, MetaRequest,
+    QueueOp, Reply, ShardMessage,
 };
 use crate::shard::pending::ReplyTo;
 use crate::shard::persistence::Waiting;
@@ -148,20 +149,9 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
         QueueOp::Consume {
             reply_to,
             consumer,
-            no_ack,
-            exclusive,
-            nowait,
-            prefetch_count,
-            global_prefetch_count,
+            options,
             arguments: _,
-        } => consume(
-            shard,
-            id,
-            reply_to,
-            consumer,
-            (no_ack, exclusive, nowait),
-            (prefetch_count, global_prefetch_count),
-        ),
+        } => consume(shard, id, reply_to, consumer, options),
         QueueOp::Cancel { reply_to, consumer } => cancel(shard, id, reply_to, &consumer),
         QueueOp::Get {
             reply_to,
@@ -176,10 +166,9 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
         QueueOp::Purge { reply_to } => purge(shard, id, reply_to),
         QueueOp::Delete {
             reply_to,
-            if_unused,
-            if_empty,
+            conditions,
             vhost: _,
-        } => delete(shard, id, reply_to, (if_unused, if_empty)),
+        } => delete(shard, id, reply_to, conditions),
         QueueOp::Credit { consumer, count } => {
             if let Some(queue) = shard.queues.borrow_mut().get_mut(&id) {
                 queue.return_credit(&consumer, count);
@@ -205,17 +194,12 @@ fn declared(
     // The runtime was installed with the metadata update; it may have been deleted
     // since, in which case the counts are zero.
     let queues = shard.queues.borrow();
-    let (message_count, consumer_count) = queues.get(&id).map_or((0, 0), |queue| {
-        (
-            count_u32(queue.ready_count()),
-            count_u32(queue.consumer_count()),
-        )
-    });
+    let queue = queues.get(&id);
     let reply = Reply::QueueDeclared {
         version,
         name: definition.name,
-        message_count,
-        consumer_count,
+        message_count: queue.map_or(0, |queue| count_u32(queue.ready_count())),
+        consumer_count: queue.map_or(0, |queue| count_u32(queue.consumer_count())),
     };
     shard.reply(reply_to, reply);
 }
@@ -233,7 +217,7 @@ fn cancel(shard: &Rc<Shard>, id: QueueId, reply_to: Option<ReplyTo>, consumer: &
         shard.reply(reply_to, Reply::Cancelled);
     }
     if auto_delete {
-        delete(shard, id, None, (false, false));
+        delete(shard, id, None, DeleteConditions::NONE);
     }
 }
 
@@ -304,7 +288,7 @@ fn channel_closed(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey) {
     }
     drop(limits);
     if auto_delete {
-        delete(shard, id, None, (false, false));
+        delete(shard, id, None, DeleteConditions::NONE);
     }
 }
 
@@ -389,17 +373,16 @@ fn consume(
     id: QueueId,
     reply_to: ReplyTo,
     key: ConsumerKey,
-    (no_ack, exclusive, nowait): (bool, bool, bool),
-    (prefetch_count, global_prefetch_count): (u16, u16),
+    options: ConsumeOptions,
 ) {
     let result = match shard.queues.borrow_mut().get_mut(&id) {
         None => Err(missing_queue(shard, id)),
         Some(queue) => {
             let consumer = Consumer {
                 key: key.clone(),
-                no_ack,
-                exclusive,
-                prefetch_count,
+                no_ack: options.no_ack,
+                exclusive: options.exclusive,
+                prefetch_count: options.prefetch_count,
                 unacked_count: 0,
                 flow_credit: FLOW_CREDIT_INITIAL,
             };
@@ -416,7 +399,7 @@ fn consume(
         Ok(_) => {
             let mut limits = shard.channel_limits.borrow_mut();
             let limit = limits.entry(key.channel_key());
-            limit.prefetch_count = global_prefetch_count;
+            limit.prefetch_count = options.global_prefetch_count;
             if !limit.queues.contains(&id) {
                 limit.queues.push(id);
             }
@@ -425,8 +408,8 @@ fn consume(
                 consumer: key,
                 owner: shard.id,
                 queue: id,
-                no_ack,
-                nowait,
+                no_ack: options.no_ack,
+                nowait: options.nowait,
             })
         }
         Err(error) => Err(error),
@@ -464,7 +447,7 @@ pub fn delete(
     shard: &Rc<Shard>,
     id: QueueId,
     reply_to: Option<ReplyTo>,
-    (if_unused, if_empty): (bool, bool),
+    conditions: DeleteConditions,
 ) {
     let mut queues = shard.queues.borrow_mut();
     let Some(queue) = queues.get(&id) else {
@@ -476,9 +459,9 @@ pub fn delete(
         }
         return;
     };
-    let refusal = if if_unused && queue.consumer_count() > 0 {
+    let refusal = if conditions.if_unused && queue.consumer_count() > 0 {
         Some(format!("queue '{}' in vhost '/' in use", queue.name))
-    } else if if_empty && queue.ready_count() > 0 {
+    } else if conditions.if_empty && queue.ready_count() > 0 {
         Some(format!("queue '{}' in vhost '/' not empty", queue.name))
     } else {
         None

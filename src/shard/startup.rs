@@ -7,7 +7,7 @@
 //! stray process on the same port would then silently take connections).
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::os::unix::io::{FromRawFd, IntoRawFd};
+use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -134,40 +134,35 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
     let mut threads = Vec::with_capacity(shard_count);
     // Start-up only: each shard reports once, after its recovery, to this thread.
     let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
-    for (index, ((shard_senders, shard_receivers), wake_reader)) in mesh_ends(shard_count)
+    for (index, (mesh_ends, wake_reader)) in mesh_ends(shard_count)
         .into_iter()
         .zip(wake_readers)
         .enumerate()
     {
-        let shard_id = ShardId(u16::try_from(index).expect("checked above"));
         let placement = if config.pin_shards {
             Placement::Fixed(index % num_cpus())
         } else {
             Placement::Unbound
         };
-        let config = config.clone();
-        let stop = stop.clone();
-        let pressure = pressure.clone();
-        let listener_fd = if index == 0 { listener_fd.take() } else { None };
-        let wake = wake.clone();
-        let ready = ready_sender.clone();
-        let definitions = (definitions.clone(), metadata_log.take());
+        let start = ShardStart {
+            id: ShardId(u16::try_from(index).expect("checked above")),
+            config: config.clone(),
+            mesh_ends,
+            wake: wake.clone(),
+            wake_reader,
+            listener_fd: if index == 0 { listener_fd.take() } else { None },
+            definitions: definitions.clone(),
+            metadata_log: metadata_log.take(),
+            stop: stop.clone(),
+            ready: ready_sender.clone(),
+            pressure: pressure.clone(),
+            serve,
+        };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("hare-shard-{index}"))
             .io_memory(io_memory_bytes)
             .preempt_timer(PREEMPT_TIMER)
-            .spawn(move || async move {
-                run_shard(
-                    shard_id,
-                    config,
-                    (shard_senders, shard_receivers),
-                    (wake, wake_reader),
-                    (listener_fd, definitions),
-                    (stop, ready, pressure),
-                    serve,
-                )
-                .await;
-            })
+            .spawn(move || run_shard(start))
             .map_err(|error| StartError::Executor(error.to_string()))?;
         threads.push(handle);
     }
@@ -248,7 +243,11 @@ fn mesh_ends(shard_count: usize) -> Vec<MeshEnds> {
             }
         }
     }
-    senders.into_iter().zip(receivers).collect()
+    senders
+        .into_iter()
+        .zip(receivers)
+        .map(|(senders, receivers)| MeshEnds { senders, receivers })
+        .collect()
 }
 
 /// Waits for every shard to report its recovery, in shard order; the first failure stops
@@ -281,23 +280,48 @@ fn wait_for_recovery(
 type ReadySender = std::sync::mpsc::Sender<Result<ShardRecovery, (usize, String)>>;
 type ReadyReceiver = std::sync::mpsc::Receiver<Result<ShardRecovery, (usize, String)>>;
 
-type MeshEnds = (
-    Vec<Option<SharedSender<Batch>>>,
-    Vec<Option<SharedReceiver<Batch>>>,
-);
+/// One shard's ends of the mesh channels, indexed by the other shard; `None` at its own index.
+struct MeshEnds {
+    senders: Vec<Option<SharedSender<Batch>>>,
+    receivers: Vec<Option<SharedReceiver<Batch>>>,
+}
 
-async fn run_shard(
+/// Everything one shard's executor starts from, moved into its thread.
+struct ShardStart {
     id: ShardId,
     config: Config,
-    (senders, receivers): MeshEnds,
-    (wake, wake_reader): (WakeHandles, WakeReader),
-    (listener_fd, (definitions, metadata_log)): (
-        Option<i32>,
-        (Arc<MetadataSnapshot>, Option<MetadataLog>),
-    ),
-    (stop, ready, pressure): (Arc<AtomicBool>, ReadySender, Arc<Pressure>),
+    mesh_ends: MeshEnds,
+    wake: WakeHandles,
+    wake_reader: WakeReader,
+    /// The listening socket, for the one shard that accepts.
+    listener_fd: Option<RawFd>,
+    /// The durable metadata every shard installs before it serves.
+    definitions: Arc<MetadataSnapshot>,
+    /// The metadata log, for the metadata shard, which writes it.
+    metadata_log: Option<MetadataLog>,
+    /// Set by `Broker::request_stop`.
+    stop: Arc<AtomicBool>,
+    /// Where the shard reports its recovery.
+    ready: ReadySender,
+    pressure: Arc<Pressure>,
     serve: ServeConnection,
-) {
+}
+
+async fn run_shard(start: ShardStart) {
+    let ShardStart {
+        id,
+        config,
+        mesh_ends: MeshEnds { senders, receivers },
+        wake,
+        wake_reader,
+        listener_fd,
+        definitions,
+        metadata_log,
+        stop,
+        ready,
+        pressure,
+        serve,
+    } = start;
     let shard_count = senders.len();
     let ticker = match Ticker::open(wake_reader).await {
         Ok(ticker) => ticker,
