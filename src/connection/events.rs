@@ -1,7 +1,7 @@
 //! What the shard runtime calls on a connection of its shard (`ConnectionEndpoint`): events
-//! from other shards (deliveries, server-side consumer cancels, confirms, direct replies,
-//! forced closes), consume-ok (written here, in order with the deliveries that follow it on the
-//! same inbox channel), and the alarms that block and unblock publishers.
+//! from other shards (deliveries, server-side consumer cancels, confirms, direct replies),
+//! consume-ok (written here, in order with the deliveries that follow it on the same inbox
+//! channel), the alarms that block and unblock publishers, and the forced close at shutdown.
 
 use crate::connection::channel::ChannelConsumer;
 use crate::connection::confirm::{ConfirmFrame, ConfirmTracker};
@@ -15,7 +15,7 @@ use crate::protocol::{
 use crate::queue::consumer::ConsumerKey;
 use crate::queue::message::Content;
 use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
-use crate::shard::message::{ConnectionEvent, ConsumeOk, UnackedDelivery};
+use crate::shard::message::{ConnectionEvent, ConsumeOk, StorageAlarm, UnackedDelivery};
 
 impl ConnectionEndpoint for ConnectionShared {
     fn handle_event(&self, event: ConnectionEvent) {
@@ -28,7 +28,7 @@ impl ConnectionEndpoint for ConnectionShared {
 
     /// Tells a client that supports it (`connection.blocked` capability) to stop publishing.
     /// Sent once per alarm; `unblock` ends it.
-    fn block(&self, reason: &str) {
+    fn block(&self, alarm: &StorageAlarm) {
         let supported = self.state.borrow().capabilities.connection_blocked;
         if !supported || self.blocked.replace(true) {
             return;
@@ -36,7 +36,7 @@ impl ConnectionEndpoint for ConnectionShared {
         self.write_method(
             0,
             &Method::ConnectionBlocked(ConnectionBlocked {
-                reason: ShortStr::from_str_truncated(reason),
+                reason: ShortStr::from_str_truncated(&alarm.to_string()),
             }),
         );
     }
@@ -50,18 +50,13 @@ impl ConnectionEndpoint for ConnectionShared {
     }
 
     fn close_forced(&self, reason: ForcedClose) {
-        force_close(self, reason.text());
+        self.begin_close(
+            HardError::ConnectionForced.code(),
+            format!("{} - {}", HardError::ConnectionForced.name(), reason.text()),
+            0,
+            0,
+        );
     }
-}
-
-/// Closes with 320 CONNECTION_FORCED.
-fn force_close(connection: &ConnectionShared, reason: &str) {
-    connection.begin_close(
-        HardError::ConnectionForced.code(),
-        format!("{} - {reason}", HardError::ConnectionForced.name()),
-        0,
-        0,
-    );
 }
 
 fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
@@ -146,7 +141,6 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
             secret,
             content,
         } => direct_reply::deliver(connection, channel, secret, content),
-        ConnectionEvent::ForceClose { reason } => force_close(connection, &reason),
     }
 }
 

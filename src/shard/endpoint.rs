@@ -16,7 +16,7 @@ use glommio::net::TcpStream;
 
 use crate::fast_map::FastMap;
 use crate::ids::ConnectionId;
-use crate::shard::message::{ConnectionEvent, ConsumeOk};
+use crate::shard::message::{ConnectionEvent, ConsumeOk, StorageAlarm};
 use crate::shard::Shard;
 
 /// A connection owned by this shard, as the runtime reaches it. Every call runs to completion
@@ -28,8 +28,8 @@ pub trait ConnectionEndpoint {
     /// arrives, before the task awaiting it runs, so consume-ok reaches the client ahead of
     /// the deliveries that follow on the same inbox channel.
     fn consumed(&self, consume_ok: &ConsumeOk);
-    /// A resource alarm is raised: tell the client to stop publishing.
-    fn block(&self, reason: &str);
+    /// A storage alarm is raised: tell the client to stop publishing.
+    fn block(&self, alarm: &StorageAlarm);
     /// Every alarm cleared.
     fn unblock(&self);
     /// Close the connection with 320 CONNECTION_FORCED.

@@ -69,18 +69,15 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             shard.pending.borrow_mut().complete(request, reply);
         }
         ShardMessage::Accepted(stream) => startup::serve_accepted(shard, stream),
-        ShardMessage::StorageAlarm {
-            shard: failed,
-            reason,
-        } => {
+        ShardMessage::StorageAlarm(alarm) => {
             let first = shard.storage_alarms.borrow().is_empty();
             shard
                 .storage_alarms
                 .borrow_mut()
-                .insert(failed, reason.clone());
+                .insert(alarm.shard, alarm.clone());
             if first {
                 for endpoint in shard.connections.all() {
-                    endpoint.block(&reason);
+                    endpoint.block(&alarm);
                 }
             }
         }

@@ -3,6 +3,11 @@
 //! shard. They travel in batches (`Vec<ShardMessage>`) over one bounded channel per ordered
 //! pair of shards.
 
+use std::fmt;
+use std::sync::Arc;
+
+use hare_storage::StorageError;
+
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ConnectionId, DeliveryTag, MessageId, PublishSeq, QueueId, ShardId};
 use crate::protocol::{FieldTable, ShortStr};
@@ -51,8 +56,8 @@ pub enum ShardMessage {
     /// A freshly accepted socket for the receiving shard to own.
     Accepted(glommio::net::AcceptedTcpStream),
     /// A shard's log failed: every shard raises the storage alarm and blocks its publishers
-    /// (connection.blocked) until restart.
-    StorageAlarm { shard: ShardId, reason: String },
+    /// (connection.blocked) until the log is back.
+    StorageAlarm(StorageAlarm),
     /// The shard's log was reopened after a failure.
     StorageAlarmCleared { shard: ShardId },
     /// A connection on `shard` ended (for least-loaded placement on the accepting shard).
@@ -203,8 +208,19 @@ pub enum ConnectionEvent {
         secret: u64,
         content: Content,
     },
-    /// Close the connection with 320 CONNECTION_FORCED (shutdown or operator).
-    ForceClose { reason: String },
+}
+
+/// A shard's log failed, and why; shown to clients as the connection.blocked reason.
+#[derive(Debug, Clone)]
+pub struct StorageAlarm {
+    pub shard: ShardId,
+    pub cause: Arc<StorageError>,
+}
+
+impl fmt::Display for StorageAlarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "disk fault on shard {}: {}", self.shard.0, self.cause)
+    }
 }
 
 /// Answers to requests.

@@ -41,7 +41,7 @@ use crate::queue::Queue;
 use crate::vhost::Registry;
 use endpoint::{Connections, ServeConnection};
 use mesh::Mesh;
-use message::{Reply, ShardMessage};
+use message::{Reply, ShardMessage, StorageAlarm};
 use notify::Event;
 use pending::{PendingReplies, ReplyTo};
 
@@ -87,7 +87,7 @@ pub struct Shard {
     /// The shard's log, installed by start-up once recovery is done.
     persistence: RefCell<Option<Rc<persistence::Persistence>>>,
     /// Shards whose log failed, with the reason: while any is set, connections are blocked.
-    pub storage_alarms: RefCell<std::collections::BTreeMap<ShardId, String>>,
+    pub storage_alarms: RefCell<std::collections::BTreeMap<ShardId, StorageAlarm>>,
     pub shutting_down: Cell<bool>,
     /// Fires when the shard starts shutting down.
     pub shutdown: Event,

@@ -61,13 +61,18 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("cannot start shard executor: {0}")]
-    Executor(String),
+    Executor(#[source] glommio::GlommioError<()>),
+    #[error("cannot start shard executor: a shard stopped before reporting its recovery")]
+    ShardStopped,
     #[error("cannot create the shard wake-up pipes: {0}")]
     WakePipes(std::io::Error),
     #[error(transparent)]
     DataDir(#[from] recovery::DataDirError),
-    #[error("cannot recover shard {shard}'s log: {reason}")]
-    Recovery { shard: usize, reason: String },
+    #[error("cannot recover shard {}'s log: {source}", shard.0)]
+    Recovery {
+        shard: ShardId,
+        source: crate::shard::persistence::PersistenceError,
+    },
     #[error(transparent)]
     Metadata(#[from] metadata_recovery::MetadataRecoveryError),
     #[error("the data directory was written with {written} shards; start with --shards {written} (changing the shard count of existing data is not supported yet)")]
@@ -163,7 +168,7 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
             .io_memory(io_memory_bytes)
             .preempt_timer(PREEMPT_TIMER)
             .spawn(move || run_shard(start))
-            .map_err(|error| StartError::Executor(error.to_string()))?;
+            .map_err(StartError::Executor)?;
         threads.push(handle);
     }
     let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -261,15 +266,13 @@ fn wait_for_recovery(
     for _ in 0..shard_count {
         match ready.recv() {
             Ok(Ok(summary)) => recovered.push(summary),
-            Ok(Err((shard, reason))) => {
+            Ok(Err(error)) => {
                 stop.store(true, Ordering::Release);
-                return Err(StartError::Recovery { shard, reason });
+                return Err(error);
             }
             Err(_) => {
                 stop.store(true, Ordering::Release);
-                return Err(StartError::Executor(
-                    "a shard stopped before reporting its recovery".into(),
-                ));
+                return Err(StartError::ShardStopped);
             }
         }
     }
@@ -277,8 +280,9 @@ fn wait_for_recovery(
     Ok(recovered)
 }
 
-type ReadySender = std::sync::mpsc::Sender<Result<ShardRecovery, (usize, String)>>;
-type ReadyReceiver = std::sync::mpsc::Receiver<Result<ShardRecovery, (usize, String)>>;
+/// Each shard's recovery report: what it recovered, or `StartError::Recovery`.
+type ReadySender = std::sync::mpsc::Sender<Result<ShardRecovery, StartError>>;
+type ReadyReceiver = std::sync::mpsc::Receiver<Result<ShardRecovery, StartError>>;
 
 /// One shard's ends of the mesh channels, indexed by the other shard; `None` at its own index.
 struct MeshEnds {
@@ -343,8 +347,8 @@ async fn run_shard(start: ShardStart) {
         Ok(summary) => {
             let _ = ready.send(Ok(summary));
         }
-        Err(error) => {
-            let _ = ready.send(Err((id.index(), error.to_string())));
+        Err(source) => {
+            let _ = ready.send(Err(StartError::Recovery { shard: id, source }));
             return;
         }
     }
