@@ -16,8 +16,8 @@ use crate::connection::server_properties::server_properties;
 use crate::connection::{ClientCapabilities, ConnectionState};
 use crate::protocol::{
     parse_protocol_header, write_method_frame, ConnectionClose, ConnectionOpenOk, ConnectionStart,
-    ConnectionStartOk, ConnectionTune, FieldTable, FieldValue, FrameType, HardError, LongStr,
-    Method, ProtocolHeader, ShortStr, SoftError, PROTOCOL_HEADER,
+    ConnectionStartOk, ConnectionTune, DecodeError, FieldTable, FieldValue, FrameType, HardError,
+    LongStr, Method, ProtocolHeader, ReplyCode, ShortStr, SoftError, PROTOCOL_HEADER,
 };
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
@@ -35,8 +35,61 @@ pub enum HandshakeError {
     Write(#[from] std::io::Error),
     #[error("unsupported protocol header")]
     BadProtocolHeader,
-    #[error("refused: {code} {text}")]
-    Refused { code: u16, text: String },
+    #[error("refused: {code} {refusal}", code = .0.reply_code().code(), refusal = .0)]
+    Refused(#[from] Refusal),
+}
+
+/// Why the handshake refused a client; the text is what connection.close tells it.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "unknown authentication mechanism '{}'",
+        String::from_utf8_lossy(mechanism)
+    )]
+    UnknownMechanism { mechanism: Bytes },
+    #[error("authentication failure: malformed response")]
+    MalformedResponse,
+    #[error("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile. (user '{}')", String::from_utf8_lossy(user))]
+    LoginRefused { mechanism: ShortStr, user: Bytes },
+    #[error(
+        "user '{}' can only connect via localhost",
+        String::from_utf8_lossy(user)
+    )]
+    LoopbackOnly { user: Bytes },
+    #[error(
+        "frame_max={frame_max} outside the allowed range {FRAME_MIN_SIZE}..={frame_max_allowed}"
+    )]
+    FrameMaxOutOfRange {
+        frame_max: u32,
+        frame_max_allowed: u32,
+    },
+    #[error("vhost {vhost} not found")]
+    VhostNotFound { vhost: ShortStr },
+    #[error("unexpected method {method} during the handshake")]
+    UnexpectedMethod { method: &'static str },
+    #[error("{0}")]
+    Undecodable(DecodeError),
+    #[error("unexpected frame during the handshake")]
+    UnexpectedFrame,
+}
+
+impl Refusal {
+    pub fn reply_code(&self) -> ReplyCode {
+        match self {
+            Refusal::UnknownMechanism { .. } | Refusal::UnexpectedMethod { .. } => {
+                ReplyCode::Hard(HardError::CommandInvalid)
+            }
+            Refusal::MalformedResponse => ReplyCode::Hard(HardError::SyntaxError),
+            Refusal::LoginRefused { .. } | Refusal::LoopbackOnly { .. } => {
+                ReplyCode::Soft(SoftError::AccessRefused)
+            }
+            Refusal::FrameMaxOutOfRange { .. } | Refusal::VhostNotFound { .. } => {
+                ReplyCode::Hard(HardError::NotAllowed)
+            }
+            Refusal::Undecodable(_) => ReplyCode::Hard(HardError::FrameError),
+            Refusal::UnexpectedFrame => ReplyCode::Hard(HardError::UnexpectedFrame),
+        }
+    }
 }
 
 pub struct Negotiated {
@@ -92,9 +145,10 @@ pub async fn run(
         other => return refuse_unexpected(&mut writer, &other).await,
     };
     if shard.registry.borrow().vhost(&open.virtual_host).is_none() {
-        let text = format!("vhost {} not found", open.virtual_host);
-        let method = Method::ConnectionOpen(open.clone());
-        return refuse(&mut writer, HardError::NotAllowed, text, &method).await;
+        let refusal = Refusal::VhostNotFound {
+            vhost: open.virtual_host.clone(),
+        };
+        return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
     }
     send_method(
         &mut writer,
@@ -139,27 +193,27 @@ async fn log_in(
         b"PLAIN" => parse_plain(start_ok.response.as_bytes()),
         b"AMQPLAIN" => parse_amqplain(start_ok.response.bytes()),
         other => {
-            let text = format!(
-                "unknown authentication mechanism '{}'",
-                String::from_utf8_lossy(other)
-            );
+            let refusal = Refusal::UnknownMechanism {
+                mechanism: Bytes::copy_from_slice(other),
+            };
             let method = Method::ConnectionStartOk(start_ok.clone());
-            return refuse(writer, HardError::CommandInvalid, text, &method).await;
+            return refuse(writer, refusal, &method).await;
         }
     };
     let Some(credentials) = credentials else {
         let method = Method::ConnectionStartOk(start_ok.clone());
-        let text = "authentication failure: malformed response".to_string();
-        return refuse(writer, HardError::SyntaxError, text, &method).await;
+        return refuse(writer, Refusal::MalformedResponse, &method).await;
     };
-    if let Err(text) = authenticate(shard, &credentials, &start_ok.mechanism, peer) {
+    if let Err(refusal) = authenticate(shard, &credentials, &start_ok.mechanism, peer) {
         // 403 with a close frame only for clients that asked for it; others get a bare close.
         if capabilities.authentication_failure_close {
             send_method(
                 writer,
                 &Method::ConnectionClose(ConnectionClose {
                     reply_code: SoftError::AccessRefused.code(),
-                    reply_text: ShortStr::from_str_truncated(&format!("ACCESS_REFUSED - {text}")),
+                    reply_text: ShortStr::from_str_truncated(&format!(
+                        "ACCESS_REFUSED - {refusal}"
+                    )),
                     class_id: 10,
                     method_id: 11,
                 }),
@@ -169,10 +223,7 @@ async fn log_in(
             // Let the client read the close before the socket goes.
             glommio::timer::sleep(Duration::from_millis(100)).await;
         }
-        return Err(HandshakeError::Refused {
-            code: SoftError::AccessRefused.code(),
-            text,
-        });
+        return Err(HandshakeError::Refused(refusal));
     }
     Ok(credentials)
 }
@@ -212,12 +263,11 @@ async fn tune(
         tune_ok.frame_max
     };
     if frame_max < FRAME_MIN_SIZE || frame_max > config.frame_max {
-        let text = format!(
-            "frame_max={frame_max} outside the allowed range {FRAME_MIN_SIZE}..={}",
-            config.frame_max
-        );
-        let method = Method::ConnectionTuneOk(tune_ok.clone());
-        return refuse(writer, HardError::NotAllowed, text, &method).await;
+        let refusal = Refusal::FrameMaxOutOfRange {
+            frame_max,
+            frame_max_allowed: config.frame_max,
+        };
+        return refuse(writer, refusal, &Method::ConnectionTuneOk(tune_ok.clone())).await;
     }
     let channel_max = if tune_ok.channel_max == 0 {
         config.channel_max
@@ -238,17 +288,10 @@ async fn next_method(reader: &mut FrameReader, frame_max: u32) -> Result<Method,
         match frame.frame_type {
             FrameType::Heartbeat => continue,
             FrameType::Method if frame.channel == 0 => {
-                return Method::decode(&frame.payload).map_err(|error| HandshakeError::Refused {
-                    code: HardError::FrameError.code(),
-                    text: error.to_string(),
-                });
+                return Method::decode(&frame.payload)
+                    .map_err(|error| HandshakeError::Refused(Refusal::Undecodable(error)));
             }
-            _ => {
-                return Err(HandshakeError::Refused {
-                    code: HardError::UnexpectedFrame.code(),
-                    text: "unexpected frame during the handshake".into(),
-                })
-            }
+            _ => return Err(HandshakeError::Refused(Refusal::UnexpectedFrame)),
         }
     }
 }
@@ -258,8 +301,10 @@ async fn refuse_unexpected<T>(
     writer: &mut TcpStream,
     method: &Method,
 ) -> Result<T, HandshakeError> {
-    let text = format!("unexpected method {} during the handshake", method.name());
-    refuse(writer, HardError::CommandInvalid, text, method).await
+    let refusal = Refusal::UnexpectedMethod {
+        method: method.name(),
+    };
+    refuse(writer, refusal, method).await
 }
 
 /// Writes one method on channel 0 straight to the socket (the writer task starts after the
@@ -270,18 +315,19 @@ async fn send_method(writer: &mut TcpStream, method: &Method) -> std::io::Result
     writer.write_all(&out).await
 }
 
-/// Closes the connection with `code` during the handshake, naming the method that failed.
+/// Closes the connection during the handshake with the refusal's code and text, naming the
+/// method that failed.
 async fn refuse<T>(
     writer: &mut TcpStream,
-    code: HardError,
-    text: String,
+    refusal: Refusal,
     method: &Method,
 ) -> Result<T, HandshakeError> {
+    let code = refusal.reply_code();
     send_method(
         writer,
         &Method::ConnectionClose(ConnectionClose {
             reply_code: code.code(),
-            reply_text: ShortStr::from_str_truncated(&format!("{} - {text}", code.name())),
+            reply_text: ShortStr::from_str_truncated(&format!("{} - {refusal}", code.name())),
             class_id: method.class_id(),
             method_id: method.method_id(),
         }),
@@ -289,10 +335,7 @@ async fn refuse<T>(
     .await?;
     let _ = writer.flush().await;
     glommio::timer::sleep(Duration::from_millis(100)).await;
-    Err(HandshakeError::Refused {
-        code: code.code(),
-        text,
-    })
+    Err(HandshakeError::Refused(refusal))
 }
 
 fn client_capabilities(properties: &FieldTable) -> ClientCapabilities {
@@ -349,16 +392,17 @@ fn authenticate(
     credentials: &Credentials,
     mechanism: &ShortStr,
     peer: SocketAddr,
-) -> Result<(), String> {
-    let user = String::from_utf8_lossy(&credentials.user).into_owned();
-    let refused = || {
-        format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile. (user '{user}')")
-    };
+) -> Result<(), Refusal> {
     if credentials.user.as_ref() != b"guest" || credentials.password.as_ref() != b"guest" {
-        return Err(refused());
+        return Err(Refusal::LoginRefused {
+            mechanism: mechanism.clone(),
+            user: credentials.user.clone(),
+        });
     }
     if shard.config.guest_loopback_only && !peer.ip().is_loopback() {
-        return Err(format!("user '{user}' can only connect via localhost"));
+        return Err(Refusal::LoopbackOnly {
+            user: credentials.user.clone(),
+        });
     }
     Ok(())
 }
