@@ -286,7 +286,7 @@ fn channel_lifecycle(
         )),
         (Method::ChannelClose(_), Some(_)) => {
             let mut channel = state.channels.remove(&id).expect("matched Some above");
-            release_channel(shard, connection.id, &mut channel);
+            release_channel(shard, connection.id, &state.vhost, &mut channel);
             drop(state);
             connection.write_method(id, &Method::ChannelCloseOk(Default::default()));
             Ok(Some(Flow::Continue))

@@ -385,16 +385,17 @@ fn close_channel(
     channel: ChannelId,
     exception: &Exception,
 ) {
-    let mut state = connection.state.borrow_mut();
+    let mut guard = connection.state.borrow_mut();
+    let state = &mut *guard;
     let Some(open) = state.channels.get_mut(&channel.0) else {
         return;
     };
     if !open.is_open() {
         return;
     }
-    release_channel(shard, connection.id, open);
+    release_channel(shard, connection.id, &state.vhost, open);
     open.state = channel::ChannelState::Closing;
-    drop(state);
+    drop(guard);
     connection.write_method(
         channel.0,
         &Method::ChannelClose(ChannelClose {
@@ -408,7 +409,12 @@ fn close_channel(
 
 /// Tells every queue the channel touched that it is gone: they requeue its unacked messages
 /// (redelivered=true) and drop its consumers.
-pub fn release_channel(shard: &Rc<Shard>, connection: ConnectionId, channel: &mut Channel) {
+pub fn release_channel(
+    shard: &Rc<Shard>,
+    connection: ConnectionId,
+    vhost: &ShortStr,
+    channel: &mut Channel,
+) {
     let key = ChannelKey {
         connection,
         channel: channel.id,
@@ -418,7 +424,10 @@ pub fn release_channel(shard: &Rc<Shard>, connection: ConnectionId, channel: &mu
             owner,
             ShardMessage::Queue {
                 queue,
-                op: QueueOp::ChannelClosed { channel: key },
+                op: QueueOp::ChannelClosed {
+                    channel: key,
+                    vhost: vhost.clone(),
+                },
             },
         );
     }
@@ -435,7 +444,7 @@ fn clean_up(shard: &Rc<Shard>, connection: &Rc<ConnectionShared>) {
     let channels: Vec<u16> = state.channels.keys().copied().collect();
     for id in channels {
         if let Some(mut channel) = state.channels.remove(&id) {
-            release_channel(shard, connection.id, &mut channel);
+            release_channel(shard, connection.id, &state.vhost, &mut channel);
         }
     }
     let vhost = state.vhost.clone();

@@ -189,10 +189,11 @@ pub async fn purge(
 ) -> Result<(), Exception> {
     let name = queue_name(connection, channel, &method.queue)?;
     let queue = existing_queue(shard, connection, &name)?;
+    let vhost = connection.state.borrow().vhost.clone();
     let reply = shard
         .request(queue.owner, |reply_to| ShardMessage::Queue {
             queue: queue.id,
-            op: QueueOp::Purge { reply_to },
+            op: QueueOp::Purge { reply_to, vhost },
         })
         .await;
     let Reply::Purged(result) = reply else {

@@ -97,6 +97,9 @@ pub struct ConfirmRef {
     pub seq: PublishSeq,
 }
 
+/// Operations on a queue, for its owner shard. Those that can answer with an error or delete
+/// the queue carry the vhost the requesting connection uses: the queue's runtime does not know
+/// its vhost, and error texts and metadata changes name it.
 pub enum QueueOp {
     /// Sent by the metadata shard after a declare: answer `reply_to` with the counts once the
     /// queue exists here.
@@ -110,15 +113,19 @@ pub enum QueueOp {
         consumer: ConsumerKey,
         options: ConsumeOptions,
         arguments: FieldTable,
+        vhost: ShortStr,
     },
     Cancel {
         reply_to: Option<ReplyTo>,
         consumer: ConsumerKey,
+        /// For the metadata change if the queue auto-deletes.
+        vhost: ShortStr,
     },
     Get {
         reply_to: ReplyTo,
         channel: ChannelKey,
         no_ack: bool,
+        vhost: ShortStr,
     },
     Settle {
         channel: ChannelKey,
@@ -127,6 +134,7 @@ pub enum QueueOp {
     },
     Purge {
         reply_to: ReplyTo,
+        vhost: ShortStr,
     },
     Delete {
         reply_to: Option<ReplyTo>,
@@ -141,6 +149,8 @@ pub enum QueueOp {
     /// The channel closed: requeue its unacked messages and drop its consumers.
     ChannelClosed {
         channel: ChannelKey,
+        /// For the metadata change if the queue auto-deletes.
+        vhost: ShortStr,
     },
     /// Channel-wide prefetch changed (basic.qos global=true).
     SetChannelPrefetch {

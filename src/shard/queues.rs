@@ -151,31 +151,37 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
             consumer,
             options,
             arguments: _,
-        } => consume(shard, id, reply_to, consumer, options),
-        QueueOp::Cancel { reply_to, consumer } => cancel(shard, id, reply_to, &consumer),
+            vhost,
+        } => consume(shard, id, reply_to, consumer, options, &vhost),
+        QueueOp::Cancel {
+            reply_to,
+            consumer,
+            vhost,
+        } => cancel(shard, id, reply_to, &consumer, vhost),
         QueueOp::Get {
             reply_to,
             channel,
             no_ack,
-        } => get(shard, id, reply_to, channel, no_ack),
+            vhost,
+        } => get(shard, id, reply_to, channel, no_ack, vhost),
         QueueOp::Settle {
             channel,
             ids,
             action,
         } => settle(shard, id, channel, &ids, action),
-        QueueOp::Purge { reply_to } => purge(shard, id, reply_to),
+        QueueOp::Purge { reply_to, vhost } => purge(shard, id, reply_to, &vhost),
         QueueOp::Delete {
             reply_to,
             conditions,
-            vhost: _,
-        } => delete(shard, id, reply_to, conditions),
+            vhost,
+        } => delete(shard, id, reply_to, conditions, vhost),
         QueueOp::Credit { consumer, count } => {
             if let Some(queue) = shard.queues.borrow_mut().get_mut(&id) {
                 queue.return_credit(&consumer, count);
                 shard.mark_dirty(id);
             }
         }
-        QueueOp::ChannelClosed { channel } => channel_closed(shard, id, channel),
+        QueueOp::ChannelClosed { channel, vhost } => channel_closed(shard, id, channel, vhost),
         QueueOp::SetChannelPrefetch {
             channel,
             prefetch_count,
@@ -205,7 +211,13 @@ fn declared(
 }
 
 /// basic.cancel: an auto-delete queue goes with its last consumer.
-fn cancel(shard: &Rc<Shard>, id: QueueId, reply_to: Option<ReplyTo>, consumer: &ConsumerKey) {
+fn cancel(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    reply_to: Option<ReplyTo>,
+    consumer: &ConsumerKey,
+    vhost: ShortStr,
+) {
     let auto_delete = match shard.queues.borrow_mut().get_mut(&id) {
         Some(queue) => {
             queue.remove_consumer(consumer);
@@ -217,12 +229,19 @@ fn cancel(shard: &Rc<Shard>, id: QueueId, reply_to: Option<ReplyTo>, consumer: &
         shard.reply(reply_to, Reply::Cancelled);
     }
     if auto_delete {
-        delete(shard, id, None, DeleteConditions::NONE);
+        delete(shard, id, None, DeleteConditions::NONE, vhost);
     }
 }
 
-fn get(shard: &Rc<Shard>, id: QueueId, reply_to: ReplyTo, channel: ChannelKey, no_ack: bool) {
-    match try_get(shard, id, channel, no_ack) {
+fn get(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    reply_to: ReplyTo,
+    channel: ChannelKey,
+    no_ack: bool,
+    vhost: ShortStr,
+) {
+    match try_get(shard, id, channel, no_ack, &vhost) {
         Some(reply) => shard.reply(reply_to, Reply::Got(reply)),
         // The head's body is on disk: read it back, then answer.
         None => {
@@ -232,6 +251,7 @@ fn get(shard: &Rc<Shard>, id: QueueId, reply_to: ReplyTo, channel: ChannelKey, n
                 channel,
                 no_ack,
                 reply_to,
+                vhost,
             ))
             .detach();
         }
@@ -255,11 +275,11 @@ fn settle(
     room_opened(shard, id, channel, settled);
 }
 
-fn purge(shard: &Rc<Shard>, id: QueueId, reply_to: ReplyTo) {
+fn purge(shard: &Rc<Shard>, id: QueueId, reply_to: ReplyTo, vhost: &ShortStr) {
     let mut gone = Vec::new();
     let reply = match shard.queues.borrow_mut().get_mut(&id) {
         Some(queue) => Ok(count_u32(queue.purge(&mut gone))),
-        None => Err(missing_queue(shard, id)),
+        None => Err(missing_queue(shard, id, vhost)),
     };
     record_gone(shard, id, &gone);
     shard.reply(reply_to, Reply::Purged(reply));
@@ -268,7 +288,7 @@ fn purge(shard: &Rc<Shard>, id: QueueId, reply_to: ReplyTo) {
 /// A channel that consumed from or got from this queue closed: its unacked messages are
 /// requeued, its consumers dropped, and its channel-wide prefetch forgotten here once no
 /// queue of this shard refers to it.
-fn channel_closed(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey) {
+fn channel_closed(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey, vhost: ShortStr) {
     let (settled, auto_delete) = match shard.queues.borrow_mut().get_mut(&id) {
         Some(queue) => {
             queue.remove_consumers_of(channel.connection, Some(channel.channel));
@@ -288,7 +308,7 @@ fn channel_closed(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey) {
     }
     drop(limits);
     if auto_delete {
-        delete(shard, id, None, DeleteConditions::NONE);
+        delete(shard, id, None, DeleteConditions::NONE, vhost);
     }
 }
 
@@ -311,11 +331,12 @@ fn try_get(
     id: QueueId,
     channel: ChannelKey,
     no_ack: bool,
+    vhost: &ShortStr,
 ) -> Option<Result<Option<GetOk>, Exception>> {
     let mut queues = shard.queues.borrow_mut();
     let Some(queue) = queues.get_mut(&id) else {
         drop(queues);
-        return Some(Err(missing_queue(shard, id)));
+        return Some(Err(missing_queue(shard, id, vhost)));
     };
     let mut gone = Vec::new();
     let reply = match queue.get(channel, no_ack, &mut gone) {
@@ -347,6 +368,7 @@ async fn get_after_fetch(
     channel: ChannelKey,
     no_ack: bool,
     reply_to: ReplyTo,
+    vhost: ShortStr,
 ) {
     let started = std::time::Instant::now();
     while started.elapsed() < fetcher::GET_FETCH_WAIT_MAX {
@@ -354,7 +376,7 @@ async fn get_after_fetch(
         // look first. A head still on disk means a fetch for this queue is now in flight
         // (asked for here, or already running), and a fetch ending fires `fetch_done`; no
         // await separates the look from the wait, so that cannot be missed.
-        if let Some(reply) = try_get(&shard, id, channel, no_ack) {
+        if let Some(reply) = try_get(&shard, id, channel, no_ack, &vhost) {
             shard.reply(reply_to, Reply::Got(reply));
             return;
         }
@@ -374,9 +396,10 @@ fn consume(
     reply_to: ReplyTo,
     key: ConsumerKey,
     options: ConsumeOptions,
+    vhost: &ShortStr,
 ) {
     let result = match shard.queues.borrow_mut().get_mut(&id) {
-        None => Err(missing_queue(shard, id)),
+        None => Err(missing_queue(shard, id, vhost)),
         Some(queue) => {
             let consumer = Consumer {
                 key: key.clone(),
@@ -389,7 +412,7 @@ fn consume(
             match queue.add_consumer(consumer) {
                 Ok(()) => Ok(queue.name.clone()),
                 Err(ConsumeRefusal::ExclusiveInUse) => Err(Exception::access_refused(format!(
-                    "queue '{}' in vhost '/' in exclusive use",
+                    "queue '{}' in vhost '{vhost}' in exclusive use",
                     queue.name
                 ))),
             }
@@ -448,6 +471,7 @@ pub fn delete(
     id: QueueId,
     reply_to: Option<ReplyTo>,
     conditions: DeleteConditions,
+    vhost: ShortStr,
 ) {
     let mut queues = shard.queues.borrow_mut();
     let Some(queue) = queues.get(&id) else {
@@ -460,9 +484,12 @@ pub fn delete(
         return;
     };
     let refusal = if conditions.if_unused && queue.consumer_count() > 0 {
-        Some(format!("queue '{}' in vhost '/' in use", queue.name))
+        Some(format!("queue '{}' in vhost '{vhost}' in use", queue.name))
     } else if conditions.if_empty && queue.ready_count() > 0 {
-        Some(format!("queue '{}' in vhost '/' not empty", queue.name))
+        Some(format!(
+            "queue '{}' in vhost '{vhost}' not empty",
+            queue.name
+        ))
     } else {
         None
     };
@@ -505,7 +532,7 @@ pub fn delete(
         ShardId::METADATA,
         ShardMessage::Meta {
             reply_to,
-            vhost: ShortStr::from_static(crate::vhost::DEFAULT_VHOST),
+            vhost,
             request: MetaRequest::QueueDeleted {
                 name: queue.name.clone(),
                 id,
@@ -574,13 +601,16 @@ fn dispatch_one(shard: &Rc<Shard>, id: QueueId, deliveries: &mut Vec<Delivery>) 
     }
 }
 
-fn missing_queue(shard: &Shard, id: QueueId) -> Exception {
+/// 404 for a queue this shard no longer holds, named as `vhost` in this shard's metadata copy
+/// still knows it.
+fn missing_queue(shard: &Shard, id: QueueId, vhost: &ShortStr) -> Exception {
     let registry = shard.registry.borrow();
     let name = registry
-        .vhosts()
-        .find_map(|vhost| vhost.queue_by_id(id).map(|q| q.name.clone()))
+        .vhost(vhost)
+        .and_then(|metadata| metadata.queue_by_id(id))
+        .map(|queue| queue.name.clone())
         .unwrap_or_default();
-    no_queue(&name, crate::vhost::DEFAULT_VHOST)
+    no_queue(&name, &vhost.to_string_lossy())
 }
 
 fn count_u32(count: usize) -> u32 {
