@@ -215,10 +215,6 @@ impl Output {
         *self.credit_owed.borrow_mut().entry(key).or_insert(0) += 1;
     }
 
-    pub fn buffered_size(&self) -> usize {
-        self.buffer.borrow().len()
-    }
-
     /// Write what is buffered, then shut the socket down.
     pub fn close_after_flush(&self) {
         self.close_after_flush.set(true);
