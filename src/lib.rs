@@ -1,8 +1,8 @@
 //! Hare: an AMQP 0-9-1 message broker on thread-per-core glommio that RabbitMQ's clients use
 //! unchanged.
 //!
-//! Module map, in dependency order (`shard → connection → {vhost, routing, queue}`; `protocol`
-//! is a leaf everyone may use):
+//! Module map, in dependency order (`main → server → connection → shard → {vhost, routing,
+//! queue} → storage`; `protocol` is a leaf everyone may use):
 //!
 //! - [`protocol`]: the AMQP 0-9-1 codec (crate `hare-protocol`, shared with hareperf). Pure: no
 //!   I/O, no glommio, no broker types.
@@ -11,9 +11,13 @@
 //! - [`vhost`]: metadata (vhosts, exchanges, queues, bindings), identical on every shard,
 //!   changed only by the metadata shard through versioned deltas; routing over it.
 //! - [`queue`]: a queue's ready list, unacked map and consumers, owned by one shard.
-//! - [`connection`]: the per-socket state machine: handshake, channels, content assembly,
-//!   methods, heartbeats.
-//! - [`shard`]: executors, the shard mesh and its typed messages, start-up and shut-down.
+//! - [`shard`]: the thread-per-core runtime: executors, the shard mesh and its typed messages,
+//!   the queues each shard owns, start-up and shut-down. It does not know the connection
+//!   layer: connections register with it through `shard::endpoint`.
+//! - [`connection`]: the per-socket AMQP state machine on top of the runtime: handshake,
+//!   channels, content assembly, methods, heartbeats.
+//! - [`server`]: the broker, wired: starts the runtime with the connection layer plugged in.
+//!   `main.rs` calls it.
 
 pub mod config;
 pub mod connection;
@@ -23,5 +27,6 @@ pub mod ids;
 pub use hare_protocol as protocol;
 pub mod queue;
 pub mod routing;
+pub mod server;
 pub mod shard;
 pub mod vhost;

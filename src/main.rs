@@ -1,4 +1,5 @@
-//! The `hare` broker binary: command line → configuration → shards → wait for a signal.
+//! The `hare` broker binary: command line → configuration → the broker (`hare::server`) →
+//! wait for a signal.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,7 +79,7 @@ fn main() -> anyhow::Result<()> {
 
     // Block SIGINT/SIGTERM before the shard threads start so only this thread receives them.
     let signals = block_termination_signals();
-    let broker = match hare::shard::startup::start(config) {
+    let broker = match hare::server::start(config) {
         Ok(broker) => broker,
         Err(error) => {
             // Exit at once: shards that did start may be waiting for the ones that did not.

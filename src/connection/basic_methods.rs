@@ -17,7 +17,7 @@ use crate::protocol::{
 };
 use crate::queue::consumer::{ChannelKey, ConsumerKey};
 use crate::queue::SettleAction;
-use crate::shard::message::{QueueOp, Reply, ShardMessage, UnackedDelivery};
+use crate::shard::message::{ConsumeOptions, QueueOp, Reply, ShardMessage, UnackedDelivery};
 use crate::shard::Shard;
 use crate::vhost::names;
 
@@ -82,8 +82,9 @@ pub async fn consume(
     }
     let name = queue_name(connection, channel, &method.queue)?;
     let queue = existing_queue(shard, connection, &name)?;
-    let (tag, prefetch_count, global_prefetch_count) = {
+    let (tag, options, vhost) = {
         let mut state = connection.state.borrow_mut();
+        let vhost = state.vhost.clone();
         let open = open_channel(&mut state.channels, channel);
         let tag = if method.consumer_tag.is_empty() {
             names::generated_consumer_tag()
@@ -102,7 +103,14 @@ pub async fn consume(
                 format!("consumer limit of {CONSUMER_COUNT_MAX} per channel reached"),
             ));
         }
-        (tag, open.prefetch_count, open.global_prefetch_count)
+        let options = ConsumeOptions {
+            no_ack: method.no_ack,
+            exclusive: method.exclusive,
+            nowait: method.nowait,
+            prefetch_count: open.prefetch_count,
+            global_prefetch_count: open.global_prefetch_count,
+        };
+        (tag, options, vhost)
     };
     let consumer = ConsumerKey {
         connection: connection.id,
@@ -115,12 +123,9 @@ pub async fn consume(
             op: QueueOp::Consume {
                 reply_to,
                 consumer,
-                no_ack: method.no_ack,
-                exclusive: method.exclusive,
-                nowait: method.nowait,
-                prefetch_count,
-                global_prefetch_count,
+                options,
                 arguments: method.arguments,
+                vhost,
             },
         })
         .await;
@@ -137,13 +142,14 @@ pub async fn cancel(
     channel: ChannelId,
     method: BasicCancel,
 ) -> Result<(), Exception> {
-    let consumer = {
+    let (consumer, vhost) = {
         let mut state = connection.state.borrow_mut();
+        let vhost = state.vhost.clone();
         let open = open_channel(&mut state.channels, channel);
         if open.direct_reply_consumer.as_ref() == Some(&method.consumer_tag) {
             open.direct_reply_consumer = None;
         }
-        open.consumers.get(&method.consumer_tag).cloned()
+        (open.consumers.get(&method.consumer_tag).cloned(), vhost)
     };
     if let Some(ChannelConsumer { owner, queue, .. }) = consumer {
         let key = ConsumerKey {
@@ -157,6 +163,7 @@ pub async fn cancel(
                 op: QueueOp::Cancel {
                     reply_to: Some(reply_to),
                     consumer: key,
+                    vhost,
                 },
             })
             .await;
@@ -191,6 +198,7 @@ pub async fn get(
     let name = queue_name(connection, channel, &method.queue)?;
     let queue = existing_queue(shard, connection, &name)?;
     let key = connection.channel_key(channel);
+    let vhost = connection.state.borrow().vhost.clone();
     let reply = shard
         .request(queue.owner, |reply_to| ShardMessage::Queue {
             queue: queue.id,
@@ -198,6 +206,7 @@ pub async fn get(
                 reply_to,
                 channel: key,
                 no_ack: method.no_ack,
+                vhost,
             },
         })
         .await;

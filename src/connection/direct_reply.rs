@@ -153,13 +153,12 @@ pub fn deliver(connection: &ConnectionShared, channel: ChannelId, secret: u64, c
     };
     let delivery_tag = open.next_tag();
     drop(state);
-    events::write_delivery(
-        connection,
-        channel,
-        (tag, delivery_tag.0, false),
-        content,
-        frame_max,
-    );
+    let fields = events::DeliveryFields {
+        consumer_tag: tag,
+        delivery_tag,
+        redelivered: false,
+    };
+    events::write_delivery(connection, channel, fields, content, frame_max);
 }
 
 #[cfg(test)]

@@ -61,13 +61,14 @@ pub async fn frame(
                     }
                 }
             })?;
-            let ids = (method.class_id(), method.method_id());
+            let class_id = method.class_id();
+            let method_id = method.method_id();
             let result = if frame.channel == 0 {
                 channel_zero(connection, method)
             } else {
                 channel_method(shard, connection, frame.channel, method).await
             };
-            result.map_err(|error| error.with_method(ids.0, ids.1))
+            result.map_err(|error| error.with_method(class_id, method_id))
         }
         FrameType::Header => {
             let header = ContentHeader::decode(&frame.payload).map_err(|error| match error {
@@ -172,68 +173,8 @@ async fn channel_method(
     id: u16,
     method: Method,
 ) -> Result<Flow, Exception> {
-    // Channel lifecycle first: open, close and close-ok are valid in states others are not.
-    {
-        let mut state = connection.state.borrow_mut();
-        let channel_max = state.channel_max;
-        match (&method, state.channels.get(&id).map(|c| c.state)) {
-            (Method::ChannelOpen(_), None) => {
-                if id > channel_max {
-                    return Err(Exception::connection(
-                        HardError::ChannelError,
-                        format!("channel {id} exceeds channel_max {channel_max}"),
-                    ));
-                }
-                state.channels.insert(id, Channel::new(ChannelId(id)));
-                drop(state);
-                connection.write_method(
-                    id,
-                    &Method::ChannelOpenOk(ChannelOpenOk {
-                        channel_id: LongStr::default(),
-                    }),
-                );
-                return Ok(Flow::Continue);
-            }
-            (Method::ChannelOpen(_), Some(_)) => {
-                return Err(Exception::connection(
-                    HardError::ChannelError,
-                    format!("second 'channel.open' seen on channel {id}"),
-                ));
-            }
-            (Method::ChannelClose(_), Some(_)) => {
-                let mut channel = state.channels.remove(&id).expect("matched Some above");
-                release_channel(shard, connection.id, &mut channel);
-                drop(state);
-                connection.write_method(id, &Method::ChannelCloseOk(Default::default()));
-                return Ok(Flow::Continue);
-            }
-            (Method::ChannelCloseOk(_), Some(ChannelState::Closing)) => {
-                state.channels.remove(&id);
-                return Ok(Flow::Continue);
-            }
-            // After a crossing close (both sides sent channel.close) we answered the client's
-            // close and freed the channel; its close-ok for ours may still follow.
-            (Method::ChannelCloseOk(_), None) => return Ok(Flow::Continue),
-            (_, Some(ChannelState::Closing)) => return Ok(Flow::Continue),
-            (_, None) => {
-                return Err(Exception::connection(
-                    HardError::ChannelError,
-                    format!("expected 'channel.open' on channel {id}"),
-                ));
-            }
-            (_, Some(ChannelState::Open)) => {
-                let channel = state.channels.get(&id).expect("matched Some above");
-                if !channel.content.is_idle() {
-                    return Err(Exception::connection(
-                        HardError::UnexpectedFrame,
-                        format!(
-                            "expected content header or body on channel {id}, got method {}",
-                            method.name()
-                        ),
-                    ));
-                }
-            }
-        }
+    if let Some(flow) = channel_lifecycle(shard, connection, id, &method)? {
+        return Ok(flow);
     }
     let channel = ChannelId(id);
     match method {
@@ -308,4 +249,72 @@ async fn channel_method(
         }
     }
     Ok(Flow::Continue)
+}
+
+/// Channel open, close and close-ok, which are valid in states other methods are not, and the
+/// state checks every other method passes first. `Some` when the method was handled (or
+/// dropped on a closing channel) here; `None` when it goes on to its handler.
+fn channel_lifecycle(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    id: u16,
+    method: &Method,
+) -> Result<Option<Flow>, Exception> {
+    let mut state = connection.state.borrow_mut();
+    let channel_max = state.channel_max;
+    match (method, state.channels.get(&id).map(|c| c.state)) {
+        (Method::ChannelOpen(_), None) => {
+            if id > channel_max {
+                return Err(Exception::connection(
+                    HardError::ChannelError,
+                    format!("channel {id} exceeds channel_max {channel_max}"),
+                ));
+            }
+            state.channels.insert(id, Channel::new(ChannelId(id)));
+            drop(state);
+            connection.write_method(
+                id,
+                &Method::ChannelOpenOk(ChannelOpenOk {
+                    channel_id: LongStr::default(),
+                }),
+            );
+            Ok(Some(Flow::Continue))
+        }
+        (Method::ChannelOpen(_), Some(_)) => Err(Exception::connection(
+            HardError::ChannelError,
+            format!("second 'channel.open' seen on channel {id}"),
+        )),
+        (Method::ChannelClose(_), Some(_)) => {
+            let mut channel = state.channels.remove(&id).expect("matched Some above");
+            release_channel(shard, connection.id, &state.vhost, &mut channel);
+            drop(state);
+            connection.write_method(id, &Method::ChannelCloseOk(Default::default()));
+            Ok(Some(Flow::Continue))
+        }
+        (Method::ChannelCloseOk(_), Some(ChannelState::Closing)) => {
+            state.channels.remove(&id);
+            Ok(Some(Flow::Continue))
+        }
+        // After a crossing close (both sides sent channel.close) we answered the client's
+        // close and freed the channel; its close-ok for ours may still follow.
+        (Method::ChannelCloseOk(_), None) => Ok(Some(Flow::Continue)),
+        (_, Some(ChannelState::Closing)) => Ok(Some(Flow::Continue)),
+        (_, None) => Err(Exception::connection(
+            HardError::ChannelError,
+            format!("expected 'channel.open' on channel {id}"),
+        )),
+        (_, Some(ChannelState::Open)) => {
+            let channel = state.channels.get(&id).expect("matched Some above");
+            if !channel.content.is_idle() {
+                return Err(Exception::connection(
+                    HardError::UnexpectedFrame,
+                    format!(
+                        "expected content header or body on channel {id}, got method {}",
+                        method.name()
+                    ),
+                ));
+            }
+            Ok(None)
+        }
+    }
 }

@@ -1,29 +1,66 @@
-//! Events from other shards for connections on this shard: deliveries, server-side consumer
-//! cancels, confirms, forced closes, and consume-ok (written here, in order with the
-//! deliveries that follow it on the same inbox channel).
-
-use std::rc::Rc;
+//! What the shard runtime calls on a connection of its shard (`ConnectionEndpoint`): events
+//! from other shards (deliveries, server-side consumer cancels, confirms, direct replies),
+//! consume-ok (written here, in order with the deliveries that follow it on the same inbox
+//! channel), the alarms that block and unblock publishers, and the forced close at shutdown.
 
 use crate::connection::channel::ChannelConsumer;
 use crate::connection::confirm::{ConfirmFrame, ConfirmTracker};
 use crate::connection::io::CreditKey;
 use crate::connection::{direct_reply, ConnectionShared};
-use crate::ids::{ChannelId, ConnectionId};
+use crate::ids::{ChannelId, DeliveryTag};
 use crate::protocol::{
     write_content, write_method_frame, BasicAck, BasicCancel, BasicConsumeOk, BasicDeliver,
-    BasicNack, Method, ShortStr,
+    BasicNack, ConnectionBlocked, ConnectionUnblocked, HardError, Method, ShortStr,
 };
 use crate::queue::consumer::ConsumerKey;
 use crate::queue::message::Content;
-use crate::shard::message::{ConnectionEvent, ConsumeOk, UnackedDelivery};
-use crate::shard::Shard;
+use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
+use crate::shard::message::{ConnectionEvent, ConsumeOk, StorageAlarm, UnackedDelivery};
 
-pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
-    let Some(connection) = shard.connections.borrow().get(&id).cloned() else {
-        // The connection is gone. Its channels' unacked messages, including deliveries still
-        // in flight, are requeued by the owners when they get its ChannelClosed.
-        return;
-    };
+impl ConnectionEndpoint for ConnectionShared {
+    fn handle_event(&self, event: ConnectionEvent) {
+        handle(self, event);
+    }
+
+    fn consumed(&self, consume_ok: &ConsumeOk) {
+        consumed(self, consume_ok);
+    }
+
+    /// Tells a client that supports it (`connection.blocked` capability) to stop publishing.
+    /// Sent once per alarm; `unblock` ends it.
+    fn block(&self, alarm: &StorageAlarm) {
+        let supported = self.state.borrow().capabilities.connection_blocked;
+        if !supported || self.blocked.replace(true) {
+            return;
+        }
+        self.write_method(
+            0,
+            &Method::ConnectionBlocked(ConnectionBlocked {
+                reason: ShortStr::from_str_truncated(&alarm.to_string()),
+            }),
+        );
+    }
+
+    /// connection.unblocked, if connection.blocked was sent.
+    fn unblock(&self) {
+        if !self.blocked.replace(false) {
+            return;
+        }
+        self.write_method(0, &Method::ConnectionUnblocked(ConnectionUnblocked {}));
+    }
+
+    fn close_forced(&self, reason: ForcedClose) {
+        self.begin_close(
+            HardError::ConnectionForced.code(),
+            format!("{} - {}", HardError::ConnectionForced.name(), reason.text()),
+            0,
+            0,
+        );
+    }
+}
+
+fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
+    let id = connection.id;
     match event {
         ConnectionEvent::Deliver {
             channel,
@@ -56,13 +93,12 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
                 );
             }
             drop(state);
-            write_delivery(
-                &connection,
-                channel,
-                (consumer_tag.clone(), tag.0, redelivered),
-                content,
-                frame_max,
-            );
+            let fields = DeliveryFields {
+                consumer_tag: consumer_tag.clone(),
+                delivery_tag: tag,
+                redelivered,
+            };
+            write_delivery(connection, channel, fields, content, frame_max);
             connection.output.owe_credit(CreditKey {
                 owner,
                 queue,
@@ -84,7 +120,7 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
                 return;
             }
             drop(state);
-            cancel_consumer(&connection, channel, consumer_tag);
+            cancel_consumer(connection, channel, consumer_tag);
         }
         ConnectionEvent::Confirmed { channel, seq, ok } => {
             let mut state = connection.state.borrow_mut();
@@ -98,14 +134,13 @@ pub fn handle(shard: &Rc<Shard>, id: ConnectionId, event: ConnectionEvent) {
                 return;
             };
             tracker.answered(seq, ok);
-            write_confirms(&connection, channel, tracker);
+            write_confirms(connection, channel, tracker);
         }
         ConnectionEvent::DirectReply {
             channel,
             secret,
             content,
-        } => direct_reply::deliver(&connection, channel, secret, content),
-        ConnectionEvent::ForceClose { reason } => connection.force_close(&reason),
+        } => direct_reply::deliver(connection, channel, secret, content),
     }
 }
 
@@ -141,15 +176,7 @@ pub fn write_confirms(
 
 /// A consumer was registered on its queue's owner: record it on the channel and write
 /// consume-ok before any of its deliveries.
-pub fn consumed(shard: &Rc<Shard>, ok: &ConsumeOk) {
-    let Some(connection) = shard
-        .connections
-        .borrow()
-        .get(&ok.consumer.connection)
-        .cloned()
-    else {
-        return;
-    };
+fn consumed(connection: &ConnectionShared, ok: &ConsumeOk) {
     let mut state = connection.state.borrow_mut();
     let Some(open) = state.channels.get_mut(&ok.consumer.channel.0) else {
         return;
@@ -197,11 +224,18 @@ pub fn cancel_consumer(connection: &ConnectionShared, channel: ChannelId, consum
     }
 }
 
-/// Writes basic.deliver and its content: `(consumer tag, delivery tag, redelivered)`.
+/// The basic.deliver fields the channel decides; the others come from the message.
+pub struct DeliveryFields {
+    pub consumer_tag: ShortStr,
+    pub delivery_tag: DeliveryTag,
+    pub redelivered: bool,
+}
+
+/// Writes basic.deliver and its content.
 pub fn write_delivery(
     connection: &ConnectionShared,
     channel: ChannelId,
-    (consumer_tag, delivery_tag, redelivered): (ShortStr, u64, bool),
+    fields: DeliveryFields,
     content: Content,
     frame_max: u32,
 ) {
@@ -210,9 +244,9 @@ pub fn write_delivery(
             out,
             channel.0,
             &Method::BasicDeliver(BasicDeliver {
-                consumer_tag,
-                delivery_tag,
-                redelivered,
+                consumer_tag: fields.consumer_tag,
+                delivery_tag: fields.delivery_tag.0,
+                redelivered: fields.redelivered,
                 exchange: content.exchange.clone(),
                 routing_key: content.routing_key.clone(),
             }),

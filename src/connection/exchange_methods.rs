@@ -8,7 +8,7 @@ use crate::exception::Exception;
 use crate::ids::ChannelId;
 use crate::protocol::{
     ExchangeBind, ExchangeBindOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete,
-    ExchangeDeleteOk, ExchangeUnbind, ExchangeUnbindOk, FieldTable, Method, ShortStr,
+    ExchangeDeleteOk, ExchangeUnbind, ExchangeUnbindOk, Method,
 };
 use crate::shard::message::MetaRequest;
 use crate::shard::Shard;
@@ -60,12 +60,12 @@ pub async fn bind(
     channel: ChannelId,
     method: ExchangeBind,
 ) -> Result<(), Exception> {
-    let binding = exchange_binding(
-        method.source,
-        method.destination,
-        method.routing_key,
-        method.arguments,
-    );
+    let binding = BindingDefinition {
+        source: method.source,
+        destination: DestinationName::Exchange(method.destination),
+        routing_key: method.routing_key,
+        arguments: method.arguments,
+    };
     change_binding(shard, connection, BindingChange::Bind, binding).await?;
     if !method.nowait {
         connection.write_method(channel.0, &Method::ExchangeBindOk(ExchangeBindOk {}));
@@ -79,29 +79,15 @@ pub async fn unbind(
     channel: ChannelId,
     method: ExchangeUnbind,
 ) -> Result<(), Exception> {
-    let binding = exchange_binding(
-        method.source,
-        method.destination,
-        method.routing_key,
-        method.arguments,
-    );
+    let binding = BindingDefinition {
+        source: method.source,
+        destination: DestinationName::Exchange(method.destination),
+        routing_key: method.routing_key,
+        arguments: method.arguments,
+    };
     change_binding(shard, connection, BindingChange::Unbind, binding).await?;
     if !method.nowait {
         connection.write_method(channel.0, &Method::ExchangeUnbindOk(ExchangeUnbindOk {}));
     }
     Ok(())
-}
-
-fn exchange_binding(
-    source: ShortStr,
-    destination: ShortStr,
-    routing_key: ShortStr,
-    arguments: FieldTable,
-) -> BindingDefinition {
-    BindingDefinition {
-        source,
-        destination: DestinationName::Exchange(destination),
-        routing_key,
-        arguments,
-    }
 }

@@ -10,13 +10,14 @@ use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
+use crate::config::Config;
 use crate::connection::io::{FrameReader, Output, ReadError};
 use crate::connection::server_properties::server_properties;
 use crate::connection::{ClientCapabilities, ConnectionState};
 use crate::protocol::{
     parse_protocol_header, write_method_frame, ConnectionClose, ConnectionOpenOk, ConnectionStart,
-    ConnectionTune, FieldTable, FieldValue, FrameType, HardError, LongStr, Method, ProtocolHeader,
-    ShortStr, SoftError, PROTOCOL_HEADER,
+    ConnectionStartOk, ConnectionTune, DecodeError, FieldTable, FieldValue, FrameType, HardError,
+    LongStr, Method, ProtocolHeader, ReplyCode, ShortStr, SoftError, PROTOCOL_HEADER,
 };
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
@@ -34,8 +35,61 @@ pub enum HandshakeError {
     Write(#[from] std::io::Error),
     #[error("unsupported protocol header")]
     BadProtocolHeader,
-    #[error("refused: {code} {text}")]
-    Refused { code: u16, text: String },
+    #[error("refused: {code} {refusal}", code = .0.reply_code().code(), refusal = .0)]
+    Refused(#[from] Refusal),
+}
+
+/// Why the handshake refused a client; the text is what connection.close tells it.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "unknown authentication mechanism '{}'",
+        String::from_utf8_lossy(mechanism)
+    )]
+    UnknownMechanism { mechanism: Bytes },
+    #[error("authentication failure: malformed response")]
+    MalformedResponse,
+    #[error("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile. (user '{}')", String::from_utf8_lossy(user))]
+    LoginRefused { mechanism: ShortStr, user: Bytes },
+    #[error(
+        "user '{}' can only connect via localhost",
+        String::from_utf8_lossy(user)
+    )]
+    LoopbackOnly { user: Bytes },
+    #[error(
+        "frame_max={frame_max} outside the allowed range {FRAME_MIN_SIZE}..={frame_max_allowed}"
+    )]
+    FrameMaxOutOfRange {
+        frame_max: u32,
+        frame_max_allowed: u32,
+    },
+    #[error("vhost {vhost} not found")]
+    VhostNotFound { vhost: ShortStr },
+    #[error("unexpected method {method} during the handshake")]
+    UnexpectedMethod { method: &'static str },
+    #[error("{0}")]
+    Undecodable(DecodeError),
+    #[error("unexpected frame during the handshake")]
+    UnexpectedFrame,
+}
+
+impl Refusal {
+    pub fn reply_code(&self) -> ReplyCode {
+        match self {
+            Refusal::UnknownMechanism { .. } | Refusal::UnexpectedMethod { .. } => {
+                ReplyCode::Hard(HardError::CommandInvalid)
+            }
+            Refusal::MalformedResponse => ReplyCode::Hard(HardError::SyntaxError),
+            Refusal::LoginRefused { .. } | Refusal::LoopbackOnly { .. } => {
+                ReplyCode::Soft(SoftError::AccessRefused)
+            }
+            Refusal::FrameMaxOutOfRange { .. } | Refusal::VhostNotFound { .. } => {
+                ReplyCode::Hard(HardError::NotAllowed)
+            }
+            Refusal::Undecodable(_) => ReplyCode::Hard(HardError::FrameError),
+            Refusal::UnexpectedFrame => ReplyCode::Hard(HardError::UnexpectedFrame),
+        }
+    }
 }
 
 pub struct Negotiated {
@@ -49,6 +103,8 @@ struct Credentials {
     password: Bytes,
 }
 
+/// Runs the handshake on a fresh socket, up to open-ok: the negotiated state, or why the
+/// client was refused (it has been told, where the protocol allows).
 pub async fn run(
     shard: &Rc<Shard>,
     reader: &mut FrameReader,
@@ -78,90 +134,21 @@ pub async fn run(
         other => return refuse_unexpected(&mut writer, &other).await,
     };
     let capabilities = client_capabilities(&start_ok.client_properties);
-    let credentials = match start_ok.mechanism.as_bytes() {
-        b"PLAIN" => parse_plain(start_ok.response.as_bytes()),
-        b"AMQPLAIN" => parse_amqplain(start_ok.response.bytes()),
-        other => {
-            let text = format!(
-                "unknown authentication mechanism '{}'",
-                String::from_utf8_lossy(other)
-            );
-            let method = Method::ConnectionStartOk(start_ok.clone());
-            return refuse(&mut writer, HardError::CommandInvalid, text, &method).await;
-        }
-    };
-    let Some(credentials) = credentials else {
-        let method = Method::ConnectionStartOk(start_ok.clone());
-        let text = "authentication failure: malformed response".to_string();
-        return refuse(&mut writer, HardError::SyntaxError, text, &method).await;
-    };
-    if let Err(text) = authenticate(shard, &credentials, &start_ok.mechanism, peer) {
-        // 403 with a close frame only for clients that asked for it; others get a bare close.
-        if capabilities.authentication_failure_close {
-            send_method(
-                &mut writer,
-                &Method::ConnectionClose(ConnectionClose {
-                    reply_code: SoftError::AccessRefused.code(),
-                    reply_text: ShortStr::from_str_truncated(&format!("ACCESS_REFUSED - {text}")),
-                    class_id: 10,
-                    method_id: 11,
-                }),
-            )
-            .await?;
-            let _ = writer.flush().await;
-            // Let the client read the close before the socket goes.
-            glommio::timer::sleep(Duration::from_millis(100)).await;
-        }
-        return Err(HandshakeError::Refused {
-            code: SoftError::AccessRefused.code(),
-            text,
-        });
-    }
-
-    let config = &shard.config;
-    let heartbeat_secs = u16::try_from(config.heartbeat_interval.as_secs()).unwrap_or(u16::MAX);
-    send_method(
-        &mut writer,
-        &Method::ConnectionTune(ConnectionTune {
-            channel_max: config.channel_max,
-            frame_max: config.frame_max,
-            heartbeat: heartbeat_secs,
-        }),
-    )
-    .await?;
-    let tune_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
-        Method::ConnectionTuneOk(tune_ok) => tune_ok,
-        other => return refuse_unexpected(&mut writer, &other).await,
-    };
-    // 0 means "no limit from the client": use ours. Below the spec minimum or above ours is
-    // refused with 530, as RabbitMQ does.
-    let frame_max = if tune_ok.frame_max == 0 {
-        config.frame_max
-    } else {
-        tune_ok.frame_max
-    };
-    if frame_max < FRAME_MIN_SIZE || frame_max > config.frame_max {
-        let text = format!(
-            "frame_max={frame_max} outside the allowed range {FRAME_MIN_SIZE}..={}",
-            config.frame_max
-        );
-        let method = Method::ConnectionTuneOk(tune_ok.clone());
-        return refuse(&mut writer, HardError::NotAllowed, text, &method).await;
-    }
-    let channel_max = if tune_ok.channel_max == 0 {
-        config.channel_max
-    } else {
-        tune_ok.channel_max.min(config.channel_max)
-    };
-
+    let credentials = log_in(shard, &mut writer, &start_ok, capabilities, peer).await?;
+    let Tuned {
+        frame_max,
+        channel_max,
+        heartbeat_interval,
+    } = tune(&shard.config, reader, &mut writer).await?;
     let open = match next_method(reader, frame_max).await? {
         Method::ConnectionOpen(open) => open,
         other => return refuse_unexpected(&mut writer, &other).await,
     };
     if shard.registry.borrow().vhost(&open.virtual_host).is_none() {
-        let text = format!("vhost {} not found", open.virtual_host);
-        let method = Method::ConnectionOpen(open.clone());
-        return refuse(&mut writer, HardError::NotAllowed, text, &method).await;
+        let refusal = Refusal::VhostNotFound {
+            vhost: open.virtual_host.clone(),
+        };
+        return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
     }
     send_method(
         &mut writer,
@@ -176,7 +163,7 @@ pub async fn run(
         user: ShortStr::try_from_bytes(credentials.user).unwrap_or_default(),
         frame_max,
         channel_max,
-        heartbeat_interval: Duration::from_secs(u64::from(tune_ok.heartbeat)),
+        heartbeat_interval,
         capabilities,
         client_properties: start_ok.client_properties,
         channels: crate::fast_map::FastMap::default(),
@@ -193,6 +180,107 @@ pub async fn run(
     })
 }
 
+/// Checks the start-ok response: a known mechanism, well-formed credentials, and a user that
+/// may log in from `peer`.
+async fn log_in(
+    shard: &Shard,
+    writer: &mut TcpStream,
+    start_ok: &ConnectionStartOk,
+    capabilities: ClientCapabilities,
+    peer: SocketAddr,
+) -> Result<Credentials, HandshakeError> {
+    let credentials = match start_ok.mechanism.as_bytes() {
+        b"PLAIN" => parse_plain(start_ok.response.as_bytes()),
+        b"AMQPLAIN" => parse_amqplain(start_ok.response.bytes()),
+        other => {
+            let refusal = Refusal::UnknownMechanism {
+                mechanism: Bytes::copy_from_slice(other),
+            };
+            let method = Method::ConnectionStartOk(start_ok.clone());
+            return refuse(writer, refusal, &method).await;
+        }
+    };
+    let Some(credentials) = credentials else {
+        let method = Method::ConnectionStartOk(start_ok.clone());
+        return refuse(writer, Refusal::MalformedResponse, &method).await;
+    };
+    if let Err(refusal) = authenticate(shard, &credentials, &start_ok.mechanism, peer) {
+        // 403 with a close frame only for clients that asked for it; others get a bare close.
+        if capabilities.authentication_failure_close {
+            send_method(
+                writer,
+                &Method::ConnectionClose(ConnectionClose {
+                    reply_code: SoftError::AccessRefused.code(),
+                    reply_text: ShortStr::from_str_truncated(&format!(
+                        "ACCESS_REFUSED - {refusal}"
+                    )),
+                    class_id: 10,
+                    method_id: 11,
+                }),
+            )
+            .await?;
+            let _ = writer.flush().await;
+            // Let the client read the close before the socket goes.
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+        }
+        return Err(HandshakeError::Refused(refusal));
+    }
+    Ok(credentials)
+}
+
+/// What tune and tune-ok settled.
+struct Tuned {
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat_interval: Duration,
+}
+
+/// Sends connection.tune with our limits and checks the client's tune-ok against them.
+async fn tune(
+    config: &Config,
+    reader: &mut FrameReader,
+    writer: &mut TcpStream,
+) -> Result<Tuned, HandshakeError> {
+    let heartbeat_secs = u16::try_from(config.heartbeat_interval.as_secs()).unwrap_or(u16::MAX);
+    send_method(
+        writer,
+        &Method::ConnectionTune(ConnectionTune {
+            channel_max: config.channel_max,
+            frame_max: config.frame_max,
+            heartbeat: heartbeat_secs,
+        }),
+    )
+    .await?;
+    let tune_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
+        Method::ConnectionTuneOk(tune_ok) => tune_ok,
+        other => return refuse_unexpected(writer, &other).await,
+    };
+    // 0 means "no limit from the client": use ours. Below the spec minimum or above ours is
+    // refused with 530, as RabbitMQ does.
+    let frame_max = if tune_ok.frame_max == 0 {
+        config.frame_max
+    } else {
+        tune_ok.frame_max
+    };
+    if frame_max < FRAME_MIN_SIZE || frame_max > config.frame_max {
+        let refusal = Refusal::FrameMaxOutOfRange {
+            frame_max,
+            frame_max_allowed: config.frame_max,
+        };
+        return refuse(writer, refusal, &Method::ConnectionTuneOk(tune_ok.clone())).await;
+    }
+    let channel_max = if tune_ok.channel_max == 0 {
+        config.channel_max
+    } else {
+        tune_ok.channel_max.min(config.channel_max)
+    };
+    Ok(Tuned {
+        frame_max,
+        channel_max,
+        heartbeat_interval: Duration::from_secs(u64::from(tune_ok.heartbeat)),
+    })
+}
+
 /// The next method on channel 0, skipping heartbeats (clients start them right after tune).
 async fn next_method(reader: &mut FrameReader, frame_max: u32) -> Result<Method, HandshakeError> {
     loop {
@@ -200,28 +288,23 @@ async fn next_method(reader: &mut FrameReader, frame_max: u32) -> Result<Method,
         match frame.frame_type {
             FrameType::Heartbeat => continue,
             FrameType::Method if frame.channel == 0 => {
-                return Method::decode(&frame.payload).map_err(|error| HandshakeError::Refused {
-                    code: HardError::FrameError.code(),
-                    text: error.to_string(),
-                });
+                return Method::decode(&frame.payload)
+                    .map_err(|error| HandshakeError::Refused(Refusal::Undecodable(error)));
             }
-            _ => {
-                return Err(HandshakeError::Refused {
-                    code: HardError::UnexpectedFrame.code(),
-                    text: "unexpected frame during the handshake".into(),
-                })
-            }
+            _ => return Err(HandshakeError::Refused(Refusal::UnexpectedFrame)),
         }
     }
 }
 
 /// Refuses a method that does not belong at this point of the handshake.
-async fn refuse_unexpected(
+async fn refuse_unexpected<T>(
     writer: &mut TcpStream,
     method: &Method,
-) -> Result<Negotiated, HandshakeError> {
-    let text = format!("unexpected method {} during the handshake", method.name());
-    refuse(writer, HardError::CommandInvalid, text, method).await
+) -> Result<T, HandshakeError> {
+    let refusal = Refusal::UnexpectedMethod {
+        method: method.name(),
+    };
+    refuse(writer, refusal, method).await
 }
 
 /// Writes one method on channel 0 straight to the socket (the writer task starts after the
@@ -232,17 +315,19 @@ async fn send_method(writer: &mut TcpStream, method: &Method) -> std::io::Result
     writer.write_all(&out).await
 }
 
-async fn refuse(
+/// Closes the connection during the handshake with the refusal's code and text, naming the
+/// method that failed.
+async fn refuse<T>(
     writer: &mut TcpStream,
-    code: HardError,
-    text: String,
+    refusal: Refusal,
     method: &Method,
-) -> Result<Negotiated, HandshakeError> {
+) -> Result<T, HandshakeError> {
+    let code = refusal.reply_code();
     send_method(
         writer,
         &Method::ConnectionClose(ConnectionClose {
             reply_code: code.code(),
-            reply_text: ShortStr::from_str_truncated(&format!("{} - {text}", code.name())),
+            reply_text: ShortStr::from_str_truncated(&format!("{} - {refusal}", code.name())),
             class_id: method.class_id(),
             method_id: method.method_id(),
         }),
@@ -250,10 +335,7 @@ async fn refuse(
     .await?;
     let _ = writer.flush().await;
     glommio::timer::sleep(Duration::from_millis(100)).await;
-    Err(HandshakeError::Refused {
-        code: code.code(),
-        text,
-    })
+    Err(HandshakeError::Refused(refusal))
 }
 
 fn client_capabilities(properties: &FieldTable) -> ClientCapabilities {
@@ -310,16 +392,17 @@ fn authenticate(
     credentials: &Credentials,
     mechanism: &ShortStr,
     peer: SocketAddr,
-) -> Result<(), String> {
-    let user = String::from_utf8_lossy(&credentials.user).into_owned();
-    let refused = || {
-        format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile. (user '{user}')")
-    };
+) -> Result<(), Refusal> {
     if credentials.user.as_ref() != b"guest" || credentials.password.as_ref() != b"guest" {
-        return Err(refused());
+        return Err(Refusal::LoginRefused {
+            mechanism: mechanism.clone(),
+            user: credentials.user.clone(),
+        });
     }
     if shard.config.guest_loopback_only && !peer.ip().is_loopback() {
-        return Err(format!("user '{user}' can only connect via localhost"));
+        return Err(Refusal::LoopbackOnly {
+            user: credentials.user.clone(),
+        });
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::ids::{QueueId, ShardId};
-use crate::protocol::{parse_frame, Frame, FrameError};
+use crate::protocol::{parse_frame, scan_frame, Frame, FrameError};
 use crate::queue::consumer::ConsumerKey;
 use crate::shard::notify::Notify;
 
@@ -126,16 +126,12 @@ impl FrameReader {
         futures_lite::future::or(drained, glommio::timer::sleep(timeout)).await;
     }
 
-    /// True if a complete frame is already buffered (no read needed). A partial frame does
-    /// not count: a flooding publisher nearly always leaves one behind, and back-pressure
-    /// must still stop its reads.
+    /// True if a complete frame, or a frame header the codec rejects outright, is buffered:
+    /// `next_frame` then returns without reading. A partial frame does not count: a flooding
+    /// publisher nearly always leaves one behind, and back-pressure must still stop its reads.
     pub fn has_buffered(&self) -> bool {
-        let header = crate::protocol::FRAME_HEADER_SIZE;
-        let Some(size) = self.buffer.get(3..header) else {
-            return false;
-        };
-        let size = u32::from_be_bytes(size.try_into().expect("4 bytes")) as usize;
-        self.buffer.len() > header + size
+        // frame_max 0 (no limit): `next_frame` checks the size against the negotiated one.
+        !matches!(scan_frame(&self.buffer, 0), Ok(None))
     }
 
     async fn fill(&mut self) -> Result<(), ReadError> {
@@ -213,10 +209,6 @@ impl Output {
 
     pub fn owe_credit(&self, key: CreditKey) {
         *self.credit_owed.borrow_mut().entry(key).or_insert(0) += 1;
-    }
-
-    pub fn buffered_size(&self) -> usize {
-        self.buffer.borrow().len()
     }
 
     /// Write what is buffered, then shut the socket down.

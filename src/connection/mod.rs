@@ -4,6 +4,10 @@
 //! a writer task drains the output buffer and a heartbeat task watches both directions.
 //! Errors are AMQP exceptions: a channel exception closes one channel, a connection exception
 //! the connection, and neither ever touches another connection.
+//!
+//! This layer sits on the shard runtime (`crate::shard`), which never names it: an open
+//! connection registers with its shard as a `ConnectionEndpoint` (implemented in `events.rs`),
+//! and `crate::server` hands `serve` to start-up.
 
 pub mod basic_methods;
 pub mod channel;
@@ -37,7 +41,8 @@ use crate::protocol::{
     Method, ShortStr,
 };
 use crate::queue::consumer::ChannelKey;
-use crate::shard::message::{QueueOp, ShardMessage};
+use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
+use crate::shard::message::{DeleteConditions, QueueOp, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
 use channel::Channel;
@@ -134,42 +139,6 @@ impl ConnectionShared {
         *self.close_timer.borrow_mut() = Some(timer);
     }
 
-    /// Tells a client that supports it (`connection.blocked` capability) to stop publishing:
-    /// a resource alarm is raised. Sent once per alarm; `unblock` ends it.
-    pub fn block(&self, reason: &str) {
-        let supported = self.state.borrow().capabilities.connection_blocked;
-        if !supported || self.blocked.replace(true) {
-            return;
-        }
-        self.write_method(
-            0,
-            &Method::ConnectionBlocked(crate::protocol::ConnectionBlocked {
-                reason: ShortStr::from_str_truncated(reason),
-            }),
-        );
-    }
-
-    /// The alarm cleared: connection.unblocked, if connection.blocked was sent.
-    pub fn unblock(&self) {
-        if !self.blocked.replace(false) {
-            return;
-        }
-        self.write_method(
-            0,
-            &Method::ConnectionUnblocked(crate::protocol::ConnectionUnblocked {}),
-        );
-    }
-
-    /// Closes with 320 CONNECTION_FORCED (shutdown, operator).
-    pub fn force_close(&self, reason: &str) {
-        self.begin_close(
-            HardError::ConnectionForced.code(),
-            format!("{} - {reason}", HardError::ConnectionForced.name()),
-            0,
-            0,
-        );
-    }
-
     fn close_timeout(&self) -> Duration {
         self.close_timeout
     }
@@ -232,10 +201,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         blocked: Cell::new(false),
         published: Cell::new(false),
     });
-    shard
-        .connections
-        .borrow_mut()
-        .insert(id, connection.clone());
+    shard.connections.insert(id, connection.clone());
     let writer = {
         let connection = connection.clone();
         let shard = shard.clone();
@@ -252,7 +218,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         connection.block(reason);
     }
     if shard.shutting_down.get() {
-        connection.force_close("broker forced connection closure with reason 'shutdown'");
+        connection.close_forced(ForcedClose::Shutdown);
     }
     tracing::debug!(%peer, connection = %id, "connection open");
 
@@ -266,7 +232,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     })
     .await;
     drop(heartbeat);
-    shard.connections.borrow_mut().remove(&id);
+    shard.connections.remove(id);
     match ending {
         // RabbitMQ lets a client that closed the connection close the socket itself after
         // close-ok: closing first could reset a client thread still waiting for its close-ok.
@@ -419,16 +385,17 @@ fn close_channel(
     channel: ChannelId,
     exception: &Exception,
 ) {
-    let mut state = connection.state.borrow_mut();
+    let mut guard = connection.state.borrow_mut();
+    let state = &mut *guard;
     let Some(open) = state.channels.get_mut(&channel.0) else {
         return;
     };
     if !open.is_open() {
         return;
     }
-    release_channel(shard, connection.id, open);
+    release_channel(shard, connection.id, &state.vhost, open);
     open.state = channel::ChannelState::Closing;
-    drop(state);
+    drop(guard);
     connection.write_method(
         channel.0,
         &Method::ChannelClose(ChannelClose {
@@ -442,7 +409,12 @@ fn close_channel(
 
 /// Tells every queue the channel touched that it is gone: they requeue its unacked messages
 /// (redelivered=true) and drop its consumers.
-pub fn release_channel(shard: &Rc<Shard>, connection: ConnectionId, channel: &mut Channel) {
+pub fn release_channel(
+    shard: &Rc<Shard>,
+    connection: ConnectionId,
+    vhost: &ShortStr,
+    channel: &mut Channel,
+) {
     let key = ChannelKey {
         connection,
         channel: channel.id,
@@ -452,7 +424,10 @@ pub fn release_channel(shard: &Rc<Shard>, connection: ConnectionId, channel: &mu
             owner,
             ShardMessage::Queue {
                 queue,
-                op: QueueOp::ChannelClosed { channel: key },
+                op: QueueOp::ChannelClosed {
+                    channel: key,
+                    vhost: vhost.clone(),
+                },
             },
         );
     }
@@ -469,7 +444,7 @@ fn clean_up(shard: &Rc<Shard>, connection: &Rc<ConnectionShared>) {
     let channels: Vec<u16> = state.channels.keys().copied().collect();
     for id in channels {
         if let Some(mut channel) = state.channels.remove(&id) {
-            release_channel(shard, connection.id, &mut channel);
+            release_channel(shard, connection.id, &state.vhost, &mut channel);
         }
     }
     let vhost = state.vhost.clone();
@@ -480,8 +455,7 @@ fn clean_up(shard: &Rc<Shard>, connection: &Rc<ConnectionShared>) {
                 queue,
                 op: QueueOp::Delete {
                     reply_to: None,
-                    if_unused: false,
-                    if_empty: false,
+                    conditions: DeleteConditions::NONE,
                     vhost: vhost.clone(),
                 },
             },

@@ -2,6 +2,7 @@
 //! owner shard of each target queue, one message per shard however many of its queues match.
 //! Unroutable mandatory messages come back as basic.return before their confirm.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -12,13 +13,16 @@ use crate::connection::{direct_reply, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, QueueId, ShardId};
 use crate::protocol::{
-    write_content, write_method_frame, BasicProperties, BasicPublish, BasicReturn, FieldTable,
-    FieldValue, Method, ShortStr,
+    write_content, write_method_frame, BasicProperties, BasicPublish, BasicReturn, ContentHeader,
+    FieldTable, FieldValue, Method, ShortStr,
 };
 use crate::queue::message::Message;
 use crate::shard::message::{ConfirmRef, QueueTargets, ShardMessage};
 use crate::shard::Shard;
+use crate::vhost::exchange::Exchange;
+use crate::vhost::route::RouteScratch;
 use crate::vhost::rules::no_exchange;
+use crate::vhost::VHost;
 
 /// basic.publish arrived: the content header and body follow.
 pub fn start(
@@ -60,6 +64,8 @@ pub fn complete(
     route_and_send(shard, connection, channel, completed)
 }
 
+/// Routes a complete message on this shard's metadata copy and sends it to the owner of each
+/// target queue, or returns it (mandatory) and confirms it at once when nothing matches.
 pub fn route_and_send(
     shard: &Rc<Shard>,
     connection: &Rc<ConnectionShared>,
@@ -71,20 +77,11 @@ pub fn route_and_send(
         header,
         body,
     } = completed;
-    // The properties are borrowed, not moved: a decoded BasicProperties is about 370 bytes
-    // and the common publish changes none of it.
-    let rewritten = direct_reply::rewrite_reply_to(connection, channel, &header.properties)?;
-    let (mut properties, mut properties_raw) = match &rewritten {
-        Some((properties, raw)) => (properties, raw.clone()),
-        None => (&header.properties, header.properties_raw.clone()),
-    };
-    let extra_keys = sender_selected_keys(properties.headers.as_ref());
-    // BCC keys route but are not shown to consumers.
-    let stripped = without_bcc(properties);
-    if let Some((stripped_properties, stripped_raw)) = &stripped {
-        properties = stripped_properties;
-        properties_raw = stripped_raw.clone();
-    }
+    let Outgoing {
+        properties,
+        properties_raw,
+        extra_keys,
+    } = outgoing_properties(connection, channel, &header)?;
     if publish.exchange.is_empty() {
         if let Some(token) = direct_reply::ReplyToken::decode(publish.routing_key.as_bytes()) {
             // Counts as routed even if the requester is gone (docs/rabbitmq-compatibility.md §13).
@@ -129,49 +126,34 @@ pub fn route_and_send(
         )));
     }
     let mut queues = std::mem::take(&mut state.route_queues);
+    let headers = properties.headers.as_ref();
+    let scratch = &mut state.route_scratch;
     vhost.route(
         exchange,
         &publish.routing_key,
-        properties.headers.as_ref(),
-        &mut state.route_scratch,
+        headers,
+        scratch,
         &mut queues,
     );
     if !extra_keys.is_empty() {
-        let mut more = Vec::new();
-        for key in &extra_keys {
-            vhost.route(
-                exchange,
-                key,
-                properties.headers.as_ref(),
-                &mut state.route_scratch,
-                &mut more,
-            );
-            queues.extend_from_slice(&more);
-        }
-        queues.sort_unstable();
-        queues.dedup();
+        route_extra_keys(vhost, exchange, &extra_keys, headers, scratch, &mut queues);
     }
     let frame_max = state.frame_max;
     let open = state
         .channels
         .get_mut(&channel.0)
         .expect("content arrives only on open channels");
+    let message = Message {
+        exchange: publish.exchange,
+        routing_key: publish.routing_key,
+        persistent: properties.is_persistent(),
+        properties_raw,
+        body,
+    };
 
     if queues.is_empty() {
         if publish.mandatory {
-            connection.output.write(|out| {
-                write_method_frame(
-                    out,
-                    channel.0,
-                    &Method::BasicReturn(BasicReturn {
-                        reply_code: 312,
-                        reply_text: ShortStr::from_static("NO_ROUTE"),
-                        exchange: publish.exchange.clone(),
-                        routing_key: publish.routing_key.clone(),
-                    }),
-                );
-                write_content(out, channel.0, 60, &properties_raw, &body, frame_max);
-            });
+            return_unroutable(connection, channel, &message, frame_max);
         }
         if let Some(tracker) = open.confirm.as_mut() {
             tracker.publish(0);
@@ -181,8 +163,106 @@ pub fn route_and_send(
         return Ok(());
     }
 
-    // Group the target queues by owner shard: one message per shard. One target queue,
-    // the common case, allocates nothing.
+    let groups = group_by_owner(vhost, &queues);
+    let shard_count = u16::try_from(groups.len()).expect("shard count fits u16");
+    let confirm = open.confirm.as_mut().map(|tracker| ConfirmRef {
+        connection: connection.id,
+        channel,
+        seq: tracker.publish(shard_count),
+    });
+    send_to_owners(shard, groups, message, confirm);
+    state.route_queues = queues;
+    Ok(())
+}
+
+/// The properties a published message travels with, and the extra routing keys its headers
+/// name.
+struct Outgoing<'a> {
+    /// Borrowed from the content header unless something had to change.
+    properties: Cow<'a, BasicProperties>,
+    properties_raw: Bytes,
+    /// Sender-selected routing keys (`CC` and `BCC` headers).
+    extra_keys: Vec<ShortStr>,
+}
+
+/// Rewrites a direct reply-to and strips the BCC header, which routes but is not shown to
+/// consumers. The properties are borrowed, not moved: a decoded BasicProperties is about 370
+/// bytes and the common publish changes none of it.
+fn outgoing_properties<'a>(
+    connection: &ConnectionShared,
+    channel: ChannelId,
+    header: &'a ContentHeader,
+) -> Result<Outgoing<'a>, Exception> {
+    let (mut properties, mut properties_raw) =
+        match direct_reply::rewrite_reply_to(connection, channel, &header.properties)? {
+            Some((properties, raw)) => (Cow::Owned(properties), raw),
+            None => (
+                Cow::Borrowed(&header.properties),
+                header.properties_raw.clone(),
+            ),
+        };
+    let extra_keys = sender_selected_keys(properties.headers.as_ref());
+    if let Some((stripped, stripped_raw)) = without_bcc(&properties) {
+        properties = Cow::Owned(stripped);
+        properties_raw = stripped_raw;
+    }
+    Ok(Outgoing {
+        properties,
+        properties_raw,
+        extra_keys,
+    })
+}
+
+/// Adds the queues the sender-selected keys route to; each queue is kept once.
+fn route_extra_keys(
+    vhost: &VHost,
+    exchange: &Exchange,
+    extra_keys: &[ShortStr],
+    headers: Option<&FieldTable>,
+    scratch: &mut RouteScratch,
+    queues: &mut Vec<QueueId>,
+) {
+    let mut more = Vec::new();
+    for key in extra_keys {
+        vhost.route(exchange, key, headers, scratch, &mut more);
+        queues.extend_from_slice(&more);
+    }
+    queues.sort_unstable();
+    queues.dedup();
+}
+
+/// basic.return with the message, for a mandatory publish no queue took.
+fn return_unroutable(
+    connection: &ConnectionShared,
+    channel: ChannelId,
+    message: &Message,
+    frame_max: u32,
+) {
+    connection.output.write(|out| {
+        write_method_frame(
+            out,
+            channel.0,
+            &Method::BasicReturn(BasicReturn {
+                reply_code: 312,
+                reply_text: ShortStr::from_static("NO_ROUTE"),
+                exchange: message.exchange.clone(),
+                routing_key: message.routing_key.clone(),
+            }),
+        );
+        write_content(
+            out,
+            channel.0,
+            60,
+            &message.properties_raw,
+            &message.body,
+            frame_max,
+        );
+    });
+}
+
+/// Groups the target queues by owner shard: one message per shard. One target queue, the
+/// common case, allocates only the one-element list.
+fn group_by_owner(vhost: &VHost, queues: &[QueueId]) -> Vec<(ShardId, QueueTargets)> {
     let owner_of = |id: &QueueId| {
         vhost
             .queue_by_id(*id)
@@ -193,7 +273,7 @@ pub fn route_and_send(
     if let [only] = queues[..] {
         groups.push((owner_of(&only), QueueTargets::One(only)));
     } else {
-        for id in &queues {
+        for id in queues {
             let owner = owner_of(id);
             match groups.iter_mut().find(|(shard, _)| *shard == owner) {
                 Some((_, targets)) => targets.push(*id),
@@ -201,22 +281,16 @@ pub fn route_and_send(
             }
         }
     }
-    let seq = open
-        .confirm
-        .as_mut()
-        .map(|tracker| tracker.publish(u16::try_from(groups.len()).expect("shard count fits u16")));
-    let message = Message {
-        exchange: publish.exchange,
-        routing_key: publish.routing_key,
-        persistent: properties.is_persistent(),
-        properties_raw,
-        body,
-    };
-    let confirm = seq.map(|seq| ConfirmRef {
-        connection: connection.id,
-        channel,
-        seq,
-    });
+    groups
+}
+
+/// Sends the message to each owner shard, moving it into the last one.
+fn send_to_owners(
+    shard: &Shard,
+    groups: Vec<(ShardId, QueueTargets)>,
+    message: Message,
+    confirm: Option<ConfirmRef>,
+) {
     let last = groups.len() - 1;
     let mut message = Some(message);
     for (index, (owner, ids)) in groups.into_iter().enumerate() {
@@ -237,8 +311,6 @@ pub fn route_and_send(
             },
         );
     }
-    state.route_queues = queues;
-    Ok(())
 }
 
 /// Confirms a publish that needs no queue's answer.

@@ -13,7 +13,7 @@ use crate::protocol::{
     FieldTable, Method, QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete,
     QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbind, QueueUnbindOk, ShortStr,
 };
-use crate::shard::message::{MetaRequest, QueueOp, Reply, ShardMessage};
+use crate::shard::message::{DeleteConditions, MetaRequest, QueueOp, Reply, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::delta::{BindingDefinition, DestinationName};
 use crate::vhost::{names, rules};
@@ -122,12 +122,12 @@ pub async fn bind(
     channel: ChannelId,
     method: QueueBind,
 ) -> Result<(), Exception> {
-    let binding = queue_binding(
-        connection,
-        channel,
-        (method.queue, method.exchange, method.routing_key),
-        method.arguments,
-    )?;
+    let names = BindingNames {
+        queue: method.queue,
+        exchange: method.exchange,
+        routing_key: method.routing_key,
+    };
+    let binding = queue_binding(connection, channel, names, method.arguments)?;
     change_binding(shard, connection, BindingChange::Bind, binding).await?;
     if !method.nowait {
         connection.write_method(channel.0, &Method::QueueBindOk(QueueBindOk {}));
@@ -141,15 +141,22 @@ pub async fn unbind(
     channel: ChannelId,
     method: QueueUnbind,
 ) -> Result<(), Exception> {
-    let binding = queue_binding(
-        connection,
-        channel,
-        (method.queue, method.exchange, method.routing_key),
-        method.arguments,
-    )?;
+    let names = BindingNames {
+        queue: method.queue,
+        exchange: method.exchange,
+        routing_key: method.routing_key,
+    };
+    let binding = queue_binding(connection, channel, names, method.arguments)?;
     change_binding(shard, connection, BindingChange::Unbind, binding).await?;
     connection.write_method(channel.0, &Method::QueueUnbindOk(QueueUnbindOk {}));
     Ok(())
+}
+
+/// The names queue.bind and queue.unbind carry, as the client sent them.
+struct BindingNames {
+    queue: ShortStr,
+    exchange: ShortStr,
+    routing_key: ShortStr,
 }
 
 /// The binding a queue.bind or queue.unbind names. An empty queue name means the channel's
@@ -157,17 +164,17 @@ pub async fn unbind(
 fn queue_binding(
     connection: &ConnectionShared,
     channel: ChannelId,
-    (queue, exchange, routing_key): (ShortStr, ShortStr, ShortStr),
+    names: BindingNames,
     arguments: FieldTable,
 ) -> Result<BindingDefinition, Exception> {
-    let name = queue_name(connection, channel, &queue)?;
-    let routing_key = if queue.is_empty() && routing_key.is_empty() {
+    let name = queue_name(connection, channel, &names.queue)?;
+    let routing_key = if names.queue.is_empty() && names.routing_key.is_empty() {
         name.clone()
     } else {
-        routing_key
+        names.routing_key
     };
     Ok(BindingDefinition {
-        source: exchange,
+        source: names.exchange,
         destination: DestinationName::Queue(name),
         routing_key,
         arguments,
@@ -182,10 +189,11 @@ pub async fn purge(
 ) -> Result<(), Exception> {
     let name = queue_name(connection, channel, &method.queue)?;
     let queue = existing_queue(shard, connection, &name)?;
+    let vhost = connection.state.borrow().vhost.clone();
     let reply = shard
         .request(queue.owner, |reply_to| ShardMessage::Queue {
             queue: queue.id,
-            op: QueueOp::Purge { reply_to },
+            op: QueueOp::Purge { reply_to, vhost },
         })
         .await;
     let Reply::Purged(result) = reply else {
@@ -222,8 +230,10 @@ pub async fn delete(
                     queue: queue.id,
                     op: QueueOp::Delete {
                         reply_to: Some(reply_to),
-                        if_unused: method.if_unused,
-                        if_empty: method.if_empty,
+                        conditions: DeleteConditions {
+                            if_unused: method.if_unused,
+                            if_empty: method.if_empty,
+                        },
                         vhost,
                     },
                 })

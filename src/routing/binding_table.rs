@@ -27,6 +27,8 @@ pub enum BindError {
         "invalid x-match field value {value}; expected one of all, any, all-with-x, any-with-x"
     )]
     InvalidXMatch { value: String },
+    #[error("invalid x-match field value of a non-string type; expected one of all, any, all-with-x, any-with-x")]
+    InvalidXMatchType,
 }
 
 /// The bindings of one exchange, with the index its kind routes through.

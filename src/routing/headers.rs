@@ -232,9 +232,7 @@ fn parse_x_match<V: HeaderValue>(value: &V) -> Result<XMatch, BindError> {
         Some(text) => XMatch::parse(text).ok_or_else(|| BindError::InvalidXMatch {
             value: String::from_utf8_lossy(text).into_owned(),
         }),
-        None => Err(BindError::InvalidXMatch {
-            value: String::from("of a non-string type"),
-        }),
+        None => Err(BindError::InvalidXMatchType),
     }
 }
 
@@ -371,7 +369,10 @@ mod tests {
         ] {
             let arguments = table(&[("x-match", bad)]);
             let result = HeadersMatch::parse(arguments.iter().map(|(n, v)| (n.as_slice(), v)));
-            assert!(matches!(result, Err(BindError::InvalidXMatch { .. })));
+            assert!(matches!(
+                result,
+                Err(BindError::InvalidXMatch { .. } | BindError::InvalidXMatchType)
+            ));
         }
         let arguments = table(&[("x-match", s("nope"))]);
         let error = HeadersMatch::parse(arguments.iter().map(|(n, v)| (n.as_slice(), v)))
@@ -379,6 +380,14 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "invalid x-match field value nope; expected one of all, any, all-with-x, any-with-x"
+        );
+        let arguments = table(&[("x-match", TestValue::Int(1))]);
+        let error = HeadersMatch::parse(arguments.iter().map(|(n, v)| (n.as_slice(), v)))
+            .expect_err("an integer is not a mode");
+        assert_eq!(
+            error.to_string(),
+            "invalid x-match field value of a non-string type; expected one of all, any, \
+             all-with-x, any-with-x"
         );
     }
 

@@ -4,7 +4,6 @@
 
 use std::rc::Rc;
 
-use crate::connection;
 use crate::ids::ShardId;
 use crate::shard::message::{Reply, ShardMessage};
 use crate::shard::{metadata, queues, startup, Shard};
@@ -54,28 +53,31 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             confirm,
         } => queues::publish(shard, targets.as_slice(), message, confirm),
         ShardMessage::Connection { connection, event } => {
-            connection::events::handle(shard, connection, event);
+            // A connection that is gone drops its events. Its channels' unacked messages,
+            // including deliveries still in flight, are requeued by the owners when they get
+            // its ChannelClosed.
+            if let Some(endpoint) = shard.connections.get(connection) {
+                endpoint.handle_event(event);
+            }
         }
         ShardMessage::Reply { request, reply } => {
             if let Reply::Consumed(Ok(consume_ok)) = &reply {
-                connection::events::consumed(shard, consume_ok);
+                if let Some(endpoint) = shard.connections.get(consume_ok.consumer.connection) {
+                    endpoint.consumed(consume_ok);
+                }
             }
             shard.pending.borrow_mut().complete(request, reply);
         }
         ShardMessage::Accepted(stream) => startup::serve_accepted(shard, stream),
-        ShardMessage::StorageAlarm {
-            shard: failed,
-            reason,
-        } => {
+        ShardMessage::StorageAlarm(alarm) => {
             let first = shard.storage_alarms.borrow().is_empty();
             shard
                 .storage_alarms
                 .borrow_mut()
-                .insert(failed, reason.clone());
+                .insert(alarm.shard, alarm.clone());
             if first {
-                let connections: Vec<_> = shard.connections.borrow().values().cloned().collect();
-                for connection in connections {
-                    connection.block(&reason);
+                for endpoint in shard.connections.all() {
+                    endpoint.block(&alarm);
                 }
             }
         }
@@ -85,9 +87,8 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
                 alarms.remove(&cleared).is_some() && alarms.is_empty()
             };
             if now_clear {
-                let connections: Vec<_> = shard.connections.borrow().values().cloned().collect();
-                for connection in connections {
-                    connection.unblock();
+                for endpoint in shard.connections.all() {
+                    endpoint.unblock();
                 }
             }
         }

@@ -3,6 +3,11 @@
 //! shard. They travel in batches (`Vec<ShardMessage>`) over one bounded channel per ordered
 //! pair of shards.
 
+use std::fmt;
+use std::sync::Arc;
+
+use hare_storage::StorageError;
+
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ConnectionId, DeliveryTag, MessageId, PublishSeq, QueueId, ShardId};
 use crate::protocol::{FieldTable, ShortStr};
@@ -51,8 +56,8 @@ pub enum ShardMessage {
     /// A freshly accepted socket for the receiving shard to own.
     Accepted(glommio::net::AcceptedTcpStream),
     /// A shard's log failed: every shard raises the storage alarm and blocks its publishers
-    /// (connection.blocked) until restart.
-    StorageAlarm { shard: ShardId, reason: String },
+    /// (connection.blocked) until the log is back.
+    StorageAlarm(StorageAlarm),
     /// The shard's log was reopened after a failure.
     StorageAlarmCleared { shard: ShardId },
     /// A connection on `shard` ended (for least-loaded placement on the accepting shard).
@@ -92,6 +97,9 @@ pub struct ConfirmRef {
     pub seq: PublishSeq,
 }
 
+/// Operations on a queue, for its owner shard. Those that can answer with an error or delete
+/// the queue carry the vhost the requesting connection uses: the queue's runtime does not know
+/// its vhost, and error texts and metadata changes name it.
 pub enum QueueOp {
     /// Sent by the metadata shard after a declare: answer `reply_to` with the counts once the
     /// queue exists here.
@@ -103,21 +111,21 @@ pub enum QueueOp {
     Consume {
         reply_to: ReplyTo,
         consumer: ConsumerKey,
-        no_ack: bool,
-        exclusive: bool,
-        nowait: bool,
-        prefetch_count: u16,
-        global_prefetch_count: u16,
+        options: ConsumeOptions,
         arguments: FieldTable,
+        vhost: ShortStr,
     },
     Cancel {
         reply_to: Option<ReplyTo>,
         consumer: ConsumerKey,
+        /// For the metadata change if the queue auto-deletes.
+        vhost: ShortStr,
     },
     Get {
         reply_to: ReplyTo,
         channel: ChannelKey,
         no_ack: bool,
+        vhost: ShortStr,
     },
     Settle {
         channel: ChannelKey,
@@ -126,11 +134,11 @@ pub enum QueueOp {
     },
     Purge {
         reply_to: ReplyTo,
+        vhost: ShortStr,
     },
     Delete {
         reply_to: Option<ReplyTo>,
-        if_unused: bool,
-        if_empty: bool,
+        conditions: DeleteConditions,
         vhost: ShortStr,
     },
     /// Deliveries the consumer's connection wrote to its socket.
@@ -141,12 +149,44 @@ pub enum QueueOp {
     /// The channel closed: requeue its unacked messages and drop its consumers.
     ChannelClosed {
         channel: ChannelKey,
+        /// For the metadata change if the queue auto-deletes.
+        vhost: ShortStr,
     },
     /// Channel-wide prefetch changed (basic.qos global=true).
     SetChannelPrefetch {
         channel: ChannelKey,
         prefetch_count: u16,
     },
+}
+
+/// How a basic.consume consumer takes messages.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumeOptions {
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// The client sent nowait: no consume-ok.
+    pub nowait: bool,
+    /// basic.qos global=false when the consumer was created: its own limit.
+    pub prefetch_count: u16,
+    /// basic.qos global=true: the channel's limit, shared by its consumers.
+    pub global_prefetch_count: u16,
+}
+
+/// When queue.delete must refuse instead of deleting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteConditions {
+    /// Refuse while the queue has consumers.
+    pub if_unused: bool,
+    /// Refuse while the queue has ready messages.
+    pub if_empty: bool,
+}
+
+impl DeleteConditions {
+    /// Delete whatever the queue holds: auto-delete and exclusive-queue cleanup.
+    pub const NONE: DeleteConditions = DeleteConditions {
+        if_unused: false,
+        if_empty: false,
+    };
 }
 
 pub enum ConnectionEvent {
@@ -178,8 +218,19 @@ pub enum ConnectionEvent {
         secret: u64,
         content: Content,
     },
-    /// Close the connection with 320 CONNECTION_FORCED (shutdown or operator).
-    ForceClose { reason: String },
+}
+
+/// A shard's log failed, and why; shown to clients as the connection.blocked reason.
+#[derive(Debug, Clone)]
+pub struct StorageAlarm {
+    pub shard: ShardId,
+    pub cause: Arc<StorageError>,
+}
+
+impl fmt::Display for StorageAlarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "disk fault on shard {}: {}", self.shard.0, self.cause)
+    }
 }
 
 /// Answers to requests.

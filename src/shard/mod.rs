@@ -3,10 +3,15 @@
 //! the queues it owns, the connections it owns, its view of the mesh, and the replies it
 //! awaits. Other shards reach it only with `ShardMessage`s; `inbox.rs` handles them.
 //!
+//! This is the runtime the AMQP connection layer runs on, and it does not know that layer:
+//! connections register as `endpoint::ConnectionEndpoint`s, and start-up serves each accepted
+//! socket with the `endpoint::ServeConnection` it is given.
+//!
 //! Ownership: a queue lives on the shard chosen at declare time (the declaring connection's);
 //! a connection lives on the shard that was handed its socket; metadata changes are decided by
 //! shard 0 and applied everywhere.
 
+pub mod endpoint;
 pub mod fault;
 pub mod fetcher;
 pub mod inbox;
@@ -30,13 +35,13 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::config::Config;
-use crate::connection::ConnectionShared;
 use crate::ids::{ConnectionId, QueueId, ShardId};
 use crate::queue::channel_limits::ChannelLimits;
 use crate::queue::Queue;
 use crate::vhost::Registry;
+use endpoint::{Connections, ServeConnection};
 use mesh::Mesh;
-use message::{Reply, ShardMessage};
+use message::{Reply, ShardMessage, StorageAlarm};
 use notify::Event;
 use pending::{PendingReplies, ReplyTo};
 
@@ -60,7 +65,10 @@ pub struct Shard {
     pub fetch_requests: RefCell<VecDeque<(QueueId, crate::queue::residency::FetchPlan)>>,
     pub fetch_wanted: notify::Notify,
     pub fetch_done: Event,
-    pub connections: RefCell<FastMap<ConnectionId, Rc<ConnectionShared>>>,
+    /// The connections this shard owns, registered by the connection layer.
+    pub connections: Connections,
+    /// Serves each socket this shard is handed.
+    pub serve_connection: ServeConnection,
     /// Metadata-shard state: the next id to assign.
     pub next_metadata_id: Cell<u64>,
     /// Metadata-shard state: the version each shard has applied.
@@ -79,14 +87,19 @@ pub struct Shard {
     /// The shard's log, installed by start-up once recovery is done.
     persistence: RefCell<Option<Rc<persistence::Persistence>>>,
     /// Shards whose log failed, with the reason: while any is set, connections are blocked.
-    pub storage_alarms: RefCell<std::collections::BTreeMap<ShardId, String>>,
+    pub storage_alarms: RefCell<std::collections::BTreeMap<ShardId, StorageAlarm>>,
     pub shutting_down: Cell<bool>,
     /// Fires when the shard starts shutting down.
     pub shutdown: Event,
 }
 
 impl Shard {
-    pub fn new(id: ShardId, config: Rc<Config>, mesh: Rc<Mesh>) -> Shard {
+    pub fn new(
+        id: ShardId,
+        config: Rc<Config>,
+        mesh: Rc<Mesh>,
+        serve_connection: ServeConnection,
+    ) -> Shard {
         let shard_count = mesh.shard_count();
         Shard {
             id,
@@ -102,7 +115,8 @@ impl Shard {
             fetch_requests: RefCell::new(VecDeque::new()),
             fetch_wanted: notify::Notify::new(),
             fetch_done: Event::new(),
-            connections: RefCell::new(FastMap::default()),
+            connections: Connections::default(),
+            serve_connection,
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
             metadata_applied: RefCell::new(vec![0; shard_count]),
             metadata_answers: RefCell::new(VecDeque::new()),

@@ -26,7 +26,7 @@ use crate::ids::{MessageId, QueueId};
 use crate::queue::message::Message;
 use crate::queue::record::{self, RECORD_MESSAGE, RECORD_QUEUE_DELETED, RECORD_SETTLED};
 use crate::queue::{QueuedMessage, StoredAt};
-use crate::shard::message::{ConfirmRef, ConnectionEvent, Reply, ShardMessage};
+use crate::shard::message::{ConfirmRef, ConnectionEvent, Reply, ShardMessage, StorageAlarm};
 use crate::shard::notify::Notify;
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
@@ -352,15 +352,19 @@ impl Persistence {
             let durable = match changed {
                 Ok(durable) => durable,
                 Err(error) => {
+                    let error = Arc::new(error);
                     if !self.alarm_raised.replace(true) {
                         tracing::error!(%error, shard = %shard.id, "log failed: refusing persistent messages, alarm raised");
-                        shard.mesh.broadcast(|| ShardMessage::StorageAlarm {
+                        let alarm = StorageAlarm {
                             shard: shard.id,
-                            reason: format!("disk fault on shard {}: {error}", shard.id.0),
-                        });
+                            cause: error.clone(),
+                        };
+                        shard
+                            .mesh
+                            .broadcast(|| ShardMessage::StorageAlarm(alarm.clone()));
                     }
                     self.fail_waiting(&shard);
-                    self.reopen_until_healthy(&shard, error).await;
+                    self.reopen_until_healthy(&shard, &error).await;
                     continue;
                 }
             };
@@ -384,12 +388,12 @@ impl Persistence {
     /// never reached the disk), until that works. Queue entries whose records were lost are
     /// dropped (their publishers got nacks), the segment pins are rebuilt, and the alarm is
     /// cleared on every shard. A full disk keeps failing until space is freed.
-    async fn reopen_until_healthy(&self, shard: &Rc<Shard>, error: StorageError) {
+    async fn reopen_until_healthy(&self, shard: &Rc<Shard>, error: &Arc<StorageError>) {
         let failed = self.log.borrow_mut().take();
         if let Some(failed) = failed {
-            let cause = match error {
-                StorageError::Failed { cause } => cause,
-                other => Arc::new(other),
+            let cause = match &**error {
+                StorageError::Failed { cause } => cause.clone(),
+                _ => error.clone(),
             };
             *self.failure.borrow_mut() = Some(cause);
             // In-flight reads hold the log; its directory lock must be free before reopening.

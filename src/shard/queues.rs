@@ -10,15 +10,19 @@ use crate::ids::{MessageId, QueueId, ShardId};
 use crate::protocol::ShortStr;
 use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INITIAL};
 use crate::queue::message::Message;
-use crate::queue::{ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleOutcome, StoredAt};
+use crate::queue::{
+    ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleAction, SettleOutcome, StoredAt,
+};
 use crate::shard::fetcher;
 use crate::shard::message::{
-    ConfirmRef, ConnectionEvent, ConsumeOk, GetOk, MetaRequest, QueueOp, Reply, ShardMessage,
+    ConfirmRef, ConnectionEvent, ConsumeOk, ConsumeOptions, DeleteConditions, GetOk, MetaRequest,
+    QueueOp, Reply, ShardMessage,
 };
 use crate::shard::pending::ReplyTo;
 use crate::shard::persistence::Waiting;
 use crate::shard::Shard;
 use crate::vhost::delta::MetaDelta;
+use crate::vhost::queue_definition::QueueDefinition;
 use crate::vhost::rules::no_queue;
 
 /// Deliveries one queue may make per dispatch round before others get a turn.
@@ -134,151 +138,190 @@ pub fn install_declared(shard: &Rc<Shard>, deltas: &[MetaDelta]) {
     }
 }
 
+/// Runs one operation on a queue this shard owns.
 pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
     match op {
         QueueOp::Declared {
             reply_to,
             definition,
             version,
-        } => {
-            // The runtime was installed with the metadata update; it may have been deleted
-            // since, in which case the counts are zero.
-            let queues = shard.queues.borrow();
-            let (message_count, consumer_count) = queues.get(&id).map_or((0, 0), |queue| {
-                (
-                    count_u32(queue.ready_count()),
-                    count_u32(queue.consumer_count()),
-                )
-            });
-            let reply = Reply::QueueDeclared {
-                version,
-                name: definition.name,
-                message_count,
-                consumer_count,
-            };
-            shard.reply(reply_to, reply);
-        }
+        } => declared(shard, id, reply_to, definition, version),
         QueueOp::Consume {
             reply_to,
             consumer,
-            no_ack,
-            exclusive,
-            nowait,
-            prefetch_count,
-            global_prefetch_count,
+            options,
             arguments: _,
-        } => consume(
-            shard,
-            id,
+            vhost,
+        } => consume(shard, id, reply_to, consumer, options, &vhost),
+        QueueOp::Cancel {
             reply_to,
             consumer,
-            (no_ack, exclusive, nowait),
-            (prefetch_count, global_prefetch_count),
-        ),
-        QueueOp::Cancel { reply_to, consumer } => {
-            let auto_delete = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => {
-                    queue.remove_consumer(&consumer);
-                    queue.should_auto_delete()
-                }
-                None => false,
-            };
-            if let Some(reply_to) = reply_to {
-                shard.reply(reply_to, Reply::Cancelled);
-            }
-            if auto_delete {
-                delete(shard, id, None, (false, false));
-            }
-        }
+            vhost,
+        } => cancel(shard, id, reply_to, &consumer, vhost),
         QueueOp::Get {
             reply_to,
             channel,
             no_ack,
-        } => match try_get(shard, id, channel, no_ack) {
-            Some(reply) => shard.reply(reply_to, Reply::Got(reply)),
-            // The head's body is on disk: read it back, then answer.
-            None => {
-                glommio::spawn_local(get_after_fetch(
-                    shard.clone(),
-                    id,
-                    channel,
-                    no_ack,
-                    reply_to,
-                ))
-                .detach();
-            }
-        },
+            vhost,
+        } => get(shard, id, reply_to, channel, no_ack, vhost),
         QueueOp::Settle {
             channel,
             ids,
             action,
-        } => {
-            let mut gone = Vec::new();
-            let settled = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => queue.settle(channel, &ids, action, &mut gone),
-                None => SettleOutcome::default(),
-            };
-            record_gone(shard, id, &gone);
-            room_opened(shard, id, channel, settled);
-        }
-        QueueOp::Purge { reply_to } => {
-            let mut gone = Vec::new();
-            let reply = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => Ok(count_u32(queue.purge(&mut gone))),
-                None => Err(missing_queue(shard, id)),
-            };
-            record_gone(shard, id, &gone);
-            shard.reply(reply_to, Reply::Purged(reply));
-        }
+        } => settle(shard, id, channel, &ids, action),
+        QueueOp::Purge { reply_to, vhost } => purge(shard, id, reply_to, &vhost),
         QueueOp::Delete {
             reply_to,
-            if_unused,
-            if_empty,
-            vhost: _,
-        } => delete(shard, id, reply_to, (if_unused, if_empty)),
+            conditions,
+            vhost,
+        } => delete(shard, id, reply_to, conditions, vhost),
         QueueOp::Credit { consumer, count } => {
             if let Some(queue) = shard.queues.borrow_mut().get_mut(&id) {
                 queue.return_credit(&consumer, count);
                 shard.mark_dirty(id);
             }
         }
-        QueueOp::ChannelClosed { channel } => {
-            let (settled, auto_delete) = match shard.queues.borrow_mut().get_mut(&id) {
-                Some(queue) => {
-                    queue.remove_consumers_of(channel.connection, Some(channel.channel));
-                    (queue.requeue_channel(channel), queue.should_auto_delete())
-                }
-                None => (SettleOutcome::default(), false),
-            };
-            room_opened(shard, id, channel, settled);
-            let mut limits = shard.channel_limits.borrow_mut();
-            let unused = {
-                let limit = limits.entry(channel);
-                limit.queues.retain(|queue| *queue != id);
-                limit.queues.is_empty()
-            };
-            if unused {
-                limits.remove(&channel);
-            }
-            drop(limits);
-            if auto_delete {
-                delete(shard, id, None, (false, false));
-            }
-        }
+        QueueOp::ChannelClosed { channel, vhost } => channel_closed(shard, id, channel, vhost),
         QueueOp::SetChannelPrefetch {
             channel,
             prefetch_count,
-        } => {
-            let queues = {
-                let mut limits = shard.channel_limits.borrow_mut();
-                let limit = limits.entry(channel);
-                limit.prefetch_count = prefetch_count;
-                limit.queues.clone()
-            };
-            for queue in queues {
-                shard.mark_dirty(queue);
-            }
+        } => set_channel_prefetch(shard, channel, prefetch_count),
+    }
+}
+
+/// The metadata shard recorded a declare: answer with the queue's counts.
+fn declared(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    reply_to: ReplyTo,
+    definition: QueueDefinition,
+    version: u64,
+) {
+    // The runtime was installed with the metadata update; it may have been deleted
+    // since, in which case the counts are zero.
+    let queues = shard.queues.borrow();
+    let queue = queues.get(&id);
+    let reply = Reply::QueueDeclared {
+        version,
+        name: definition.name,
+        message_count: queue.map_or(0, |queue| count_u32(queue.ready_count())),
+        consumer_count: queue.map_or(0, |queue| count_u32(queue.consumer_count())),
+    };
+    shard.reply(reply_to, reply);
+}
+
+/// basic.cancel: an auto-delete queue goes with its last consumer.
+fn cancel(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    reply_to: Option<ReplyTo>,
+    consumer: &ConsumerKey,
+    vhost: ShortStr,
+) {
+    let auto_delete = match shard.queues.borrow_mut().get_mut(&id) {
+        Some(queue) => {
+            queue.remove_consumer(consumer);
+            queue.should_auto_delete()
         }
+        None => false,
+    };
+    if let Some(reply_to) = reply_to {
+        shard.reply(reply_to, Reply::Cancelled);
+    }
+    if auto_delete {
+        delete(shard, id, None, DeleteConditions::NONE, vhost);
+    }
+}
+
+fn get(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    reply_to: ReplyTo,
+    channel: ChannelKey,
+    no_ack: bool,
+    vhost: ShortStr,
+) {
+    match try_get(shard, id, channel, no_ack, &vhost) {
+        Some(reply) => shard.reply(reply_to, Reply::Got(reply)),
+        // The head's body is on disk: read it back, then answer.
+        None => {
+            glommio::spawn_local(get_after_fetch(
+                shard.clone(),
+                id,
+                channel,
+                no_ack,
+                reply_to,
+                vhost,
+            ))
+            .detach();
+        }
+    }
+}
+
+/// basic.ack, nack or reject of deliveries from this queue.
+fn settle(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    channel: ChannelKey,
+    ids: &[MessageId],
+    action: SettleAction,
+) {
+    let mut gone = Vec::new();
+    let settled = match shard.queues.borrow_mut().get_mut(&id) {
+        Some(queue) => queue.settle(channel, ids, action, &mut gone),
+        None => SettleOutcome::default(),
+    };
+    record_gone(shard, id, &gone);
+    room_opened(shard, id, channel, settled);
+}
+
+fn purge(shard: &Rc<Shard>, id: QueueId, reply_to: ReplyTo, vhost: &ShortStr) {
+    let mut gone = Vec::new();
+    let reply = match shard.queues.borrow_mut().get_mut(&id) {
+        Some(queue) => Ok(count_u32(queue.purge(&mut gone))),
+        None => Err(missing_queue(shard, id, vhost)),
+    };
+    record_gone(shard, id, &gone);
+    shard.reply(reply_to, Reply::Purged(reply));
+}
+
+/// A channel that consumed from or got from this queue closed: its unacked messages are
+/// requeued, its consumers dropped, and its channel-wide prefetch forgotten here once no
+/// queue of this shard refers to it.
+fn channel_closed(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey, vhost: ShortStr) {
+    let (settled, auto_delete) = match shard.queues.borrow_mut().get_mut(&id) {
+        Some(queue) => {
+            queue.remove_consumers_of(channel.connection, Some(channel.channel));
+            (queue.requeue_channel(channel), queue.should_auto_delete())
+        }
+        None => (SettleOutcome::default(), false),
+    };
+    room_opened(shard, id, channel, settled);
+    let mut limits = shard.channel_limits.borrow_mut();
+    let unused = {
+        let limit = limits.entry(channel);
+        limit.queues.retain(|queue| *queue != id);
+        limit.queues.is_empty()
+    };
+    if unused {
+        limits.remove(&channel);
+    }
+    drop(limits);
+    if auto_delete {
+        delete(shard, id, None, DeleteConditions::NONE, vhost);
+    }
+}
+
+/// basic.qos global=true changed the channel's limit: its queues here may deliver more.
+fn set_channel_prefetch(shard: &Rc<Shard>, channel: ChannelKey, prefetch_count: u16) {
+    let queues = {
+        let mut limits = shard.channel_limits.borrow_mut();
+        let limit = limits.entry(channel);
+        limit.prefetch_count = prefetch_count;
+        limit.queues.clone()
+    };
+    for queue in queues {
+        shard.mark_dirty(queue);
     }
 }
 
@@ -288,11 +331,12 @@ fn try_get(
     id: QueueId,
     channel: ChannelKey,
     no_ack: bool,
+    vhost: &ShortStr,
 ) -> Option<Result<Option<GetOk>, Exception>> {
     let mut queues = shard.queues.borrow_mut();
     let Some(queue) = queues.get_mut(&id) else {
         drop(queues);
-        return Some(Err(missing_queue(shard, id)));
+        return Some(Err(missing_queue(shard, id, vhost)));
     };
     let mut gone = Vec::new();
     let reply = match queue.get(channel, no_ack, &mut gone) {
@@ -324,6 +368,7 @@ async fn get_after_fetch(
     channel: ChannelKey,
     no_ack: bool,
     reply_to: ReplyTo,
+    vhost: ShortStr,
 ) {
     let started = std::time::Instant::now();
     while started.elapsed() < fetcher::GET_FETCH_WAIT_MAX {
@@ -331,7 +376,7 @@ async fn get_after_fetch(
         // look first. A head still on disk means a fetch for this queue is now in flight
         // (asked for here, or already running), and a fetch ending fires `fetch_done`; no
         // await separates the look from the wait, so that cannot be missed.
-        if let Some(reply) = try_get(&shard, id, channel, no_ack) {
+        if let Some(reply) = try_get(&shard, id, channel, no_ack, &vhost) {
             shard.reply(reply_to, Reply::Got(reply));
             return;
         }
@@ -350,24 +395,24 @@ fn consume(
     id: QueueId,
     reply_to: ReplyTo,
     key: ConsumerKey,
-    (no_ack, exclusive, nowait): (bool, bool, bool),
-    (prefetch_count, global_prefetch_count): (u16, u16),
+    options: ConsumeOptions,
+    vhost: &ShortStr,
 ) {
     let result = match shard.queues.borrow_mut().get_mut(&id) {
-        None => Err(missing_queue(shard, id)),
+        None => Err(missing_queue(shard, id, vhost)),
         Some(queue) => {
             let consumer = Consumer {
                 key: key.clone(),
-                no_ack,
-                exclusive,
-                prefetch_count,
+                no_ack: options.no_ack,
+                exclusive: options.exclusive,
+                prefetch_count: options.prefetch_count,
                 unacked_count: 0,
                 flow_credit: FLOW_CREDIT_INITIAL,
             };
             match queue.add_consumer(consumer) {
                 Ok(()) => Ok(queue.name.clone()),
                 Err(ConsumeRefusal::ExclusiveInUse) => Err(Exception::access_refused(format!(
-                    "queue '{}' in vhost '/' in exclusive use",
+                    "queue '{}' in vhost '{vhost}' in exclusive use",
                     queue.name
                 ))),
             }
@@ -377,7 +422,7 @@ fn consume(
         Ok(_) => {
             let mut limits = shard.channel_limits.borrow_mut();
             let limit = limits.entry(key.channel_key());
-            limit.prefetch_count = global_prefetch_count;
+            limit.prefetch_count = options.global_prefetch_count;
             if !limit.queues.contains(&id) {
                 limit.queues.push(id);
             }
@@ -386,8 +431,8 @@ fn consume(
                 consumer: key,
                 owner: shard.id,
                 queue: id,
-                no_ack,
-                nowait,
+                no_ack: options.no_ack,
+                nowait: options.nowait,
             })
         }
         Err(error) => Err(error),
@@ -425,7 +470,8 @@ pub fn delete(
     shard: &Rc<Shard>,
     id: QueueId,
     reply_to: Option<ReplyTo>,
-    (if_unused, if_empty): (bool, bool),
+    conditions: DeleteConditions,
+    vhost: ShortStr,
 ) {
     let mut queues = shard.queues.borrow_mut();
     let Some(queue) = queues.get(&id) else {
@@ -437,10 +483,13 @@ pub fn delete(
         }
         return;
     };
-    let refusal = if if_unused && queue.consumer_count() > 0 {
-        Some(format!("queue '{}' in vhost '/' in use", queue.name))
-    } else if if_empty && queue.ready_count() > 0 {
-        Some(format!("queue '{}' in vhost '/' not empty", queue.name))
+    let refusal = if conditions.if_unused && queue.consumer_count() > 0 {
+        Some(format!("queue '{}' in vhost '{vhost}' in use", queue.name))
+    } else if conditions.if_empty && queue.ready_count() > 0 {
+        Some(format!(
+            "queue '{}' in vhost '{vhost}' not empty",
+            queue.name
+        ))
     } else {
         None
     };
@@ -483,7 +532,7 @@ pub fn delete(
         ShardId::METADATA,
         ShardMessage::Meta {
             reply_to,
-            vhost: ShortStr::from_static(crate::vhost::DEFAULT_VHOST),
+            vhost,
             request: MetaRequest::QueueDeleted {
                 name: queue.name.clone(),
                 id,
@@ -552,13 +601,16 @@ fn dispatch_one(shard: &Rc<Shard>, id: QueueId, deliveries: &mut Vec<Delivery>) 
     }
 }
 
-fn missing_queue(shard: &Shard, id: QueueId) -> Exception {
+/// 404 for a queue this shard no longer holds, named as `vhost` in this shard's metadata copy
+/// still knows it.
+fn missing_queue(shard: &Shard, id: QueueId, vhost: &ShortStr) -> Exception {
     let registry = shard.registry.borrow();
     let name = registry
-        .vhosts()
-        .find_map(|vhost| vhost.queue_by_id(id).map(|q| q.name.clone()))
+        .vhost(vhost)
+        .and_then(|metadata| metadata.queue_by_id(id))
+        .map(|queue| queue.name.clone())
         .unwrap_or_default();
-    no_queue(&name, crate::vhost::DEFAULT_VHOST)
+    no_queue(&name, &vhost.to_string_lossy())
 }
 
 fn count_u32(count: usize) -> u32 {

@@ -1,12 +1,13 @@
 //! Start-up and shut-down: check that io_uring and enough locked memory are available, bind the
 //! AMQP listener, create the shard mesh, start one glommio executor per shard, hand accepted
-//! sockets to the least-loaded shard, and stop everything when asked.
+//! sockets to the least-loaded shard (which serves them with the `ServeConnection` start-up was
+//! given), and stop everything when asked.
 //!
 //! The listener is a plain `std` socket (no SO_REUSEPORT: glommio's own `bind` sets it, and a
 //! stray process on the same port would then silently take connections).
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::os::unix::io::{FromRawFd, IntoRawFd};
+use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,9 +18,9 @@ use glommio::net::{AcceptedTcpStream, TcpListener};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
-use crate::connection;
 use crate::ids::ShardId;
 use crate::queue::Queue;
+use crate::shard::endpoint::{ForcedClose, ServeConnection};
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
@@ -60,13 +61,18 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("cannot start shard executor: {0}")]
-    Executor(String),
+    Executor(#[source] glommio::GlommioError<()>),
+    #[error("cannot start shard executor: a shard stopped before reporting its recovery")]
+    ShardStopped,
     #[error("cannot create the shard wake-up pipes: {0}")]
     WakePipes(std::io::Error),
     #[error(transparent)]
     DataDir(#[from] recovery::DataDirError),
-    #[error("cannot recover shard {shard}'s log: {reason}")]
-    Recovery { shard: usize, reason: String },
+    #[error("cannot recover shard {}'s log: {source}", shard.0)]
+    Recovery {
+        shard: ShardId,
+        source: crate::shard::persistence::PersistenceError,
+    },
     #[error(transparent)]
     Metadata(#[from] metadata_recovery::MetadataRecoveryError),
     #[error("the data directory was written with {written} shards; start with --shards {written} (changing the shard count of existing data is not supported yet)")]
@@ -105,8 +111,9 @@ impl Broker {
     }
 }
 
-/// Checks the host, binds the listener and starts the shards.
-pub fn start(mut config: Config) -> Result<Broker, StartError> {
+/// Checks the host, binds the listener and starts the shards; every shard serves the sockets
+/// it is handed with `serve`.
+pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, StartError> {
     assert!(config.shards >= 1);
     assert!(config.shards <= usize::from(u16::MAX));
     check_io_uring()?;
@@ -119,8 +126,72 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
             path: config.data_dir.clone(),
             source,
         })?;
-    // Start-up only: the definitions are read before any executor runs.
-    let metadata = metadata_recovery::open_metadata(&config)?;
+    let metadata = open_metadata(&config)?;
+    let mut metadata_log = Some(metadata.log);
+    let definitions = Arc::new(metadata.snapshot);
+    let (listener, local_addr) = bind_listener(config.listen)?;
+    let mut listener_fd = Some(listener.into_raw_fd());
+
+    let shard_count = config.shards;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pressure = Arc::new(Pressure::new(shard_count));
+    let (wake, wake_readers) = waker::wake_pipes(shard_count).map_err(StartError::WakePipes)?;
+    let mut threads = Vec::with_capacity(shard_count);
+    // Start-up only: each shard reports once, after its recovery, to this thread.
+    let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
+    for (index, (mesh_ends, wake_reader)) in mesh_ends(shard_count)
+        .into_iter()
+        .zip(wake_readers)
+        .enumerate()
+    {
+        let placement = if config.pin_shards {
+            Placement::Fixed(index % num_cpus())
+        } else {
+            Placement::Unbound
+        };
+        let start = ShardStart {
+            id: ShardId(u16::try_from(index).expect("checked above")),
+            config: config.clone(),
+            mesh_ends,
+            wake: wake.clone(),
+            wake_reader,
+            listener_fd: if index == 0 { listener_fd.take() } else { None },
+            definitions: definitions.clone(),
+            metadata_log: metadata_log.take(),
+            stop: stop.clone(),
+            ready: ready_sender.clone(),
+            pressure: pressure.clone(),
+            serve,
+        };
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("hare-shard-{index}"))
+            .io_memory(io_memory_bytes)
+            .preempt_timer(PREEMPT_TIMER)
+            .spawn(move || run_shard(start))
+            .map_err(StartError::Executor)?;
+        threads.push(handle);
+    }
+    let ticker_stop = Arc::new(AtomicBool::new(false));
+    let ticker = wake
+        .start_ticker(ticker_stop.clone())
+        .map_err(StartError::WakePipes)?;
+    drop(ready_sender);
+    let recovered = wait_for_recovery(&ready_receiver, shard_count, &stop)?;
+    Ok(Broker {
+        local_addr,
+        stop,
+        threads,
+        ticker,
+        ticker_stop,
+        recovered,
+        _data_dir_lock: data_dir_lock,
+    })
+}
+
+/// Opens the metadata log, checks it was written for this many shards, and logs what it held.
+/// Start-up only: the definitions are read before any executor runs.
+fn open_metadata(config: &Config) -> Result<metadata_recovery::OpenedMetadata, StartError> {
+    let metadata = metadata_recovery::open_metadata(config)?;
     if usize::from(metadata.snapshot.shard_count) != config.shards {
         return Err(StartError::ShardCountChanged {
             written: metadata.snapshot.shard_count,
@@ -147,19 +218,20 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
         duration_ms = summary.duration.as_millis() as u64,
         "metadata recovered"
     );
-    let mut metadata_log = Some(metadata.log);
-    let definitions = Arc::new(metadata.snapshot);
-    let listener = StdTcpListener::bind(config.listen).map_err(|source| StartError::Listen {
-        address: config.listen,
-        source,
-    })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        address: config.listen,
-        source,
-    })?;
-    let mut listener_fd = Some(listener.into_raw_fd());
+    Ok(metadata)
+}
 
-    let shard_count = config.shards;
+/// Binds the AMQP listener, returning it with the address it got (the port, for port 0).
+fn bind_listener(address: SocketAddr) -> Result<(StdTcpListener, SocketAddr), StartError> {
+    let listen_error = |source| StartError::Listen { address, source };
+    let listener = StdTcpListener::bind(address).map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, local_addr))
+}
+
+/// One bounded channel for every ordered pair of shards: shard `i` gets its senders to every
+/// other shard and its receivers from every other shard, `None` at its own index.
+fn mesh_ends(shard_count: usize) -> Vec<MeshEnds> {
     // senders[from][to] and receivers[to][from], for every ordered pair from != to.
     let mut senders: Vec<Vec<Option<SharedSender<Batch>>>> = (0..shard_count)
         .map(|_| (0..shard_count).map(|_| None).collect())
@@ -176,101 +248,84 @@ pub fn start(mut config: Config) -> Result<Broker, StartError> {
             }
         }
     }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let pressure = Arc::new(Pressure::new(shard_count));
-    let (wake, wake_readers) = waker::wake_pipes(shard_count).map_err(StartError::WakePipes)?;
-    let mut threads = Vec::with_capacity(shard_count);
-    // Start-up only: each shard reports once, after its recovery, to this thread.
-    let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
-    for (index, ((shard_senders, shard_receivers), wake_reader)) in senders
+    senders
         .into_iter()
         .zip(receivers)
-        .zip(wake_readers)
-        .enumerate()
-    {
-        let shard_id = ShardId(u16::try_from(index).expect("checked above"));
-        let placement = if config.pin_shards {
-            Placement::Fixed(index % num_cpus())
-        } else {
-            Placement::Unbound
-        };
-        let config = config.clone();
-        let stop = stop.clone();
-        let pressure = pressure.clone();
-        let listener_fd = if index == 0 { listener_fd.take() } else { None };
-        let wake = wake.clone();
-        let ready = ready_sender.clone();
-        let definitions = (definitions.clone(), metadata_log.take());
-        let handle = LocalExecutorBuilder::new(placement)
-            .name(&format!("hare-shard-{index}"))
-            .io_memory(io_memory_bytes)
-            .preempt_timer(PREEMPT_TIMER)
-            .spawn(move || async move {
-                run_shard(
-                    shard_id,
-                    config,
-                    (shard_senders, shard_receivers),
-                    (wake, wake_reader),
-                    (listener_fd, definitions),
-                    (stop, ready, pressure),
-                )
-                .await;
-            })
-            .map_err(|error| StartError::Executor(error.to_string()))?;
-        threads.push(handle);
-    }
-    let ticker_stop = Arc::new(AtomicBool::new(false));
-    let ticker = wake
-        .start_ticker(ticker_stop.clone())
-        .map_err(StartError::WakePipes)?;
-    drop(ready_sender);
+        .map(|(senders, receivers)| MeshEnds { senders, receivers })
+        .collect()
+}
+
+/// Waits for every shard to report its recovery, in shard order; the first failure stops
+/// them all.
+fn wait_for_recovery(
+    ready: &ReadyReceiver,
+    shard_count: usize,
+    stop: &AtomicBool,
+) -> Result<Vec<ShardRecovery>, StartError> {
     let mut recovered = Vec::with_capacity(shard_count);
     for _ in 0..shard_count {
-        match ready_receiver.recv() {
+        match ready.recv() {
             Ok(Ok(summary)) => recovered.push(summary),
-            Ok(Err((shard, reason))) => {
+            Ok(Err(error)) => {
                 stop.store(true, Ordering::Release);
-                return Err(StartError::Recovery { shard, reason });
+                return Err(error);
             }
             Err(_) => {
                 stop.store(true, Ordering::Release);
-                return Err(StartError::Executor(
-                    "a shard stopped before reporting its recovery".into(),
-                ));
+                return Err(StartError::ShardStopped);
             }
         }
     }
     recovered.sort_by_key(|summary| summary.shard);
-    Ok(Broker {
-        local_addr,
-        stop,
-        threads,
-        ticker,
-        ticker_stop,
-        recovered,
-        _data_dir_lock: data_dir_lock,
-    })
+    Ok(recovered)
 }
 
-type ReadySender = std::sync::mpsc::Sender<Result<ShardRecovery, (usize, String)>>;
+/// Each shard's recovery report: what it recovered, or `StartError::Recovery`.
+type ReadySender = std::sync::mpsc::Sender<Result<ShardRecovery, StartError>>;
+type ReadyReceiver = std::sync::mpsc::Receiver<Result<ShardRecovery, StartError>>;
 
-type MeshEnds = (
-    Vec<Option<SharedSender<Batch>>>,
-    Vec<Option<SharedReceiver<Batch>>>,
-);
+/// One shard's ends of the mesh channels, indexed by the other shard; `None` at its own index.
+struct MeshEnds {
+    senders: Vec<Option<SharedSender<Batch>>>,
+    receivers: Vec<Option<SharedReceiver<Batch>>>,
+}
 
-async fn run_shard(
+/// Everything one shard's executor starts from, moved into its thread.
+struct ShardStart {
     id: ShardId,
     config: Config,
-    (senders, receivers): MeshEnds,
-    (wake, wake_reader): (WakeHandles, WakeReader),
-    (listener_fd, (definitions, metadata_log)): (
-        Option<i32>,
-        (Arc<MetadataSnapshot>, Option<MetadataLog>),
-    ),
-    (stop, ready, pressure): (Arc<AtomicBool>, ReadySender, Arc<Pressure>),
-) {
+    mesh_ends: MeshEnds,
+    wake: WakeHandles,
+    wake_reader: WakeReader,
+    /// The listening socket, for the one shard that accepts.
+    listener_fd: Option<RawFd>,
+    /// The durable metadata every shard installs before it serves.
+    definitions: Arc<MetadataSnapshot>,
+    /// The metadata log, for the metadata shard, which writes it.
+    metadata_log: Option<MetadataLog>,
+    /// Set by `Broker::request_stop`.
+    stop: Arc<AtomicBool>,
+    /// Where the shard reports its recovery.
+    ready: ReadySender,
+    pressure: Arc<Pressure>,
+    serve: ServeConnection,
+}
+
+async fn run_shard(start: ShardStart) {
+    let ShardStart {
+        id,
+        config,
+        mesh_ends: MeshEnds { senders, receivers },
+        wake,
+        wake_reader,
+        listener_fd,
+        definitions,
+        metadata_log,
+        stop,
+        ready,
+        pressure,
+        serve,
+    } = start;
     let shard_count = senders.len();
     let ticker = match Ticker::open(wake_reader).await {
         Ok(ticker) => ticker,
@@ -280,7 +335,7 @@ async fn run_shard(
         }
     };
     let mesh = Rc::new(Mesh::new(id, shard_count, wake, pressure));
-    let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone()));
+    let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone(), serve));
     install_definitions(&shard, &definitions);
     drop(definitions);
     if let Some(log) = metadata_log {
@@ -292,8 +347,8 @@ async fn run_shard(
         Ok(summary) => {
             let _ = ready.send(Ok(summary));
         }
-        Err(error) => {
-            let _ = ready.send(Err((id.index(), error.to_string())));
+        Err(source) => {
+            let _ = ready.send(Err(StartError::Recovery { shard: id, source }));
             return;
         }
     }
@@ -357,12 +412,11 @@ async fn run_shard(
 async fn shut_down(shard: &Rc<Shard>, ticker: &Ticker) {
     shard.shutting_down.set(true);
     shard.shutdown.notify_all();
-    let connections: Vec<_> = shard.connections.borrow().values().cloned().collect();
-    for connection in &connections {
-        connection.force_close("broker forced connection closure with reason 'shutdown'");
+    for endpoint in shard.connections.all() {
+        endpoint.close_forced(ForcedClose::Shutdown);
     }
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-    while !shard.connections.borrow().is_empty() && std::time::Instant::now() < deadline {
+    while !shard.connections.is_empty() && std::time::Instant::now() < deadline {
         ticker.tick().await;
     }
     // Acks and rejects are appended without an fdatasync of their own; a clean stop makes
@@ -417,8 +471,9 @@ fn hand_off(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
 pub fn serve_accepted(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
     let stream = stream.bind_to_executor();
     let shard = shard.clone();
+    let serve = shard.serve_connection;
     glommio::spawn_local(async move {
-        connection::serve(shard.clone(), stream).await;
+        serve(shard.clone(), stream).await;
         if shard.id == ShardId::METADATA {
             let mut counts = shard.connection_counts.borrow_mut();
             counts[0] = counts[0].saturating_sub(1);

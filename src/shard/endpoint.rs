@@ -1,0 +1,88 @@
+//! What the shard runtime needs from a connection, declared here so the runtime never names
+//! the connection layer. The AMQP connection layer (the `connection` module) sits on top of
+//! the runtime: every open connection registers itself as a `ConnectionEndpoint` in
+//! `Shard.connections`, and start-up is handed a `ServeConnection` that it runs for each socket
+//! it accepts (the `server` module wires the two together).
+//!
+//! Adding a feature: something another shard tells one connection is a new `ConnectionEvent`
+//! variant, handled by the connection layer in `handle_event`; something the runtime does to
+//! every connection of its shard (an alarm, a shutdown) is a new method here.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use futures_lite::future::BoxedLocal;
+use glommio::net::TcpStream;
+
+use crate::fast_map::FastMap;
+use crate::ids::ConnectionId;
+use crate::shard::message::{ConnectionEvent, ConsumeOk, StorageAlarm};
+use crate::shard::Shard;
+
+/// A connection owned by this shard, as the runtime reaches it. Every call runs to completion
+/// on the shard's thread without awaiting (inbox handlers call it).
+pub trait ConnectionEndpoint {
+    /// An event for this connection arrived through the mesh.
+    fn handle_event(&self, event: ConnectionEvent);
+    /// A consumer of this connection was registered on its queue's owner. Called as the reply
+    /// arrives, before the task awaiting it runs, so consume-ok reaches the client ahead of
+    /// the deliveries that follow on the same inbox channel.
+    fn consumed(&self, consume_ok: &ConsumeOk);
+    /// A storage alarm is raised: tell the client to stop publishing.
+    fn block(&self, alarm: &StorageAlarm);
+    /// Every alarm cleared.
+    fn unblock(&self);
+    /// Close the connection with 320 CONNECTION_FORCED.
+    fn close_forced(&self, reason: ForcedClose);
+}
+
+/// Why the broker closes a connection the client did not ask to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedClose {
+    /// The broker is stopping.
+    Shutdown,
+}
+
+impl ForcedClose {
+    /// The explanation sent after `CONNECTION_FORCED - `, in RabbitMQ's words.
+    pub fn text(self) -> &'static str {
+        match self {
+            ForcedClose::Shutdown => "broker forced connection closure with reason 'shutdown'",
+        }
+    }
+}
+
+/// Serves one accepted socket (already bound to this shard's executor) until it closes. The
+/// future is boxed once per connection, never per message.
+pub type ServeConnection = fn(Rc<Shard>, TcpStream) -> BoxedLocal<()>;
+
+/// The connections a shard owns, by id.
+#[derive(Default)]
+pub struct Connections {
+    endpoints: RefCell<FastMap<ConnectionId, Rc<dyn ConnectionEndpoint>>>,
+}
+
+impl Connections {
+    pub fn insert(&self, id: ConnectionId, endpoint: Rc<dyn ConnectionEndpoint>) {
+        let old = self.endpoints.borrow_mut().insert(id, endpoint);
+        assert!(old.is_none(), "connection ids are never reused");
+    }
+
+    pub fn remove(&self, id: ConnectionId) {
+        self.endpoints.borrow_mut().remove(&id);
+    }
+
+    /// The connection, if it is still open. The map is not borrowed while the caller uses it.
+    pub fn get(&self, id: ConnectionId) -> Option<Rc<dyn ConnectionEndpoint>> {
+        self.endpoints.borrow().get(&id).cloned()
+    }
+
+    /// Every open connection, collected first so a call on one may open or close others.
+    pub fn all(&self) -> Vec<Rc<dyn ConnectionEndpoint>> {
+        self.endpoints.borrow().values().cloned().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.borrow().is_empty()
+    }
+}
