@@ -176,38 +176,11 @@ async fn round(index: usize, rng: &mut fastrand::Rng, with_acks: bool) -> Summar
         .await
         .expect("durable queue recovered")
         .expect("declare-ok");
-    let mut deliveries = consume(&check, QUEUE, true).await;
-    let mut seen = vec![0u32; sent as usize + 1];
-    let mut markers = 0;
-    let mut previous = 0;
-    let mut duplicates = 0;
-    for _ in 0..recovered {
-        let delivery = deliveries.next().await;
-        assert!(delivery.redelivered, "recovered messages are redelivered");
-        let id = delivery
-            .properties
-            .message_id()
-            .expect("message id")
-            .clone();
-        if id == "marker" {
-            markers += 1;
-            continue;
-        }
-        let n: u64 = id.parse().expect("numbered message");
-        assert!((1..=sent).contains(&n), "message {n} was never published");
-        assert_eq!(delivery.body, body_of(n), "body of message {n}");
-        seen[n as usize] += 1;
-        if seen[n as usize] > 1 {
-            assert!(
-                !confirmed[n as usize],
-                "confirmed message {n} came back twice"
-            );
-            duplicates += 1;
-        } else {
-            assert!(n > previous, "message {n} came back after {previous}");
-            previous = n;
-        }
-    }
+    let ReadBack {
+        seen,
+        markers,
+        duplicates,
+    } = read_back(&check, recovered, sent, &confirmed).await;
     if with_acks {
         assert_eq!(markers, 1, "the confirmed marker came back once");
     }
@@ -259,4 +232,54 @@ async fn confirmed_messages_survive_kill_9_at_a_random_point() {
 #[tokio::test]
 async fn durably_acked_messages_do_not_come_back_after_kill_9() {
     rounds(true).await;
+}
+
+/// What a recovered queue gave back: how often each numbered message came, the markers, and
+/// the duplicates (never of a confirmed message).
+struct ReadBack {
+    seen: Vec<u32>,
+    markers: u32,
+    duplicates: u32,
+}
+
+/// Consumes the `recovered` messages, checking each against what was published: redelivered,
+/// published, the right body, in order, and no confirmed message twice.
+async fn read_back(check: &Channel, recovered: u32, sent: u64, confirmed: &[bool]) -> ReadBack {
+    let mut deliveries = consume(check, QUEUE, true).await;
+    let mut seen = vec![0u32; sent as usize + 1];
+    let mut markers = 0;
+    let mut previous = 0;
+    let mut duplicates = 0;
+    for _ in 0..recovered {
+        let delivery = deliveries.next().await;
+        assert!(delivery.redelivered, "recovered messages are redelivered");
+        let id = delivery
+            .properties
+            .message_id()
+            .expect("message id")
+            .clone();
+        if id == "marker" {
+            markers += 1;
+            continue;
+        }
+        let n: u64 = id.parse().expect("numbered message");
+        assert!((1..=sent).contains(&n), "message {n} was never published");
+        assert_eq!(delivery.body, body_of(n), "body of message {n}");
+        seen[n as usize] += 1;
+        if seen[n as usize] > 1 {
+            assert!(
+                !confirmed[n as usize],
+                "confirmed message {n} came back twice"
+            );
+            duplicates += 1;
+        } else {
+            assert!(n > previous, "message {n} came back after {previous}");
+            previous = n;
+        }
+    }
+    ReadBack {
+        seen,
+        markers,
+        duplicates,
+    }
 }

@@ -13,7 +13,9 @@ use crate::protocol::{
     FieldTable, Method, QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete,
     QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbind, QueueUnbindOk, ShortStr,
 };
-use crate::shard::message::{DeleteConditions, MetaRequest, QueueOp, Reply, ShardMessage};
+use crate::shard::message::{
+    DeleteConditions, MetaRequest, QueueDeleted, QueueOp, Reply, ShardMessage,
+};
 use crate::shard::Shard;
 use crate::vhost::delta::{BindingDefinition, DestinationName};
 use crate::vhost::{names, rules};
@@ -248,7 +250,10 @@ pub async fn delete(
                 std::mem::take(&mut state.deferred_cancels)
             };
             let outcome = match result {
-                Ok((message_count, version)) => {
+                Ok(QueueDeleted {
+                    message_count,
+                    version,
+                }) => {
                     shard.wait_for_version(version).await;
                     connection
                         .state

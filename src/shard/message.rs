@@ -254,8 +254,15 @@ pub enum Reply {
     Barrier {
         durable: bool,
     },
-    /// A queue was deleted: (message count, metadata version).
-    Deleted(Result<(u32, u64), Exception>),
+    /// A queue was deleted.
+    Deleted(Result<QueueDeleted, Exception>),
+}
+
+/// What queue.delete-ok reports, and the metadata version that removed the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueDeleted {
+    pub message_count: u32,
+    pub version: u64,
 }
 
 pub struct ConsumeOk {

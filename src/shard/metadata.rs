@@ -7,12 +7,13 @@ use std::rc::Rc;
 use crate::exception::Exception;
 use crate::ids::ShardId;
 use crate::protocol::{HardError, ShortStr};
-use crate::shard::message::{MetaRequest, QueueOp, Reply, ShardMessage};
+use crate::shard::message::{MetaRequest, QueueDeleted, QueueOp, Reply, ShardMessage};
 use crate::shard::metadata_writer::PendingChange;
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
-use crate::vhost::delta::MetaUpdate;
+use crate::vhost::delta::{MetaDelta, MetaUpdate};
 use crate::vhost::metadata_record::MetadataChange;
+use crate::vhost::queue_definition::QueueDefinition;
 use crate::vhost::rules::Change;
 
 pub fn handle_request(
@@ -22,9 +23,7 @@ pub fn handle_request(
     request: MetaRequest,
 ) {
     assert_eq!(shard.id, ShardId::METADATA, "only shard 0 decides metadata");
-    let mut registry = shard.registry.borrow_mut();
-    let Some(vhost) = registry.vhost_mut(&vhost_name) else {
-        drop(registry);
+    let Some(decision) = decide(shard, &vhost_name, request) else {
         if let Some(reply_to) = reply_to {
             let error = Exception::connection(
                 HardError::NotAllowed,
@@ -34,139 +33,173 @@ pub fn handle_request(
         }
         return;
     };
+    let needs_definitions = !decision.durable_deltas.is_empty();
+    let version = publish(shard, vhost_name, decision.deltas, decision.durable_deltas);
+    shard.registry_changed.notify_all();
+    if let Some((target, message)) = answer(reply_to, decision.outcome, version) {
+        answer_when_applied(
+            shard,
+            WaitingAnswer {
+                version,
+                needs_definitions,
+                target,
+                message,
+            },
+        );
+    }
+}
+
+/// An answer held until every shard applied its version and, for a durable change, until the
+/// metadata log holds it.
+pub struct WaitingAnswer {
+    version: u64,
+    needs_definitions: bool,
+    target: ShardId,
+    message: ShardMessage,
+}
+
+/// What the rules decided for one request.
+struct Decision {
+    outcome: Outcome,
+    /// Every delta, applied on the metadata shard already.
+    deltas: Vec<MetaDelta>,
+    /// The deltas that change something durable: the change's metadata log entry.
+    durable_deltas: Vec<MetaDelta>,
+}
+
+/// What the requester is told.
+enum Outcome {
+    Done(Result<(), Exception>),
+    /// The owner shard finishes a declared queue and answers with its counts.
+    QueueDeclared(QueueDefinition),
+    QueueDeleted(Result<u32, Exception>),
+}
+
+/// Runs the rules on the metadata shard's copy of `vhost_name`; None if there is no such vhost.
+fn decide(shard: &Shard, vhost_name: &ShortStr, request: MetaRequest) -> Option<Decision> {
+    let mut registry = shard.registry.borrow_mut();
+    let vhost = registry.vhost_mut(vhost_name)?;
     let mut next_id = shard.next_metadata_id.get();
     let mut change = Change::new(vhost, &mut next_id);
-    let mut declared = None;
-    let mut deleted_count = None;
-    let result = match request {
-        MetaRequest::ExchangeDeclare(declare) => change.exchange_declare(declare),
-        MetaRequest::ExchangeDelete { name, if_unused } => change.exchange_delete(&name, if_unused),
-        MetaRequest::QueueDeclare(declare) => change.queue_declare(declare).map(|definition| {
-            declared = Some(definition);
-        }),
+    let outcome = match request {
+        MetaRequest::ExchangeDeclare(declare) => Outcome::Done(change.exchange_declare(declare)),
+        MetaRequest::ExchangeDelete { name, if_unused } => {
+            Outcome::Done(change.exchange_delete(&name, if_unused))
+        }
+        MetaRequest::QueueDeclare(declare) => match change.queue_declare(declare) {
+            Ok(definition) => Outcome::QueueDeclared(definition),
+            Err(error) => Outcome::Done(Err(error)),
+        },
         MetaRequest::Bind {
             binding,
             connection,
-        } => change.bind(binding, connection),
+        } => Outcome::Done(change.bind(binding, connection)),
         MetaRequest::Unbind {
             binding,
             connection,
-        } => change.unbind(binding, connection),
+        } => Outcome::Done(change.unbind(binding, connection)),
         MetaRequest::QueueDeleted {
             name,
             id,
             message_count,
         } => {
             change.queue_deleted(&name, id);
-            deleted_count = Some(message_count);
-            Ok(())
+            Outcome::QueueDeleted(Ok(message_count))
         }
     };
     let deltas = std::mem::take(&mut change.deltas);
     let durable_deltas = std::mem::take(&mut change.durable_deltas);
     drop(change);
-    let needs_definitions = !durable_deltas.is_empty();
     shard.next_metadata_id.set(next_id);
-    let version = if deltas.is_empty() {
-        let version = registry.version();
-        drop(registry);
-        version
-    } else {
+    Some(Decision {
+        outcome,
+        deltas,
+        durable_deltas,
+    })
+}
+
+/// Gives the change its version, hands its durable deltas to the metadata log's writer and
+/// broadcasts it to every other shard; returns the version (the current one if nothing
+/// changed).
+fn publish(
+    shard: &Rc<Shard>,
+    vhost_name: ShortStr,
+    deltas: Vec<MetaDelta>,
+    durable_deltas: Vec<MetaDelta>,
+) -> u64 {
+    let version = {
+        let mut registry = shard.registry.borrow_mut();
+        if deltas.is_empty() {
+            return registry.version();
+        }
         let version = registry.version() + 1;
         registry.set_version(version);
-        drop(registry);
-        super::queues::install_declared(shard, &deltas);
-        if needs_definitions {
-            let entry = MetadataChange {
-                next_id,
-                vhost: vhost_name.clone(),
-                deltas: durable_deltas,
-            };
-            shard.metadata_pending.borrow_mut().push(PendingChange {
-                version,
-                entry: entry.encode(),
-            });
-            shard.definitions_wanted.notify();
-        }
-        let update = MetaUpdate {
-            version,
-            vhost: vhost_name,
-            deltas,
-        };
-        for target in 0..shard.shard_count() {
-            let target = ShardId(u16::try_from(target).expect("shard count fits u16"));
-            if target != shard.id {
-                shard.send(target, ShardMessage::MetaUpdate(update.clone()));
-            }
-        }
         version
     };
-    shard.registry_changed.notify_all();
+    super::queues::install_declared(shard, &deltas);
+    if !durable_deltas.is_empty() {
+        let entry = MetadataChange {
+            next_id: shard.next_metadata_id.get(),
+            vhost: vhost_name.clone(),
+            deltas: durable_deltas,
+        };
+        shard.metadata_pending.borrow_mut().push(PendingChange {
+            version,
+            entry: entry.encode(),
+        });
+        shard.definitions_wanted.notify();
+    }
+    let update = MetaUpdate {
+        version,
+        vhost: vhost_name,
+        deltas,
+    };
+    for target in 0..shard.shard_count() {
+        let target = ShardId(u16::try_from(target).expect("shard count fits u16"));
+        if target != shard.id {
+            shard.send(target, ShardMessage::MetaUpdate(update.clone()));
+        }
+    }
+    version
+}
 
-    let answer = match (result, declared) {
-        (Err(error), _) => reply_to.map(|reply_to| {
-            let reply = match deleted_count {
-                Some(_) => Reply::Deleted(Err(error)),
-                None => Reply::Meta(Err(error)),
-            };
-            (
-                reply_to.shard,
-                ShardMessage::Reply {
-                    request: reply_to.request,
-                    reply,
-                },
-            )
-        }),
-        // The owner answers a declare with the queue's counts.
-        (Ok(()), Some(definition)) => {
+/// The message that answers the requester, and the shard it goes to.
+fn answer(
+    reply_to: Option<ReplyTo>,
+    outcome: Outcome,
+    version: u64,
+) -> Option<(ShardId, ShardMessage)> {
+    let reply = match outcome {
+        Outcome::QueueDeclared(definition) => {
             let reply_to = reply_to.expect("queue declares always wait for their answer");
             let owner = definition.owner_shard;
             let queue = definition.id;
-            Some((
-                owner,
-                ShardMessage::Queue {
-                    queue,
-                    op: QueueOp::Declared {
-                        reply_to,
-                        definition,
-                        version,
-                    },
-                },
-            ))
-        }
-        (Ok(()), None) => reply_to.map(|reply_to| {
-            let reply = match deleted_count {
-                Some(count) => Reply::Deleted(Ok((count, version))),
-                None => Reply::Meta(Ok(version)),
+            let op = QueueOp::Declared {
+                reply_to,
+                definition,
+                version,
             };
-            (
-                reply_to.shard,
-                ShardMessage::Reply {
-                    request: reply_to.request,
-                    reply,
-                },
-            )
-        }),
+            return Some((owner, ShardMessage::Queue { queue, op }));
+        }
+        Outcome::Done(result) => Reply::Meta(result.map(|()| version)),
+        Outcome::QueueDeleted(result) => Reply::Deleted(result.map(|message_count| QueueDeleted {
+            message_count,
+            version,
+        })),
     };
-    if let Some((target, message)) = answer {
-        answer_when_applied(shard, version, needs_definitions, target, message);
-    }
+    let reply_to = reply_to?;
+    let message = ShardMessage::Reply {
+        request: reply_to.request,
+        reply,
+    };
+    Some((reply_to.shard, message))
 }
 
-/// Sends `message` once every shard has applied `version` (and, for a durable change, once
+/// Sends the answer once every shard has applied its version (and, for a durable change, once
 /// the metadata log holds it): a client that got declare-ok or bind-ok may use what it
 /// changed from any connection at once, and a restart keeps it.
-fn answer_when_applied(
-    shard: &Rc<Shard>,
-    version: u64,
-    needs_definitions: bool,
-    target: ShardId,
-    message: ShardMessage,
-) {
-    shard
-        .metadata_answers
-        .borrow_mut()
-        .push_back((version, needs_definitions, target, message));
+fn answer_when_applied(shard: &Rc<Shard>, answer: WaitingAnswer) {
+    shard.metadata_answers.borrow_mut().push_back(answer);
     release_answers(shard.as_ref());
 }
 
@@ -193,17 +226,18 @@ pub(super) fn release_answers(shard: &Shard) {
         let due = {
             let mut answers = shard.metadata_answers.borrow_mut();
             match answers.front() {
-                Some((version, needs_definitions, _, _))
-                    if *version <= minimum && (!*needs_definitions || *version <= written) =>
+                Some(answer)
+                    if answer.version <= minimum
+                        && (!answer.needs_definitions || answer.version <= written) =>
                 {
                     answers.pop_front()
                 }
                 _ => None,
             }
         };
-        let Some((_, _, target, message)) = due else {
+        let Some(answer) = due else {
             return;
         };
-        shard.send(target, message);
+        shard.send(answer.target, answer.message);
     }
 }

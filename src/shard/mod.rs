@@ -75,7 +75,7 @@ pub struct Shard {
     pub metadata_applied: RefCell<Vec<u64>>,
     /// Metadata-shard state: answers waiting until every shard has their version, in
     /// version order.
-    pub metadata_answers: RefCell<VecDeque<(u64, bool, ShardId, ShardMessage)>>,
+    pub metadata_answers: RefCell<VecDeque<metadata::WaitingAnswer>>,
     /// Metadata-shard state: durable changes not yet handed to the metadata log, in version
     /// order, and the newest version the log holds.
     pub metadata_pending: RefCell<Vec<metadata_writer::PendingChange>>,

@@ -16,7 +16,7 @@ use crate::queue::{
 use crate::shard::fetcher;
 use crate::shard::message::{
     ConfirmRef, ConnectionEvent, ConsumeOk, ConsumeOptions, DeleteConditions, GetOk, MetaRequest,
-    QueueOp, Reply, ShardMessage,
+    QueueDeleted, QueueOp, Reply, ShardMessage,
 };
 use crate::shard::pending::ReplyTo;
 use crate::shard::persistence::Waiting;
@@ -479,7 +479,13 @@ pub fn delete(
         if let Some(reply_to) = reply_to {
             // Already gone: deleting a missing queue is not an error.
             let version = shard.registry.borrow().version();
-            shard.reply(reply_to, Reply::Deleted(Ok((0, version))));
+            shard.reply(
+                reply_to,
+                Reply::Deleted(Ok(QueueDeleted {
+                    message_count: 0,
+                    version,
+                })),
+            );
         }
         return;
     };

@@ -8,6 +8,7 @@ use crate::measure::latency::LatencyHistogram;
 use crate::measure::machine::Machine;
 use crate::measure::proc_stat::{cpu_seconds, Process};
 use crate::measure::received_ids::ReceivedIds;
+use crate::measure::sampler::Series;
 use crate::message_id::MessageId;
 use crate::scenario::run_context::RunContext;
 use crate::worker::consumer::ConsumerResult;
@@ -28,14 +29,12 @@ pub fn finish(mut ctx: RunContext) -> Report {
         .zip(ctx.broker_cpu_start_s)
         .map(|(end, start)| end - start);
 
-    let mut confirm_latency = LatencyHistogram::default();
-    let (mut published, mut confirmed, mut nacked) = (0, 0, 0);
-    for (result, _) in &ctx.producer_results {
-        confirm_latency.merge(&result.confirm_latency);
-        published += result.published;
-        confirmed += result.confirmed;
-        nacked += result.nacked;
-    }
+    let ProducerTotals {
+        confirm_latency,
+        published,
+        confirmed,
+        nacked,
+    } = producer_totals(&ctx);
     let mut deliver_latency = LatencyHistogram::default();
     for result in &ctx.consumer_results {
         deliver_latency.merge(&result.deliver_latency);
@@ -56,24 +55,10 @@ pub fn finish(mut ctx: RunContext) -> Report {
     };
     let timings = backlog_timings(&ctx, confirmed);
     let peak = |v: &Vec<f64>| v.iter().copied().fold(0.0, f64::max);
-    let depth_boundaries = ctx
-        .phases
-        .iter()
-        .flat_map(|p| [p.queue_depth_start, p.queue_depth_end])
-        .chain([ctx.queue_depth_end])
-        .flatten();
-    let queue_depth_max = series
-        .queue_depth_max()
-        .into_iter()
-        .chain(depth_boundaries)
-        .max();
-    let broker_rss_max_kib = series
-        .broker_rss_kib
-        .iter()
-        .flatten()
-        .copied()
-        .chain(ctx.broker_rss_read_max_kib)
-        .max();
+    let (queue_depth_max, broker_rss_max_kib) = (
+        queue_depth_max(&ctx, &series),
+        broker_rss_max_kib(&ctx, &series),
+    );
     let results = Results {
         duration_s,
         publish_duration_s,
@@ -134,6 +119,56 @@ pub fn finish(mut ctx: RunContext) -> Report {
         series,
         errors: ctx.errors.clone(),
     }
+}
+
+/// What every producer published, summed, with their confirm latencies merged.
+struct ProducerTotals {
+    confirm_latency: LatencyHistogram,
+    published: u64,
+    confirmed: u64,
+    nacked: u64,
+}
+
+fn producer_totals(ctx: &RunContext) -> ProducerTotals {
+    let mut totals = ProducerTotals {
+        confirm_latency: LatencyHistogram::default(),
+        published: 0,
+        confirmed: 0,
+        nacked: 0,
+    };
+    for (result, _) in &ctx.producer_results {
+        totals.confirm_latency.merge(&result.confirm_latency);
+        totals.published += result.published;
+        totals.confirmed += result.confirmed;
+        totals.nacked += result.nacked;
+    }
+    totals
+}
+
+/// The deepest the queues were: in the sampled series or at a phase boundary.
+fn queue_depth_max(ctx: &RunContext, series: &Series) -> Option<u64> {
+    let depth_boundaries = ctx
+        .phases
+        .iter()
+        .flat_map(|p| [p.queue_depth_start, p.queue_depth_end])
+        .chain([ctx.queue_depth_end])
+        .flatten();
+    series
+        .queue_depth_max()
+        .into_iter()
+        .chain(depth_boundaries)
+        .max()
+}
+
+/// The broker's largest RSS: sampled, or read at a phase boundary.
+fn broker_rss_max_kib(ctx: &RunContext, series: &Series) -> Option<u64> {
+    series
+        .broker_rss_kib
+        .iter()
+        .flatten()
+        .copied()
+        .chain(ctx.broker_rss_read_max_kib)
+        .max()
 }
 
 /// The backlog scenario's exact timings and the rates they give.
