@@ -430,6 +430,17 @@ async fn after_kill9_the_definitions_are_exactly_the_acknowledged_changes() {
         );
         model = with_in_flight;
     }
+    // The rounds went through several generations of the log: snapshots were made (and
+    // killed) while changes went on.
+    let generation = std::fs::read_dir(broker.data_dir.join("metadata"))
+        .expect("metadata directory")
+        .filter_map(|entry| {
+            let name = entry.expect("directory entry").file_name();
+            name.to_str()?.strip_suffix(".log")?.parse::<u32>().ok()
+        })
+        .max()
+        .expect("a generation exists");
+    assert!(generation > 1, "seed {seed}: the log was never compacted");
     // A clean restart after all the rounds keeps everything too.
     let expected = model.observable();
     let broker = broker.restart();

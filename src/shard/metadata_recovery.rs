@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hare_storage::{MetadataLog, MetadataLogError};
+use hare_storage::{MetadataLog, MetadataLogError, RecoveredMetadata};
 
 use crate::config::Config;
 use crate::vhost::definitions::{self, DefinitionsError};
@@ -60,28 +60,17 @@ pub fn open_metadata(config: &Config) -> Result<OpenedMetadata, MetadataRecovery
     let dir = config.data_dir.join(METADATA_DIR_NAME);
     let opened = match MetadataLog::open(&dir)? {
         Some((log, recovered)) => {
-            let in_log = |source| MetadataRecoveryError::Definitions {
-                path: log.path(),
-                source,
-            };
-            let mut replay = MetadataReplay::new(
-                &MetadataSnapshot::decode(recovered.snapshot()).map_err(in_log)?,
-            )
-            .map_err(in_log)?;
-            for entry in recovered.entries() {
-                let change = MetadataChange::decode(entry).map_err(in_log)?;
-                replay.apply(&change).map_err(in_log)?;
-            }
+            let (snapshot, changes_replayed) = replay(&recovered, &log.path())?;
             let summary = MetadataSummary {
                 generation: log.generation(),
-                changes_replayed: replay.changes(),
+                changes_replayed,
                 torn_tail_bytes: recovered.report.torn_tail_bytes,
                 converted_definitions_file: false,
                 duration: Duration::ZERO,
             };
             OpenedMetadata {
                 log,
-                snapshot: replay.finish(),
+                snapshot,
                 summary,
             }
         }
@@ -97,6 +86,27 @@ pub fn open_metadata(config: &Config) -> Result<OpenedMetadata, MetadataRecovery
         },
         ..opened
     })
+}
+
+/// Rebuilds one snapshot from what a generation holds: its snapshot, then every change entry,
+/// each checked against the state before it. Start-up uses it, and so does a compaction, on a
+/// thread of its own. Returns the snapshot and the number of changes replayed.
+pub fn replay(
+    recovered: &RecoveredMetadata,
+    path: &Path,
+) -> Result<(MetadataSnapshot, u64), MetadataRecoveryError> {
+    let in_log = |source| MetadataRecoveryError::Definitions {
+        path: path.to_path_buf(),
+        source,
+    };
+    let snapshot = MetadataSnapshot::decode(recovered.snapshot()).map_err(in_log)?;
+    let mut replay = MetadataReplay::new(&snapshot).map_err(in_log)?;
+    for entry in recovered.entries() {
+        let change = MetadataChange::decode(entry).map_err(in_log)?;
+        replay.apply(&change).map_err(in_log)?;
+    }
+    let changes = replay.changes();
+    Ok((replay.finish(), changes))
 }
 
 /// The first generation: from the `definitions` file if there is one, else empty.

@@ -59,8 +59,8 @@ pub use crate::fault::FaultInjector;
 pub use crate::format::CorruptReason;
 pub use crate::log::{Log, LogStats};
 pub use crate::metadata_log::{
-    metadata_generation_file_name, MetadataLog, MetadataLogError, MetadataOpenReport,
-    RecoveredMetadata,
+    metadata_generation_file_name, CompactionSource, MetadataLog, MetadataLogError,
+    MetadataOpenReport, RecoveredMetadata,
 };
 pub use crate::reader::{READ_COALESCE_GAP_BYTES, READ_COALESCE_SPAN_BYTES_MAX};
 pub use crate::segment::segment_file_name;

@@ -121,6 +121,7 @@ impl MetadataLog {
         let scan =
             scan(&bytes, generation).map_err(|(offset, reason)| corrupt(&path, offset, reason))?;
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .open(&path)
             .map_err(io("open", &path))?;
@@ -180,7 +181,7 @@ impl MetadataLog {
             )));
         }
         remove_files(dir, &listing.temporary)?;
-        write_generation(dir, 1, 1, snapshot)
+        write_generation(dir, 1, 1, snapshot, &Tail::NONE)
     }
 
     /// Appends `entries` as one batch and fdatasyncs: once this returns Ok they survive a
@@ -217,7 +218,13 @@ impl MetadataLog {
             .generation
             .checked_add(1)
             .expect("fewer than 2^32 generations");
-        let next = write_generation(&self.dir, generation, self.next_sequence, snapshot)?;
+        let next = write_generation(
+            &self.dir,
+            generation,
+            self.next_sequence,
+            snapshot,
+            &Tail::NONE,
+        )?;
         let old = self.path();
         *self = next;
         // The new generation is durable and visible; a leftover old file is only removed
@@ -226,6 +233,61 @@ impl MetadataLog {
             tracing::warn!(path = %old.display(), %error, "cannot delete an old metadata log generation");
         }
         Ok(())
+    }
+
+    /// The log as it is now, for a compaction: another thread reads this prefix back
+    /// (`CompactionSource::read`), replays it into a snapshot without holding up the writer,
+    /// and `install_compacted` starts the next generation with it, carrying over the records
+    /// appended meanwhile.
+    pub fn compaction_source(&self) -> CompactionSource {
+        CompactionSource {
+            path: self.path(),
+            generation: self.generation,
+            end_offset: self.end_offset,
+            next_sequence: self.next_sequence,
+        }
+    }
+
+    /// Starts the next generation from `snapshot`, the state of `source`'s prefix, followed by
+    /// every record appended since. Ok(false), and nothing written, if the log moved to
+    /// another generation or failed meanwhile: the snapshot no longer fits it.
+    pub fn install_compacted(
+        &mut self,
+        source: &CompactionSource,
+        snapshot: &[u8],
+    ) -> Result<bool, MetadataLogError> {
+        if self.failed || source.generation != self.generation {
+            return Ok(false);
+        }
+        assert!(source.end_offset <= self.end_offset);
+        assert!(source.next_sequence <= self.next_sequence);
+        let path = self.path();
+        let length = usize::try_from(self.end_offset - source.end_offset)
+            .expect("a log's tail fits in memory");
+        let mut records = vec![0u8; length];
+        self.file
+            .read_exact_at(&mut records, source.end_offset)
+            .map_err(io("read", &path))?;
+        let tail = Tail {
+            records,
+            record_count: self.next_sequence - source.next_sequence,
+        };
+        let generation = self
+            .generation
+            .checked_add(1)
+            .expect("fewer than 2^32 generations");
+        let next = write_generation(
+            &self.dir,
+            generation,
+            source.next_sequence - 1,
+            snapshot,
+            &tail,
+        )?;
+        *self = next;
+        if let Err(error) = fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), %error, "cannot delete an old metadata log generation");
+        }
+        Ok(true)
     }
 
     /// Bytes appended after the generation's snapshot: what a rewrite would reclaim.
@@ -245,6 +307,60 @@ impl MetadataLog {
     /// The file of the current generation.
     pub fn path(&self) -> PathBuf {
         generation_path(&self.dir, self.generation)
+    }
+}
+
+/// A prefix of one generation that a compaction reads (`MetadataLog::compaction_source`).
+#[derive(Clone, Debug)]
+pub struct CompactionSource {
+    path: PathBuf,
+    generation: u32,
+    end_offset: u64,
+    next_sequence: u64,
+}
+
+impl CompactionSource {
+    /// Reads the prefix back. It was synced, so it must be whole: any bad record in it is
+    /// corruption. Blocking; meant for a thread of its own.
+    pub fn read(&self) -> Result<RecoveredMetadata, MetadataLogError> {
+        let started = Instant::now();
+        let length = usize::try_from(self.end_offset).expect("a log's prefix fits in memory");
+        let mut bytes = vec![0u8; length];
+        File::open(&self.path)
+            .and_then(|file| file.read_exact_at(&mut bytes, 0))
+            .map_err(io("read", &self.path))?;
+        let scan = scan(&bytes, self.generation)
+            .map_err(|(offset, reason)| corrupt(&self.path, offset, reason))?;
+        if scan.end_offset != bytes.len() || scan.next_sequence != self.next_sequence {
+            return Err(corrupt(
+                &self.path,
+                scan.end_offset as u64,
+                MetadataCorruptReason::SequenceGap {
+                    expected: self.next_sequence,
+                    found: scan.next_sequence,
+                },
+            ));
+        }
+        let report = MetadataOpenReport {
+            generation: self.generation,
+            file_size_bytes: self.end_offset,
+            batches: scan.batches,
+            entries: scan.entries.len() as u64,
+            torn_tail_bytes: 0,
+            removed_files: 0,
+            duration: started.elapsed(),
+        };
+        Ok(RecoveredMetadata {
+            bytes,
+            snapshot: scan.snapshot,
+            entries: scan.entries,
+            report,
+        })
+    }
+
+    /// The file the prefix is in.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -321,18 +437,23 @@ fn scan(bytes: &[u8], generation: u32) -> Result<Scan, (u64, MetadataCorruptReas
     Ok(scan)
 }
 
-/// Writes a complete generation under a temporary name, syncs it, and makes it visible.
+/// Writes a complete generation under a temporary name, syncs it, and makes it visible: the
+/// snapshot (with `sequence`), then `tail`, whole records that continue the sequence.
 fn write_generation(
     dir: &Path,
     generation: u32,
     sequence: u64,
     snapshot: &[u8],
+    tail: &Tail,
 ) -> Result<MetadataLog, MetadataLogError> {
     let temporary = dir.join(format!("{}.tmp", metadata_generation_file_name(generation)));
     let path = generation_path(dir, generation);
     let mut bytes = encode_file_header(generation).to_vec();
     encode_record(&mut bytes, MetadataRecordKind::Snapshot, sequence, snapshot);
+    let snapshot_end = bytes.len() as u64;
+    bytes.extend_from_slice(&tail.records);
     let file = OpenOptions::new()
+        .read(true)
         .write(true)
         .create(true)
         .truncate(true)
@@ -344,16 +465,28 @@ fn write_generation(
     file.sync_all().map_err(io("fsync", &temporary))?;
     fs::rename(&temporary, &path).map_err(io("rename", &temporary))?;
     sync_dir(dir)?;
-    let end_offset = bytes.len() as u64;
     Ok(MetadataLog {
         dir: dir.to_path_buf(),
         generation,
         file,
-        end_offset,
-        next_sequence: sequence + 1,
-        snapshot_size_bytes: end_offset - FILE_HEADER_SIZE_BYTES as u64,
+        end_offset: bytes.len() as u64,
+        next_sequence: sequence + 1 + tail.record_count,
+        snapshot_size_bytes: snapshot_end - FILE_HEADER_SIZE_BYTES as u64,
         failed: false,
     })
+}
+
+/// Records carried over into a new generation after its snapshot.
+struct Tail {
+    records: Vec<u8>,
+    record_count: u64,
+}
+
+impl Tail {
+    const NONE: Tail = Tail {
+        records: Vec::new(),
+        record_count: 0,
+    };
 }
 
 fn generation_path(dir: &Path, generation: u32) -> PathBuf {

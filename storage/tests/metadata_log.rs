@@ -270,3 +270,67 @@ fn random_histories_recover_exactly_what_was_acknowledged() {
         assert_eq!(entries, expected, "seed {seed} round {round} cut {cut}");
     }
 }
+
+/// A compaction reads a synced prefix on another thread while appends go on; installing its
+/// snapshot carries over what was appended meanwhile, and the log continues after it.
+#[test]
+fn a_compacted_snapshot_keeps_what_was_appended_while_it_was_made() {
+    let dir = common::test_dir("metadata_compaction");
+    let mut log = MetadataLog::create(&dir, b"s").unwrap();
+    log.append(&[b"a", b"b"]).unwrap();
+    let source = log.compaction_source();
+    log.append(&[b"c"]).unwrap();
+    log.append(&[b"d", b"e"]).unwrap();
+    let prefix = source.read().unwrap();
+    assert_eq!(prefix.snapshot(), b"s");
+    let entries: Vec<Vec<u8>> = prefix.entries().map(<[u8]>::to_vec).collect();
+    assert_eq!(entries, vec![b"a".to_vec(), b"b".to_vec()]);
+    assert!(log.install_compacted(&source, b"s+a+b").unwrap());
+    assert_eq!(log.generation(), 2);
+    log.append(&[b"f"]).unwrap();
+    drop(log);
+    let (snapshot, entries) = entries_of(&dir);
+    assert_eq!(snapshot, b"s+a+b");
+    let expected: Vec<Vec<u8>> = [b"c", b"d", b"e", b"f"]
+        .iter()
+        .map(|e| e.to_vec())
+        .collect();
+    assert_eq!(entries, expected);
+    assert_eq!(files_in(&dir), vec![metadata_generation_file_name(2)]);
+}
+
+/// A compaction that finishes after the log moved on (a rewrite made a new generation) no
+/// longer fits: it is dropped, and nothing changes.
+#[test]
+fn a_compaction_of_an_older_generation_is_dropped() {
+    let dir = common::test_dir("metadata_compaction_stale");
+    let mut log = MetadataLog::create(&dir, b"s").unwrap();
+    log.append(&[b"a"]).unwrap();
+    let source = log.compaction_source();
+    log.rewrite(b"s+a").unwrap();
+    log.append(&[b"b"]).unwrap();
+    assert!(!log.install_compacted(&source, b"stale").unwrap());
+    drop(log);
+    let (snapshot, entries) = entries_of(&dir);
+    assert_eq!(snapshot, b"s+a");
+    assert_eq!(entries, vec![b"b".to_vec()]);
+}
+
+/// A prefix that is not whole any more is reported, never replayed in part.
+#[test]
+fn a_damaged_compaction_prefix_is_corruption() {
+    let dir = common::test_dir("metadata_compaction_damaged");
+    let mut log = MetadataLog::create(&dir, b"s").unwrap();
+    log.append(&[b"a"]).unwrap();
+    let source = log.compaction_source();
+    let path = log.path();
+    drop(log);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        source.read(),
+        Err(MetadataLogError::Corrupt { .. })
+    ));
+}
