@@ -214,25 +214,7 @@ impl MetadataLog {
     /// (and whatever the failed appends tried to add, if the caller still wants it). On error
     /// the current generation stays in use, unchanged.
     pub fn rewrite(&mut self, snapshot: &[u8]) -> Result<(), MetadataLogError> {
-        let generation = self
-            .generation
-            .checked_add(1)
-            .expect("fewer than 2^32 generations");
-        let next = write_generation(
-            &self.dir,
-            generation,
-            self.next_sequence,
-            snapshot,
-            &Tail::NONE,
-        )?;
-        let old = self.path();
-        *self = next;
-        // The new generation is durable and visible; a leftover old file is only removed
-        // again by the next open, so failing to delete it here loses nothing.
-        if let Err(error) = fs::remove_file(&old) {
-            tracing::warn!(path = %old.display(), %error, "cannot delete an old metadata log generation");
-        }
-        Ok(())
+        self.start_generation(self.next_sequence, snapshot, &Tail::NONE)
     }
 
     /// The log as it is now, for a compaction: another thread reads this prefix back
@@ -272,22 +254,30 @@ impl MetadataLog {
             records,
             record_count: self.next_sequence - source.next_sequence,
         };
+        self.start_generation(source.next_sequence - 1, snapshot, &tail)?;
+        Ok(true)
+    }
+
+    /// Writes the next generation (snapshot, then `tail`) and makes it the log. The new
+    /// generation is durable and visible before the old file goes; a leftover old file is
+    /// removed again by the next open, so failing to delete it here loses nothing.
+    fn start_generation(
+        &mut self,
+        snapshot_sequence: u64,
+        snapshot: &[u8],
+        tail: &Tail,
+    ) -> Result<(), MetadataLogError> {
         let generation = self
             .generation
             .checked_add(1)
             .expect("fewer than 2^32 generations");
-        let next = write_generation(
-            &self.dir,
-            generation,
-            source.next_sequence - 1,
-            snapshot,
-            &tail,
-        )?;
+        let next = write_generation(&self.dir, generation, snapshot_sequence, snapshot, tail)?;
+        let old = self.path();
         *self = next;
-        if let Err(error) = fs::remove_file(&path) {
-            tracing::warn!(path = %path.display(), %error, "cannot delete an old metadata log generation");
+        if let Err(error) = fs::remove_file(&old) {
+            tracing::warn!(path = %old.display(), %error, "cannot delete an old metadata log generation");
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Bytes appended after the generation's snapshot: what a rewrite would reclaim.
