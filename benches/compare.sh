@@ -11,7 +11,10 @@
 #   SECONDS_PER_RUN  publishing time of the timed scenarios (10; QUICK: 2)
 #   BACKLOG_MESSAGES flood of the backlog scenario (100000; QUICK: 5000)
 #   RSS_MESSAGES     messages left in the queue by rss1m (1000000; QUICK: 20000)
+#   DECLARE_QUEUES   durable queues of the declare scenario (12000; QUICK: 2000)
+#   RABBIT_TOOL      script that starts and stops RabbitMQ on loopback (start PORT | stop)
 #   SCENARIOS        any of: transient confirm100 confirm1000 backlog latency5k cpu20k rss1m
+#                    declare
 #   OUT              output directory (target/bench-compare/<timestamp>)
 #   RABBIT_PORT      AMQP port of RabbitMQ (5690)
 #
@@ -35,19 +38,22 @@ if [[ $QUICK == 1 ]]; then
   SECONDS_PER_RUN=${SECONDS_PER_RUN:-2}
   BACKLOG_MESSAGES=${BACKLOG_MESSAGES:-5000}
   RSS_MESSAGES=${RSS_MESSAGES:-20000}
+  DECLARE_QUEUES=${DECLARE_QUEUES:-2000}
 fi
 RUNS=${RUNS:-3}
 RUNS_RSS=${RUNS_RSS:-1}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 BACKLOG_MESSAGES=${BACKLOG_MESSAGES:-100000}
 RSS_MESSAGES=${RSS_MESSAGES:-1000000}
-SCENARIOS=${SCENARIOS:-"transient confirm100 confirm1000 backlog latency5k cpu20k rss1m"}
+DECLARE_QUEUES=${DECLARE_QUEUES:-12000}
+SCENARIOS=${SCENARIOS:-"transient confirm100 confirm1000 backlog latency5k cpu20k rss1m declare"}
 RABBIT_PORT=${RABBIT_PORT:-5690}
 OUT=${OUT:-target/bench-compare/$(date +%Y%m%d-%H%M%S)}
 
 HARE_BIN=target/release/hare
 HAREPERF_BIN=target/release/hareperf
-RABBIT_TOOL=/work/shared/tools/rabbitmq-local.sh
+# A script that starts (`start PORT`) and stops (`stop`) a RabbitMQ on loopback.
+RABBIT_TOOL=${RABBIT_TOOL:-/work/shared/tools/rabbitmq-local.sh}
 RABBIT_URI="amqp://guest:guest@127.0.0.1:${RABBIT_PORT}/%2f"
 # The management API that rabbitmq-local.sh enables; used only to find queues a failed run
 # left behind.
@@ -247,6 +253,12 @@ scenario_rss1m() {
     >"$base.delete.txt" 2>&1 || log "rss1m: deleting $RSS_QUEUE on $broker failed; see $base.delete.txt"
 }
 
+# DECLARE_QUEUES durable queues declared one after another on one connection, timed per
+# window of 2,000: whether a declare costs more as the definitions grow.
+scenario_declare() {
+  perf "$1" declare "$2" declare --declare-queues "$DECLARE_QUEUES" --declare-window 2000
+}
+
 # VmRSS of a process, in KiB.
 rss_kib() {
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
@@ -270,7 +282,8 @@ for scenario in $SCENARIOS; do mkdir -p "$OUT/$scenario"; done
   echo "git=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)"
   echo "kernel=$(uname -r) cores=$(nproc)"
   echo "QUICK=$QUICK RUNS=$RUNS RUNS_RSS=$RUNS_RSS SECONDS_PER_RUN=$SECONDS_PER_RUN"
-  echo "BACKLOG_MESSAGES=$BACKLOG_MESSAGES RSS_MESSAGES=$RSS_MESSAGES SCENARIOS=\"$SCENARIOS\""
+  echo "BACKLOG_MESSAGES=$BACKLOG_MESSAGES RSS_MESSAGES=$RSS_MESSAGES DECLARE_QUEUES=$DECLARE_QUEUES"
+  echo "SCENARIOS=\"$SCENARIOS\""
 } >"$OUT/settings.txt"
 log "writing under $OUT"
 

@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 
 BROKERS = ("hare", "rabbitmq")
-SCENARIO_ORDER = ("transient", "confirm100", "confirm1000", "backlog", "latency5k", "cpu20k", "rss1m")
+SCENARIO_ORDER = (
+    "transient", "confirm100", "confirm1000", "backlog", "latency5k", "cpu20k", "rss1m", "declare",
+)
 REPORT_NAME = re.compile(r"^(hare|rabbitmq)-(\d+)\.json$")
 # hareperf's own CPU above this share of a core means the client, not the broker, may set the
 # rate; the table then says so.
@@ -247,6 +249,29 @@ FIGURES = {
 FIGURES["confirm1000"] = FIGURES["confirm100"]
 
 
+def declare_curve(key):
+    """A figure of the declare scenario's queue.declare curve."""
+    def figure(run):
+        declare = results(run).get("declare") or {}
+        for curve in declare.get("curves", []):
+            if curve["change"] == "queue_declare":
+                return curve.get(key)
+        return None
+    return figure
+
+
+# Durable declares one after another on one connection: an answer must cost the same however
+# many queues exist (the last window's rate within 20 % of the first's).
+FIGURES["declare"] = [
+    ("queue.declare rate, whole run (/s)", "rate", declare_curve("rate_per_s"), None, "median"),
+    ("… first window (/s)", "rate", declare_curve("first_window_rate_per_s"), None, "median"),
+    ("… last window (/s)", "rate", declare_curve("last_window_rate_per_s"), None, "median"),
+    ("… last ÷ first window", "ratio", declare_curve("last_to_first_ratio"),
+     ("Hare ≥ 0.8", "hare_min", 0.8), "median"),
+    BROKER_CPU,
+]
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__.strip(), file=sys.stderr)
@@ -345,6 +370,8 @@ def met(target, values, ratio, by_broker):
         ok = ratio is not None and ratio <= bound
     elif kind == "hare_max":
         ok = values["hare"] is not None and values["hare"] <= bound
+    elif kind == "hare_min":
+        ok = values["hare"] is not None and values["hare"] >= bound
     elif kind == "zero":
         ok = all(v == 0 for v in values.values())
     elif kind == "equals_messages":
@@ -403,6 +430,8 @@ def fmt(value, unit):
         return f"{value:.2f} s"
     if unit == "kib":
         return f"{value / 1024:.1f} MiB"
+    if unit == "ratio":
+        return f"{value:.2f}"
     raise ValueError(f"unknown unit {unit}")
 
 
