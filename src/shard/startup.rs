@@ -19,12 +19,11 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
 use crate::ids::ShardId;
-use crate::queue::Queue;
 use crate::shard::endpoint::{ForcedClose, ServeConnection};
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
-use crate::shard::pressure::Pressure;
+use crate::shard::pressure::{Pressure, QueueMemoryScan};
 use crate::shard::recovery::{self, ShardRecovery};
 use crate::shard::waker::{self, Ticker, WakeHandles, WakeReader};
 use crate::shard::{metadata_recovery, metadata_writer, queues, Shard};
@@ -394,9 +393,10 @@ async fn run_shard(start: ShardStart) {
     }
 
     // The housekeeping tick: watches for the stop request and measures queue memory.
+    let mut memory = QueueMemoryScan::default();
     while !stop.load(Ordering::Acquire) {
         ticker.tick().await;
-        let mut queued_bytes: usize = shard.queues.borrow().values().map(Queue::ram_bytes).sum();
+        let mut queued_bytes = memory.queued_bytes(&shard.queues.borrow());
         if shard
             .installed_persistence()
             .is_some_and(|persistence| persistence.write_buffer_high())
