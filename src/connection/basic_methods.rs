@@ -463,7 +463,7 @@ pub async fn tx_commit(
         // so commit-ok would be a false promise.
         return Err(Exception::connection(
             HardError::InternalError,
-            "INTERNAL_ERROR - the transaction could not be made durable (disk fault)",
+            "the transaction could not be made durable (disk fault)",
         ));
     }
     connection.write_method(channel.0, &Method::TxCommitOk(TxCommitOk {}));

@@ -385,7 +385,7 @@ async fn get_after_fetch(
     }
     let error = Exception::connection(
         crate::protocol::HardError::InternalError,
-        "INTERNAL_ERROR - cannot read the message back from disk",
+        "cannot read the message back from disk",
     );
     shard.reply(reply_to, Reply::Got(Err(error)));
 }
