@@ -283,3 +283,61 @@ fn persistent_messages_beyond_the_write_buffer_are_queued_not_dropped() {
         other => panic!("expected queue.declare-ok, got {other:?}"),
     }
 }
+
+/// Regression: the alarm used to be raised only when a confirm or a transaction waited on the
+/// log. A log that failed under publishers without confirms stayed failed with no alarm and
+/// no reopen, so persistent messages went on being kept in memory only. Now any failure
+/// raises the alarm, and the reopen clears it.
+#[test]
+fn a_log_failure_under_publishers_without_confirms_raises_and_clears_the_alarm() {
+    use hare::protocol::{FrameType, QueueDeclare};
+    use std::time::{Duration, Instant};
+    let broker = Broker::start_with(1, &["--storage-fault", "fdatasync-error-after=3,for=1"]);
+    let mut client = RawClient::open(broker.addr);
+    client.open_channel(1);
+    client.send_method(
+        1,
+        QueueDeclare {
+            queue: ShortStr::from_static("faulty"),
+            durable: true,
+            ..Default::default()
+        },
+    );
+    match client.next_method() {
+        (1, Method::QueueDeclareOk(_)) => {}
+        other => panic!("expected queue.declare-ok, got {other:?}"),
+    }
+    let (mut blocked, mut unblocked) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut sent = 0u32;
+    while !unblocked {
+        assert!(
+            Instant::now() < deadline,
+            "no alarm cycle after {sent} messages (blocked {blocked})"
+        );
+        if !blocked {
+            sent += 1;
+            send_persistent(&mut client, sent.to_string().as_bytes());
+        }
+        let frame = match client.read_frame(Duration::from_millis(20)) {
+            common::raw::Incoming::Frame(frame) => frame,
+            common::raw::Incoming::Timeout => continue,
+            common::raw::Incoming::Closed => panic!("the broker closed the connection"),
+        };
+        if frame.frame_type != FrameType::Method {
+            continue;
+        }
+        match Method::decode(&frame.payload).expect("a method hare sent") {
+            Method::ConnectionBlocked(_) => blocked = true,
+            Method::ConnectionUnblocked(_) => {
+                assert!(
+                    blocked,
+                    "connection.unblocked came before connection.blocked"
+                );
+                unblocked = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    client.assert_serving();
+}

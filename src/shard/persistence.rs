@@ -339,32 +339,30 @@ impl Persistence {
     }
 
     /// Sends confirms and barrier answers as the log becomes durable; nacks them if it fails.
+    /// It also watches the log while nothing waits: a failure under publishers without
+    /// confirms (or under settle records alone) raises the alarm and starts the reopen too.
     pub async fn run_confirmer(self: Rc<Self>, shard: Rc<Shard>) {
         loop {
-            if self.waiting.borrow().is_empty() {
-                self.waiting_added.wait().await;
-                continue;
-            }
             let changed = match self.log() {
+                Ok(log) if self.waiting.borrow().is_empty() => {
+                    let added = async {
+                        self.waiting_added.wait().await;
+                        None
+                    };
+                    let changed = async { Some(log.durable_changed().await) };
+                    match futures_lite::future::or(added, changed).await {
+                        // Something waits now, or the log advanced with nobody waiting.
+                        None | Some(Ok(_)) => continue,
+                        Some(Err(error)) => Err(error),
+                    }
+                }
                 Ok(log) => log.durable_changed().await,
                 Err(error) => Err(error),
             };
             let durable = match changed {
                 Ok(durable) => durable,
                 Err(error) => {
-                    let error = Arc::new(error);
-                    if !self.alarm_raised.replace(true) {
-                        tracing::error!(%error, shard = %shard.id, "log failed: refusing persistent messages, alarm raised");
-                        let alarm = StorageAlarm {
-                            shard: shard.id,
-                            cause: error.clone(),
-                        };
-                        shard
-                            .mesh
-                            .broadcast(|| ShardMessage::StorageAlarm(alarm.clone()));
-                    }
-                    self.fail_waiting(&shard);
-                    self.reopen_until_healthy(&shard, &error).await;
+                    self.failed(&shard, Arc::new(error)).await;
                     continue;
                 }
             };
@@ -382,6 +380,23 @@ impl Persistence {
                 answer(&shard, waiting, true);
             }
         }
+    }
+
+    /// The log failed: raise the alarm on every shard (once), nack whatever waits, and reopen
+    /// the log until it works again.
+    async fn failed(&self, shard: &Rc<Shard>, error: Arc<StorageError>) {
+        if !self.alarm_raised.replace(true) {
+            tracing::error!(%error, shard = %shard.id, "log failed: refusing persistent messages, alarm raised");
+            let alarm = StorageAlarm {
+                shard: shard.id,
+                cause: error.clone(),
+            };
+            shard
+                .mesh
+                .broadcast(|| ShardMessage::StorageAlarm(alarm.clone()));
+        }
+        self.fail_waiting(shard);
+        self.reopen_until_healthy(shard, &error).await;
     }
 
     /// After the log failed: every second, closes it and opens it again (recovery cuts what
