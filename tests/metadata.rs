@@ -569,12 +569,9 @@ impl Drop for Mount {
     }
 }
 
-/// A full disk under the metadata log: a durable declare gets no declare-ok while nothing
-/// can be written (the writer retries, and never answers for a change it could not store),
-/// gets it once space returns, and the queue survives a kill -9. The metadata directory is a
-/// 64 KiB tmpfs (the metadata log uses buffered I/O); mounting needs root, as in CI.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_holds_declare_ok_until_the_change_is_stored() {
+/// A data directory whose `metadata/` is a 64 KiB tmpfs (the metadata log uses buffered I/O),
+/// so a test can fill it. None without the right to mount (root, as in CI).
+fn data_dir_with_small_metadata_disk() -> Option<(std::path::PathBuf, Mount)> {
     let data_dir = common::fresh_data_dir();
     let metadata_dir = data_dir.join("metadata");
     std::fs::create_dir_all(&metadata_dir).expect("create the metadata directory");
@@ -585,9 +582,41 @@ async fn a_full_disk_holds_declare_ok_until_the_change_is_stored() {
         .is_ok_and(|status| status.success());
     if !mounted {
         println!("skipped: mounting a tmpfs needs root");
-        return;
+        return None;
     }
-    let _mount = Mount(metadata_dir.clone());
+    Some((data_dir, Mount(metadata_dir)))
+}
+
+/// Fills the metadata filesystem to the last byte; returns the filler to delete.
+fn fill_metadata_disk(data_dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler_path = data_dir.join("metadata").join("filler");
+    let mut filler = std::fs::File::create(&filler_path).expect("create the filler");
+    let block = [0u8; 4096];
+    while filler.write(&block).is_ok_and(|written| written > 0) {}
+    while filler.write(&block[..1]).is_ok_and(|written| written > 0) {}
+    filler_path
+}
+
+/// Arguments too large for what is left of the log file's last page: tmpfs allocates whole
+/// pages, so on a full disk an entry carrying them cannot be written.
+fn page_sized_arguments() -> amqprs::FieldTable {
+    let mut arguments = amqprs::FieldTable::new();
+    arguments.insert(
+        "note".try_into().expect("field name"),
+        amqprs::FieldValue::from("x".repeat(6000)),
+    );
+    arguments
+}
+
+/// A full disk under the metadata log: a durable declare gets no declare-ok while nothing
+/// can be written (the writer retries, and never answers for a change it could not store),
+/// gets it once space returns, and the queue survives a kill -9.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_holds_declare_ok_until_the_change_is_stored() {
+    let Some((data_dir, _mount)) = data_dir_with_small_metadata_disk() else {
+        return;
+    };
     let broker = Broker::start_in(&data_dir, SHARDS);
     let client = Client::connect(&broker).await;
     let (channel, _events) = client.channel().await;
@@ -598,22 +627,8 @@ async fn a_full_disk_holds_declare_ok_until_the_change_is_stored() {
     .await
     .expect("declare while there is space");
 
-    // Fill the filesystem to the last byte.
-    let filler_path = metadata_dir.join("filler");
-    {
-        use std::io::Write;
-        let mut filler = std::fs::File::create(&filler_path).expect("create the filler");
-        let block = [0u8; 4096];
-        while filler.write(&block).is_ok_and(|written| written > 0) {}
-        while filler.write(&block[..1]).is_ok_and(|written| written > 0) {}
-    }
-    // tmpfs allocates whole pages: an entry larger than a page cannot fit in what is left of
-    // the log file's last one.
-    let mut arguments = amqprs::FieldTable::new();
-    arguments.insert(
-        "note".try_into().expect("field name"),
-        amqprs::FieldValue::from("x".repeat(6000)),
-    );
+    let filler_path = fill_metadata_disk(&data_dir);
+    let arguments = page_sized_arguments();
     let declare = tokio::spawn(async move {
         let args = QueueDeclareArguments::durable_client_named("during.full")
             .arguments(arguments)
@@ -643,6 +658,153 @@ async fn a_full_disk_holds_declare_ok_until_the_change_is_stored() {
             "{queue} survives"
         );
     }
+    drop(client);
+    drop(broker);
+}
+
+/// Declares durable queues until the metadata log's last page has 8 bytes left, so that on a
+/// full tmpfs the next entry needs a page it cannot get. A queue.declare entry with a name of
+/// n bytes makes a record of 67 + n bytes, padded to 8 (docs/storage-format.md); the file
+/// size is measured after every declare, so the arithmetic only has to be close.
+async fn fill_last_page_of_the_log(channel: &Channel, data_dir: &std::path::Path) {
+    const PAGE_BYTES: u64 = 4096;
+    let metadata_dir = data_dir.join("metadata");
+    for index in 0..100 {
+        let log = std::fs::read_dir(&metadata_dir)
+            .expect("metadata directory")
+            .map(|entry| entry.expect("directory entry").path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .expect("a generation exists");
+        let size = std::fs::metadata(&log).expect("log size").len();
+        let remaining = PAGE_BYTES - size % PAGE_BYTES;
+        if remaining == 8 {
+            return;
+        }
+        // Fill the page to 8 bytes short, or spill into the next one if that is too little.
+        let name_len = remaining
+            .checked_sub(8 + 67)
+            .filter(|len| (1..=240).contains(len))
+            .unwrap_or(200);
+        let name = format!(
+            "pad{index:03}{}",
+            "x".repeat(name_len as usize - 6.min(name_len as usize))
+        );
+        within(
+            "queue.declare",
+            channel.queue_declare(QueueDeclareArguments::durable_client_named(&name)),
+        )
+        .await
+        .expect("queue.declare");
+    }
+    panic!("the log's last page could not be filled to 8 bytes short");
+}
+
+/// Regression: an answer that changes nothing can report a change the broker made on its
+/// own. When the last consumer of an auto-delete queue goes, the queue (and an auto-delete
+/// exchange bound only to it) is deleted with nobody waiting for that deletion; a client's
+/// queue.delete-ok or exchange.delete-ok for them used to go out before the deletion was on
+/// disk, so a kill -9 could bring back what the client was told is gone. On a full disk the
+/// deletion cannot be stored: those answers must wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_of_what_an_auto_delete_removed_wait_until_that_is_stored() {
+    use amqprs::channel::BasicCancelArguments;
+    let Some((data_dir, _mount)) = data_dir_with_small_metadata_disk() else {
+        return;
+    };
+    let broker = Broker::start_in(&data_dir, SHARDS);
+    let client = Client::connect(&broker).await;
+    let (channel, _events) = client.channel().await;
+    let exchange = ExchangeDeclareArguments::new("auto.x", "direct")
+        .durable(true)
+        .auto_delete(true)
+        .finish();
+    within("exchange.declare", channel.exchange_declare(exchange))
+        .await
+        .expect("exchange.declare");
+    let queue = QueueDeclareArguments::new("auto.q")
+        .durable(true)
+        .auto_delete(true)
+        .finish();
+    within("queue.declare", channel.queue_declare(queue))
+        .await
+        .expect("queue.declare");
+    within(
+        "queue.bind",
+        channel.queue_bind(QueueBindArguments::new("auto.q", "auto.x", "k")),
+    )
+    .await
+    .expect("queue.bind");
+    let consumer = client::consume(&channel, "auto.q", true).await;
+
+    // The auto-delete below must be the first change that cannot be stored: nothing else may
+    // wait ahead of the answers under test.
+    fill_last_page_of_the_log(&channel, &data_dir).await;
+    let filler_path = fill_metadata_disk(&data_dir);
+    let other = Client::connect(&broker).await;
+    let (queue_channel, _queue_events) = other.channel().await;
+    let (exchange_channel, _exchange_events) = other.channel().await;
+    // The last consumer goes: auto.q is deleted, and with its only binding gone, auto.x. The
+    // owner starts that deletion before it answers cancel-ok, so the deletes below find
+    // nothing left to delete: their answers report the auto-delete.
+    within(
+        "basic.cancel",
+        channel.basic_cancel(BasicCancelArguments::new(&consumer.tag)),
+    )
+    .await
+    .expect("basic.cancel-ok");
+    // Once the other connection's shard no longer knows auto.q (basic.get answers 404 from
+    // there without asking anyone), the metadata shard has made the auto-delete, and the
+    // deletes below reach it after that.
+    let mut polls = 0;
+    loop {
+        let (probe, _probe_events) = other.channel().await;
+        let args = BasicGetArguments::new("auto.q").no_ack(true).finish();
+        if within("basic.get", probe.basic_get(args)).await.is_err() {
+            break;
+        }
+        polls += 1;
+        assert!(polls < 500, "auto.q was never auto-deleted");
+        let _ = probe.close().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queue_delete = tokio::spawn(async move {
+        let deleted = queue_channel
+            .queue_delete(QueueDeleteArguments::new("auto.q"))
+            .await;
+        deleted.is_ok()
+    });
+    let exchange_delete = tokio::spawn(async move {
+        let deleted = exchange_channel
+            .exchange_delete(ExchangeDeleteArguments::new("auto.x"))
+            .await;
+        deleted.is_ok()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !queue_delete.is_finished(),
+        "queue.delete-ok came before the auto-delete it reports was stored"
+    );
+    assert!(
+        !exchange_delete.is_finished(),
+        "exchange.delete-ok came before the auto-delete it reports was stored"
+    );
+    std::fs::remove_file(&filler_path).expect("free the space");
+    let queue_deleted = within("queue.delete-ok after space returns", queue_delete)
+        .await
+        .expect("delete task");
+    assert!(queue_deleted, "queue.delete-ok");
+    let exchange_deleted = within("exchange.delete-ok after space returns", exchange_delete)
+        .await
+        .expect("delete task");
+    assert!(exchange_deleted, "exchange.delete-ok");
+    drop(other);
+    drop(client);
+
+    let data_dir = broker.kill9();
+    let broker = Broker::start_in(&data_dir, SHARDS);
+    let client = Client::connect(&broker).await;
+    assert!(!exists(&client, |_| ExistsCheck::Queue("auto.q".into())).await);
+    assert!(!exists(&client, |_| ExistsCheck::Exchange("auto.x".into())).await);
     drop(client);
     drop(broker);
 }

@@ -4,7 +4,8 @@
 use std::rc::Rc;
 
 use crate::connection::requests::{
-    change_binding, existing_queue, queue_name, resolve_queue, unexpected_reply, BindingChange,
+    change_binding, existing_queue, meta_change, queue_name, resolve_queue, unexpected_reply,
+    BindingChange,
 };
 use crate::connection::{direct_reply, events, ConnectionShared};
 use crate::exception::Exception;
@@ -219,8 +220,13 @@ pub async fn delete(
 ) -> Result<(), Exception> {
     let name = queue_name(connection, channel, &method.queue)?;
     let message_count = match resolve_queue(shard, connection, &name)? {
-        // Deleting a missing queue is not an error (clients rely on it being idempotent).
-        None => 0,
+        // Deleting a missing queue is not an error (clients rely on it being idempotent). It
+        // may be missing because of a deletion not yet on disk (an auto-delete, another
+        // connection's delete): delete-ok waits until that is durable.
+        None => {
+            meta_change(shard, connection, MetaRequest::Sync).await?;
+            0
+        }
         Some(queue) => {
             let vhost = {
                 let mut state = connection.state.borrow_mut();

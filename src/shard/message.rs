@@ -87,6 +87,12 @@ pub enum MetaRequest {
         id: QueueId,
         message_count: u32,
     },
+    /// Changes nothing: answered (`Reply::Meta`) once every change made so far is applied on
+    /// every shard and durable, for an answer that reports what those changes did
+    /// (queue.delete-ok for a queue the asking connection already sees gone).
+    Sync,
+    /// The same for a queue its owner found gone, answered as a deletion of 0 messages.
+    QueueAlreadyDeleted,
 }
 
 /// Identifies the publish to confirm.

@@ -33,7 +33,6 @@ pub fn handle_request(
         }
         return;
     };
-    let needs_definitions = !decision.durable_deltas.is_empty();
     let version = publish(shard, vhost_name, decision.deltas, decision.durable_deltas);
     shard.registry_changed.notify_all();
     if let Some((target, message)) = answer(reply_to, decision.outcome, version) {
@@ -41,7 +40,7 @@ pub fn handle_request(
             shard,
             WaitingAnswer {
                 version,
-                needs_definitions,
+                durable_version: shard.metadata_durable_version.get(),
                 target,
                 message,
             },
@@ -49,11 +48,15 @@ pub fn handle_request(
     }
 }
 
-/// An answer held until every shard applied its version and, for a durable change, until the
-/// metadata log holds it.
+/// An answer held until every shard applied its version and the metadata log holds every
+/// durable change made up to it. Not only the answer's own change: an answer that changed
+/// nothing (deleting an exchange that an auto-delete cascade removed a moment ago, say) tells
+/// the client about state that a durable change of the broker's own made, and must not reach
+/// the client before that change is on disk.
 pub struct WaitingAnswer {
     version: u64,
-    needs_definitions: bool,
+    /// The newest version that changed something durable when the answer was made.
+    durable_version: u64,
     target: ShardId,
     message: ShardMessage,
 }
@@ -106,6 +109,8 @@ fn decide(shard: &Shard, vhost_name: &ShortStr, request: MetaRequest) -> Option<
             change.queue_deleted(&name, id);
             Outcome::QueueDeleted(Ok(message_count))
         }
+        MetaRequest::Sync => Outcome::Done(Ok(())),
+        MetaRequest::QueueAlreadyDeleted => Outcome::QueueDeleted(Ok(0)),
     };
     let deltas = std::mem::take(&mut change.deltas);
     let durable_deltas = std::mem::take(&mut change.durable_deltas);
@@ -138,6 +143,7 @@ fn publish(
     };
     super::queues::install_declared(shard, &deltas);
     if !durable_deltas.is_empty() {
+        shard.metadata_durable_version.set(version);
         let entry = MetadataChange {
             next_id: shard.next_metadata_id.get(),
             vhost: vhost_name.clone(),
@@ -195,8 +201,8 @@ fn answer(
     Some((reply_to.shard, message))
 }
 
-/// Sends the answer once every shard has applied its version (and, for a durable change, once
-/// the metadata log holds it): a client that got declare-ok or bind-ok may use what it
+/// Sends the answer once every shard has applied its version and the metadata log holds every
+/// durable change up to it: a client that got declare-ok or bind-ok may use what it
 /// changed from any connection at once, and a restart keeps it.
 fn answer_when_applied(shard: &Rc<Shard>, answer: WaitingAnswer) {
     shard.metadata_answers.borrow_mut().push_back(answer);
@@ -213,7 +219,7 @@ pub fn applied(shard: &Rc<Shard>, from: ShardId, version: u64) {
 }
 
 /// Sends, in version order, every answer whose version every shard has applied and whose
-/// durable change is written.
+/// durable floor the metadata log holds.
 pub(super) fn release_answers(shard: &Shard) {
     let minimum = {
         let mut applied = shard.metadata_applied.borrow_mut();
@@ -226,10 +232,7 @@ pub(super) fn release_answers(shard: &Shard) {
         let due = {
             let mut answers = shard.metadata_answers.borrow_mut();
             match answers.front() {
-                Some(answer)
-                    if answer.version <= minimum
-                        && (!answer.needs_definitions || answer.version <= written) =>
-                {
+                Some(answer) if answer.version <= minimum && answer.durable_version <= written => {
                     answers.pop_front()
                 }
                 _ => None,

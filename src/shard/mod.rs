@@ -80,6 +80,8 @@ pub struct Shard {
     /// order, and the newest version the log holds.
     pub metadata_pending: RefCell<Vec<metadata_writer::PendingChange>>,
     pub definitions_written: Cell<u64>,
+    /// Metadata-shard state: the newest version that changed something durable.
+    pub metadata_durable_version: Cell<u64>,
     pub definitions_wanted: notify::Notify,
     /// Accepting shard's estimate of the connections on each shard.
     pub connection_counts: RefCell<Vec<usize>>,
@@ -122,6 +124,7 @@ impl Shard {
             metadata_answers: RefCell::new(VecDeque::new()),
             metadata_pending: RefCell::new(Vec::new()),
             definitions_written: Cell::new(0),
+            metadata_durable_version: Cell::new(0),
             definitions_wanted: notify::Notify::new(),
             connection_counts: RefCell::new(vec![0; shard_count]),
             next_connection_sequence: Cell::new(1),

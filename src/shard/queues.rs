@@ -16,7 +16,7 @@ use crate::queue::{
 use crate::shard::fetcher;
 use crate::shard::message::{
     ConfirmRef, ConnectionEvent, ConsumeOk, ConsumeOptions, DeleteConditions, GetOk, MetaRequest,
-    QueueDeleted, QueueOp, Reply, ShardMessage,
+    QueueOp, Reply, ShardMessage,
 };
 use crate::shard::pending::ReplyTo;
 use crate::shard::persistence::Waiting;
@@ -477,14 +477,15 @@ pub fn delete(
     let Some(queue) = queues.get(&id) else {
         drop(queues);
         if let Some(reply_to) = reply_to {
-            // Already gone: deleting a missing queue is not an error.
-            let version = shard.registry.borrow().version();
-            shard.reply(
-                reply_to,
-                Reply::Deleted(Ok(QueueDeleted {
-                    message_count: 0,
-                    version,
-                })),
+            // Already gone: deleting a missing queue is not an error. The metadata shard
+            // answers once the deletion that removed it is durable.
+            shard.send(
+                ShardId::METADATA,
+                ShardMessage::Meta {
+                    reply_to: Some(reply_to),
+                    vhost,
+                    request: MetaRequest::QueueAlreadyDeleted,
+                },
             );
         }
         return;
