@@ -8,10 +8,11 @@
 //!  8  format_version     u16 (= 1)
 //! 10  reserved           u16 (0)
 //! 12  generation         u32 (= the number in the file name)
-//! 16  records, each starting 8-byte aligned; the first is the snapshot
+//! 16  salt               u64 (random per file, mixed into every record's CRC)
+//! 24  records, each starting 8-byte aligned; the first is the snapshot
 //!
 //! record
-//!  0  crc32        u32   crc32fast over bytes 4..24 + payload
+//!  0  crc32        u32   crc32fast over the file's salt (8 bytes LE), bytes 4..24, payload
 //!  4  payload_len  u32
 //!  8  sequence     u64   previous record's sequence + 1 within a file
 //! 16  kind         u8    1 snapshot, 2 batch
@@ -28,7 +29,7 @@ pub const METADATA_MAGIC: [u8; 8] = *b"HAREMETA";
 /// The only metadata log format version this code writes and reads.
 pub const METADATA_FORMAT_VERSION: u16 = 1;
 /// Size of the file header; the first record starts here.
-pub const FILE_HEADER_SIZE_BYTES: usize = 16;
+pub const FILE_HEADER_SIZE_BYTES: usize = 24;
 /// Size of a record header.
 pub const METADATA_RECORD_HEADER_SIZE_BYTES: usize = 24;
 /// Records start at multiples of this, so a scan for records after a bad one has few places
@@ -108,17 +109,20 @@ pub struct MetadataRecord<'a> {
     pub end_offset: usize,
 }
 
-/// The file header of generation `generation`.
-pub fn encode_file_header(generation: u32) -> [u8; FILE_HEADER_SIZE_BYTES] {
+/// The file header of generation `generation`. The salt is mixed into every record's CRC, so
+/// bytes that only look like a record (a client's binding arguments quoted inside a torn
+/// batch, say) never pass for one: whoever wrote them did not know the salt.
+pub fn encode_file_header(generation: u32, salt: u64) -> [u8; FILE_HEADER_SIZE_BYTES] {
     let mut header = [0u8; FILE_HEADER_SIZE_BYTES];
     header[0..8].copy_from_slice(&METADATA_MAGIC);
     header[8..10].copy_from_slice(&METADATA_FORMAT_VERSION.to_le_bytes());
     header[12..16].copy_from_slice(&generation.to_le_bytes());
+    header[16..24].copy_from_slice(&salt.to_le_bytes());
     header
 }
 
-/// Checks the header of a file whose name says `generation`.
-pub fn check_file_header(bytes: &[u8], generation: u32) -> Result<(), MetadataCorruptReason> {
+/// Checks the header of a file whose name says `generation`; returns the file's salt.
+pub fn check_file_header(bytes: &[u8], generation: u32) -> Result<u64, MetadataCorruptReason> {
     let Some(header) = bytes.get(..FILE_HEADER_SIZE_BYTES) else {
         return Err(MetadataCorruptReason::HeaderTruncated);
     };
@@ -139,12 +143,26 @@ pub fn check_file_header(bytes: &[u8], generation: u32) -> Result<(), MetadataCo
             found,
         });
     }
-    Ok(())
+    Ok(u64::from_le_bytes(array(&header[16..24])))
+}
+
+/// The CRC of a record: the file's salt, then the header after the CRC field and the payload.
+fn record_crc(salt: u64, covered: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&salt.to_le_bytes());
+    hasher.update(covered);
+    hasher.finalize()
 }
 
 /// Appends one framed record (header, payload, zero padding) to `out`, which must end at a
 /// record boundary. Panics if the payload is over the bound: callers size their records.
-pub fn encode_record(out: &mut Vec<u8>, kind: MetadataRecordKind, sequence: u64, payload: &[u8]) {
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    salt: u64,
+    kind: MetadataRecordKind,
+    sequence: u64,
+    payload: &[u8],
+) {
     assert!(out.len().is_multiple_of(METADATA_RECORD_ALIGN_BYTES));
     assert!(
         payload.len() <= METADATA_PAYLOAD_SIZE_MAX_BYTES,
@@ -158,11 +176,11 @@ pub fn encode_record(out: &mut Vec<u8>, kind: MetadataRecordKind, sequence: u64,
     out.push(kind.code());
     out.extend_from_slice(&[0u8; 7]);
     out.extend_from_slice(payload);
-    let crc = crc32fast::hash(&out[start + 4..]);
+    let crc = record_crc(salt, &out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
     out.resize(out.len().next_multiple_of(METADATA_RECORD_ALIGN_BYTES), 0);
     debug_assert_eq!(
-        decode_record(out, start).map(|record| record.payload),
+        decode_record(out, start, salt).map(|record| record.payload),
         Ok(payload)
     );
 }
@@ -203,10 +221,12 @@ pub fn decode_batch(payload: &[u8]) -> Result<Vec<&[u8]>, MetadataCorruptReason>
     Ok(entries)
 }
 
-/// Decodes the record at `offset`, checking everything but its sequence. Never panics.
+/// Decodes the record at `offset` of a file salted with `salt`, checking everything but its
+/// sequence. Never panics.
 pub fn decode_record(
     bytes: &[u8],
     offset: usize,
+    salt: u64,
 ) -> Result<MetadataRecord<'_>, MetadataCorruptReason> {
     assert!(offset.is_multiple_of(METADATA_RECORD_ALIGN_BYTES));
     let header_end = offset
@@ -228,7 +248,7 @@ pub fn decode_record(
     if end_offset > bytes.len() {
         return Err(out_of_bounds);
     }
-    if crc32fast::hash(&bytes[offset + 4..payload_end]) != crc {
+    if record_crc(salt, &bytes[offset + 4..payload_end]) != crc {
         return Err(MetadataCorruptReason::Checksum);
     }
     let kind =
@@ -249,12 +269,12 @@ pub fn decode_record(
 /// True if a record that decodes cleanly and continues the sequence after `last_sequence`
 /// starts anywhere at or after `from`: then bad bytes at `from` are not a torn last write
 /// (only the last write can be torn) but corruption of data that was synced.
-pub fn valid_record_after(bytes: &[u8], from: usize, last_sequence: u64) -> bool {
+pub fn valid_record_after(bytes: &[u8], from: usize, last_sequence: u64, salt: u64) -> bool {
     let first = from.next_multiple_of(METADATA_RECORD_ALIGN_BYTES);
     (first..bytes.len())
         .step_by(METADATA_RECORD_ALIGN_BYTES)
         .any(|offset| {
-            decode_record(bytes, offset).is_ok_and(|record| record.sequence > last_sequence)
+            decode_record(bytes, offset, salt).is_ok_and(|record| record.sequence > last_sequence)
         })
 }
 
@@ -268,9 +288,11 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 mod tests {
     use super::*;
 
+    const SALT: u64 = 0x5a17_5a17_0000_0001;
+
     fn one_record(kind: MetadataRecordKind, sequence: u64, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_record(&mut out, kind, sequence, payload);
+        encode_record(&mut out, SALT, kind, sequence, payload);
         out
     }
 
@@ -280,7 +302,7 @@ mod tests {
             let payload: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5a).collect();
             let bytes = one_record(MetadataRecordKind::Batch, 7, &payload);
             assert_eq!(bytes.len() % METADATA_RECORD_ALIGN_BYTES, 0);
-            let record = decode_record(&bytes, 0).unwrap();
+            let record = decode_record(&bytes, 0, SALT).unwrap();
             assert_eq!(record.kind, MetadataRecordKind::Batch);
             assert_eq!(record.sequence, 7);
             assert_eq!(record.payload, &payload[..]);
@@ -292,7 +314,10 @@ mod tests {
     fn every_truncation_of_a_record_is_an_error() {
         let bytes = one_record(MetadataRecordKind::Snapshot, 1, b"some snapshot bytes");
         for len in 0..bytes.len() {
-            assert!(decode_record(&bytes[..len], 0).is_err(), "length {len}");
+            assert!(
+                decode_record(&bytes[..len], 0, SALT).is_err(),
+                "length {len}"
+            );
         }
     }
 
@@ -302,7 +327,7 @@ mod tests {
         for bit in 0..bytes.len() * 8 {
             let mut flipped = bytes.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode_record(&flipped, 0).is_err(), "bit {bit}");
+            assert!(decode_record(&flipped, 0, SALT).is_err(), "bit {bit}");
         }
     }
 
@@ -322,8 +347,8 @@ mod tests {
 
     #[test]
     fn the_file_header_checks_magic_version_and_generation() {
-        let header = encode_file_header(42);
-        assert_eq!(check_file_header(&header, 42), Ok(()));
+        let header = encode_file_header(42, SALT);
+        assert_eq!(check_file_header(&header, 42), Ok(SALT));
         assert_eq!(
             check_file_header(&header, 41),
             Err(MetadataCorruptReason::GenerationMismatch {
@@ -350,12 +375,25 @@ mod tests {
     fn a_valid_record_after_bad_bytes_is_found() {
         let mut bytes = one_record(MetadataRecordKind::Batch, 5, b"first");
         let second_at = bytes.len();
-        encode_record(&mut bytes, MetadataRecordKind::Batch, 6, b"second");
+        encode_record(&mut bytes, SALT, MetadataRecordKind::Batch, 6, b"second");
         bytes[0] ^= 0xff;
-        assert!(valid_record_after(&bytes, 0, 4));
-        assert!(valid_record_after(&bytes, second_at, 5));
+        assert!(valid_record_after(&bytes, 0, 4, SALT));
+        assert!(valid_record_after(&bytes, second_at, 5, SALT));
         // A record that does not continue the sequence does not count.
-        assert!(!valid_record_after(&bytes, second_at, 6));
-        assert!(!valid_record_after(&bytes, bytes.len(), 0));
+        assert!(!valid_record_after(&bytes, second_at, 6, SALT));
+        assert!(!valid_record_after(&bytes, bytes.len(), 0, SALT));
+    }
+
+    /// A record's bytes quoted inside another record's payload (a client can put any bytes in
+    /// a binding argument) do not pass for a record in a file with another salt.
+    #[test]
+    fn a_record_from_a_file_with_another_salt_is_not_valid() {
+        let forged = one_record(MetadataRecordKind::Batch, 1 << 40, b"forged");
+        assert!(decode_record(&forged, 0, SALT).is_ok());
+        assert_eq!(
+            decode_record(&forged, 0, SALT ^ 1),
+            Err(MetadataCorruptReason::Checksum)
+        );
+        assert!(!valid_record_after(&forged, 0, 0, SALT ^ 1));
     }
 }

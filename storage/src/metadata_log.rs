@@ -67,6 +67,8 @@ pub struct MetadataLog {
     next_sequence: u64,
     /// Bytes of the generation's snapshot record, header and padding included.
     snapshot_size_bytes: u64,
+    /// Mixed into every record's CRC (`metadata_format`).
+    salt: u64,
     failed: bool,
 }
 
@@ -148,6 +150,7 @@ impl MetadataLog {
             end_offset: scan.end_offset as u64,
             next_sequence: scan.next_sequence,
             snapshot_size_bytes: (scan.snapshot_end - FILE_HEADER_SIZE_BYTES) as u64,
+            salt: scan.salt,
             failed: false,
         };
         let report = MetadataOpenReport {
@@ -181,7 +184,7 @@ impl MetadataLog {
             )));
         }
         remove_files(dir, &listing.temporary)?;
-        write_generation(dir, 1, 1, snapshot, &Tail::NONE)
+        write_generation(dir, 1, new_salt(1), 1, snapshot, &Tail::NONE)
     }
 
     /// Appends `entries` as one batch and fdatasyncs: once this returns Ok they survive a
@@ -194,16 +197,25 @@ impl MetadataLog {
         let mut record = Vec::new();
         encode_record(
             &mut record,
+            self.salt,
             MetadataRecordKind::Batch,
             self.next_sequence,
             &encode_batch(entries),
         );
         // Failed until proven otherwise: an error below leaves the tail unknown.
         self.failed = true;
-        self.file
+        let written = self
+            .file
             .write_all_at(&record, self.end_offset)
-            .map_err(io("write", &path))?;
-        self.file.sync_data().map_err(io("fdatasync", &path))?;
+            .map_err(io("write", &path))
+            .and_then(|()| self.file.sync_data().map_err(io("fdatasync", &path)));
+        if let Err(error) = written {
+            // The batch was never acknowledged. Cut it off if we can: after a failed fdatasync
+            // the page cache may still hold it and show it to the next open, and a batch that
+            // was never on disk must not sit before records that will be.
+            let _ = self.file.set_len(self.end_offset);
+            return Err(error);
+        }
         self.failed = false;
         self.end_offset += record.len() as u64;
         self.next_sequence += 1;
@@ -214,7 +226,13 @@ impl MetadataLog {
     /// (and whatever the failed appends tried to add, if the caller still wants it). On error
     /// the current generation stays in use, unchanged.
     pub fn rewrite(&mut self, snapshot: &[u8]) -> Result<(), MetadataLogError> {
-        self.start_generation(self.next_sequence, snapshot, &Tail::NONE)
+        let generation = self.generation.saturating_add(1);
+        self.start_generation(
+            new_salt(generation),
+            self.next_sequence,
+            snapshot,
+            &Tail::NONE,
+        )
     }
 
     /// The log as it is now, for a compaction: another thread reads this prefix back
@@ -254,15 +272,19 @@ impl MetadataLog {
             records,
             record_count: self.next_sequence - source.next_sequence,
         };
-        self.start_generation(source.next_sequence - 1, snapshot, &tail)?;
+        // The carried records keep their bytes, so the new generation keeps their salt.
+        self.start_generation(self.salt, source.next_sequence - 1, snapshot, &tail)?;
         Ok(true)
     }
 
     /// Writes the next generation (snapshot, then `tail`) and makes it the log. The new
     /// generation is durable and visible before the old file goes; a leftover old file is
-    /// removed again by the next open, so failing to delete it here loses nothing.
+    /// removed again by the next open, so failing to delete it here loses nothing. On error the
+    /// new generation may be visible already (its directory entry not yet synced): appends to
+    /// the old one could be shadowed by it, so the log takes none until a rewrite succeeds.
     fn start_generation(
         &mut self,
+        salt: u64,
         snapshot_sequence: u64,
         snapshot: &[u8],
         tail: &Tail,
@@ -271,7 +293,15 @@ impl MetadataLog {
             .generation
             .checked_add(1)
             .expect("fewer than 2^32 generations");
-        let next = write_generation(&self.dir, generation, snapshot_sequence, snapshot, tail)?;
+        let next = write_generation(
+            &self.dir,
+            generation,
+            salt,
+            snapshot_sequence,
+            snapshot,
+            tail,
+        )
+        .inspect_err(|_| self.failed = true)?;
         let old = self.path();
         *self = next;
         if let Err(error) = fs::remove_file(&old) {
@@ -365,6 +395,7 @@ struct Listing {
 }
 
 struct Scan {
+    salt: u64,
     snapshot: Range<usize>,
     snapshot_end: usize,
     entries: Vec<Range<usize>>,
@@ -377,14 +408,15 @@ struct Scan {
 /// was synced before it became visible); after that, the first bad record ends the log if
 /// nothing valid follows it. Errors carry the offset of the bad bytes.
 fn scan(bytes: &[u8], generation: u32) -> Result<Scan, (u64, MetadataCorruptReason)> {
-    check_file_header(bytes, generation).map_err(|reason| (0, reason))?;
+    let salt = check_file_header(bytes, generation).map_err(|reason| (0, reason))?;
     let at = FILE_HEADER_SIZE_BYTES;
-    let snapshot = decode_record(bytes, at).map_err(|reason| (at as u64, reason))?;
+    let snapshot = decode_record(bytes, at, salt).map_err(|reason| (at as u64, reason))?;
     if snapshot.kind != MetadataRecordKind::Snapshot {
         return Err((at as u64, MetadataCorruptReason::FirstNotSnapshot));
     }
     let payload_start = at + crate::metadata_format::METADATA_RECORD_HEADER_SIZE_BYTES;
     let mut scan = Scan {
+        salt,
         snapshot: payload_start..payload_start + snapshot.payload.len(),
         snapshot_end: snapshot.end_offset,
         entries: Vec::new(),
@@ -394,17 +426,18 @@ fn scan(bytes: &[u8], generation: u32) -> Result<Scan, (u64, MetadataCorruptReas
     };
     while scan.end_offset < bytes.len() {
         let at = scan.end_offset;
-        let record = match decode_record(bytes, at) {
-            Ok(record) if record.sequence == scan.next_sequence => Ok(record),
-            Ok(record) => Err(MetadataCorruptReason::SequenceGap {
-                expected: scan.next_sequence,
-                found: record.sequence,
-            }),
-            Err(reason) => Err(reason),
-        };
-        let record = match record {
-            Ok(record) => record,
-            Err(reason) if valid_record_after(bytes, at + 1, scan.next_sequence - 1) => {
+        let record = match decode_record(bytes, at, salt) {
+            Ok(record) if record.sequence == scan.next_sequence => record,
+            // A whole record of this file (its CRC holds the salt) out of sequence is no torn
+            // write: something wrote where it must not have.
+            Ok(record) => {
+                let reason = MetadataCorruptReason::SequenceGap {
+                    expected: scan.next_sequence,
+                    found: record.sequence,
+                };
+                return Err((at as u64, reason));
+            }
+            Err(reason) if valid_record_after(bytes, at + 1, scan.next_sequence - 1, salt) => {
                 return Err((at as u64, reason));
             }
             // A torn last write: the log ends at `at`.
@@ -432,14 +465,21 @@ fn scan(bytes: &[u8], generation: u32) -> Result<Scan, (u64, MetadataCorruptReas
 fn write_generation(
     dir: &Path,
     generation: u32,
+    salt: u64,
     sequence: u64,
     snapshot: &[u8],
     tail: &Tail,
 ) -> Result<MetadataLog, MetadataLogError> {
     let temporary = dir.join(format!("{}.tmp", metadata_generation_file_name(generation)));
     let path = generation_path(dir, generation);
-    let mut bytes = encode_file_header(generation).to_vec();
-    encode_record(&mut bytes, MetadataRecordKind::Snapshot, sequence, snapshot);
+    let mut bytes = encode_file_header(generation, salt).to_vec();
+    encode_record(
+        &mut bytes,
+        salt,
+        MetadataRecordKind::Snapshot,
+        sequence,
+        snapshot,
+    );
     let snapshot_end = bytes.len() as u64;
     bytes.extend_from_slice(&tail.records);
     let file = OpenOptions::new()
@@ -462,8 +502,23 @@ fn write_generation(
         end_offset: bytes.len() as u64,
         next_sequence: sequence + 1 + tail.record_count,
         snapshot_size_bytes: snapshot_end - FILE_HEADER_SIZE_BYTES as u64,
+        salt,
         failed: false,
     })
+}
+
+/// A salt for a new generation: from the standard library's per-process random hasher keys,
+/// so no two files (of this or an earlier process) are likely to share one.
+fn new_salt(generation: u32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(generation);
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    hasher.finish()
 }
 
 /// Records carried over into a new generation after its snapshot.

@@ -157,7 +157,7 @@ fn a_damaged_snapshot_is_corruption_and_deletes_nothing() {
     fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         MetadataLog::open(&dir),
-        Err(MetadataLogError::Corrupt { offset: 16, .. })
+        Err(MetadataLogError::Corrupt { offset: 24, .. })
     ));
     assert!(path.exists());
 }
@@ -333,4 +333,44 @@ fn a_damaged_compaction_prefix_is_corruption() {
         source.read(),
         Err(MetadataLogError::Corrupt { .. })
     ));
+}
+
+/// A client chooses the bytes of its binding arguments, which an entry quotes verbatim: a
+/// torn batch that quotes bytes shaped like whole records (of every alignment, with a huge
+/// sequence) is still a torn tail, because those records' CRCs do not hold the file's salt.
+#[test]
+fn records_quoted_inside_a_torn_batch_do_not_make_it_corruption() {
+    use hare_storage::metadata_format::{encode_record, MetadataRecordKind};
+    let dir = common::test_dir("metadata_forged_tail");
+    let mut log = MetadataLog::create(&dir, b"snapshot").unwrap();
+    log.append(&[b"kept"]).unwrap();
+    let synced_len = fs::metadata(log.path()).unwrap().len() as usize;
+    let mut forged = Vec::new();
+    for shift in 0..8 {
+        forged.resize(forged.len().next_multiple_of(8) + shift, 0xaa);
+        let mut record = Vec::new();
+        encode_record(
+            &mut record,
+            0,
+            MetadataRecordKind::Batch,
+            u64::MAX / 2,
+            b"forged",
+        );
+        forged.extend_from_slice(&record);
+    }
+    log.append(&[&forged]).unwrap();
+    let path = log.path();
+    drop(log);
+    let full = fs::read(&path).unwrap();
+    for cut in [
+        full.len() - 1,
+        full.len() - 8,
+        synced_len + 40,
+        synced_len + 100,
+    ] {
+        fs::write(&path, &full[..cut]).unwrap();
+        let (_, entries) = entries_of(&dir);
+        assert_eq!(entries, vec![b"kept".to_vec()], "cut at {cut}");
+        fs::write(&path, &full).unwrap();
+    }
 }
