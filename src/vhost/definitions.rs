@@ -224,23 +224,8 @@ impl Definitions {
             scratch.apply(&MetaDelta::QueueDeclared(queue.clone()));
         }
         // Bindings go straight into the scratch tables, which refuse exactly what apply would.
-        let default_exchange = DestinationName::Exchange(ShortStr::default());
         for binding in &self.bindings {
-            let default = binding.source.is_empty() || binding.destination == default_exchange;
-            check(!default, "binding with the default exchange")?;
-            let destination = scratch
-                .destination_id(&binding.destination)
-                .ok_or(invalid("binding destination does not exist"))?;
-            let source = scratch
-                .exchanges
-                .get_mut(&binding.source)
-                .ok_or(invalid("binding source does not exist"))?;
-            let arguments = binding_arguments(&binding.arguments);
-            let added = source
-                .bindings
-                .bind(binding.routing_key.as_bytes(), arguments, destination)
-                .map_err(|_| invalid("binding arguments refused by the exchange kind"))?;
-            check(added, "binding repeated")?;
+            apply_binding(&mut scratch, binding, BindingChange::Bind)?;
         }
         Ok(scratch)
     }
@@ -292,6 +277,49 @@ impl Definitions {
             put_binding(&mut out, binding);
         }
         out
+    }
+}
+
+/// Whether `apply_binding` adds or removes the binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingChange {
+    Bind,
+    Unbind,
+}
+
+/// Adds or removes a binding of a vhost being rebuilt, refusing as an error what
+/// `VHost::apply` would assert on (the metadata log's replay uses it too).
+pub fn apply_binding(
+    vhost: &mut VHost,
+    binding: &BindingDefinition,
+    change: BindingChange,
+) -> Result<(), DefinitionsError> {
+    let default_exchange = DestinationName::Exchange(Default::default());
+    let default = binding.source.is_empty() || binding.destination == default_exchange;
+    check(!default, "binding with the default exchange")?;
+    let destination = vhost
+        .destination_id(&binding.destination)
+        .ok_or(invalid("binding destination does not exist"))?;
+    let source = vhost
+        .exchanges
+        .get_mut(&binding.source)
+        .ok_or(invalid("binding source does not exist"))?;
+    let arguments = binding_arguments(&binding.arguments);
+    match change {
+        BindingChange::Bind => {
+            let added = source
+                .bindings
+                .bind(binding.routing_key.as_bytes(), arguments, destination)
+                .map_err(|_| invalid("binding arguments refused by the exchange kind"))?;
+            check(added, "binding repeated")
+        }
+        BindingChange::Unbind => {
+            let removed =
+                source
+                    .bindings
+                    .unbind(binding.routing_key.as_bytes(), &arguments, destination);
+            check(removed, "binding removed while absent")
+        }
     }
 }
 

@@ -6,10 +6,12 @@
 //! generation of the log. Runs before any executor, on the main thread.
 
 use crate::ids::ShardId;
-use crate::vhost::definitions::{check, invalid, is_standard, DefinitionsError};
-use crate::vhost::delta::{BindingDefinition, DestinationName, MetaDelta};
+use crate::vhost::definitions::{
+    apply_binding, check, invalid, is_standard, BindingChange, DefinitionsError,
+};
+use crate::vhost::delta::MetaDelta;
 use crate::vhost::metadata_record::{MetadataChange, MetadataSnapshot};
-use crate::vhost::{binding_arguments, Registry, VHost};
+use crate::vhost::{Registry, VHost};
 
 /// The state rebuilt so far.
 pub struct MetadataReplay {
@@ -113,8 +115,8 @@ impl Rules {
                 check(vhost.queue(name).is_some(), "deleted queue does not exist")?;
                 vhost.apply(delta);
             }
-            MetaDelta::Bound(binding) => bind(vhost, binding, true)?,
-            MetaDelta::Unbound(binding) => bind(vhost, binding, false)?,
+            MetaDelta::Bound(binding) => apply_binding(vhost, binding, BindingChange::Bind)?,
+            MetaDelta::Unbound(binding) => apply_binding(vhost, binding, BindingChange::Unbind)?,
         }
         Ok(())
     }
@@ -132,30 +134,4 @@ impl Rules {
             || vhost.queue_names.contains_key(&crate::ids::QueueId(id));
         check(!used, "id in use")
     }
-}
-
-/// Adds (`add`) or removes a binding, refusing what `VHost::apply` would assert on.
-fn bind(vhost: &mut VHost, binding: &BindingDefinition, add: bool) -> Result<(), DefinitionsError> {
-    let default_exchange = DestinationName::Exchange(Default::default());
-    let default = binding.source.is_empty() || binding.destination == default_exchange;
-    check(!default, "binding with the default exchange")?;
-    let destination = vhost
-        .destination_id(&binding.destination)
-        .ok_or(invalid("binding destination does not exist"))?;
-    let source = vhost
-        .exchanges
-        .get_mut(&binding.source)
-        .ok_or(invalid("binding source does not exist"))?;
-    let arguments = binding_arguments(&binding.arguments);
-    let changed = if add {
-        source
-            .bindings
-            .bind(binding.routing_key.as_bytes(), arguments, destination)
-            .map_err(|_| invalid("binding arguments refused by the exchange kind"))?
-    } else {
-        source
-            .bindings
-            .unbind(binding.routing_key.as_bytes(), &arguments, destination)
-    };
-    check(changed, "binding added twice or removed while absent")
 }
