@@ -36,7 +36,7 @@ pub struct Config {
     /// change on average). Tests use small values to rewrite often.
     pub metadata_compaction_bytes: u64,
     /// Test-only: make every shard's log fail after some operations.
-    pub storage_fault: Option<crate::shard::fault::StorageFault>,
+    pub storage_fault: Option<crate::storage_fault::StorageFault>,
 }
 
 impl Default for Config {

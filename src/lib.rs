@@ -18,6 +18,8 @@
 //!   channels, content assembly, methods, heartbeats.
 //! - [`server`]: the broker, wired: starts the runtime with the connection layer plugged in.
 //!   `main.rs` calls it.
+//! - [`config`] and [`storage_fault`]: what the command line sets (the latter the test-only
+//!   `--storage-fault` value); they import nothing of the layers above.
 
 pub mod config;
 pub mod connection;
@@ -29,4 +31,5 @@ pub mod queue;
 pub mod routing;
 pub mod server;
 pub mod shard;
+pub mod storage_fault;
 pub mod vhost;

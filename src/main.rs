@@ -40,11 +40,11 @@ struct Cli {
     metadata_compaction_bytes: u64,
     /// Test-only storage fault, e.g. `fdatasync-error-after=20` or `enospc-after=5`.
     #[arg(long, hide = true, value_parser = parse_storage_fault)]
-    storage_fault: Option<hare::shard::fault::StorageFault>,
+    storage_fault: Option<hare::storage_fault::StorageFault>,
 }
 
-fn parse_storage_fault(text: &str) -> Result<hare::shard::fault::StorageFault, String> {
-    hare::shard::fault::StorageFault::parse(text).ok_or_else(|| {
+fn parse_storage_fault(text: &str) -> Result<hare::storage_fault::StorageFault, String> {
+    hare::storage_fault::StorageFault::parse(text).ok_or_else(|| {
         "expected fdatasync-error-after=N or enospc-after=N, optionally with ,for=M".to_string()
     })
 }

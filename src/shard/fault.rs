@@ -1,56 +1,13 @@
-//! Test-only storage faults for a running broker, set with the hidden `--storage-fault` flag,
-//! so black-box tests can show what clients see when the disk fails: nacks instead of acks,
-//! `connection.blocked` until the fault clears, and no confirmed message lost.
-//!
-//! Syntax: `fdatasync-error-after=N` or `enospc-after=N`: the first N fdatasyncs (or writes)
-//! of every shard's log succeed, later ones fail. A `,for=M` suffix makes only the next M
-//! fail (a disk that recovers, e.g. space freed), so the broker's reopen can succeed.
+//! The fault injector a shard's log uses when the hidden `--storage-fault` flag is set
+//! (`storage_fault` has the flag's syntax): it counts the log's writes and fdatasyncs and fails
+//! the ones the fault names.
 
 use std::cell::Cell;
 use std::io;
 
 use hare_storage::{FaultInjector, SegmentId};
 
-/// Which operation fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    Fdatasync,
-    Enospc,
-}
-
-/// Which operation fails, after how many successes, and how many times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StorageFault {
-    pub kind: FaultKind,
-    pub after: u64,
-    /// `None`: every operation after `after` fails.
-    pub times: Option<u64>,
-}
-
-impl StorageFault {
-    pub fn parse(text: &str) -> Option<StorageFault> {
-        let (spec, times) = match text.split_once(',') {
-            Some((spec, times)) => (spec, Some(times.strip_prefix("for=")?.parse().ok()?)),
-            None => (text, None),
-        };
-        let (name, after) = spec.split_once('=')?;
-        let kind = match name {
-            "fdatasync-error-after" => FaultKind::Fdatasync,
-            "enospc-after" => FaultKind::Enospc,
-            _ => return None,
-        };
-        Some(StorageFault {
-            kind,
-            after: after.parse().ok()?,
-            times,
-        })
-    }
-
-    /// Whether the `count`th operation (1-based) of this fault's kind fails.
-    fn fails(&self, count: u64) -> bool {
-        count > self.after && self.times.is_none_or(|times| count <= self.after + times)
-    }
-}
+use crate::storage_fault::{FaultKind, StorageFault};
 
 /// The injector one shard's log uses (kept across reopens, so the counts go on).
 pub struct CountingFault {
@@ -80,28 +37,5 @@ impl FaultInjector for CountingFault {
         self.fdatasyncs.set(self.fdatasyncs.get() + 1);
         (self.fault.kind == FaultKind::Fdatasync && self.fault.fails(self.fdatasyncs.get()))
             .then(|| io::Error::from_raw_os_error(libc::EIO))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_and_counts_a_fault_that_clears() {
-        let fault = StorageFault::parse("enospc-after=2,for=3").expect("valid");
-        assert_eq!(fault.kind, FaultKind::Enospc);
-        let failing: Vec<u64> = (1..=8).filter(|&n| fault.fails(n)).collect();
-        assert_eq!(failing, vec![3, 4, 5]);
-        let forever = StorageFault::parse("fdatasync-error-after=1").expect("valid");
-        assert!(forever.fails(1_000_000) && !forever.fails(1));
-        for bad in [
-            "enospc-after=x",
-            "enospc=1",
-            "enospc-after=1,times=2",
-            "enospc-after=1,for=-1",
-        ] {
-            assert_eq!(StorageFault::parse(bad), None, "{bad}");
-        }
     }
 }
