@@ -72,7 +72,12 @@ pub async fn run_metadata_writer(shard: Rc<Shard>, mut log: MetadataLog) {
             continue;
         }
         if compaction.is_none() && compaction_due(&shard, &log) {
-            compaction = Some(start_compaction(&log));
+            compaction = start_compaction(&log);
+            // No thread for it (the process is out of threads): snapshot from memory instead.
+            needs_rewrite = compaction.is_none();
+            if needs_rewrite {
+                continue;
+            }
         }
         let pending = std::mem::take(&mut *shard.metadata_pending.borrow_mut());
         let Some(version) = pending.last().map(|change| change.version) else {
@@ -116,7 +121,7 @@ fn compaction_due(shard: &Shard, log: &MetadataLog) -> bool {
 
 /// Reads the log's synced prefix back and replays it into one snapshot, on a thread of its
 /// own (a replay of millions of objects takes seconds; the shard must not wait for it).
-fn start_compaction(log: &MetadataLog) -> Compaction {
+fn start_compaction(log: &MetadataLog) -> Option<Compaction> {
     let source = log.compaction_source();
     let reading = source.clone();
     let thread = std::thread::Builder::new()
@@ -126,12 +131,13 @@ fn start_compaction(log: &MetadataLog) -> Compaction {
             let (snapshot, _) = replay(&recovered, reading.path())?;
             Ok(snapshot.encode())
         })
-        .expect("the compaction thread starts");
-    Compaction {
+        .inspect_err(|error| tracing::error!(%error, "cannot start a metadata log compaction"))
+        .ok()?;
+    Some(Compaction {
         source,
         started: Instant::now(),
         thread,
-    }
+    })
 }
 
 /// Starts the next generation with a finished compaction's snapshot. Returns false if the log
