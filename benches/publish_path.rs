@@ -279,6 +279,8 @@ fn decode_message(wire: &[u8]) -> (Message, BasicProperties) {
         exchange: publish.exchange,
         routing_key: publish.routing_key,
         persistent: header.properties.is_persistent(),
+        ttl: None,
+        priority: 0,
         properties_raw: header.properties_raw,
         body,
     };

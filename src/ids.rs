@@ -80,7 +80,7 @@ pub struct DeliveryTag(pub u64);
 
 /// A message's position in its queue: assigned at enqueue, increasing, used to requeue a
 /// message at its original place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct MessageId(pub u64);
 
 /// Publish sequence number of a channel in confirm mode, from 1.

@@ -429,8 +429,8 @@ async fn unsupported_queue_arguments_are_406_and_unknown_ones_are_accepted() {
     let broker = Broker::start(2);
     let client = Client::connect(&broker).await;
     for (queue, argument, value) in [
-        ("ttl", "x-message-ttl", FieldValue::I(1000)),
-        ("bounded", "x-max-length", FieldValue::l(10)),
+        ("sac", "x-single-active-consumer", FieldValue::t(true)),
+        ("poison", "x-delivery-limit", FieldValue::l(10)),
     ] {
         let (channel, mut events) = client.channel().await;
         let args = QueueDeclareArguments::new(queue)

@@ -11,13 +11,13 @@ use bytes::Bytes;
 use crate::connection::content::Completed;
 use crate::connection::{direct_reply, ConnectionShared};
 use crate::exception::Exception;
-use crate::ids::{ChannelId, QueueId, ShardId};
+use crate::ids::{ChannelId, QueueId};
 use crate::protocol::{
     write_content, write_method_frame, BasicProperties, BasicPublish, BasicReturn, ContentHeader,
     FieldTable, FieldValue, Method, ShortStr,
 };
 use crate::queue::message::Message;
-use crate::shard::message::{ConfirmRef, QueueTargets, ShardMessage};
+use crate::shard::message::{send_to_owners, Confirm, ConfirmRef, QueueTargets};
 use crate::shard::Shard;
 use crate::vhost::exchange::Exchange;
 use crate::vhost::route::RouteScratch;
@@ -82,17 +82,19 @@ pub fn route_and_send(
         properties_raw,
         extra_keys,
     } = outgoing_properties(connection, channel, &header)?;
-    if publish.exchange.is_empty() {
-        if let Some(token) = direct_reply::ReplyToken::decode(publish.routing_key.as_bytes()) {
+    let message = Message {
+        exchange: publish.exchange,
+        routing_key: publish.routing_key,
+        persistent: properties.is_persistent(),
+        ttl: parse_expiration(properties.expiration.as_ref())?,
+        priority: properties.priority.unwrap_or(0),
+        properties_raw,
+        body,
+    };
+    if message.exchange.is_empty() {
+        if let Some(token) = direct_reply::ReplyToken::decode(message.routing_key.as_bytes()) {
             // Counts as routed even if the requester is gone (docs/rabbitmq-compatibility.md §13).
-            let content = Arc::new(Message {
-                exchange: publish.exchange,
-                routing_key: publish.routing_key,
-                persistent: properties.is_persistent(),
-                properties_raw,
-                body,
-            });
-            direct_reply::forward(shard, token, content);
+            direct_reply::forward(shard, token, Arc::new(message));
             confirm_at_once(connection, channel);
             return Ok(());
         }
@@ -103,9 +105,9 @@ pub fn route_and_send(
     let vhost = registry
         .vhost(&state.vhost)
         .expect("the connection's vhost exists while it is open");
-    let Some(exchange) = vhost.exchange(&publish.exchange) else {
+    let Some(exchange) = vhost.exchange(&message.exchange) else {
         return Err(no_exchange(
-            &publish.exchange,
+            &message.exchange,
             &state.vhost.to_string_lossy(),
         ));
     };
@@ -121,7 +123,7 @@ pub fn route_and_send(
     if exchange.definition.internal {
         return Err(Exception::access_refused(format!(
             "cannot publish to internal exchange '{}' in vhost '{}'",
-            publish.exchange,
+            message.exchange,
             state.vhost.to_string_lossy()
         )));
     }
@@ -130,7 +132,7 @@ pub fn route_and_send(
     let scratch = &mut state.route_scratch;
     vhost.route(
         exchange,
-        &publish.routing_key,
+        &message.routing_key,
         headers,
         scratch,
         &mut queues,
@@ -143,13 +145,6 @@ pub fn route_and_send(
         .channels
         .get_mut(&channel.0)
         .expect("content arrives only on open channels");
-    let message = Message {
-        exchange: publish.exchange,
-        routing_key: publish.routing_key,
-        persistent: properties.is_persistent(),
-        properties_raw,
-        body,
-    };
 
     if queues.is_empty() {
         if publish.mandatory {
@@ -163,12 +158,14 @@ pub fn route_and_send(
         return Ok(());
     }
 
-    let groups = group_by_owner(vhost, &queues);
+    let groups = QueueTargets::group_by_owner(vhost, &queues);
     let shard_count = u16::try_from(groups.len()).expect("shard count fits u16");
-    let confirm = open.confirm.as_mut().map(|tracker| ConfirmRef {
-        connection: connection.id,
-        channel,
-        seq: tracker.publish(shard_count),
+    let confirm = open.confirm.as_mut().map(|tracker| {
+        Confirm::Publisher(ConfirmRef {
+            connection: connection.id,
+            channel,
+            seq: tracker.publish(shard_count),
+        })
     });
     send_to_owners(shard, groups, message, confirm);
     state.route_queues = queues;
@@ -260,57 +257,41 @@ fn return_unroutable(
     });
 }
 
-/// Groups the target queues by owner shard: one message per shard. One target queue, the
-/// common case, allocates only the one-element list.
-fn group_by_owner(vhost: &VHost, queues: &[QueueId]) -> Vec<(ShardId, QueueTargets)> {
-    let owner_of = |id: &QueueId| {
-        vhost
-            .queue_by_id(*id)
-            .expect("routing returns existing queues")
-            .owner_shard
+/// The `expiration` property as RabbitMQ reads it (`rabbit_basic:parse_expiration`): a
+/// string of a non-negative integer of milliseconds, at most 2^32 - 1; anything else closes
+/// the channel with 406 and RabbitMQ's text.
+fn parse_expiration(expiration: Option<&ShortStr>) -> Result<Option<u32>, Exception> {
+    let Some(expiration) = expiration else {
+        return Ok(None);
     };
-    let mut groups: Vec<(ShardId, QueueTargets)> = Vec::with_capacity(1);
-    if let [only] = queues[..] {
-        groups.push((owner_of(&only), QueueTargets::One(only)));
-    } else {
-        for id in queues {
-            let owner = owner_of(id);
-            match groups.iter_mut().find(|(shard, _)| *shard == owner) {
-                Some((_, targets)) => targets.push(*id),
-                None => groups.push((owner, QueueTargets::One(*id))),
-            }
-        }
-    }
-    groups
+    let text = expiration.to_string_lossy();
+    let error = match leading_integer(&text) {
+        None => "no_integer".to_string(),
+        Some((_, rest)) if !rest.is_empty() => format!("{{leftover_string,\"{rest}\"}}"),
+        Some((value, _)) => match crate::queue::settings::check_expiry(value) {
+            Ok(ms) => return Ok(Some(ms)),
+            Err(error) => error,
+        },
+    };
+    Err(Exception::precondition_failed(format!(
+        "invalid expiration '{text}': {error}"
+    )))
 }
 
-/// Sends the message to each owner shard, moving it into the last one.
-fn send_to_owners(
-    shard: &Shard,
-    groups: Vec<(ShardId, QueueTargets)>,
-    message: Message,
-    confirm: Option<ConfirmRef>,
-) {
-    let last = groups.len() - 1;
-    let mut message = Some(message);
-    for (index, (owner, ids)) in groups.into_iter().enumerate() {
-        let message = if index == last {
-            message.take().expect("moved only for the last group")
-        } else {
-            message
-                .as_ref()
-                .expect("present until the last group")
-                .clone()
-        };
-        shard.send(
-            owner,
-            ShardMessage::Publish {
-                queues: ids,
-                message,
-                confirm,
-            },
-        );
+/// Erlang's `string:to_integer`: an optional sign and digits at the start, and the rest.
+fn leading_integer(text: &str) -> Option<(i64, &str)> {
+    let digits_start = usize::from(text.starts_with(['+', '-']));
+    let digits = text[digits_start..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    if digits == 0 {
+        return None;
     }
+    let end = digits_start + digits;
+    // Beyond i64 the value is too large for any TTL anyway.
+    let value = text[..end].parse::<i64>().unwrap_or(i64::MAX);
+    Some((value, &text[end..]))
 }
 
 /// Confirms a publish that needs no queue's answer.

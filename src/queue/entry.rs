@@ -1,6 +1,7 @@
 //! One message as a queue holds it. A backlog of millions costs this entry per message and
 //! nothing else in RAM: 32 bytes, with the body either resident (shared `Rc`) or only in the
-//! shard's log, where `StoredAt` finds it.
+//! shard's log, where `StoredAt` finds it. The priority level and the body size
+//! (`x-max-length-bytes`) fit in what was padding, so priorities cost nothing per message.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -52,6 +53,11 @@ pub struct QueuedMessage {
     /// queue: settling it for good must be recorded there.
     pub stored: Option<StoredAt>,
     pub redelivered: bool,
+    /// The priority level the message is queued at (0 without `x-max-priority`).
+    pub priority: u8,
+    /// For a stored message, the record bytes that are not the body (saturating): the body
+    /// size is then known without the body in RAM.
+    pub record_overhead: u16,
 }
 
 /// The per-message cost the storage design promises (docs/ARCHITECTURE.md, Backlogs on disk).
@@ -66,6 +72,26 @@ impl QueuedMessage {
     /// Body bytes this entry keeps in RAM.
     pub fn resident_bytes(&self) -> usize {
         self.message.as_ref().map_or(0, |m| m.body_size())
+    }
+
+    /// Neither body nor record: an entry left in place by a message that expired in the middle
+    /// of its queue (`queue::ready`), or whose record was lost with a failed log.
+    pub fn is_tombstone(&self) -> bool {
+        self.message.is_none() && self.stored.is_none()
+    }
+
+    /// The body size, for `x-max-length-bytes`, whether or not the body is in RAM. A
+    /// message's answer never changes while it is queued.
+    pub fn body_bytes(&self) -> u64 {
+        match (self.stored, &self.message) {
+            (Some(stored), _) => u64::from(
+                stored
+                    .length
+                    .saturating_sub(u32::from(self.record_overhead)),
+            ),
+            (None, Some(message)) => message.body_size() as u64,
+            (None, None) => 0,
+        }
     }
 
     pub fn location(&self) -> Option<RecordLocation> {

@@ -17,6 +17,10 @@ pub struct Message {
     /// the decoded properties out makes a message 136 bytes instead of about 500, which every
     /// move across the shard mesh pays for.
     pub persistent: bool,
+    /// The `expiration` property, checked and parsed at publish (milliseconds).
+    pub ttl: Option<u32>,
+    /// The `priority` property (0 when absent).
+    pub priority: u8,
     /// The property flags and list exactly as received, forwarded verbatim on delivery.
     pub properties_raw: Bytes,
     pub body: Bytes,

@@ -5,13 +5,16 @@
 
 pub mod channel_limits;
 pub mod consumer;
+pub mod death;
 pub mod entry;
+pub mod expiry;
 pub mod message;
+pub mod ready;
 pub mod record;
 pub mod residency;
+pub mod settings;
 
 use crate::fast_map::FastMap;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use hare_storage::RecordLocation;
@@ -21,8 +24,11 @@ use crate::protocol::ShortStr;
 use channel_limits::ChannelLimits;
 use consumer::{ChannelKey, Consumer, ConsumerKey};
 pub use entry::{QueuedMessage, StoredAt};
+use expiry::ExpiryIndex;
 use message::Message;
+use ready::ReadyList;
 use residency::FetchPlan;
+use settings::{Overflow, QueueSettings};
 
 /// A message that left its queue for good (acked, rejected, purged, deleted with the queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +60,63 @@ pub enum GetOutcome {
     NeedsFetch,
 }
 
+/// Why a message is dead-lettered: the `reason` of its `x-death` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    Maxlen,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::Maxlen => "maxlen",
+        }
+    }
+}
+
+/// A message that left its queue to be dead-lettered. Its record (if stored) stays live in
+/// the log until the dead-lettered copy is safe in every queue it went to.
+#[derive(Debug)]
+pub struct Dead {
+    pub entry: QueuedMessage,
+    pub reason: DeathReason,
+}
+
+/// What left a queue outside the caller's own `gone` list (expiry, length limits, rejects):
+/// the shard records `gone` in the log and dead-letters `dead`.
+#[derive(Debug, Default)]
+pub struct Leaving {
+    pub gone: Vec<Gone>,
+    pub dead: Vec<Dead>,
+}
+
+impl Leaving {
+    pub fn is_empty(&self) -> bool {
+        self.gone.is_empty() && self.dead.is_empty()
+    }
+}
+
+/// Whether a queue takes a new message (`x-overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Accept,
+    /// Full with `reject-publish`: refuse it (a nack for a confirming publisher).
+    Reject,
+    /// Full with `reject-publish-dlx`: refuse it and dead-letter it.
+    RejectDeadLetter,
+}
+
 /// What to do with settled (acked, rejected, nacked, recovered) deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettleAction {
     Ack,
     /// Back to the ready list at the original position, redelivered=true.
     Requeue,
-    /// Rejected without requeue: dropped (dead lettering comes with its own change).
+    /// Rejected without requeue: dead-lettered with reason `rejected`, or dropped.
     Discard,
 }
 
@@ -70,6 +126,8 @@ struct Unacked {
     channel: ChannelKey,
     /// None for basic.get deliveries, which count against no consumer.
     consumer_tag: Option<ShortStr>,
+    /// Its deadline passed while it was out: expire it if it comes back.
+    expired: bool,
 }
 
 /// What a settle did: how many deliveries it settled, and how many of those were consumer
@@ -91,8 +149,24 @@ pub enum ConsumeRefusal {
 pub struct Queue {
     pub id: QueueId,
     pub name: ShortStr,
+    /// The vhost the queue is in: dead lettering routes there.
+    pub vhost: ShortStr,
     pub auto_delete: bool,
-    ready: VecDeque<QueuedMessage>,
+    pub settings: QueueSettings,
+    /// `settings` has anything a publish must look at (`has_special_settings`).
+    special: bool,
+    ready: ReadyList,
+    /// Body bytes of the ready messages (`x-max-length-bytes`).
+    ready_bytes: u64,
+    expiry: ExpiryIndex,
+    /// What left the queue since the shard last took it (`take_leaving`).
+    leaving: Leaving,
+    /// A message with TTL 0 was enqueued: it goes to a consumer now or expires.
+    zero_ttl_pending: bool,
+    /// When the queue was last used (`x-expires`): milliseconds since the epoch.
+    last_used_ms: u64,
+    /// The earliest timer the shard holds for this queue (`shard::timers`).
+    pub timer_scheduled: Option<u64>,
     unacked: FastMap<MessageId, Unacked>,
     consumers: Vec<Consumer>,
     /// Round-robin position in `consumers`.
@@ -114,8 +188,17 @@ impl Queue {
         Queue {
             id,
             name,
+            vhost: ShortStr::default(),
             auto_delete,
-            ready: VecDeque::new(),
+            settings: QueueSettings::default(),
+            special: false,
+            ready: ReadyList::new(1),
+            ready_bytes: 0,
+            expiry: ExpiryIndex::default(),
+            leaving: Leaving::default(),
+            zero_ttl_pending: false,
+            last_used_ms: expiry::now_ms(),
+            timer_scheduled: None,
             unacked: FastMap::default(),
             consumers: Vec::new(),
             next_consumer_index: 0,
@@ -126,6 +209,16 @@ impl Queue {
             fetching: false,
             durable,
         }
+    }
+
+    /// Sets the vhost and the effective settings of a new, empty queue.
+    pub fn with_settings(mut self, vhost: ShortStr, settings: QueueSettings) -> Queue {
+        assert!(self.ready.entries() == 0, "settings of a new queue");
+        self.ready = ReadyList::new(settings.priority_levels());
+        self.vhost = vhost;
+        self.special = settings != QueueSettings::default();
+        self.settings = settings;
+        self
     }
 
     pub fn ready_count(&self) -> usize {
@@ -150,22 +243,196 @@ impl Queue {
     pub fn ram_bytes(&self) -> usize {
         const RESIDENT_MESSAGE_BYTES: usize = 192;
         const UNACKED_BYTES: usize = 128;
-        self.ready.len() * entry::QUEUED_MESSAGE_BYTES_MAX
+        self.ready.entries() * entry::QUEUED_MESSAGE_BYTES_MAX
+            + self.expiry.entries() * 24
             + self.resident * RESIDENT_MESSAGE_BYTES
             + self.resident_bytes
             + self.unacked.len() * UNACKED_BYTES
     }
 
+    /// Whether the queue takes a new message now (`x-overflow` reject-publish: refused while
+    /// at or over a limit, as RabbitMQ does).
+    pub fn admission(&self) -> Admission {
+        let refusal = match self.settings.overflow {
+            Overflow::DropHead => return Admission::Accept,
+            Overflow::RejectPublish => Admission::Reject,
+            Overflow::RejectPublishDlx => Admission::RejectDeadLetter,
+        };
+        let full = self
+            .settings
+            .max_length
+            .is_some_and(|max| self.ready.len() as u64 >= max)
+            || self
+                .settings
+                .max_length_bytes
+                .is_some_and(|max| self.ready_bytes >= max);
+        if full {
+            refusal
+        } else {
+            Admission::Accept
+        }
+    }
+
     /// Enqueues a transient message (or any message of a non-durable queue): always resident.
     pub fn enqueue(&mut self, message: Arc<Message>) -> MessageId {
         let id = self.reserve_id();
+        let priority = self.settings.level_of(message.priority);
+        let ttl = message.ttl;
         self.push_ready(QueuedMessage {
             id,
             message: Some(message),
             stored: None,
             redelivered: false,
+            priority,
+            record_overhead: 0,
         });
+        self.after_enqueue(id, ttl, expiry::now_ms());
         id
+    }
+
+    /// The absolute deadline a message with `message_ttl` enqueued at `now` gets here (0 for
+    /// none): the smaller of the queue's TTL and the message's own wins.
+    pub fn deadline_for(&self, message_ttl: Option<u32>, now: u64) -> u64 {
+        match (self.settings.message_ttl, message_ttl) {
+            (Some(a), Some(b)) => now + u64::from(a.min(b)),
+            (Some(ttl), None) | (None, Some(ttl)) => now + u64::from(ttl),
+            (None, None) => 0,
+        }
+    }
+
+    /// Deadline bookkeeping and length limits after a new message joined the ready list.
+    fn after_enqueue(&mut self, id: MessageId, message_ttl: Option<u32>, now: u64) {
+        let queue_ttl = self.settings.message_ttl;
+        match (queue_ttl, message_ttl) {
+            (Some(queue), Some(own)) if own < queue => {
+                self.expiry.add_single(id, now + u64::from(own));
+            }
+            (Some(queue), _) => self.expiry.add_queue_ttl(id, now + u64::from(queue)),
+            (None, Some(own)) => self.expiry.add_single(id, now + u64::from(own)),
+            (None, None) => {}
+        }
+        if self.deadline_for(message_ttl, now) == now {
+            self.zero_ttl_pending = true;
+        }
+        self.drop_over_limits();
+    }
+
+    /// `x-overflow` drop-head: the oldest ready messages go (dead-lettered with reason
+    /// `maxlen`) until the queue is within its limits again.
+    fn drop_over_limits(&mut self) {
+        let max_length = self.settings.max_length.unwrap_or(u64::MAX);
+        let max_bytes = self.settings.max_length_bytes.unwrap_or(u64::MAX);
+        if self.settings.overflow != Overflow::DropHead {
+            return;
+        }
+        while self.ready.len() as u64 > max_length || self.ready_bytes > max_bytes {
+            let Some(entry) = self.ready.pop_front() else {
+                break;
+            };
+            self.left_ready(&entry);
+            self.drop_entry(entry, DeathReason::Maxlen);
+        }
+    }
+
+    /// A message leaves for good without being delivered: dead-lettered if the queue has a
+    /// dead-letter exchange, otherwise dropped.
+    fn drop_entry(&mut self, entry: QueuedMessage, reason: DeathReason) {
+        if self.settings.dead_letter_exchange.is_some() {
+            self.leaving.dead.push(Dead { entry, reason });
+        } else {
+            self.leaving.gone.extend(entry.gone());
+        }
+    }
+
+    /// True if the queue has settings a publish must look at after enqueueing.
+    pub fn has_special_settings(&self) -> bool {
+        self.special
+    }
+
+    /// A publish refused by `reject-publish-dlx`: dead-lettered with reason `maxlen`
+    /// without ever being queued.
+    pub fn refuse_dead_letter(&mut self, message: Arc<Message>) {
+        if self.settings.dead_letter_exchange.is_none() {
+            return;
+        }
+        let priority = self.settings.level_of(message.priority);
+        let entry = QueuedMessage {
+            id: MessageId(0),
+            message: Some(message),
+            stored: None,
+            redelivered: false,
+            priority,
+            record_overhead: 0,
+        };
+        self.leaving.dead.push(Dead {
+            entry,
+            reason: DeathReason::Maxlen,
+        });
+    }
+
+    /// What left the queue by expiry, length limits or rejects since the last call.
+    pub fn take_leaving(&mut self) -> Leaving {
+        std::mem::take(&mut self.leaving)
+    }
+
+    /// True once after a message with TTL 0 was enqueued: the shard dispatches at once,
+    /// then expires what no consumer took (`expire_now`).
+    pub fn take_zero_ttl_pending(&mut self) -> bool {
+        std::mem::take(&mut self.zero_ttl_pending)
+    }
+
+    /// Expires every ready message whose deadline is at or before `now`, wherever it is in
+    /// the queue. Unacked ones are marked, and expire if they come back.
+    pub fn expire(&mut self, now: u64) {
+        let due = self.expiry.take_due(now);
+        let mut expired = Vec::new();
+        if let Some(through) = due.through {
+            self.ready.take_through(through, &mut expired);
+        }
+        for id in due.singles {
+            match self.ready.take(id) {
+                Some(entry) => expired.push(entry),
+                None => {
+                    if let Some(unacked) = self.unacked.get_mut(&id) {
+                        unacked.expired = true;
+                    }
+                }
+            }
+        }
+        for entry in expired {
+            self.left_ready(&entry);
+            self.drop_entry(entry, DeathReason::Expired);
+        }
+    }
+
+    /// The next time the queue needs its timer: a message deadline, or its own expiry.
+    pub fn next_timer(&self) -> Option<u64> {
+        let messages = self.expiry.next_deadline();
+        let unused = self.expires_at();
+        match (messages, unused) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `x-expires`: when the queue goes if it stays unused (no consumer, no get, no
+    /// redeclare) until then.
+    pub fn expires_at(&self) -> Option<u64> {
+        let expires = self.settings.expires?;
+        self.consumers
+            .is_empty()
+            .then(|| self.last_used_ms + u64::from(expires))
+    }
+
+    /// The queue was used (consume, cancel, get, redeclare): its expiry starts again.
+    pub fn touch(&mut self, now: u64) {
+        self.last_used_ms = now;
+    }
+
+    /// Keeps the counters in step as `entry` leaves the ready list.
+    fn left_ready(&mut self, entry: &QueuedMessage) {
+        self.count_resident(entry, false);
+        self.ready_bytes -= entry.body_bytes();
     }
 
     /// Makes the next id at least `next` (ids named by the log's records, even settled ones,
@@ -184,20 +451,36 @@ impl Queue {
 
     /// Enqueues a message whose record is in the log, under an id from `reserve_id`. Its body
     /// stays in RAM only while the queue has no backlog beyond the resident limits.
-    pub fn enqueue_stored(&mut self, id: MessageId, message: Arc<Message>, stored: StoredAt) {
+    pub fn enqueue_stored(
+        &mut self,
+        id: MessageId,
+        message: Arc<Message>,
+        stored: StoredAt,
+        now: u64,
+    ) {
         let keep = self.resident == self.ready.len()
             && self.resident < residency::RESIDENT_MESSAGES_MAX
             && self.resident_bytes < residency::RESIDENT_BYTES_MAX;
+        let priority = self.settings.level_of(message.priority);
+        let ttl = message.ttl;
+        let overhead = stored
+            .location()
+            .length
+            .saturating_sub(message.body_size() as u32);
         self.push_ready(QueuedMessage {
             id,
+            record_overhead: u16::try_from(overhead).unwrap_or(u16::MAX),
             message: keep.then_some(message),
             stored: Some(stored),
             redelivered: false,
+            priority,
         });
+        self.after_enqueue(id, ttl, now);
     }
 
-    /// Refills an empty queue with recovered messages (bodies on disk), sorted by id.
-    pub fn restore(&mut self, mut messages: Vec<QueuedMessage>) {
+    /// Refills an empty queue with recovered messages (bodies on disk), sorted by id, and
+    /// the absolute deadlines their records carry.
+    pub fn restore(&mut self, mut messages: Vec<QueuedMessage>, deadlines: &[(MessageId, u64)]) {
         assert!(
             self.ready.is_empty() && self.unacked.is_empty(),
             "restore into an empty queue"
@@ -211,17 +494,23 @@ impl Queue {
         }
         self.resident = messages.iter().filter(|m| m.is_resident()).count();
         self.resident_bytes = messages.iter().map(QueuedMessage::resident_bytes).sum();
-        // From a Vec, a VecDeque reuses the allocation: no second copy of a large index.
-        self.ready = VecDeque::from(messages);
+        self.ready_bytes = messages.iter().map(QueuedMessage::body_bytes).sum();
+        let max_level = self.settings.level_of(u8::MAX);
+        for message in &mut messages {
+            message.priority = message.priority.min(max_level);
+        }
+        self.ready.restore(messages);
+        for &(id, deadline) in deadlines {
+            if self.ready.get_mut(id).is_some() {
+                self.expiry.add_single(id, deadline);
+            }
+        }
     }
 
     fn push_ready(&mut self, queued: QueuedMessage) {
-        assert!(
-            self.ready.back().is_none_or(|last| last.id < queued.id),
-            "enqueued ids increase"
-        );
         self.next_message_id = self.next_message_id.max(queued.id.0 + 1);
         self.count_resident(&queued, true);
+        self.ready_bytes += queued.body_bytes();
         self.ready.push_back(queued);
     }
 
@@ -243,7 +532,7 @@ impl Queue {
     fn pop_resident_head(&mut self) -> Option<(QueuedMessage, Arc<Message>)> {
         let message = self.ready.front()?.message.clone()?;
         let queued = self.ready.pop_front().expect("front checked above");
-        self.count_resident(&queued, false);
+        self.left_ready(&queued);
         Some((queued, message))
     }
 
@@ -299,8 +588,7 @@ impl Queue {
     pub fn fetched(&mut self, loaded: impl IntoIterator<Item = (MessageId, Arc<Message>)>) {
         self.fetching = false;
         for (id, message) in loaded {
-            let position = self.ready.partition_point(|queued| queued.id < id);
-            let Some(queued) = self.ready.get_mut(position).filter(|q| q.id == id) else {
+            let Some(queued) = self.ready.get_mut(id) else {
                 continue;
             };
             if queued.message.is_none() {
@@ -323,6 +611,7 @@ impl Queue {
         }
         self.consumers.push(consumer);
         self.had_consumer = true;
+        self.touch(expiry::now_ms());
         Ok(())
     }
 
@@ -335,6 +624,7 @@ impl Queue {
         if self.next_consumer_index > index {
             self.next_consumer_index -= 1;
         }
+        self.touch(expiry::now_ms());
         true
     }
 
@@ -395,6 +685,7 @@ impl Queue {
                         message: Self::unacked_entry(queued.clone()),
                         channel,
                         consumer_tag: Some(consumer.key.tag.clone()),
+                        expired: false,
                     },
                 );
             } else {
@@ -426,6 +717,7 @@ impl Queue {
     /// basic.get: the head of the queue, recorded as unacked unless `no_ack` (then a stored
     /// message is settled at once and added to `gone`).
     pub fn get(&mut self, channel: ChannelKey, no_ack: bool, gone: &mut Vec<Gone>) -> GetOutcome {
+        self.touch(expiry::now_ms());
         if self.ready.is_empty() {
             return GetOutcome::Empty;
         }
@@ -440,6 +732,7 @@ impl Queue {
                     message: Self::unacked_entry(queued),
                     channel,
                     consumer_tag: None,
+                    expired: false,
                 },
             );
         } else {
@@ -493,16 +786,17 @@ impl Queue {
                     consumer.unacked_count = consumer.unacked_count.saturating_sub(1);
                 }
             }
-            if action == SettleAction::Requeue {
-                self.requeue(entry.message);
-            } else {
-                gone.extend(entry.message.gone());
+            match action {
+                SettleAction::Requeue => self.requeue(entry),
+                SettleAction::Discard => self.drop_entry(entry.message, DeathReason::Rejected),
+                SettleAction::Ack => gone.extend(entry.message.gone()),
             }
         }
         outcome
     }
 
-    /// Requeues every unacked message of a channel (it closed).
+    /// Requeues every unacked message of a channel (it closed). Those past their deadline
+    /// expire instead (`take_leaving`).
     pub fn requeue_channel(&mut self, channel: ChannelKey) -> SettleOutcome {
         let ids: Vec<MessageId> = self
             .unacked
@@ -512,20 +806,26 @@ impl Queue {
             .collect();
         let mut gone = Vec::new();
         let outcome = self.settle(channel, &ids, SettleAction::Requeue, &mut gone);
-        assert!(gone.is_empty(), "requeued messages stay");
+        assert!(gone.is_empty(), "requeued messages stay or expire");
         outcome
     }
 
-    /// Puts a message back at its original position, so order is kept across requeues.
-    fn requeue(&mut self, mut message: QueuedMessage) {
-        if !message.is_resident() && message.stored.is_none() {
+    /// Puts a message back at its original position, so order is kept across requeues; one
+    /// whose deadline passed while it was out expires instead, as in RabbitMQ.
+    fn requeue(&mut self, unacked: Unacked) {
+        let mut message = unacked.message;
+        if message.is_tombstone() {
             // Its record was lost with a failed log (`forget_lost`): nothing to deliver.
             return;
         }
+        if unacked.expired || self.expiry.is_expired_by_queue_ttl(message.id) {
+            self.drop_entry(message, DeathReason::Expired);
+            return;
+        }
         message.redelivered = true;
-        let position = self.ready.partition_point(|queued| queued.id < message.id);
         self.count_resident(&message, true);
-        self.ready.insert(position, message);
+        self.ready_bytes += message.body_bytes();
+        self.ready.insert(message);
     }
 
     /// After the log was reopened following a failure: stored messages whose records never
@@ -546,6 +846,7 @@ impl Queue {
         });
         self.resident = self.ready.iter().filter(|m| m.is_resident()).count();
         self.resident_bytes = self.ready.iter().map(QueuedMessage::resident_bytes).sum();
+        self.ready_bytes = self.ready.iter().map(QueuedMessage::body_bytes).sum();
         for entry in self.unacked.values_mut() {
             if let Some(location) = entry.message.location().filter(|l| is_lost(*l)) {
                 lost.push(location);
@@ -560,7 +861,8 @@ impl Queue {
         let count = self.ready.len();
         self.resident = 0;
         self.resident_bytes = 0;
-        gone.extend(self.ready.drain(..).filter_map(|queued| queued.gone()));
+        self.ready_bytes = 0;
+        gone.extend(self.ready.drain().iter().filter_map(QueuedMessage::gone));
         count
     }
 
@@ -581,11 +883,7 @@ impl Queue {
 
     /// Test and debug check of the queue's invariants.
     pub fn check_invariants(&self) {
-        let ids: Vec<u64> = self.ready.iter().map(|m| m.id.0).collect();
-        debug_assert!(
-            ids.windows(2).all(|w| w[0] < w[1]),
-            "ready list is in id order"
-        );
+        self.ready.check_invariants();
         for consumer in &self.consumers {
             let unacked = self
                 .unacked
@@ -608,6 +906,13 @@ impl Queue {
                 .iter()
                 .map(QueuedMessage::resident_bytes)
                 .sum::<usize>()
+        );
+        debug_assert_eq!(
+            self.ready_bytes,
+            self.ready
+                .iter()
+                .map(QueuedMessage::body_bytes)
+                .sum::<u64>()
         );
     }
 }

@@ -9,6 +9,8 @@
 //! | ver | entries | (queue u64, message u64) * | el | exch.  | rl | key | pl u32 | properties | body |
 //! | u8  |   u16   |                            | u8 | bytes  | u8 |     |        |  (raw)     | rest |
 //! +-----+---------+----------------------------+----+--------+----+-----+--------+------------+------+
+//! version 2, for a message with a deadline or a priority: each entry also has its absolute
+//! deadline (deadline u64, ms since the epoch, 0 = none), and a priority u8 follows the entries.
 //! settled (kind 2): queue u64 | ranges u32 | (first message u64, count u32) *
 //! queue deleted (kind 3): queue u64
 //! ```
@@ -27,6 +29,18 @@ pub const RECORD_QUEUE_DELETED: u8 = 3;
 
 /// Version of the message record layout; bumped when the layout changes.
 pub const MESSAGE_RECORD_VERSION: u8 = 1;
+/// The layout with deadlines and a priority, written only when a message has one of them, so
+/// ordinary messages cost no more on disk.
+pub const MESSAGE_RECORD_VERSION_TIMED: u8 = 2;
+
+/// One queue's entry in a message record: the queue, the message's id there, and its
+/// deadline in that queue (ms since the epoch, 0 = none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordEntry {
+    pub queue: QueueId,
+    pub id: MessageId,
+    pub deadline: u64,
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
@@ -40,16 +54,27 @@ pub enum RecordError {
 
 /// The header part of a message record: everything but the body, which is appended as its
 /// own slice so the body is not copied into a temporary buffer.
-pub fn encode_message_head(entries: &[(QueueId, MessageId)], message: &Message) -> Vec<u8> {
+pub fn encode_message_head(entries: &[RecordEntry], message: &Message) -> Vec<u8> {
     let entry_count = u16::try_from(entries.len()).expect("a shard routes to < 65536 queues");
+    let timed = message.priority != 0 || entries.iter().any(|entry| entry.deadline != 0);
     let mut out = Vec::with_capacity(
-        16 + entries.len() * 16 + message.exchange.len() + message.routing_key.len(),
+        17 + entries.len() * 24 + message.exchange.len() + message.routing_key.len(),
     );
-    out.push(MESSAGE_RECORD_VERSION);
+    out.push(if timed {
+        MESSAGE_RECORD_VERSION_TIMED
+    } else {
+        MESSAGE_RECORD_VERSION
+    });
     out.extend_from_slice(&entry_count.to_le_bytes());
-    for (queue, id) in entries {
-        out.extend_from_slice(&queue.0.to_le_bytes());
-        out.extend_from_slice(&id.0.to_le_bytes());
+    for entry in entries {
+        out.extend_from_slice(&entry.queue.0.to_le_bytes());
+        out.extend_from_slice(&entry.id.0.to_le_bytes());
+        if timed {
+            out.extend_from_slice(&entry.deadline.to_le_bytes());
+        }
+    }
+    if timed {
+        out.push(message.priority);
     }
     push_shortstr(&mut out, &message.exchange);
     push_shortstr(&mut out, &message.routing_key);
@@ -63,13 +88,13 @@ pub fn encode_message_head(entries: &[(QueueId, MessageId)], message: &Message) 
 /// A decoded message record.
 #[derive(Debug, PartialEq)]
 pub struct MessageRecord {
-    pub entries: Vec<(QueueId, MessageId)>,
+    pub entries: Vec<RecordEntry>,
     pub message: Message,
 }
 
 pub fn decode_message(payload: &Bytes) -> Result<MessageRecord, RecordError> {
     let mut entries = Vec::new();
-    let head = decode_head(payload, |queue, id| entries.push((queue, id)))?;
+    let head = decode_head(payload, |entry| entries.push(entry))?;
     let shortstr = |range: Range<usize>| {
         ShortStr::try_from_bytes(payload.slice(range)).ok_or(RecordError::Invalid {
             what: "short string",
@@ -84,45 +109,66 @@ pub fn decode_message(payload: &Bytes) -> Result<MessageRecord, RecordError> {
             exchange: shortstr(head.exchange)?,
             routing_key: shortstr(head.routing_key)?,
             persistent: true,
+            // A stored message is never routed again as it is: the queue entry's deadline
+            // is in the record's head.
+            ttl: None,
+            priority: head.priority,
             properties_raw,
             body: payload.slice(head.body_start..),
         },
     })
 }
 
-/// Calls `each` with the (queue, message) entries of a message record after checking that
-/// its head is well formed. Recovery needs no more: the body stays on disk until a consumer
-/// wants it, and the properties are decoded then.
+/// What recovery needs of a message record besides its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSummary {
+    pub priority: u8,
+    pub body_len: usize,
+}
+
+/// Calls `each` with the entries of a message record after checking that its head is well
+/// formed. Recovery needs no more: the body stays on disk until a consumer wants it, and the
+/// properties are decoded then.
 pub fn decode_message_entries(
     payload: &[u8],
-    each: impl FnMut(QueueId, MessageId),
-) -> Result<(), RecordError> {
-    decode_head(payload, each).map(|_| ())
+    each: impl FnMut(RecordEntry),
+) -> Result<RecordSummary, RecordError> {
+    let head = decode_head(payload, each)?;
+    Ok(RecordSummary {
+        priority: head.priority,
+        body_len: payload.len() - head.body_start,
+    })
 }
 
 /// Where the parts of a message record are.
 struct Head {
+    priority: u8,
     exchange: Range<usize>,
     routing_key: Range<usize>,
     properties: Range<usize>,
     body_start: usize,
 }
 
-fn decode_head(
-    payload: &[u8],
-    mut each: impl FnMut(QueueId, MessageId),
-) -> Result<Head, RecordError> {
+fn decode_head(payload: &[u8], mut each: impl FnMut(RecordEntry)) -> Result<Head, RecordError> {
     let mut reader = Cursor::new(payload);
     let version = reader.u8()?;
-    if version != MESSAGE_RECORD_VERSION {
-        return Err(RecordError::Version { version });
-    }
+    let timed = match version {
+        MESSAGE_RECORD_VERSION => false,
+        MESSAGE_RECORD_VERSION_TIMED => true,
+        _ => return Err(RecordError::Version { version }),
+    };
     let count = reader.u16()?;
     for _ in 0..count {
         let queue = QueueId(reader.u64()?);
         let id = MessageId(reader.u64()?);
-        each(queue, id);
+        let deadline = if timed { reader.u64()? } else { 0 };
+        each(RecordEntry {
+            queue,
+            id,
+            deadline,
+        });
     }
+    let priority = if timed { reader.u8()? } else { 0 };
     let exchange_len = usize::from(reader.u8()?);
     let exchange = reader.take(exchange_len)?;
     let routing_key_len = usize::from(reader.u8()?);
@@ -130,6 +176,7 @@ fn decode_head(
     let properties_len = usize::try_from(reader.u32()?).unwrap_or(usize::MAX);
     let properties = reader.take(properties_len)?;
     Ok(Head {
+        priority,
         exchange,
         routing_key,
         properties,
@@ -268,6 +315,8 @@ mod tests {
             exchange: ShortStr::from_static("amq.topic"),
             routing_key: ShortStr::from_static("a.b"),
             persistent: true,
+            ttl: None,
+            priority: 0,
             properties_raw: properties.to_raw(),
             body: Bytes::from_static(b"hello body"),
         }
@@ -276,18 +325,44 @@ mod tests {
     #[test]
     fn message_records_round_trip() {
         let message = message();
-        let entries = [(QueueId(7), MessageId(1)), (QueueId(9), MessageId(42))];
+        let entry = |queue, id, deadline| RecordEntry {
+            queue: QueueId(queue),
+            id: MessageId(id),
+            deadline,
+        };
+        let entries = [entry(7, 1, 0), entry(9, 42, 0)];
         let mut payload = encode_message_head(&entries, &message);
+        assert_eq!(payload[0], MESSAGE_RECORD_VERSION, "no deadline: version 1");
         payload.extend_from_slice(&message.body);
         let decoded = decode_message(&Bytes::from(payload)).expect("valid record");
         assert_eq!(decoded.entries, entries);
         assert_eq!(decoded.message, message);
+
+        let timed = Message {
+            priority: 7,
+            ..message.clone()
+        };
+        let entries = [entry(7, 1, 1_700_000_000_123), entry(9, 42, 0)];
+        let mut payload = encode_message_head(&entries, &timed);
+        assert_eq!(payload[0], MESSAGE_RECORD_VERSION_TIMED);
+        payload.extend_from_slice(&timed.body);
+        let decoded = decode_message(&Bytes::from(payload.clone())).expect("valid record");
+        assert_eq!(decoded.entries, entries);
+        assert_eq!(decoded.message, timed);
+        let summary = decode_message_entries(&payload, |_| {}).expect("valid");
+        assert_eq!(summary.priority, 7);
+        assert_eq!(summary.body_len, timed.body.len());
     }
 
     #[test]
     fn truncated_message_records_are_errors_not_panics() {
         let message = message();
-        let head = encode_message_head(&[(QueueId(1), MessageId(1))], &message);
+        let entry = RecordEntry {
+            queue: QueueId(1),
+            id: MessageId(1),
+            deadline: 5,
+        };
+        let head = encode_message_head(&[entry], &message);
         // Every cut inside the head is an error; the body is whatever follows.
         for cut in 0..head.len() {
             let payload = Bytes::copy_from_slice(&head[..cut]);

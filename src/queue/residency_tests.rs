@@ -18,7 +18,7 @@ fn stored_queue(count: u64) -> Queue {
     let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, true);
     for index in 0..count {
         let id = queue.reserve_id();
-        queue.enqueue_stored(id, message("m"), stored_at(index));
+        queue.enqueue_stored(id, message("m"), stored_at(index), 0);
     }
     queue
 }
@@ -161,8 +161,11 @@ fn get_asks_for_a_fetch_when_the_head_is_on_disk() {
                 message: None,
                 stored: Some(stored_at(id)),
                 redelivered: true,
+                priority: 0,
+                record_overhead: 0,
             })
             .collect(),
+        &[],
     );
     let channel = consumer(1, "a", 0, false).key.channel_key();
     assert!(matches!(
@@ -193,8 +196,11 @@ fn fetched_bodies_of_messages_that_left_meanwhile_are_ignored() {
                 message: None,
                 stored: Some(stored_at(id)),
                 redelivered: true,
+                priority: 0,
+                record_overhead: 0,
             })
             .collect(),
+        &[],
     );
     let plan = queue.fetch_plan(true).expect("plan");
     assert_eq!(

@@ -10,6 +10,8 @@ pub(super) fn message(body: &'static str) -> Arc<Message> {
         exchange: ShortStr::default(),
         routing_key: ShortStr::from_static("q"),
         persistent: false,
+        ttl: None,
+        priority: 0,
         properties_raw: Bytes::from_static(&[0, 0]),
         body: Bytes::from_static(body.as_bytes()),
     })

@@ -23,7 +23,7 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
         } => metadata::handle_request(shard, reply_to, vhost, request),
         ShardMessage::MetaUpdate(update) => {
             shard.registry.borrow_mut().apply(&update);
-            queues::install_declared(shard, &update.deltas);
+            queues::install_declared(shard, &update.vhost, &update.deltas);
             shard.registry_changed.notify_all();
             shard.send(
                 ShardId::METADATA,
@@ -52,6 +52,9 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             message,
             confirm,
         } => queues::publish(shard, targets.as_slice(), message, confirm),
+        ShardMessage::DeadLettered { token, ok } => {
+            crate::shard::dead_letter::confirmed(shard, token, ok);
+        }
         ShardMessage::Connection { connection, event } => {
             // A connection that is gone drops its events. Its channels' unacked messages,
             // including deliveries still in flight, are requeued by the owners when they get

@@ -15,9 +15,11 @@ use crate::queue::consumer::{ChannelKey, ConsumerKey};
 use crate::queue::message::{Content, Message};
 use crate::queue::SettleAction;
 use crate::shard::pending::ReplyTo;
+use crate::shard::Shard;
 use crate::vhost::delta::{BindingDefinition, MetaUpdate};
 use crate::vhost::queue_definition::QueueDefinition;
 use crate::vhost::rules::{ExchangeDeclare, QueueDeclare};
+use crate::vhost::VHost;
 
 // A published message travels inline: boxing it would add an allocation per publish per
 // shard, while moving a few hundred bytes within a batch is cheaper.
@@ -44,8 +46,11 @@ pub enum ShardMessage {
     Publish {
         queues: QueueTargets,
         message: Message,
-        confirm: Option<ConfirmRef>,
+        confirm: Option<Confirm>,
     },
+    /// The queues of one shard took a dead-lettered message (or refused it), to the shard of
+    /// the queue it came from (`shard::dead_letter`).
+    DeadLettered { token: u64, ok: bool },
     /// An event for a connection, to the connection's shard.
     Connection {
         connection: ConnectionId,
@@ -93,6 +98,15 @@ pub enum MetaRequest {
     Sync,
     /// The same for a queue its owner found gone, answered as a deletion of 0 messages.
     QueueAlreadyDeleted,
+}
+
+/// Who waits for the queues of a shard to take a message.
+#[derive(Debug, Clone, Copy)]
+pub enum Confirm {
+    /// A publisher in confirm mode.
+    Publisher(ConfirmRef),
+    /// A dead-lettering shard: its source message is settled once every copy is safe.
+    DeadLetter { shard: ShardId, token: u64 },
 }
 
 /// Identifies the publish to confirm.
@@ -317,5 +331,60 @@ impl QueueTargets {
             QueueTargets::One(id) => std::slice::from_ref(id),
             QueueTargets::Many(ids) => ids,
         }
+    }
+}
+
+impl QueueTargets {
+    /// Groups routed queues by owner shard: one message per shard. One target queue, the
+    /// common case, allocates only the one-element list.
+    pub fn group_by_owner(vhost: &VHost, queues: &[QueueId]) -> Vec<(ShardId, QueueTargets)> {
+        let owner_of = |id: &QueueId| {
+            vhost
+                .queue_by_id(*id)
+                .expect("routing returns existing queues")
+                .owner_shard
+        };
+        let mut groups: Vec<(ShardId, QueueTargets)> = Vec::with_capacity(1);
+        if let [only] = queues[..] {
+            groups.push((owner_of(&only), QueueTargets::One(only)));
+        } else {
+            for id in queues {
+                let owner = owner_of(id);
+                match groups.iter_mut().find(|(shard, _)| *shard == owner) {
+                    Some((_, targets)) => targets.push(*id),
+                    None => groups.push((owner, QueueTargets::One(*id))),
+                }
+            }
+        }
+        groups
+    }
+}
+
+/// Sends a routed message to each owner shard, moving it into the last one.
+pub fn send_to_owners(
+    shard: &Shard,
+    groups: Vec<(ShardId, QueueTargets)>,
+    message: Message,
+    confirm: Option<Confirm>,
+) {
+    let last = groups.len() - 1;
+    let mut message = Some(message);
+    for (index, (owner, ids)) in groups.into_iter().enumerate() {
+        let message = if index == last {
+            message.take().expect("moved only for the last group")
+        } else {
+            message
+                .as_ref()
+                .expect("present until the last group")
+                .clone()
+        };
+        shard.send(
+            owner,
+            ShardMessage::Publish {
+                queues: ids,
+                message,
+                confirm,
+            },
+        );
     }
 }

@@ -141,7 +141,7 @@ fn publish(
         registry.set_version(version);
         version
     };
-    super::queues::install_declared(shard, &deltas);
+    super::queues::install_declared(shard, &vhost_name, &deltas);
     if !durable_deltas.is_empty() {
         shard.metadata_durable_version.set(version);
         let entry = MetadataChange {

@@ -11,6 +11,7 @@
 //! a connection lives on the shard that was handed its socket; metadata changes are decided by
 //! shard 0 and applied everywhere.
 
+pub mod dead_letter;
 pub mod endpoint;
 pub mod fault;
 pub mod fetcher;
@@ -27,6 +28,7 @@ pub mod pressure;
 pub mod queues;
 pub mod recovery;
 pub mod startup;
+pub mod timers;
 pub mod waker;
 
 use crate::fast_map::FastMap;
@@ -65,6 +67,11 @@ pub struct Shard {
     pub fetch_requests: RefCell<VecDeque<(QueueId, crate::queue::residency::FetchPlan)>>,
     pub fetch_wanted: notify::Notify,
     pub fetch_done: Event,
+    /// Queue timers (`timers`): (when, queue), earliest first, and the task's wake-up.
+    pub timers: RefCell<std::collections::BinaryHeap<std::cmp::Reverse<(u64, QueueId)>>>,
+    pub timers_changed: notify::Notify,
+    /// Dead-lettered messages waiting for their copies to be safe (`dead_letter`).
+    pub dead_letters: RefCell<dead_letter::Waits>,
     /// The connections this shard owns, registered by the connection layer.
     pub connections: Connections,
     /// Serves each socket this shard is handed.
@@ -115,6 +122,9 @@ impl Shard {
             dirty_queues: RefCell::new(Vec::new()),
             dispatch_needed: notify::Notify::new(),
             fetch_requests: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(std::collections::BinaryHeap::new()),
+            timers_changed: notify::Notify::new(),
+            dead_letters: RefCell::new(dead_letter::Waits::default()),
             fetch_wanted: notify::Notify::new(),
             fetch_done: Event::new(),
             connections: Connections::default(),
@@ -193,6 +203,26 @@ impl Shard {
     pub async fn wait_for_version(&self, version: u64) {
         while self.registry.borrow().version() < version {
             self.registry_changed.wait().await;
+        }
+    }
+
+    /// Tells whoever waits that the queues of this shard took a message (`ok`) or not.
+    pub fn confirm(&self, confirm: message::Confirm, ok: bool) {
+        match confirm {
+            message::Confirm::Publisher(publisher) => self.send(
+                publisher.connection.shard(),
+                message::ShardMessage::Connection {
+                    connection: publisher.connection,
+                    event: message::ConnectionEvent::Confirmed {
+                        channel: publisher.channel,
+                        seq: publisher.seq,
+                        ok,
+                    },
+                },
+            ),
+            message::Confirm::DeadLetter { shard, token } => {
+                self.send(shard, message::ShardMessage::DeadLettered { token, ok });
+            }
         }
     }
 

@@ -26,7 +26,7 @@ use crate::ids::{MessageId, QueueId};
 use crate::queue::message::Message;
 use crate::queue::record::{self, RECORD_MESSAGE, RECORD_QUEUE_DELETED, RECORD_SETTLED};
 use crate::queue::{QueuedMessage, StoredAt};
-use crate::shard::message::{ConfirmRef, ConnectionEvent, Reply, ShardMessage, StorageAlarm};
+use crate::shard::message::{Confirm, Reply, ShardMessage, StorageAlarm};
 use crate::shard::notify::Notify;
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
@@ -40,7 +40,7 @@ const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Something waiting for the log to be durable up to an LSN.
 pub enum Waiting {
-    Confirm(ConfirmRef),
+    Confirm(Confirm),
     Barrier(ReplyTo),
 }
 
@@ -54,6 +54,8 @@ pub struct Recovered {
     /// A queue must never reuse an id while records naming it remain: a settled record for
     /// the old message would cancel the new one at the next replay.
     pub next_ids: HashMap<QueueId, MessageId>,
+    /// The deadlines the records carry, by queue: (message, ms since the epoch).
+    pub deadlines: HashMap<QueueId, Vec<(MessageId, u64)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,8 @@ impl Persistence {
         faults: Option<Rc<dyn hare_storage::FaultInjector>>,
     ) -> Result<(Persistence, Recovered, RecoveryReport), PersistenceError> {
         let mut recovered: HashMap<QueueId, RecoveredQueue> = HashMap::new();
+        // Absolute deadlines of recovered messages, by queue (settled ones included).
+        let mut deadlines: HashMap<QueueId, Vec<(MessageId, u64)>> = HashMap::new();
         // The highest message id each queue's records name, live or settled.
         let mut highest_ids: HashMap<QueueId, u64> = HashMap::new();
         let mut bad_records = 0u64;
@@ -109,28 +113,13 @@ impl Persistence {
         };
         let (log, report) = Log::open(config.clone(), |record| {
             let applied = match record.kind {
-                RECORD_MESSAGE => {
-                    let stored = StoredAt::new(record.location);
-                    record::decode_message_entries(record.payload, |queue, id| {
-                        note_id(&mut highest_ids, queue, id.0);
-                        let messages = recovered.entry(queue).or_default();
-                        // Settled entries are only tombstones. A log written before ids were
-                        // kept unique across restarts can reuse an id: dropping the
-                        // tombstones it passes keeps the list sorted for `settle_recovered`.
-                        while messages
-                            .last()
-                            .is_some_and(|last| last.id >= id && last.stored.is_none())
-                        {
-                            messages.pop();
-                        }
-                        messages.push(QueuedMessage {
-                            id,
-                            message: None,
-                            stored: Some(stored),
-                            redelivered: true,
-                        });
-                    })
-                }
+                RECORD_MESSAGE => replay_message(
+                    record.location,
+                    record.payload,
+                    &mut recovered,
+                    &mut deadlines,
+                    &mut highest_ids,
+                ),
                 RECORD_SETTLED => record::decode_settled(record.payload).map(|(queue, ranges)| {
                     if let Some((first, count)) = ranges.last() {
                         let last = first.saturating_add(u64::from(*count)).saturating_sub(1);
@@ -197,6 +186,7 @@ impl Persistence {
             Recovered {
                 queues: recovered,
                 next_ids,
+                deadlines,
             },
             report,
         ))
@@ -261,10 +251,10 @@ impl Persistence {
         self.log()?.health()
     }
 
-    /// Appends a persistent message for `entries` (queue, message id) of this shard.
+    /// Appends a persistent message for `entries` (queue, message id, deadline) of this shard.
     pub fn append_message(
         &self,
-        entries: &[(QueueId, MessageId)],
+        entries: &[record::RecordEntry],
         message: &Message,
     ) -> Result<(Lsn, RecordLocation), StorageError> {
         let head = record::encode_message_head(entries, message);
@@ -558,19 +548,56 @@ impl Persistence {
 
 fn answer(shard: &Rc<Shard>, waiting: Waiting, ok: bool) {
     match waiting {
-        Waiting::Confirm(confirm) => shard.send(
-            confirm.connection.shard(),
-            ShardMessage::Connection {
-                connection: confirm.connection,
-                event: ConnectionEvent::Confirmed {
-                    channel: confirm.channel,
-                    seq: confirm.seq,
-                    ok,
-                },
-            },
-        ),
+        Waiting::Confirm(confirm) => shard.confirm(confirm, ok),
         Waiting::Barrier(reply_to) => shard.reply(reply_to, Reply::Barrier { durable: ok }),
     }
+}
+
+/// Replays a message record: its entries join their queues' recovered lists (bodies stay on
+/// disk), with their deadlines.
+fn replay_message(
+    location: RecordLocation,
+    payload: &[u8],
+    recovered: &mut HashMap<QueueId, RecoveredQueue>,
+    deadlines: &mut HashMap<QueueId, Vec<(MessageId, u64)>>,
+    highest_ids: &mut HashMap<QueueId, u64>,
+) -> Result<(), record::RecordError> {
+    let stored = StoredAt::new(location);
+    let mut entries = Vec::new();
+    let summary = record::decode_message_entries(payload, |entry| entries.push(entry))?;
+    let overhead = location
+        .length
+        .saturating_sub(u32::try_from(summary.body_len).unwrap_or(u32::MAX));
+    for record::RecordEntry {
+        queue,
+        id,
+        deadline,
+    } in entries
+    {
+        note_id(highest_ids, queue, id.0);
+        if deadline != 0 {
+            deadlines.entry(queue).or_default().push((id, deadline));
+        }
+        let messages = recovered.entry(queue).or_default();
+        // Settled entries are only tombstones. A log written before ids were kept unique
+        // across restarts can reuse an id: dropping the tombstones it passes keeps the list
+        // sorted for `settle_recovered`.
+        while messages
+            .last()
+            .is_some_and(|last| last.id >= id && last.stored.is_none())
+        {
+            messages.pop();
+        }
+        messages.push(QueuedMessage {
+            id,
+            message: None,
+            stored: Some(stored),
+            redelivered: true,
+            priority: summary.priority,
+            record_overhead: u16::try_from(overhead).unwrap_or(u16::MAX),
+        });
+    }
+    Ok(())
 }
 
 fn note_id(highest_ids: &mut HashMap<QueueId, u64>, queue: QueueId, id: u64) {

@@ -9,18 +9,22 @@ use crate::exception::Exception;
 use crate::ids::{MessageId, QueueId, ShardId};
 use crate::protocol::ShortStr;
 use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INITIAL};
+use crate::queue::expiry::now_ms;
 use crate::queue::message::Message;
+use crate::queue::record::RecordEntry;
+use crate::queue::settings::QueueSettings;
 use crate::queue::{
-    ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleAction, SettleOutcome, StoredAt,
+    Admission, ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleAction, SettleOutcome,
+    StoredAt,
 };
-use crate::shard::fetcher;
 use crate::shard::message::{
-    ConfirmRef, ConnectionEvent, ConsumeOk, ConsumeOptions, DeleteConditions, GetOk, MetaRequest,
+    Confirm, ConnectionEvent, ConsumeOk, ConsumeOptions, DeleteConditions, GetOk, MetaRequest,
     QueueOp, Reply, ShardMessage,
 };
 use crate::shard::pending::ReplyTo;
 use crate::shard::persistence::Waiting;
 use crate::shard::Shard;
+use crate::shard::{dead_letter, fetcher, timers};
 use crate::vhost::delta::MetaDelta;
 use crate::vhost::queue_definition::QueueDefinition;
 use crate::vhost::rules::no_queue;
@@ -28,15 +32,14 @@ use crate::vhost::rules::no_queue;
 /// Deliveries one queue may make per dispatch round before others get a turn.
 pub const DISPATCH_ROUND_MAX: usize = 256;
 
-pub fn publish(
-    shard: &Rc<Shard>,
-    targets: &[QueueId],
-    message: Message,
-    confirm: Option<ConfirmRef>,
-) {
+pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm: Option<Confirm>) {
     let persistent = message.persistent;
     let message = Arc::new(message);
+    let now = now_ms();
     let mut durable_entries = Vec::new();
+    // Queues that need a look after the enqueue (TTL, limits), and whether one refused it.
+    let mut special = Vec::new();
+    let mut refused = false;
     {
         let mut queues = shard.queues.borrow_mut();
         for id in targets {
@@ -45,8 +48,28 @@ pub fn publish(
             let Some(queue) = queues.get_mut(id) else {
                 continue;
             };
+            match queue.admission() {
+                Admission::Accept => {}
+                Admission::Reject => {
+                    refused = true;
+                    continue;
+                }
+                Admission::RejectDeadLetter => {
+                    refused = true;
+                    special.push(*id);
+                    queue.refuse_dead_letter(message.clone());
+                    continue;
+                }
+            }
+            if queue.has_special_settings() || message.ttl.is_some() {
+                special.push(*id);
+            }
             if persistent && queue.durable {
-                durable_entries.push((*id, queue.reserve_id()));
+                durable_entries.push(RecordEntry {
+                    queue: *id,
+                    id: queue.reserve_id(),
+                    deadline: queue.deadline_for(message.ttl, now),
+                });
             } else {
                 queue.enqueue(message.clone());
                 shard.mark_dirty(*id);
@@ -59,17 +82,24 @@ pub fn publish(
         match persistence.append_message(&durable_entries, &message) {
             Ok((_, location)) => {
                 let mut queues = shard.queues.borrow_mut();
-                for (id, message_id) in durable_entries {
-                    let queue = queues.get_mut(&id).expect("looked up above, same handler");
-                    queue.enqueue_stored(message_id, message.clone(), StoredAt::new(location));
-                    shard.mark_dirty(id);
+                for entry in durable_entries {
+                    let queue = queues
+                        .get_mut(&entry.queue)
+                        .expect("looked up above, same handler");
+                    queue.enqueue_stored(entry.id, message.clone(), StoredAt::new(location), now);
+                    shard.mark_dirty(entry.queue);
                 }
+                drop(queues);
+                after_enqueue(shard, &special);
                 if let Some(confirm) = confirm {
                     // The confirm waits for the fdatasync that covers the record.
-                    if persistence.after_durable(Waiting::Confirm(confirm)) {
-                        return;
+                    if refused {
+                        shard.confirm(confirm, false);
+                    } else if !persistence.after_durable(Waiting::Confirm(confirm)) {
+                        shard.confirm(confirm, true);
                     }
                 }
+                return;
             }
             Err(error) => {
                 // Never a false ack: the message is not durable, so a confirm is a nack. It is
@@ -78,31 +108,74 @@ pub fn publish(
                 tracing::warn!(%error, shard = %shard.id, "persistent message not stored; queued in memory only");
                 stored = false;
                 let mut queues = shard.queues.borrow_mut();
-                for (id, _) in durable_entries {
-                    let queue = queues.get_mut(&id).expect("looked up above, same handler");
+                for entry in durable_entries {
+                    let queue = queues
+                        .get_mut(&entry.queue)
+                        .expect("looked up above, same handler");
                     queue.enqueue(message.clone());
-                    shard.mark_dirty(id);
+                    shard.mark_dirty(entry.queue);
                 }
             }
         }
     }
+    after_enqueue(shard, &special);
     if let Some(confirm) = confirm {
-        shard.send(
-            confirm.connection.shard(),
-            ShardMessage::Connection {
-                connection: confirm.connection,
-                event: ConnectionEvent::Confirmed {
-                    channel: confirm.channel,
-                    seq: confirm.seq,
-                    ok: stored,
-                },
-            },
-        );
+        shard.confirm(confirm, stored && !refused);
     }
 }
 
+/// After a publish, for queues with TTL or limits: a message with TTL 0 goes to a consumer
+/// now or expires; what the limits pushed out is dead-lettered; the next deadline is timed.
+fn after_enqueue(shard: &Rc<Shard>, ids: &[QueueId]) {
+    for id in ids {
+        let zero_ttl = shard
+            .queues
+            .borrow_mut()
+            .get_mut(id)
+            .is_some_and(Queue::take_zero_ttl_pending);
+        if zero_ttl {
+            let mut deliveries = Vec::new();
+            dispatch_one(shard, *id, &mut deliveries, false);
+            if let Some(queue) = shard.queues.borrow_mut().get_mut(id) {
+                queue.expire(now_ms());
+            }
+        }
+        finish_leaving(shard, *id);
+        timers::reschedule(shard, *id);
+    }
+}
+
+/// Records what left a queue by expiry, limits or rejects, and dead-letters what should be.
+pub fn finish_leaving(shard: &Rc<Shard>, id: QueueId) {
+    let (leaving, target) = {
+        let mut queues = shard.queues.borrow_mut();
+        let Some(queue) = queues.get_mut(&id) else {
+            return;
+        };
+        let leaving = queue.take_leaving();
+        if leaving.is_empty() {
+            return;
+        }
+        (leaving, dead_letter_target(queue))
+    };
+    record_gone(shard, id, &leaving.gone);
+    if let Some(target) = target.filter(|_| !leaving.dead.is_empty()) {
+        dead_letter::send(shard, target, leaving.dead);
+    }
+}
+
+fn dead_letter_target(queue: &Queue) -> Option<dead_letter::Target> {
+    Some(dead_letter::Target {
+        queue: queue.id,
+        queue_name: queue.name.clone(),
+        vhost: queue.vhost.clone(),
+        exchange: queue.settings.dead_letter_exchange.clone()?,
+        routing_key: queue.settings.dead_letter_routing_key.clone(),
+    })
+}
+
 /// Records in the log that persistent messages left `queue` for good.
-fn record_gone(shard: &Rc<Shard>, queue: QueueId, gone: &[Gone]) {
+pub fn record_gone(shard: &Rc<Shard>, queue: QueueId, gone: &[Gone]) {
     if gone.is_empty() {
         return;
     }
@@ -120,19 +193,22 @@ fn record_gone(shard: &Rc<Shard>, queue: QueueId, gone: &[Gone]) {
 
 /// Creates the runtime of every queue a metadata update declares on this shard, as the update
 /// is applied: a publish that routed to the queue finds it however it raced the declare.
-pub fn install_declared(shard: &Rc<Shard>, deltas: &[MetaDelta]) {
+pub fn install_declared(shard: &Rc<Shard>, vhost: &ShortStr, deltas: &[MetaDelta]) {
     let mut queues = shard.queues.borrow_mut();
     for delta in deltas {
         if let MetaDelta::QueueDeclared(definition) = delta {
-            if definition.owner_shard == shard.id {
-                queues.entry(definition.id).or_insert_with(|| {
-                    Queue::new(
-                        definition.id,
-                        definition.name.clone(),
-                        definition.auto_delete,
-                        definition.durable,
-                    )
-                });
+            if definition.owner_shard == shard.id && !queues.contains_key(&definition.id) {
+                // Checked when declared; arguments read back from the log were too.
+                let settings = QueueSettings::parse(&definition.arguments).unwrap_or_default();
+                let mut queue = Queue::new(
+                    definition.id,
+                    definition.name.clone(),
+                    definition.auto_delete,
+                    definition.durable,
+                )
+                .with_settings(vhost.clone(), settings);
+                timers::schedule(shard, &mut queue);
+                queues.insert(definition.id, queue);
             }
         }
     }
@@ -198,8 +274,11 @@ fn declared(
     version: u64,
 ) {
     // The runtime was installed with the metadata update; it may have been deleted
-    // since, in which case the counts are zero.
-    let queues = shard.queues.borrow();
+    // since, in which case the counts are zero. A redeclare counts as a use (`x-expires`).
+    let mut queues = shard.queues.borrow_mut();
+    if let Some(queue) = queues.get_mut(&id) {
+        queue.touch(now_ms());
+    }
     let queue = queues.get(&id);
     let reply = Reply::QueueDeclared {
         version,
@@ -221,6 +300,7 @@ fn cancel(
     let auto_delete = match shard.queues.borrow_mut().get_mut(&id) {
         Some(queue) => {
             queue.remove_consumer(consumer);
+            timers::schedule(shard, queue);
             queue.should_auto_delete()
         }
         None => false,
@@ -272,6 +352,7 @@ fn settle(
         None => SettleOutcome::default(),
     };
     record_gone(shard, id, &gone);
+    finish_leaving(shard, id);
     room_opened(shard, id, channel, settled);
 }
 
@@ -292,10 +373,12 @@ fn channel_closed(shard: &Rc<Shard>, id: QueueId, channel: ChannelKey, vhost: Sh
     let (settled, auto_delete) = match shard.queues.borrow_mut().get_mut(&id) {
         Some(queue) => {
             queue.remove_consumers_of(channel.connection, Some(channel.channel));
+            timers::schedule(shard, queue);
             (queue.requeue_channel(channel), queue.should_auto_delete())
         }
         None => (SettleOutcome::default(), false),
     };
+    finish_leaving(shard, id);
     room_opened(shard, id, channel, settled);
     let mut limits = shard.channel_limits.borrow_mut();
     let unused = {
@@ -339,6 +422,7 @@ fn try_get(
         return Some(Err(missing_queue(shard, id, vhost)));
     };
     let mut gone = Vec::new();
+    queue.expire(now_ms());
     let reply = match queue.get(channel, no_ack, &mut gone) {
         GetOutcome::Empty => Some(Ok(None)),
         GetOutcome::NeedsFetch => None,
@@ -357,6 +441,7 @@ fn try_get(
     };
     drop(queues);
     record_gone(shard, id, &gone);
+    finish_leaving(shard, id);
     reply
 }
 
@@ -561,14 +646,21 @@ pub async fn run_dispatcher(shard: Rc<Shard>) {
                 break;
             }
             for id in dirty {
-                dispatch_one(&shard, id, &mut deliveries);
+                dispatch_one(&shard, id, &mut deliveries, true);
             }
             glommio::yield_if_needed().await;
         }
     }
 }
 
-fn dispatch_one(shard: &Rc<Shard>, id: QueueId, deliveries: &mut Vec<Delivery>) {
+/// One dispatch round for a queue. Expired messages go first (`expire_first`), so none is
+/// delivered late; a publish with TTL 0 dispatches without that step, then expires.
+fn dispatch_one(
+    shard: &Rc<Shard>,
+    id: QueueId,
+    deliveries: &mut Vec<Delivery>,
+    expire_first: bool,
+) {
     deliveries.clear();
     let mut gone = Vec::new();
     let more = {
@@ -576,12 +668,17 @@ fn dispatch_one(shard: &Rc<Shard>, id: QueueId, deliveries: &mut Vec<Delivery>) 
         let Some(queue) = queues.get_mut(&id) else {
             return;
         };
+        if expire_first {
+            queue.expire(now_ms());
+            timers::schedule(shard, queue);
+        }
         let mut limits = shard.channel_limits.borrow_mut();
         queue.dispatch(&mut limits, DISPATCH_ROUND_MAX, deliveries, &mut gone);
         deliveries.len() == DISPATCH_ROUND_MAX
     };
     // Stored messages delivered to no-ack consumers are settled for good.
     record_gone(shard, id, &gone);
+    finish_leaving(shard, id);
     // Reads the next bodies back before the resident head runs out.
     fetcher::request(shard, id, false);
     for delivery in deliveries.drain(..) {

@@ -104,7 +104,9 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<ShardRecovery, PersistenceErro
                 Some(queue) => {
                     summary.queues += 1;
                     summary.messages += messages.len();
-                    queue.restore(messages);
+                    let deadlines = recovered.deadlines.get(&id).map_or(&[][..], Vec::as_slice);
+                    queue.restore(messages, deadlines);
+                    crate::shard::timers::schedule(shard, queue);
                     shard.mark_dirty(id);
                 }
                 // The queue is gone (deleted, or its definition was not durable).

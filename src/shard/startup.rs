@@ -382,6 +382,7 @@ async fn run_shard(start: ShardStart) {
     }
     glommio::spawn_local(queues::run_dispatcher(shard.clone())).detach();
     glommio::spawn_local(crate::shard::fetcher::run_fetcher(shard.clone())).detach();
+    glommio::spawn_local(crate::shard::timers::run_timers(shard.clone())).detach();
     for task in connecting {
         task.detach();
     }
@@ -551,7 +552,7 @@ fn install_definitions(shard: &Rc<Shard>, snapshot: &MetadataSnapshot) {
                 vhost.apply(delta);
             }
         }
-        queues::install_declared(shard, &deltas);
+        queues::install_declared(shard, &definitions.vhost, &deltas);
     }
     shard.next_metadata_id.set(
         snapshot

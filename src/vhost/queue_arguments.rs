@@ -1,24 +1,14 @@
-//! Queue `x-` arguments, checked once at declare time. The arguments whose behaviour is not
-//! implemented yet are refused with 406 rather than silently ignored, so an application never
-//! believes it has a TTL or a dead-letter exchange that does nothing. Unknown `x-` keys are
-//! ignored, as RabbitMQ does.
+//! Queue `x-` arguments, checked once at declare time. The settings they give are parsed by
+//! `QueueSettings::parse`; the arguments whose behaviour is not implemented yet are refused
+//! with 406 rather than silently ignored, so an application never believes it has a feature
+//! that does nothing. Unknown `x-` keys are ignored, as RabbitMQ does.
 
 use crate::exception::Exception;
 use crate::protocol::{FieldTable, FieldValue};
+use crate::queue::settings::QueueSettings;
 
 /// Arguments that change queue behaviour and are not implemented yet.
-const REFUSED: [&str; 10] = [
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-overflow",
-    "x-max-priority",
-    "x-expires",
-    "x-single-active-consumer",
-    "x-delivery-limit",
-];
+const REFUSED: [&str; 2] = ["x-single-active-consumer", "x-delivery-limit"];
 
 /// The arguments compared on redeclare (RabbitMQ compares only the keys the queue type knows).
 const COMPARED: [&str; 15] = [
@@ -47,6 +37,12 @@ pub fn validate(arguments: &FieldTable, queue: &str, vhost: &str) -> Result<(), 
                 "queue argument '{key}' of queue '{queue}' in vhost '{vhost}' is not supported by this broker yet"
             )));
         }
+    }
+    if let Err(error) = QueueSettings::parse(arguments) {
+        return Err(Exception::precondition_failed(format!(
+            "invalid arg '{}' for queue '{queue}' in vhost '{vhost}': {}",
+            error.key, error.error
+        )));
     }
     if let Some(value) = arguments.get("x-queue-type") {
         match value.as_bytes() {
@@ -142,10 +138,21 @@ mod tests {
 
     #[test]
     fn unimplemented_arguments_are_refused_not_ignored() {
-        let args = table(&[("x-message-ttl", FieldValue::I32(1000))]);
+        let args = table(&[("x-delivery-limit", FieldValue::I32(5))]);
         let error = validate(&args, "q", "/").unwrap_err();
         assert_eq!(error.reply_code(), 406);
-        assert!(error.explanation.contains("x-message-ttl"));
+        assert!(error.explanation.contains("x-delivery-limit"));
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_with_rabbitmq_text() {
+        let args = table(&[("x-expires", FieldValue::I32(0))]);
+        let error = validate(&args, "q", "/").unwrap_err();
+        assert_eq!(error.reply_code(), 406);
+        assert_eq!(
+            error.explanation.as_str(),
+            "invalid arg 'x-expires' for queue 'q' in vhost '/': {value_zero,0}"
+        );
     }
 
     #[test]

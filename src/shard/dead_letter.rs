@@ -1,0 +1,214 @@
+//! Dead lettering on the shard that owns the source queue: the message gets its `x-death`
+//! headers (`queue::death`), is routed through the queue's dead-letter exchange on this
+//! shard's metadata copy, and goes to the owners of the target queues like any publish.
+//!
+//! At least once, also across shards and `kill -9` (RabbitMQ's classic queues are at most
+//! once here): the source record stays live in the log until every shard that took a copy
+//! has it durable (`Confirm::DeadLetter`), and only then is it settled. A crash in between
+//! recovers the source message, which dies again: a duplicate, never a loss.
+
+use std::rc::Rc;
+
+use crate::fast_map::FastMap;
+use crate::ids::QueueId;
+use crate::protocol::{BasicProperties, ShortStr};
+use crate::queue::death::{self, Death};
+use crate::queue::expiry::now_ms;
+use crate::queue::message::Message;
+use crate::queue::{Dead, DeathReason, Gone};
+use crate::shard::message::{send_to_owners, Confirm, QueueTargets};
+use crate::shard::queues::record_gone;
+use crate::shard::Shard;
+use crate::vhost::route::RouteScratch;
+
+/// Source messages waiting for their dead-lettered copies to be safe, by token.
+#[derive(Default)]
+pub struct Waits {
+    next_token: u64,
+    waiting: FastMap<u64, Wait>,
+}
+
+struct Wait {
+    queue: QueueId,
+    gone: Gone,
+    /// Shards that have not answered yet.
+    remaining: usize,
+    ok: bool,
+}
+
+/// Where a queue's dead messages go: taken from the queue when they leave it, so a queue
+/// deleted while bodies are read back still dead-letters what already left it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub queue: QueueId,
+    pub queue_name: ShortStr,
+    pub vhost: ShortStr,
+    pub exchange: ShortStr,
+    pub routing_key: Option<ShortStr>,
+}
+
+/// Dead-letters messages that left `target.queue`. Bodies on disk are read back first.
+pub fn send(shard: &Rc<Shard>, target: Target, dead: Vec<Dead>) {
+    let (mut resident, on_disk): (Vec<Dead>, Vec<Dead>) = dead
+        .into_iter()
+        .partition(|dead| dead.entry.message.is_some());
+    for dead in resident.drain(..) {
+        let message = dead.entry.message.clone().expect("partitioned on it");
+        dead_letter_one(shard, &target, &dead, &message);
+    }
+    if !on_disk.is_empty() {
+        glommio::spawn_local(read_then_send(shard.clone(), target, on_disk)).detach();
+    }
+}
+
+async fn read_then_send(shard: Rc<Shard>, target: Target, dead: Vec<Dead>) {
+    let locations: Vec<_> = dead
+        .iter()
+        .filter_map(|dead| dead.entry.location())
+        .collect();
+    match shard.persistence().read_messages(&locations).await {
+        Ok(messages) => {
+            for (dead, message) in dead.iter().zip(messages) {
+                dead_letter_one(&shard, &target, dead, &message);
+            }
+        }
+        // The records stay live: the messages come back after a restart and die again.
+        Err(error) => tracing::error!(%error, shard = %shard.id, queue = %target.queue_name,
+            "cannot read messages back to dead-letter them"),
+    }
+}
+
+/// Dead-letters one message, or drops it (no such exchange, nothing routed, every target a
+/// cycle) as RabbitMQ does.
+fn dead_letter_one(shard: &Rc<Shard>, target: &Target, dead: &Dead, message: &Message) {
+    let gone = dead.entry.gone();
+    let Some((copy, queues)) = route(shard, target, dead.reason, message) else {
+        if let Some(gone) = gone {
+            record_gone(shard, target.queue, &[gone]);
+        }
+        return;
+    };
+    let groups = {
+        let registry = shard.registry.borrow();
+        let Some(vhost) = registry.vhost(&target.vhost) else {
+            return;
+        };
+        QueueTargets::group_by_owner(vhost, &queues)
+    };
+    let confirm = gone.map(|gone| {
+        let mut waits = shard.dead_letters.borrow_mut();
+        waits.next_token += 1;
+        let token = waits.next_token;
+        waits.waiting.insert(
+            token,
+            Wait {
+                queue: target.queue,
+                gone,
+                remaining: groups.len(),
+                ok: true,
+            },
+        );
+        Confirm::DeadLetter {
+            shard: shard.id,
+            token,
+        }
+    });
+    send_to_owners(shard, groups, copy, confirm);
+}
+
+/// The dead-lettered copy and the queues it goes to, or None if it goes nowhere.
+fn route(
+    shard: &Shard,
+    target: &Target,
+    reason: DeathReason,
+    message: &Message,
+) -> Option<(Message, Vec<QueueId>)> {
+    let mut properties = BasicProperties::decode(&message.properties_raw).ok()?;
+    let routing_keys = death::routing_keys(&message.routing_key, properties.headers.as_ref());
+    death::record(
+        &mut properties,
+        &Death {
+            reason,
+            queue: target.queue_name.clone(),
+            exchange: message.exchange.clone(),
+            routing_keys: routing_keys.clone(),
+            time: now_ms() / 1000,
+        },
+    );
+    let keys: Vec<ShortStr> = match &target.routing_key {
+        Some(key) => {
+            // A routing key of its own replaces the message's keys, CC included.
+            if let Some(headers) = properties.headers.as_mut() {
+                headers.remove("CC");
+            }
+            vec![key.clone()]
+        }
+        None => vec![message.routing_key.clone()],
+    };
+    let registry = shard.registry.borrow();
+    let vhost = registry.vhost(&target.vhost)?;
+    let exchange = vhost.exchange(&target.exchange)?;
+    let mut scratch = RouteScratch::default();
+    let mut queues = Vec::new();
+    let mut routed = Vec::new();
+    let headers = properties.headers.as_ref();
+    let cc = if target.routing_key.is_none() {
+        routing_keys[1..].to_vec()
+    } else {
+        Vec::new()
+    };
+    for key in keys
+        .iter()
+        .cloned()
+        .chain(cc.into_iter().filter_map(ShortStr::try_from_bytes))
+    {
+        vhost.route(exchange, &key, headers, &mut scratch, &mut routed);
+        queues.extend_from_slice(&routed);
+    }
+    queues.sort_unstable();
+    queues.dedup();
+    queues.retain(|id| {
+        vhost
+            .queue_by_id(*id)
+            .is_some_and(|queue| !death::is_cycle(&properties, reason, queue.name.as_bytes()))
+    });
+    if queues.is_empty() {
+        return None;
+    }
+    let copy = Message {
+        exchange: target.exchange.clone(),
+        routing_key: keys[0].clone(),
+        persistent: message.persistent,
+        // The expiration moved into x-death: the copy does not expire by it again.
+        ttl: None,
+        priority: properties.priority.unwrap_or(0),
+        properties_raw: properties.to_raw(),
+        body: message.body.clone(),
+    };
+    Some((copy, queues))
+}
+
+/// A shard took (or refused) a dead-lettered copy: once all have, the source is settled.
+/// A refused copy leaves the source record live, to die again after a restart.
+pub fn confirmed(shard: &Rc<Shard>, token: u64, ok: bool) {
+    let done = {
+        let mut waits = shard.dead_letters.borrow_mut();
+        let Some(wait) = waits.waiting.get_mut(&token) else {
+            return;
+        };
+        wait.remaining -= 1;
+        wait.ok &= ok;
+        if wait.remaining > 0 {
+            return;
+        }
+        waits.waiting.remove(&token)
+    };
+    if let Some(wait) = done {
+        if wait.ok {
+            record_gone(shard, wait.queue, &[wait.gone]);
+        } else {
+            tracing::warn!(shard = %shard.id, queue = wait.queue.0,
+                "a dead-lettered copy was not stored; the source message is kept in the log");
+        }
+    }
+}
