@@ -116,6 +116,7 @@ impl Broker {
                 exclusive: false,
                 prefetch_count: 0,
                 unacked_count: 0,
+                priority: 0,
                 flow_credit: FLOW_CREDIT_INITIAL,
             })
             .expect("the first consumer of a queue is never refused");

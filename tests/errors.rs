@@ -428,9 +428,25 @@ async fn conditional_deletes_that_fail_are_406() {
 async fn unsupported_queue_arguments_are_406_and_unknown_ones_are_accepted() {
     let broker = Broker::start(2);
     let client = Client::connect(&broker).await;
-    for (queue, argument, value) in [
-        ("sac", "x-single-active-consumer", FieldValue::t(true)),
-        ("poison", "x-delivery-limit", FieldValue::l(10)),
+    for (queue, argument, value, text) in [
+        (
+            "stream",
+            "x-queue-type",
+            FieldValue::from("stream"),
+            "queue type 'stream' is not supported by this broker yet",
+        ),
+        (
+            "sac",
+            "x-single-active-consumer",
+            FieldValue::I(1),
+            "{unacceptable_type,signedint}",
+        ),
+        (
+            "poison",
+            "x-delivery-limit",
+            FieldValue::l(-1),
+            "{value_negative,-1}",
+        ),
     ] {
         let (channel, mut events) = client.channel().await;
         let args = QueueDeclareArguments::new(queue)
@@ -443,7 +459,7 @@ async fn unsupported_queue_arguments_are_406_and_unknown_ones_are_accepted() {
             .expect_close(
                 406,
                 &format!(
-                    "PRECONDITION_FAILED - queue argument '{argument}' of queue '{queue}' in vhost '/'"
+                    "PRECONDITION_FAILED - invalid arg '{argument}' for queue '{queue}' in vhost '/': {text}"
                 ),
             )
             .await;

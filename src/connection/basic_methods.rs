@@ -12,8 +12,8 @@ use crate::exception::Exception;
 use crate::ids::{ChannelId, QueueId, ShardId};
 use crate::protocol::{
     write_content, write_method_frame, BasicCancel, BasicCancelOk, BasicConsume, BasicGet,
-    BasicGetEmpty, BasicGetOk, BasicQos, BasicQosOk, BasicRecoverOk, ConfirmSelectOk, HardError,
-    Method, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk,
+    BasicGetEmpty, BasicGetOk, BasicQos, BasicQosOk, BasicRecoverOk, ConfirmSelectOk, FieldTable,
+    HardError, Method, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk,
 };
 use crate::queue::consumer::{ChannelKey, ConsumerKey};
 use crate::queue::SettleAction;
@@ -109,6 +109,7 @@ pub async fn consume(
             nowait: method.nowait,
             prefetch_count: open.prefetch_count,
             global_prefetch_count: open.global_prefetch_count,
+            priority: consumer_priority(&method.arguments, &name, &vhost)?,
         };
         (tag, options, vhost)
     };
@@ -134,6 +135,27 @@ pub async fn consume(
         Reply::Consumed(result) => result.map(|_| ()),
         _ => Err(unexpected_reply()),
     }
+}
+
+/// `x-priority` of basic.consume: any integer type (RabbitMQ's `check_consume_arguments`).
+fn consumer_priority(
+    arguments: &FieldTable,
+    queue: &ShortStr,
+    vhost: &ShortStr,
+) -> Result<i32, Exception> {
+    let Some(value) = arguments.get("x-priority") else {
+        return Ok(0);
+    };
+    value
+        .as_i64()
+        .map(|priority| priority.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+        .ok_or_else(|| {
+            Exception::precondition_failed(format!(
+                "invalid arg 'x-priority' for queue '{queue}' in vhost '{}': {{unacceptable_type,{}}}",
+                vhost.to_string_lossy(),
+                value.type_name()
+            ))
+        })
 }
 
 pub async fn cancel(

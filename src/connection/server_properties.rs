@@ -11,9 +11,9 @@ use crate::protocol::{FieldTable, FieldValue, ShortStr};
 /// The RabbitMQ version whose behaviour we follow.
 pub const COMPATIBLE_VERSION: &str = "3.13.7";
 
-/// The capabilities we implement. `consumer_priorities` is left out until `x-priority` is
-/// honoured: a client must not believe it has priorities that do nothing.
-pub const CAPABILITIES: [&str; 8] = [
+/// The capabilities we implement.
+pub const CAPABILITIES: [&str; 9] = [
+    "consumer_priorities",
     "publisher_confirms",
     "exchange_exchange_bindings",
     "basic.nack",

@@ -43,6 +43,8 @@ pub struct Consumer {
     /// Deliveries not yet acked, rejected or requeued.
     pub unacked_count: u32,
     pub flow_credit: u32,
+    /// `x-priority` of basic.consume: higher first, lower only when the higher have no room.
+    pub priority: i32,
 }
 
 impl Consumer {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::protocol::ShortStr;
+use crate::protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -29,6 +29,24 @@ pub struct Message {
 impl Message {
     pub fn body_size(&self) -> usize {
         self.body.len()
+    }
+
+    /// A copy whose headers carry `x-delivery-count`, as RabbitMQ's quorum queues deliver a
+    /// returned message. Properties that do not decode (they were checked at publish) are
+    /// left as they are.
+    pub fn with_delivery_count(&self, count: u32) -> Message {
+        let mut copy = self.clone();
+        if let Ok(mut properties) = BasicProperties::decode(&self.properties_raw) {
+            properties
+                .headers
+                .get_or_insert_with(FieldTable::new)
+                .insert(
+                    ShortStr::from_static("x-delivery-count"),
+                    FieldValue::I64(i64::from(count)),
+                );
+            copy.properties_raw = properties.to_raw();
+        }
+        copy
     }
 }
 

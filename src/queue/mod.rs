@@ -66,6 +66,7 @@ pub enum DeathReason {
     Rejected,
     Expired,
     Maxlen,
+    DeliveryLimit,
 }
 
 impl DeathReason {
@@ -74,6 +75,7 @@ impl DeathReason {
             DeathReason::Rejected => "rejected",
             DeathReason::Expired => "expired",
             DeathReason::Maxlen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
         }
     }
 }
@@ -167,6 +169,11 @@ pub struct Queue {
     last_used_ms: u64,
     /// The earliest timer the shard holds for this queue (`shard::timers`).
     pub timer_scheduled: Option<u64>,
+    /// How often each message still in the queue was returned (requeued), for
+    /// `x-delivery-limit` and the `x-delivery-count` header; only returned messages have one.
+    returns: FastMap<MessageId, u32>,
+    /// Not every consumer has the same `x-priority`: dispatch must look for the highest.
+    consumer_priorities_differ: bool,
     unacked: FastMap<MessageId, Unacked>,
     consumers: Vec<Consumer>,
     /// Round-robin position in `consumers`.
@@ -199,6 +206,8 @@ impl Queue {
             zero_ttl_pending: false,
             last_used_ms: expiry::now_ms(),
             timer_scheduled: None,
+            returns: FastMap::default(),
+            consumer_priorities_differ: false,
             unacked: FastMap::default(),
             consumers: Vec::new(),
             next_consumer_index: 0,
@@ -337,6 +346,7 @@ impl Queue {
     /// A message leaves for good without being delivered: dead-lettered if the queue has a
     /// dead-letter exchange, otherwise dropped.
     fn drop_entry(&mut self, entry: QueuedMessage, reason: DeathReason) {
+        self.returns.remove(&entry.id);
         if self.settings.dead_letter_exchange.is_some() {
             self.leaving.dead.push(Dead { entry, reason });
         } else {
@@ -610,6 +620,7 @@ impl Queue {
             return Err(ConsumeRefusal::ExclusiveInUse);
         }
         self.consumers.push(consumer);
+        self.note_consumer_priorities();
         self.had_consumer = true;
         self.touch(expiry::now_ms());
         Ok(())
@@ -624,6 +635,7 @@ impl Queue {
         if self.next_consumer_index > index {
             self.next_consumer_index -= 1;
         }
+        self.note_consumer_priorities();
         self.touch(expiry::now_ms());
         true
     }
@@ -673,6 +685,7 @@ impl Queue {
                 break;
             };
             let (queued, message) = self.pop_resident_head().expect("head checked above");
+            let message = self.as_delivered(queued.id, message);
             let consumer = &mut self.consumers[index];
             consumer.flow_credit -= 1;
             if !consumer.no_ack {
@@ -689,6 +702,7 @@ impl Queue {
                     },
                 );
             } else {
+                self.returns.remove(&queued.id);
                 gone.extend(queued.gone());
             }
             out.push(Delivery {
@@ -703,15 +717,46 @@ impl Queue {
         }
     }
 
+    fn note_consumer_priorities(&mut self) {
+        let first = self.consumers.first().map_or(0, |c| c.priority);
+        self.consumer_priorities_differ = self.consumers.iter().any(|c| c.priority != first);
+    }
+
+    /// The consumer the next message goes to: with `x-single-active-consumer` only the first
+    /// registered; otherwise round robin among those with room and the highest `x-priority`.
     fn next_consumer_with_capacity(&self, limits: &ChannelLimits) -> Option<usize> {
+        let has_room = |consumer: &Consumer| {
+            consumer.has_capacity()
+                && (consumer.no_ack || limits.has_capacity(&consumer.key.channel_key()))
+        };
+        if self.settings.single_active_consumer {
+            return self.consumers.first().filter(|c| has_room(c)).map(|_| 0);
+        }
         let count = self.consumers.len();
-        (0..count)
+        let mut in_turn = (0..count)
             .map(|offset| (self.next_consumer_index + offset) % count)
-            .find(|&index| {
-                let consumer = &self.consumers[index];
-                consumer.has_capacity()
-                    && (consumer.no_ack || limits.has_capacity(&consumer.key.channel_key()))
-            })
+            .filter(|&index| has_room(&self.consumers[index]));
+        if !self.consumer_priorities_differ {
+            return in_turn.next();
+        }
+        // The first in turn among the highest priority with room.
+        in_turn.fold(None, |best: Option<usize>, index| match best {
+            Some(best) if self.consumers[best].priority >= self.consumers[index].priority => {
+                Some(best)
+            }
+            _ => Some(index),
+        })
+    }
+
+    /// The message as delivered: a returned one of a queue that counts returns carries
+    /// `x-delivery-count` (RabbitMQ's quorum queues).
+    fn as_delivered(&self, id: MessageId, message: Arc<Message>) -> Arc<Message> {
+        match self.returns.get(&id) {
+            Some(&count) if self.settings.counts_deliveries() => {
+                Arc::new(message.with_delivery_count(count))
+            }
+            _ => message,
+        }
     }
 
     /// basic.get: the head of the queue, recorded as unacked unless `no_ack` (then a stored
@@ -724,6 +769,7 @@ impl Queue {
         let Some((queued, message)) = self.pop_resident_head() else {
             return GetOutcome::NeedsFetch;
         };
+        let message = self.as_delivered(queued.id, message);
         let (id, redelivered) = (queued.id, queued.redelivered);
         if !no_ack {
             self.unacked.insert(
@@ -736,6 +782,7 @@ impl Queue {
                 },
             );
         } else {
+            self.returns.remove(&id);
             gone.extend(queued.gone());
         }
         GetOutcome::Got {
@@ -789,7 +836,10 @@ impl Queue {
             match action {
                 SettleAction::Requeue => self.requeue(entry),
                 SettleAction::Discard => self.drop_entry(entry.message, DeathReason::Rejected),
-                SettleAction::Ack => gone.extend(entry.message.gone()),
+                SettleAction::Ack => {
+                    self.returns.remove(id);
+                    gone.extend(entry.message.gone());
+                }
             }
         }
         outcome
@@ -821,6 +871,18 @@ impl Queue {
         if unacked.expired || self.expiry.is_expired_by_queue_ttl(message.id) {
             self.drop_entry(message, DeathReason::Expired);
             return;
+        }
+        if self.settings.counts_deliveries() {
+            let returns = self.returns.entry(message.id).or_insert(0);
+            *returns += 1;
+            if self
+                .settings
+                .delivery_limit
+                .is_some_and(|limit| u64::from(*returns) > limit)
+            {
+                self.drop_entry(message, DeathReason::DeliveryLimit);
+                return;
+            }
         }
         message.redelivered = true;
         self.count_resident(&message, true);
@@ -862,6 +924,8 @@ impl Queue {
         self.resident = 0;
         self.resident_bytes = 0;
         self.ready_bytes = 0;
+        let unacked = &self.unacked;
+        self.returns.retain(|id, _| unacked.contains_key(id));
         gone.extend(self.ready.drain().iter().filter_map(QueuedMessage::gone));
         count
     }

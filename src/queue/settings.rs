@@ -13,6 +13,20 @@ pub const EXPIRY_MAX_MS: i64 = 4_294_967_295;
 /// The largest `x-max-priority` RabbitMQ supports.
 pub const PRIORITY_MAX: i64 = 255;
 
+/// The delivery limit a quorum queue gets when `x-delivery-limit` is not set (RabbitMQ 4's
+/// default; 3.13 had none).
+pub const QUORUM_DELIVERY_LIMIT_DEFAULT: u64 = 20;
+
+/// `x-queue-type`. A quorum queue on one node keeps a classic queue's storage and adds the
+/// rules a single node can honour: durable only, no exclusive or auto-delete, a default
+/// delivery limit, the `x-delivery-count` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+}
+
 /// What happens to a publish when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
@@ -40,6 +54,12 @@ pub struct QueueSettings {
     pub overflow: Overflow,
     /// `x-max-priority`; None (or 0) means one level, FIFO.
     pub max_priority: Option<u8>,
+    pub queue_type: QueueType,
+    /// `x-delivery-limit`: returns (requeues) a message may have before it is dead-lettered
+    /// with reason `delivery_limit`.
+    pub delivery_limit: Option<u64>,
+    /// `x-single-active-consumer`.
+    pub single_active_consumer: bool,
 }
 
 /// A declare argument RabbitMQ would refuse: the key and the error term it prints.
@@ -95,7 +115,34 @@ impl QueueSettings {
             }
             settings.max_priority = u8::try_from(priority).ok().filter(|p| *p > 0);
         }
+        if let Some(value) = arguments.get("x-single-active-consumer") {
+            settings.single_active_consumer = match value {
+                FieldValue::Bool(on) => *on,
+                other => {
+                    return Err(fail(
+                        "x-single-active-consumer",
+                        format!("{{unacceptable_type,{}}}", other.type_name()),
+                    ))
+                }
+            };
+        }
+        if let Some(value) = arguments.get("x-delivery-limit") {
+            settings.delivery_limit =
+                Some(non_negative(value).map_err(|e| fail("x-delivery-limit", e))?);
+        }
+        if arguments.get("x-queue-type").and_then(FieldValue::as_bytes) == Some(b"quorum") {
+            settings.queue_type = QueueType::Quorum;
+            settings
+                .delivery_limit
+                .get_or_insert(QUORUM_DELIVERY_LIMIT_DEFAULT);
+        }
         Ok(settings)
+    }
+
+    /// True if returns must be counted (`x-delivery-limit`, and the `x-delivery-count` header of
+    /// quorum queues).
+    pub fn counts_deliveries(&self) -> bool {
+        self.delivery_limit.is_some() || self.queue_type == QueueType::Quorum
     }
 
     /// Priority levels the ready list keeps: one without `x-max-priority`.

@@ -45,6 +45,7 @@ pub(super) fn consumer(
         exclusive: false,
         prefetch_count,
         unacked_count: 0,
+        priority: 0,
         flow_credit: consumer::FLOW_CREDIT_INITIAL,
     }
 }

@@ -190,6 +190,8 @@ pub struct ConsumeOptions {
     pub prefetch_count: u16,
     /// basic.qos global=true: the channel's limit, shared by its consumers.
     pub global_prefetch_count: u16,
+    /// `x-priority`.
+    pub priority: i32,
 }
 
 /// When queue.delete must refuse instead of deleting.

@@ -493,6 +493,7 @@ fn consume(
                 prefetch_count: options.prefetch_count,
                 unacked_count: 0,
                 flow_credit: FLOW_CREDIT_INITIAL,
+                priority: options.priority,
             };
             match queue.add_consumer(consumer) {
                 Ok(()) => Ok(queue.name.clone()),

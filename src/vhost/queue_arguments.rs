@@ -1,14 +1,14 @@
 //! Queue `x-` arguments, checked once at declare time. The settings they give are parsed by
-//! `QueueSettings::parse`; the arguments whose behaviour is not implemented yet are refused
-//! with 406 rather than silently ignored, so an application never believes it has a feature
-//! that does nothing. Unknown `x-` keys are ignored, as RabbitMQ does.
+//! `QueueSettings::parse`; a queue type that is not implemented (`stream`) is refused with 406
+//! rather than silently treated as classic. Unknown `x-` keys are ignored, as RabbitMQ does.
 
 use crate::exception::Exception;
 use crate::protocol::{FieldTable, FieldValue};
 use crate::queue::settings::QueueSettings;
+use crate::vhost::rules::QueueDeclare;
 
-/// Arguments that change queue behaviour and are not implemented yet.
-const REFUSED: [&str; 2] = ["x-single-active-consumer", "x-delivery-limit"];
+/// Classic-queue arguments a quorum queue refuses (RabbitMQ 3.13).
+const NOT_FOR_QUORUM: [&str; 3] = ["x-max-priority", "x-queue-mode", "x-queue-version"];
 
 /// The arguments compared on redeclare (RabbitMQ compares only the keys the queue type knows).
 const COMPARED: [&str; 15] = [
@@ -31,13 +31,6 @@ const COMPARED: [&str; 15] = [
 
 /// Checks declare arguments; `queue` and `vhost` are for the error text.
 pub fn validate(arguments: &FieldTable, queue: &str, vhost: &str) -> Result<(), Exception> {
-    for key in REFUSED {
-        if arguments.contains_key(key) {
-            return Err(Exception::precondition_failed(format!(
-                "queue argument '{key}' of queue '{queue}' in vhost '{vhost}' is not supported by this broker yet"
-            )));
-        }
-    }
     if let Err(error) = QueueSettings::parse(arguments) {
         return Err(Exception::precondition_failed(format!(
             "invalid arg '{}' for queue '{queue}' in vhost '{vhost}': {}",
@@ -47,6 +40,13 @@ pub fn validate(arguments: &FieldTable, queue: &str, vhost: &str) -> Result<(), 
     if let Some(value) = arguments.get("x-queue-type") {
         match value.as_bytes() {
             Some(b"classic") => {}
+            Some(b"quorum") => {
+                if let Some(key) = NOT_FOR_QUORUM.iter().find(|key| arguments.contains_key(key)) {
+                    return Err(Exception::precondition_failed(format!(
+                        "invalid arg '{key}' for queue '{queue}' in vhost '{vhost}' of queue type rabbit_quorum_queue"
+                    )));
+                }
+            }
             Some(other) => {
                 return Err(Exception::precondition_failed(format!(
                     "invalid arg 'x-queue-type' for queue '{queue}' in vhost '{vhost}': queue type '{}' is not supported by this broker yet",
@@ -72,6 +72,32 @@ pub fn validate(arguments: &FieldTable, queue: &str, vhost: &str) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// A quorum queue must be durable, not exclusive, not auto-delete (RabbitMQ's
+/// `rabbit_queue_type_util` checks and texts).
+pub fn check_queue_type_properties(request: &QueueDeclare, vhost: &str) -> Result<(), Exception> {
+    if request
+        .arguments
+        .get("x-queue-type")
+        .and_then(FieldValue::as_bytes)
+        != Some(b"quorum")
+    {
+        return Ok(());
+    }
+    let property = if request.auto_delete {
+        "auto-delete"
+    } else if request.exclusive {
+        "exclusive-owner"
+    } else if !request.durable {
+        "non-durable"
+    } else {
+        return Ok(());
+    };
+    Err(Exception::precondition_failed(format!(
+        "invalid property '{property}' for queue '{}' in vhost '{vhost}'",
+        request.name
+    )))
 }
 
 /// Compares the arguments of a redeclare with the stored ones. Returns the first key whose
@@ -137,11 +163,14 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_arguments_are_refused_not_ignored() {
-        let args = table(&[("x-delivery-limit", FieldValue::I32(5))]);
+    fn unimplemented_queue_types_are_refused_not_ignored() {
+        let args = table(&[(
+            "x-queue-type",
+            FieldValue::LongStr(bytes::Bytes::from_static(b"stream")),
+        )]);
         let error = validate(&args, "q", "/").unwrap_err();
         assert_eq!(error.reply_code(), 406);
-        assert!(error.explanation.contains("x-delivery-limit"));
+        assert!(error.explanation.contains("stream"));
     }
 
     #[test]

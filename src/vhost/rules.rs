@@ -201,6 +201,7 @@ impl<'a> Change<'a> {
             )));
         }
         queue_arguments::validate(&request.arguments, &request.name.to_string_lossy(), &vhost)?;
+        queue_arguments::check_queue_type_properties(&request, &vhost)?;
         let definition = QueueDefinition {
             id: QueueId(self.allocate_id()),
             name: request.name,

@@ -307,6 +307,12 @@ pub struct Delivery {
 }
 
 impl Deliveries {
+    /// The deliveries of a consumer started with `basic_consume_rx` directly (to pass
+    /// consume arguments).
+    pub fn from_parts(tag: String, receiver: mpsc::UnboundedReceiver<ConsumerMessage>) -> Self {
+        Deliveries { tag, receiver }
+    }
+
     pub async fn next(&mut self) -> Delivery {
         let message = within("basic.deliver", self.receiver.recv())
             .await
