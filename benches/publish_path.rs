@@ -28,7 +28,7 @@ use hare::queue::message::Message;
 use hare::queue::{Delivery, Gone, Queue, SettleAction};
 use hare::vhost::delta::{BindingDefinition, DestinationName, MetaDelta};
 use hare::vhost::queue_definition::QueueDefinition;
-use hare::vhost::route::RouteScratch;
+use hare::vhost::route::{RouteScratch, RoutedMessage};
 use hare::vhost::{Registry, VHost, DEFAULT_VHOST};
 
 mod support;
@@ -154,7 +154,7 @@ impl Broker {
         self.vhost.route(
             exchange,
             &message.routing_key,
-            properties.headers.as_ref(),
+            &RoutedMessage::new(&message.routing_key, &properties),
             &mut self.route_scratch,
             &mut self.route_queues,
         );

@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hare::protocol::FieldValue;
-use hare::routing::{BindingTable, ExchangeKind};
+use hare::routing::{BindingTable, ExchangeKind, HashInputs};
 
 mod support;
 
@@ -64,7 +64,12 @@ fn fanout_route(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(count), |b| {
             b.iter(|| {
                 out.clear();
-                table.route::<&[u8]>(black_box(KEY_MATCHED), None, &mut out);
+                table.route::<&[u8]>(
+                    black_box(KEY_MATCHED),
+                    None,
+                    &HashInputs::default(),
+                    &mut out,
+                );
                 black_box(out.len())
             });
         });
@@ -86,7 +91,7 @@ fn route_group(c: &mut Criterion, name: &str, table: &Table) {
         group.bench_function(label, |b| {
             b.iter(|| {
                 out.clear();
-                table.route::<&[u8]>(black_box(key), None, &mut out);
+                table.route::<&[u8]>(black_box(key), None, &HashInputs::default(), &mut out);
                 black_box(out.len())
             });
         });
@@ -172,7 +177,7 @@ fn bind(table: &mut Table, key: &[u8], destination: u32) {
 
 fn routed(table: &Table, key: &[u8]) -> Vec<u32> {
     let mut out = Vec::new();
-    table.route::<&[u8]>(key, None, &mut out);
+    table.route::<&[u8]>(key, None, &HashInputs::default(), &mut out);
     out
 }
 

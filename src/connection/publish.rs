@@ -20,7 +20,7 @@ use crate::queue::message::Message;
 use crate::shard::message::{send_to_owners, Confirm, ConfirmRef, QueueTargets};
 use crate::shard::Shard;
 use crate::vhost::exchange::Exchange;
-use crate::vhost::route::RouteScratch;
+use crate::vhost::route::{RouteScratch, RoutedMessage};
 use crate::vhost::rules::no_exchange;
 use crate::vhost::VHost;
 
@@ -128,17 +128,17 @@ pub fn route_and_send(
         )));
     }
     let mut queues = std::mem::take(&mut state.route_queues);
-    let headers = properties.headers.as_ref();
+    let routed = RoutedMessage::new(&message.routing_key, &properties);
     let scratch = &mut state.route_scratch;
     vhost.route(
         exchange,
         &message.routing_key,
-        headers,
+        &routed,
         scratch,
         &mut queues,
     );
     if !extra_keys.is_empty() {
-        route_extra_keys(vhost, exchange, &extra_keys, headers, scratch, &mut queues);
+        route_extra_keys(vhost, exchange, &extra_keys, &routed, scratch, &mut queues);
     }
     let frame_max = state.frame_max;
     let open = state
@@ -215,13 +215,13 @@ fn route_extra_keys(
     vhost: &VHost,
     exchange: &Exchange,
     extra_keys: &[ShortStr],
-    headers: Option<&FieldTable>,
+    routed: &RoutedMessage<'_>,
     scratch: &mut RouteScratch,
     queues: &mut Vec<QueueId>,
 ) {
     let mut more = Vec::new();
     for key in extra_keys {
-        vhost.route(exchange, key, headers, scratch, &mut more);
+        vhost.route(exchange, key, routed, scratch, &mut more);
         queues.extend_from_slice(&more);
     }
     queues.sort_unstable();

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
+use super::consistent_hash::{parse_weight, HashInputs, HashRing, HashSource};
 use super::direct::DirectIndex;
 use super::fanout::FanoutSet;
 use super::headers::{HeaderValue, HeadersBindings, HeadersMatch};
@@ -29,6 +30,13 @@ pub enum BindError {
     InvalidXMatch { value: String },
     #[error("invalid x-match field value of a non-string type; expected one of all, any, all-with-x, any-with-x")]
     InvalidXMatchType,
+    /// A consistent-hash weight that is not an integer; `key` is printed as the plugin does.
+    #[error("The binding key must be an integer: {key}")]
+    WeightNotInteger { key: String },
+    #[error("The binding key must be greater than 0")]
+    WeightNotPositive,
+    #[error("The binding key must not exceed {max}")]
+    WeightTooLarge { max: u32 },
 }
 
 /// The bindings of one exchange, with the index its kind routes through.
@@ -58,6 +66,7 @@ enum Matcher<D, V> {
     Fanout(FanoutSet<D>),
     Topic(TopicTrie<D>),
     Headers(HeadersBindings<D, V>),
+    ConsistentHash(HashRing<D>),
 }
 
 impl<D, V> BindingTable<D, V>
@@ -71,6 +80,9 @@ where
             ExchangeKind::Fanout => Matcher::Fanout(FanoutSet::new()),
             ExchangeKind::Topic => Matcher::Topic(TopicTrie::new()),
             ExchangeKind::Headers => Matcher::Headers(HeadersBindings::new()),
+            ExchangeKind::ConsistentHash => {
+                Matcher::ConsistentHash(HashRing::new(HashSource::RoutingKey))
+            }
         };
         BindingTable {
             kind,
@@ -81,12 +93,20 @@ where
         }
     }
 
+    /// An empty consistent-hash table that hashes what `source` names.
+    pub fn consistent_hash(source: HashSource) -> Self {
+        let mut table = Self::new(ExchangeKind::ConsistentHash);
+        table.matcher = Matcher::ConsistentHash(HashRing::new(source));
+        table
+    }
+
     pub fn kind(&self) -> ExchangeKind {
         self.kind
     }
 
     /// Ok(true) if added, Ok(false) if an identical binding existed. For the headers kind the
-    /// arguments are parsed now, so an invalid `x-match` is refused before anything changes.
+    /// arguments are parsed now, so an invalid `x-match` is refused before anything changes; for
+    /// the consistent-hash kind the routing key is the weight, checked the same way.
     pub fn bind(
         &mut self,
         routing_key: &[u8],
@@ -110,6 +130,9 @@ where
             Matcher::Headers(bindings) => {
                 let parsed = HeadersMatch::parse(pairs(&arguments))?;
                 bindings.insert(id, destination, parsed);
+            }
+            Matcher::ConsistentHash(ring) => {
+                ring.insert(id, destination, parse_weight(routing_key)?);
             }
         }
         self.binding_id_next += 1;
@@ -163,12 +186,14 @@ where
 
     /// Appends each matching destination once to `out`; entries already in `out` are left
     /// alone, so the caller can collect several exchanges into one buffer and reuse it.
-    /// `headers` is the message's header table, `None` if it has none. Allocates nothing beyond
-    /// growing `out`.
+    /// `routing_key` is the key being routed (the published one or a `CC` / `BCC` key),
+    /// `headers` is the message's header table, `None` if it has none, and `hashed` what a
+    /// consistent-hash exchange may hash. Allocates nothing beyond growing `out`.
     pub fn route<K: AsRef<[u8]>>(
         &self,
         routing_key: &[u8],
         headers: Option<&[(K, V)]>,
+        hashed: &HashInputs<'_>,
         out: &mut Vec<D>,
     ) {
         match &self.matcher {
@@ -182,6 +207,7 @@ where
                     out,
                 );
             }
+            Matcher::ConsistentHash(ring) => ring.route(headers, hashed, out),
         }
     }
 
@@ -224,6 +250,26 @@ where
             })
     }
 
+    /// Every binding in the order it was bound, as `iter` lists them. Snapshots store bindings
+    /// in this order so that replaying them rebuilds a consistent-hash ring the same.
+    pub fn iter_in_bind_order(&self) -> impl Iterator<Item = (&[u8], &[Argument<V>], D)> {
+        let mut all: Vec<(&Binding<V>, D)> = self
+            .by_destination
+            .iter()
+            .flat_map(|(&destination, bindings)| {
+                bindings.iter().map(move |binding| (binding, destination))
+            })
+            .collect();
+        all.sort_unstable_by_key(|(binding, _)| binding.id);
+        all.into_iter().map(|(binding, destination)| {
+            (
+                &*binding.routing_key,
+                binding.arguments.as_slice(),
+                destination,
+            )
+        })
+    }
+
     /// O(bindings): for tests and debug builds.
     pub fn check_invariants(&self) {
         let mut total = 0;
@@ -259,6 +305,10 @@ where
                 assert_eq!(trie.reference_count(), total);
             }
             Matcher::Headers(bindings) => assert_eq!(bindings.len(), total),
+            Matcher::ConsistentHash(ring) => {
+                ring.check_invariants();
+                assert_eq!(ring.len(), total);
+            }
         }
     }
 
@@ -277,6 +327,11 @@ where
                 1,
                 "each headers binding has exactly one entry"
             ),
+            Matcher::ConsistentHash(ring) => {
+                assert_eq!(ring.destination(binding.id), Some(destination));
+                let weight = parse_weight(key).expect("stored weights were checked");
+                assert_eq!(ring.weight(binding.id), u64::from(weight));
+            }
         }
     }
 
@@ -302,6 +357,7 @@ impl<D: Copy + Eq + Hash + Ord, V: HeaderValue> Matcher<D, V> {
             Matcher::Fanout(set) => set.remove(destination),
             Matcher::Topic(trie) => trie.remove(&binding.routing_key, destination),
             Matcher::Headers(bindings) => bindings.remove(binding.id),
+            Matcher::ConsistentHash(ring) => ring.remove(binding.id),
         };
         assert!(removed, "every stored binding has an index entry");
     }
@@ -359,7 +415,16 @@ mod tests {
 
     fn route(t: &Table, key: &str, headers: Option<&Arguments>) -> Vec<u32> {
         let mut out = Vec::new();
-        t.route(key.as_bytes(), headers.map(Vec::as_slice), &mut out);
+        let hashed = HashInputs {
+            routing_key: key.as_bytes(),
+            ..HashInputs::default()
+        };
+        t.route(
+            key.as_bytes(),
+            headers.map(Vec::as_slice),
+            &hashed,
+            &mut out,
+        );
         out
     }
 
@@ -446,7 +511,8 @@ mod tests {
         assert!(bind(&mut t, "#", vec![], 1));
         assert!(bind(&mut t, "a", vec![], 1));
         let mut out = vec![1, 0];
-        t.route(b"a", None::<&[(Vec<u8>, TestValue)]>, &mut out);
+        let hashed = HashInputs::default();
+        t.route(b"a", None::<&[(Vec<u8>, TestValue)]>, &hashed, &mut out);
         assert_eq!(
             out,
             vec![1, 0, 1],

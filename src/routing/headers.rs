@@ -13,9 +13,10 @@
 //! so this module does not depend on the codec. `x-match` is parsed once, at bind time.
 
 use super::binding_table::BindError;
+use super::consistent_hash::StableHasher;
 use super::dedup_tail;
 
-/// What the headers exchange needs from a field value.
+/// What the headers and consistent-hash exchanges need from a field value.
 pub trait HeaderValue {
     /// RabbitMQ value equality: integers of different widths equal by value; 1 != "1"; 1 != 1.0.
     fn value_eq(&self, other: &Self) -> bool;
@@ -23,6 +24,10 @@ pub trait HeaderValue {
     fn is_void(&self) -> bool;
     /// The string content if this is a string (longstr) value, for reading `x-match`.
     fn as_str_bytes(&self) -> Option<&[u8]>;
+    /// Feeds the value to the consistent-hash exchange's hasher as a type tag and bytes that
+    /// are the same in every process (`consistent_hash::tag`): integers of any width hash
+    /// alike, strings as their bytes, void as an absent header, an array as its first element.
+    fn hash_into(&self, hasher: &mut StableHasher);
 }
 
 /// The name of the binding argument that selects the match mode.

@@ -6,10 +6,12 @@
 //! in without this module depending on it.
 //!
 //! One file per concept: [`direct`] (exact key), [`fanout`] (key ignored), [`topic`] (word
-//! trie with `*` and `#`), [`headers`] (`x-match` over header tables) and
+//! trie with `*` and `#`), [`headers`] (`x-match` over header tables), [`consistent_hash`]
+//! (one destination per message by hashing a key over weighted bindings) and
 //! `binding_table`, which stores the bindings of one exchange and delegates routing to the
 //! matcher of its kind.
 
+pub mod consistent_hash;
 pub mod direct;
 pub mod fanout;
 pub mod headers;
@@ -21,11 +23,12 @@ mod destinations;
 mod test_support;
 
 pub use binding_table::{Argument, BindError, BindingTable};
+pub use consistent_hash::{HashInputs, HashProperty, HashSource, StableHasher};
 pub use headers::{HeaderValue, HeadersMatch, XMatch};
 pub use topic::TopicTrie;
 
-/// The exchange types this broker routes with. Plugin types (such as the delayed-message
-/// exchange) wrap one of these for routing, so they are not listed here.
+/// The exchange types this broker routes with. The consistent-hash type comes from a RabbitMQ
+/// plugin but has a matcher of its own; other plugin types are not supported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExchangeKind {
     /// Exact byte equality between the routing key and the binding key.
@@ -36,6 +39,9 @@ pub enum ExchangeKind {
     Topic,
     /// Header table matching under `x-match`; the routing key is ignored.
     Headers,
+    /// `x-consistent-hash`: one destination per message, by hashing a key over weighted
+    /// bindings.
+    ConsistentHash,
 }
 
 impl ExchangeKind {
@@ -46,6 +52,7 @@ impl ExchangeKind {
             b"fanout" => Some(ExchangeKind::Fanout),
             b"topic" => Some(ExchangeKind::Topic),
             b"headers" => Some(ExchangeKind::Headers),
+            b"x-consistent-hash" => Some(ExchangeKind::ConsistentHash),
             _ => None,
         }
     }
@@ -57,6 +64,7 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::ConsistentHash => "x-consistent-hash",
         }
     }
 }
@@ -95,11 +103,13 @@ mod tests {
             ExchangeKind::Fanout,
             ExchangeKind::Topic,
             ExchangeKind::Headers,
+            ExchangeKind::ConsistentHash,
         ] {
             assert_eq!(ExchangeKind::parse(kind.as_str().as_bytes()), Some(kind));
         }
         assert_eq!(ExchangeKind::parse(b"Direct"), None);
         assert_eq!(ExchangeKind::parse(b"x-delayed-message"), None);
+        assert_eq!(ExchangeKind::parse(b"X-Consistent-Hash"), None);
         assert_eq!(ExchangeKind::parse(b""), None);
     }
 

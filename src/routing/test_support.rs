@@ -1,6 +1,7 @@
 //! Test-only helpers shared by the routing tests: a stand-in header value type that mimics the
 //! codec's field value, table builders, and a small seeded random number generator.
 
+use super::consistent_hash::{tag, StableHasher};
 use super::headers::HeaderValue;
 
 /// A stand-in for the codec's field value with just the shapes the rules care about.
@@ -36,6 +37,18 @@ impl HeaderValue for TestValue {
         match self {
             TestValue::Str(text) => Some(text),
             _ => None,
+        }
+    }
+
+    fn hash_into(&self, hasher: &mut StableHasher) {
+        match self {
+            TestValue::Int(value) => hasher.write_tagged(tag::INTEGER, &value.to_le_bytes()),
+            TestValue::Short(value) => {
+                hasher.write_tagged(tag::INTEGER, &i64::from(*value).to_le_bytes());
+            }
+            TestValue::Str(text) => hasher.write_tagged(tag::STRING, text),
+            TestValue::Float(value) => hasher.write_tagged(tag::OTHER, &value.to_le_bytes()),
+            TestValue::Void => hasher.write(&[tag::ABSENT]),
         }
     }
 }

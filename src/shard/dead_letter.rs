@@ -19,7 +19,7 @@ use crate::queue::{Dead, DeathReason, Gone};
 use crate::shard::message::{send_to_owners, Confirm, QueueTargets};
 use crate::shard::queues::record_gone;
 use crate::shard::Shard;
-use crate::vhost::route::RouteScratch;
+use crate::vhost::route::{RouteScratch, RoutedMessage};
 
 /// Source messages waiting for their dead-lettered copies to be safe, by token.
 #[derive(Default)]
@@ -151,7 +151,6 @@ fn route(
     let mut scratch = RouteScratch::default();
     let mut queues = Vec::new();
     let mut routed = Vec::new();
-    let headers = properties.headers.as_ref();
     let cc = if target.routing_key.is_none() {
         routing_keys[1..].to_vec()
     } else {
@@ -162,7 +161,8 @@ fn route(
         .cloned()
         .chain(cc.into_iter().filter_map(ShortStr::try_from_bytes))
     {
-        vhost.route(exchange, &key, headers, &mut scratch, &mut routed);
+        let message = RoutedMessage::new(&key, &properties);
+        vhost.route(exchange, &key, &message, &mut scratch, &mut routed);
         queues.extend_from_slice(&routed);
     }
     queues.sort_unstable();

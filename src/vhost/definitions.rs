@@ -19,7 +19,8 @@
 //! shortstr: len u8 | bytes[len]
 //! table:    len u32 | exactly what `FieldTable::encode` writes (its own u32 length and values are
 //!           big-endian, as on the wire)
-//! kind:     direct 1, fanout 2, topic 3, headers 4        destination_kind: queue 1, exchange 2
+//! kind:     direct 1, fanout 2, topic 3, headers 4, x-consistent-hash 5
+//! destination_kind: queue 1, exchange 2
 //! ```
 //!
 //! Every integer outside the embedded AMQP tables is little-endian. `durable` is not stored
@@ -122,7 +123,8 @@ impl Definitions {
         queues.sort_by_key(|queue| queue.id);
         let mut bindings = Vec::new();
         for source in sources {
-            for (routing_key, arguments, destination) in source.bindings.iter() {
+            // In bind order: replay then rebuilds a consistent-hash ring the same.
+            for (routing_key, arguments, destination) in source.bindings.iter_in_bind_order() {
                 let Some(destination) = stored_destination(vhost, destination) else {
                     continue;
                 };
@@ -211,6 +213,7 @@ impl Definitions {
             check(!exchange.name.is_empty(), "stored exchange has no name")?;
             let taken = scratch.exchange(&exchange.name).is_some();
             check(!taken, "exchange name repeated or standard")?;
+            check_exchange_arguments(exchange)?;
             scratch.apply(&MetaDelta::ExchangeDeclared(exchange.clone()));
         }
         for queue in &self.queues {
@@ -333,6 +336,16 @@ pub fn load(dir: &Path) -> Result<Option<Definitions>, DefinitionsError> {
         Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
         Err(source) => Err(DefinitionsError::Io { path, source }),
     }
+}
+
+/// Refuses the exchange arguments declare would have refused (the consistent-hash kind's).
+pub(super) fn check_exchange_arguments(
+    exchange: &ExchangeDefinition,
+) -> Result<(), DefinitionsError> {
+    check(
+        exchange.hash_source().is_ok(),
+        "consistent-hash exchange arguments refused",
+    )
 }
 
 pub(super) fn is_standard(name: &ShortStr) -> bool {

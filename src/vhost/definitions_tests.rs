@@ -81,6 +81,7 @@ fn sample() -> Definitions {
         ("scaled", FieldValue::Decimal { scale: 2, value: 5 }),
     ]);
     let alternate = table(vec![("alternate-exchange", long("lost"))]);
+    let hash_header = table(vec![("hash-header", long("customer"))]);
     let headers = table(vec![
         ("x-match", long("any")),
         ("size", FieldValue::I32(42)),
@@ -94,6 +95,7 @@ fn sample() -> Definitions {
             exchange(1001, "lost", ExchangeKind::Fanout, no_args()),
             exchange(1002, "events", ExchangeKind::Topic, nested),
             exchange(1003, "docs", ExchangeKind::Headers, no_args()),
+            exchange(1008, "shards", ExchangeKind::ConsistentHash, hash_header),
         ],
         queues: vec![
             queue(1004, "work", 0),
@@ -108,6 +110,8 @@ fn sample() -> Definitions {
             binding("docs", to_queue("audit"), "", headers),
             binding("amq.topic", to_queue("work"), "*.urgent", no_args()),
             binding("events", to_exchange("amq.fanout"), "a.#", no_args()),
+            binding("shards", to_queue("work"), "3", no_args()),
+            binding("shards", to_queue("audit"), "1", no_args()),
         ],
     }
 }
@@ -311,7 +315,7 @@ fn unknown_codes_are_refused() {
     assert_eq!(body[binding_kind_at], DESTINATION_EXCHANGE);
     for (at, value, what) in [
         (kind_at, 0, "unknown exchange kind"),
-        (kind_at, 5, "unknown exchange kind"),
+        (kind_at, 6, "unknown exchange kind"),
         (kind_at + 1, 4, "unknown exchange flag bits"),
         (binding_kind_at, 3, "unknown binding destination kind"),
     ] {
@@ -708,4 +712,93 @@ fn metadata_replay_refuses_changes_that_do_not_fit() {
         ..change(Vec::new())
     };
     assert!(replay.apply(&backwards).is_err());
+}
+
+#[test]
+fn consistent_hash_arguments_and_weights_are_checked_on_load() {
+    let both = table(vec![
+        ("hash-header", long("h")),
+        ("hash-property", long("message_id")),
+    ]);
+    let mut definitions = sample();
+    definitions.exchanges[4].arguments = both;
+    assert_eq!(
+        invalid_what(&seal(&definitions.encode_body())),
+        "consistent-hash exchange arguments refused"
+    );
+
+    let mut definitions = sample();
+    definitions.bindings[7].routing_key = short("0");
+    assert_eq!(
+        invalid_what(&seal(&definitions.encode_body())),
+        "binding arguments refused by the exchange kind"
+    );
+}
+
+/// The keys that `vhost` routes through `exchange` to each queue name.
+fn ring_placement(vhost: &VHost, exchange: &str) -> Vec<String> {
+    let exchange = vhost.exchange(&short(exchange)).unwrap();
+    let mut scratch = crate::vhost::route::RouteScratch::default();
+    let mut queues = Vec::new();
+    let properties = crate::protocol::BasicProperties::default();
+    (0..2000)
+        .map(|number| {
+            let key = short(&format!("customer-{number}"));
+            let message = crate::vhost::route::RoutedMessage::new(&key, &properties);
+            vhost.route(exchange, &key, &message, &mut scratch, &mut queues);
+            assert_eq!(queues.len(), 1, "one queue per message");
+            vhost.queue_by_id(queues[0]).unwrap().name.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_consistent_hash_ring_is_rebuilt_the_same_from_stored_bindings() {
+    let mut registry = Registry::new();
+    let mut next_id = Registry::FIRST_DYNAMIC_ID;
+    let vhost = registry.vhost_mut(&short(DEFAULT_VHOST)).unwrap();
+    let mut change = Change::new(vhost, &mut next_id);
+    declare_exchange(&mut change, "ring", "x-consistent-hash", true);
+    for name in ["q0", "q1", "q2", "q3"] {
+        declare_queue(&mut change, name, true, false, 0);
+    }
+    // Bound out of id order, and one range removed from the middle.
+    for (queue, weight) in [("q2", "3"), ("q0", "1"), ("q3", "2"), ("q1", "1")] {
+        bind(&mut change, "ring", to_queue(queue), weight);
+    }
+    let middle = binding("ring", to_queue("q0"), "1", no_args());
+    let nested = table(vec![(
+        "nested",
+        FieldValue::Table(table(vec![("a", FieldValue::Bool(true))])),
+    )]);
+    let middle = BindingDefinition {
+        arguments: nested,
+        ..middle
+    };
+    change
+        .unbind(middle, ConnectionId::new(ShardId(0), 1))
+        .unwrap();
+
+    let vhost = registry.vhost(&short(DEFAULT_VHOST)).unwrap();
+    let stored = Definitions::collect(vhost, next_id, 2);
+    let order: Vec<String> = stored
+        .bindings
+        .iter()
+        .filter(|b| b.source.as_bytes() == b"ring")
+        .map(|b| format!("{:?} {}", b.destination, b.routing_key))
+        .collect();
+    assert_eq!(
+        order,
+        ["Queue(\"q2\") 3", "Queue(\"q3\") 2", "Queue(\"q1\") 1"],
+        "bindings are stored in bind order"
+    );
+
+    let loaded = Definitions::decode(&stored.encode()).unwrap();
+    let rebuilt = loaded.build_vhost().unwrap();
+    let before = ring_placement(vhost, "ring");
+    assert_eq!(ring_placement(&rebuilt, "ring"), before);
+    for name in ["q1", "q2", "q3"] {
+        assert!(before.iter().any(|queue| queue == name), "{name} gets keys");
+    }
+    assert!(!before.iter().any(|queue| queue == "q0"));
 }

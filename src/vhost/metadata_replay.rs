@@ -7,7 +7,8 @@
 
 use crate::ids::ShardId;
 use crate::vhost::definitions::{
-    apply_binding, check, invalid, is_standard, BindingChange, DefinitionsError,
+    apply_binding, check, check_exchange_arguments, invalid, is_standard, BindingChange,
+    DefinitionsError,
 };
 use crate::vhost::delta::MetaDelta;
 use crate::vhost::metadata_record::{MetadataChange, MetadataSnapshot};
@@ -88,6 +89,7 @@ impl Rules {
                 check(!exchange.name.is_empty(), "stored exchange has no name")?;
                 let taken = vhost.exchange(&exchange.name).is_some();
                 check(!taken, "declared exchange exists already")?;
+                check_exchange_arguments(exchange)?;
                 vhost.apply(delta);
             }
             MetaDelta::ExchangeDeleted { name } => {

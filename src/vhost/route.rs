@@ -4,7 +4,8 @@
 //! a queue reached by several paths gets one copy.
 
 use crate::ids::{ExchangeId, QueueId};
-use crate::protocol::{FieldTable, ShortStr};
+use crate::protocol::{BasicProperties, FieldTable, ShortStr};
+use crate::routing::HashInputs;
 use crate::vhost::exchange::{Destination, Exchange};
 use crate::vhost::VHost;
 
@@ -20,14 +21,38 @@ pub struct RouteScratch {
     visited: Vec<ExchangeId>,
 }
 
+/// What routing reads of a published message besides the key being routed: built once per
+/// message from fields it already has, and shared by the routes of its `CC` / `BCC` keys.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutedMessage<'a> {
+    pub headers: Option<&'a FieldTable>,
+    /// What a consistent-hash exchange may hash, with the published routing key.
+    pub hashed: HashInputs<'a>,
+}
+
+impl<'a> RoutedMessage<'a> {
+    pub fn new(routing_key: &'a ShortStr, properties: &'a BasicProperties) -> RoutedMessage<'a> {
+        RoutedMessage {
+            headers: properties.headers.as_ref(),
+            hashed: HashInputs {
+                routing_key: routing_key.as_bytes(),
+                message_id: properties.message_id.as_ref().map(ShortStr::as_bytes),
+                correlation_id: properties.correlation_id.as_ref().map(ShortStr::as_bytes),
+                timestamp: properties.timestamp,
+            },
+        }
+    }
+}
+
 impl VHost {
     /// Routes from `exchange` into `queues` (cleared first). Returns the queue ids sorted and
-    /// deduplicated.
+    /// deduplicated. `routing_key` is the published key or one of the message's `CC` / `BCC`
+    /// keys.
     pub fn route(
         &self,
         exchange: &Exchange,
         routing_key: &ShortStr,
-        headers: Option<&FieldTable>,
+        message: &RoutedMessage<'_>,
         scratch: &mut RouteScratch,
         queues: &mut Vec<QueueId>,
     ) {
@@ -51,10 +76,11 @@ impl VHost {
                 }
             } else {
                 scratch.destinations.clear();
-                let header_entries = headers.map(|table| table.entries.as_slice());
+                let header_entries = message.headers.map(|table| table.entries.as_slice());
                 current.bindings.route(
                     routing_key.as_bytes(),
                     header_entries,
+                    &message.hashed,
                     &mut scratch.destinations,
                 );
                 for destination in &scratch.destinations {

@@ -135,6 +135,10 @@ impl<'a> Change<'a> {
             internal: request.internal,
             arguments: request.arguments,
         };
+        // Checked even when the exchange exists, as RabbitMQ validates every declare.
+        candidate
+            .hash_source()
+            .map_err(Exception::precondition_failed)?;
         if let Some(existing) = self.vhost.exchange(&request.name) {
             return check_exchange_equivalent(&existing.definition, &candidate, &vhost);
         }
@@ -241,7 +245,8 @@ impl<'a> Change<'a> {
             .exchange(&binding.source)
             .expect("checked by check_binding_ends");
         let arguments = binding_arguments(&binding.arguments);
-        // Validate x-match (and any other argument rules) on a scratch table first.
+        // Validate x-match, consistent-hash weights (and any other argument rules) on a
+        // scratch table first.
         let mut probe: BindingTable<Destination, crate::protocol::FieldValue> =
             BindingTable::new(source.definition.kind);
         probe
