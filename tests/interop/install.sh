@@ -2,7 +2,7 @@
 # Idempotent installer for the interop suites (Debian, root; Rust + CPython 3.11+ with pip).
 #  - apt: golang-go + golang-github-rabbitmq-amqp091-go-dev (amqp091-go source incl. its
 #         integration tests, and its test dependency golang-uber-goleak-dev)
-#  - venv in .cache/venv: pika, amqp, kombu (pinned), pytest, pytest-timeout
+#  - venv in .cache/venv: pika, amqp, kombu, celery (pinned), pytest, pytest-timeout
 #  - sdists of amqp and kombu (pinned) unpacked in .cache/src for their t/integration tests
 # Skips every step that is already done. Quiet unless something fails.
 set -euo pipefail
@@ -21,7 +21,7 @@ if ! command -v go >/dev/null || [ ! -f "$GO_SRC/integration_test.go" ] \
 fi
 
 # 2. Python venv with the client libraries and test runners.
-PIP_PKGS="pika==$PIKA_VERSION amqp==$AMQP_VERSION kombu==$KOMBU_VERSION pytest==9.2.0 pytest-timeout==2.4.0"
+PIP_PKGS="pika==$PIKA_VERSION amqp==$AMQP_VERSION kombu==$KOMBU_VERSION celery==$CELERY_VERSION pytest==9.2.0 pytest-timeout==2.4.0"
 if [ ! -x "$PY" ]; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
@@ -46,4 +46,4 @@ for spec in "amqp $AMQP_VERSION" "kombu $KOMBU_VERSION"; do
 done
 
 touch "$CACHE_DIR/.install-ok"
-echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION)"
+echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION)"

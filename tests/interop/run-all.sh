@@ -5,7 +5,7 @@
 #   interop: N passed, M failed, K skipped
 # (M = unexpected failures). Exit status 1 if any suite had unexpected failures.
 # Env: AMQP_URL (required in practice; default amqp://guest:guest@127.0.0.1:5672/),
-#      INTEROP_SKIP_INSTALL=1 to skip install.sh, INTEROP_SUITES="go pyamqp kombu pika",
+#      INTEROP_SKIP_INSTALL=1 to skip install.sh, INTEROP_SUITES="go pyamqp kombu pika celery",
 #      INTEROP_SUITE_LIMIT (seconds per suite, default 300), INTEROP_VERBOSE=1.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +22,7 @@ fi
 t1=$(date +%s)
 echo "interop: running against $(echo "$AMQP_URL" | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#')"
 tp=0 tf=0 ts=0 summaries=()
-for suite in ${INTEROP_SUITES:-go pyamqp kombu pika}; do
+for suite in ${INTEROP_SUITES:-go pyamqp kombu pika celery}; do
   s0=$(date +%s)
   out=$(timeout -k 10 "${INTEROP_SUITE_LIMIT:-300}" "$here/$suite.sh" 2>&1); rc=$?
   printf '%s\n' "$out"

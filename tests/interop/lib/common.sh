@@ -10,6 +10,8 @@ export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
 AMQP_VERSION=5.4.2
 KOMBU_VERSION=5.7.0
 PIKA_VERSION=1.4.4
+# Celery 5.7.0 is the first release that accepts kombu 5.7 (5.5.x wants kombu<5.6).
+CELERY_VERSION=5.7.0
 
 # Split AMQP_URL into its parts (RabbitMQ URI spec: "/" or empty path = vhost "/").
 eval "$(python3 - <<'PYEOF'
