@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::connection::content::Completed;
-use crate::connection::{direct_reply, ConnectionShared};
+use crate::connection::{direct_reply, ConnectionShared, ConnectionState};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, QueueId};
 use crate::protocol::{
@@ -18,7 +18,7 @@ use crate::protocol::{
 };
 use crate::queue::message::Message;
 use crate::shard::message::{send_to_owners, Confirm, ConfirmRef, QueueTargets};
-use crate::shard::Shard;
+use crate::shard::{delayed, Shard};
 use crate::vhost::exchange::Exchange;
 use crate::vhost::route::{RouteScratch, RoutedMessage};
 use crate::vhost::rules::no_exchange;
@@ -127,6 +127,12 @@ pub fn route_and_send(
             state.vhost.to_string_lossy()
         )));
     }
+    if exchange.definition.delayed {
+        if let Some(delay) = delayed::delay_of(properties.headers.as_ref()) {
+            hold_delayed(shard, connection, state, channel, message, delay);
+            return Ok(());
+        }
+    }
     let mut queues = std::mem::take(&mut state.route_queues);
     let routed = RoutedMessage::new(&message.routing_key, &properties);
     let scratch = &mut state.route_scratch;
@@ -170,6 +176,41 @@ pub fn route_and_send(
     send_to_owners(shard, groups, message, confirm);
     state.route_queues = queues;
     Ok(())
+}
+
+/// A message for a delayed exchange with a positive `x-delay` waits in this shard's delay
+/// store and is routed when its time comes; its confirm waits for it to be stored
+/// (docs/rabbitmq-compatibility.md §10).
+fn hold_delayed(
+    shard: &Shard,
+    connection: &ConnectionShared,
+    state: &mut ConnectionState,
+    channel: ChannelId,
+    message: Message,
+    delay: u32,
+) {
+    let store = delayed::store_id(&state.vhost);
+    let open = state
+        .channels
+        .get_mut(&channel.0)
+        .expect("content arrives only on open channels");
+    let confirm = open.confirm.as_mut().map(|tracker| {
+        Confirm::Publisher(ConfirmRef {
+            connection: connection.id,
+            channel,
+            seq: tracker.publish(1),
+        })
+    });
+    let waiting = Message {
+        ttl: Some(delay),
+        ..message
+    };
+    send_to_owners(
+        shard,
+        vec![(shard.id, QueueTargets::One(store))],
+        waiting,
+        confirm,
+    );
 }
 
 /// The properties a published message travels with, and the extra routing keys its headers

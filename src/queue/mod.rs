@@ -157,6 +157,9 @@ pub struct Queue {
     pub settings: QueueSettings,
     /// `settings` has anything a publish must look at (`has_special_settings`).
     special: bool,
+    /// A shard's delay store (`shard::delayed`): every message is stored, and released
+    /// through its exchange when its deadline comes.
+    delay_store: bool,
     ready: ReadyList,
     /// Body bytes of the ready messages (`x-max-length-bytes`).
     ready_bytes: u64,
@@ -199,6 +202,7 @@ impl Queue {
             auto_delete,
             settings: QueueSettings::default(),
             special: false,
+            delay_store: false,
             ready: ReadyList::new(1),
             ready_bytes: 0,
             expiry: ExpiryIndex::default(),
@@ -228,6 +232,22 @@ impl Queue {
         self.special = settings != QueueSettings::default();
         self.settings = settings;
         self
+    }
+
+    /// Makes a new queue a delay store.
+    pub fn into_delay_store(mut self) -> Queue {
+        self.delay_store = true;
+        self
+    }
+
+    pub fn is_delay_store(&self) -> bool {
+        self.delay_store
+    }
+
+    /// True if every message is written to the log, persistent or not: a delay store's
+    /// messages must outlive a restart whatever their delivery mode.
+    pub fn stores_every_message(&self) -> bool {
+        self.delay_store
     }
 
     pub fn ready_count(&self) -> usize {
@@ -347,7 +367,7 @@ impl Queue {
     /// dead-letter exchange, otherwise dropped.
     fn drop_entry(&mut self, entry: QueuedMessage, reason: DeathReason) {
         self.returns.remove(&entry.id);
-        if self.settings.dead_letter_exchange.is_some() {
+        if self.settings.dead_letter_exchange.is_some() || self.delay_store {
             self.leaving.dead.push(Dead { entry, reason });
         } else {
             self.leaving.gone.extend(entry.gone());

@@ -18,7 +18,7 @@ use crate::queue::message::Message;
 use crate::queue::{Dead, DeathReason, Gone};
 use crate::shard::message::{send_to_owners, Confirm, QueueTargets};
 use crate::shard::queues::record_gone;
-use crate::shard::Shard;
+use crate::shard::{delayed, Shard};
 use crate::vhost::route::{RouteScratch, RoutedMessage};
 
 /// Source messages waiting for their dead-lettered copies to be safe, by token.
@@ -43,8 +43,19 @@ pub struct Target {
     pub queue: QueueId,
     pub queue_name: ShortStr,
     pub vhost: ShortStr,
-    pub exchange: ShortStr,
-    pub routing_key: Option<ShortStr>,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// The queue's dead-letter exchange and routing key (`x-death` recorded).
+    DeadLetter {
+        exchange: ShortStr,
+        routing_key: Option<ShortStr>,
+    },
+    /// A delay store releasing messages through the exchange they were published to
+    /// (`shard::delayed`).
+    Release,
 }
 
 /// Dead-letters messages that left `target.queue`. Bodies on disk are read back first.
@@ -116,6 +127,16 @@ fn dead_letter_one(shard: &Rc<Shard>, target: &Target, dead: &Dead, message: &Me
     send_to_owners(shard, groups, copy, confirm);
 }
 
+/// What a copy is routed with: its properties, exchange and routing keys (the first is the
+/// copy's own), and what the copy is.
+struct Copy {
+    properties: BasicProperties,
+    exchange: ShortStr,
+    keys: Vec<ShortStr>,
+    persistent: bool,
+    ttl: Option<u32>,
+}
+
 /// The dead-lettered copy and the queues it goes to, or None if it goes nowhere.
 fn route(
     shard: &Shard,
@@ -123,7 +144,59 @@ fn route(
     reason: DeathReason,
     message: &Message,
 ) -> Option<(Message, Vec<QueueId>)> {
-    let mut properties = BasicProperties::decode(&message.properties_raw).ok()?;
+    let properties = BasicProperties::decode(&message.properties_raw).ok()?;
+    let copy = match &target.via {
+        Via::DeadLetter {
+            exchange,
+            routing_key,
+        } => dead_letter_copy(target, reason, message, properties, exchange, routing_key),
+        Via::Release => release_copy(message, properties),
+    };
+    let registry = shard.registry.borrow();
+    let vhost = registry.vhost(&target.vhost)?;
+    let exchange = vhost.exchange(&copy.exchange)?;
+    let mut scratch = RouteScratch::default();
+    let mut queues = Vec::new();
+    let mut routed = Vec::new();
+    for key in &copy.keys {
+        let routed_message = RoutedMessage::new(key, &copy.properties);
+        vhost.route(exchange, key, &routed_message, &mut scratch, &mut routed);
+        queues.extend_from_slice(&routed);
+    }
+    queues.sort_unstable();
+    queues.dedup();
+    if matches!(target.via, Via::DeadLetter { .. }) {
+        queues.retain(|id| {
+            vhost.queue_by_id(*id).is_some_and(|queue| {
+                !death::is_cycle(&copy.properties, reason, queue.name.as_bytes())
+            })
+        });
+    }
+    if queues.is_empty() {
+        return None;
+    }
+    let routed_copy = Message {
+        exchange: copy.exchange,
+        routing_key: copy.keys[0].clone(),
+        persistent: copy.persistent,
+        ttl: copy.ttl,
+        priority: copy.properties.priority.unwrap_or(0),
+        properties_raw: copy.properties.to_raw(),
+        body: message.body.clone(),
+    };
+    Some((routed_copy, queues))
+}
+
+/// A dead-lettered copy: `x-death` recorded, to the dead-letter exchange with its routing key
+/// (then without `CC`) or the message's own keys.
+fn dead_letter_copy(
+    target: &Target,
+    reason: DeathReason,
+    message: &Message,
+    mut properties: BasicProperties,
+    exchange: &ShortStr,
+    routing_key: &Option<ShortStr>,
+) -> Copy {
     let routing_keys = death::routing_keys(&message.routing_key, properties.headers.as_ref());
     death::record(
         &mut properties,
@@ -135,7 +208,7 @@ fn route(
             time: now_ms() / 1000,
         },
     );
-    let keys: Vec<ShortStr> = match &target.routing_key {
+    let keys = match routing_key {
         Some(key) => {
             // A routing key of its own replaces the message's keys, CC included.
             if let Some(headers) = properties.headers.as_mut() {
@@ -143,49 +216,49 @@ fn route(
             }
             vec![key.clone()]
         }
-        None => vec![message.routing_key.clone()],
+        None => routing_keys
+            .into_iter()
+            .filter_map(ShortStr::try_from_bytes)
+            .collect(),
     };
-    let registry = shard.registry.borrow();
-    let vhost = registry.vhost(&target.vhost)?;
-    let exchange = vhost.exchange(&target.exchange)?;
-    let mut scratch = RouteScratch::default();
-    let mut queues = Vec::new();
-    let mut routed = Vec::new();
-    let cc = if target.routing_key.is_none() {
-        routing_keys[1..].to_vec()
-    } else {
-        Vec::new()
-    };
-    for key in keys
-        .iter()
-        .cloned()
-        .chain(cc.into_iter().filter_map(ShortStr::try_from_bytes))
-    {
-        let message = RoutedMessage::new(&key, &properties);
-        vhost.route(exchange, &key, &message, &mut scratch, &mut routed);
-        queues.extend_from_slice(&routed);
-    }
-    queues.sort_unstable();
-    queues.dedup();
-    queues.retain(|id| {
-        vhost
-            .queue_by_id(*id)
-            .is_some_and(|queue| !death::is_cycle(&properties, reason, queue.name.as_bytes()))
-    });
-    if queues.is_empty() {
-        return None;
-    }
-    let copy = Message {
-        exchange: target.exchange.clone(),
-        routing_key: keys[0].clone(),
+    Copy {
+        properties,
+        exchange: exchange.clone(),
+        keys,
         persistent: message.persistent,
         // The expiration moved into x-death: the copy does not expire by it again.
         ttl: None,
-        priority: properties.priority.unwrap_or(0),
-        properties_raw: properties.to_raw(),
-        body: message.body.clone(),
-    };
-    Some((copy, queues))
+    }
+}
+
+/// A delayed message released through its exchange, as published (its `CC` keys too), with
+/// the plugin's negated `x-delay` marker and its own `expiration` from now on.
+fn release_copy(message: &Message, mut properties: BasicProperties) -> Copy {
+    let keys = death::routing_keys(&message.routing_key, properties.headers.as_ref())
+        .into_iter()
+        .filter_map(ShortStr::try_from_bytes)
+        .collect();
+    if let Some(headers) = properties.headers.as_mut() {
+        if let Some(delay) = delayed::delay_of(Some(headers)) {
+            headers.insert(
+                ShortStr::from_static("x-delay"),
+                delayed::released_header(delay),
+            );
+        }
+    }
+    let ttl = properties.expiration.as_ref().and_then(|expiration| {
+        std::str::from_utf8(expiration.as_bytes())
+            .ok()?
+            .parse()
+            .ok()
+    });
+    Copy {
+        persistent: properties.is_persistent(),
+        properties,
+        exchange: message.exchange.clone(),
+        keys,
+        ttl,
+    }
 }
 
 /// A shard took (or refused) a dead-lettered copy: once all have, the source is settled.

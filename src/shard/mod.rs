@@ -12,6 +12,7 @@
 //! shard 0 and applied everywhere.
 
 pub mod dead_letter;
+pub mod delayed;
 pub mod endpoint;
 pub mod fault;
 pub mod fetcher;

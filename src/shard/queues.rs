@@ -64,7 +64,7 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
             if queue.has_special_settings() || message.ttl.is_some() {
                 special.push(*id);
             }
-            if persistent && queue.durable {
+            if (persistent || queue.stores_every_message()) && queue.durable {
                 durable_entries.push(RecordEntry {
                     queue: *id,
                     id: queue.reserve_id(),
@@ -165,12 +165,19 @@ pub fn finish_leaving(shard: &Rc<Shard>, id: QueueId) {
 }
 
 fn dead_letter_target(queue: &Queue) -> Option<dead_letter::Target> {
+    let via = if queue.is_delay_store() {
+        dead_letter::Via::Release
+    } else {
+        dead_letter::Via::DeadLetter {
+            exchange: queue.settings.dead_letter_exchange.clone()?,
+            routing_key: queue.settings.dead_letter_routing_key.clone(),
+        }
+    };
     Some(dead_letter::Target {
         queue: queue.id,
         queue_name: queue.name.clone(),
         vhost: queue.vhost.clone(),
-        exchange: queue.settings.dead_letter_exchange.clone()?,
-        routing_key: queue.settings.dead_letter_routing_key.clone(),
+        via,
     })
 }
 

@@ -337,6 +337,7 @@ async fn run_shard(start: ShardStart) {
     let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone(), serve));
     install_definitions(&shard, &definitions);
     drop(definitions);
+    crate::shard::delayed::install_stores(&shard);
     if let Some(log) = metadata_log {
         assert_eq!(id, ShardId::METADATA, "the metadata shard writes the log");
         glommio::spawn_local(metadata_writer::run_metadata_writer(shard.clone(), log)).detach();

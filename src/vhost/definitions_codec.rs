@@ -17,6 +17,7 @@ use crate::vhost::queue_definition::QueueDefinition;
 
 pub(super) const EXCHANGE_AUTO_DELETE: u8 = 1 << 0;
 const EXCHANGE_INTERNAL: u8 = 1 << 1;
+const EXCHANGE_DELAYED: u8 = 1 << 2;
 const QUEUE_AUTO_DELETE: u8 = 1 << 0;
 /// On-disk codes of the exchange kinds; 0 is never written, so a zeroed byte is refused.
 /// Codes are never reused or renumbered: a new kind takes the next one.
@@ -52,7 +53,8 @@ pub(super) fn put_exchange(out: &mut Vec<u8>, exchange: &ExchangeDefinition) {
     out.push(kind_code(exchange.kind));
     out.push(
         (u8::from(exchange.auto_delete) * EXCHANGE_AUTO_DELETE)
-            | (u8::from(exchange.internal) * EXCHANGE_INTERNAL),
+            | (u8::from(exchange.internal) * EXCHANGE_INTERNAL)
+            | (u8::from(exchange.delayed) * EXCHANGE_DELAYED),
     );
     put_table(out, &exchange.arguments);
 }
@@ -88,7 +90,7 @@ pub(super) fn read_exchange(
     let kind = kind_from_code(cursor.u8()?).ok_or(invalid("unknown exchange kind"))?;
     let flags = cursor.u8()?;
     check(
-        flags & !(EXCHANGE_AUTO_DELETE | EXCHANGE_INTERNAL) == 0,
+        flags & !(EXCHANGE_AUTO_DELETE | EXCHANGE_INTERNAL | EXCHANGE_DELAYED) == 0,
         "unknown exchange flag bits",
     )?;
     Ok(ExchangeDefinition {
@@ -98,6 +100,7 @@ pub(super) fn read_exchange(
         durable: true,
         auto_delete: flags & EXCHANGE_AUTO_DELETE != 0,
         internal: flags & EXCHANGE_INTERNAL != 0,
+        delayed: flags & EXCHANGE_DELAYED != 0,
         arguments: cursor.table()?,
     })
 }

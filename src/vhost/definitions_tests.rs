@@ -27,6 +27,7 @@ fn long(s: &'static str) -> FieldValue {
 
 fn exchange(id: u64, name: &str, kind: ExchangeKind, arguments: FieldTable) -> ExchangeDefinition {
     ExchangeDefinition {
+        delayed: false,
         id: ExchangeId(id),
         name: short(name),
         kind,
@@ -302,6 +303,21 @@ fn inconsistent_definitions_are_refused() {
 }
 
 #[test]
+fn a_delayed_exchange_round_trips() {
+    let mut delayed = exchange(1000, "later", ExchangeKind::Topic, no_args());
+    delayed.delayed = true;
+    let definitions = Definitions {
+        exchanges: vec![delayed],
+        queues: Vec::new(),
+        bindings: Vec::new(),
+        ..sample()
+    };
+    let decoded = Definitions::decode(&seal(&definitions.encode_body())).expect("decodes");
+    assert!(decoded.exchanges[0].delayed);
+    assert_eq!(decoded.exchanges[0].kind, ExchangeKind::Topic);
+}
+
+#[test]
 fn unknown_codes_are_refused() {
     let definitions = Definitions {
         exchanges: vec![exchange(1000, "x", ExchangeKind::Direct, no_args())],
@@ -316,7 +332,7 @@ fn unknown_codes_are_refused() {
     for (at, value, what) in [
         (kind_at, 0, "unknown exchange kind"),
         (kind_at, 6, "unknown exchange kind"),
-        (kind_at + 1, 4, "unknown exchange flag bits"),
+        (kind_at + 1, 8, "unknown exchange flag bits"),
         (binding_kind_at, 3, "unknown binding destination kind"),
     ] {
         let mut bad = body.clone();

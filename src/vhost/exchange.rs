@@ -21,10 +21,26 @@ pub struct ExchangeDefinition {
     pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
+    /// `x-delayed-message` (the delayed-message plugin's type): `kind` is its
+    /// `x-delayed-type`, which its bindings route by; a message with a positive `x-delay`
+    /// header waits in the shard's delay store first (`shard::delayed`).
+    pub delayed: bool,
     pub arguments: FieldTable,
 }
 
+/// The exchange type a delayed exchange is declared with.
+pub const DELAYED_TYPE: &str = "x-delayed-message";
+
 impl ExchangeDefinition {
+    /// The type as declared and reported.
+    pub fn type_name(&self) -> &'static str {
+        if self.delayed {
+            DELAYED_TYPE
+        } else {
+            self.kind.as_str()
+        }
+    }
+
     /// The `alternate-exchange` argument, if it names an exchange.
     pub fn alternate_exchange(&self) -> Option<ShortStr> {
         match self.arguments.get("alternate-exchange") {
@@ -111,6 +127,7 @@ mod tests {
 
     fn definition(kind: ExchangeKind, arguments: &[(&str, FieldValue)]) -> ExchangeDefinition {
         ExchangeDefinition {
+            delayed: false,
             id: ExchangeId(1000),
             name: ShortStr::from_static("x"),
             kind,

@@ -64,6 +64,7 @@ impl VHost {
         for (index, (name, kind, internal)) in STANDARD_EXCHANGES.iter().enumerate() {
             let id = first_exchange_id + u64::try_from(index).expect("seven exchanges fit u64");
             vhost.insert_exchange(ExchangeDefinition {
+                delayed: false,
                 id: ExchangeId(id),
                 name: ShortStr::from_static(name),
                 kind: *kind,

@@ -7,7 +7,7 @@ use crate::ids::{ConnectionId, ExchangeId, QueueId, ShardId};
 use crate::protocol::{FieldTable, ShortStr};
 use crate::routing::{BindingTable, ExchangeKind};
 use crate::vhost::delta::{BindingDefinition, DestinationName, MetaDelta};
-use crate::vhost::exchange::{Destination, ExchangeDefinition};
+use crate::vhost::exchange::{Destination, ExchangeDefinition, DELAYED_TYPE};
 use crate::vhost::queue_definition::QueueDefinition;
 use crate::vhost::{binding_arguments, queue_arguments, VHost};
 
@@ -119,13 +119,7 @@ impl<'a> Change<'a> {
                 None => Err(no_exchange(&request.name, &vhost)),
             };
         }
-        let Some(kind) = ExchangeKind::parse(request.kind.as_bytes()) else {
-            // An unknown type is 406 in RabbitMQ, not 503 (docs/rabbitmq-compatibility.md §10).
-            return Err(Exception::precondition_failed(format!(
-                "unknown exchange type '{}'",
-                request.kind
-            )));
-        };
+        let (kind, delayed) = exchange_kind(&request.kind, &request.arguments)?;
         let candidate = ExchangeDefinition {
             id: ExchangeId(0),
             name: request.name.clone(),
@@ -133,6 +127,7 @@ impl<'a> Change<'a> {
             durable: request.durable,
             auto_delete: request.auto_delete,
             internal: request.internal,
+            delayed,
             arguments: request.arguments,
         };
         // Checked even when the exchange exists, as RabbitMQ validates every declare.
@@ -382,6 +377,35 @@ fn has_binding(
         .contains(routing_key, arguments, destination)
 }
 
+/// The routing kind of a declared type, and whether it is the delayed-message type, whose
+/// `x-delayed-type` argument names the kind (the plugin's checks and texts).
+fn exchange_kind(
+    kind: &ShortStr,
+    arguments: &crate::protocol::FieldTable,
+) -> Result<(ExchangeKind, bool), Exception> {
+    // An unknown type is 406 in RabbitMQ, not 503 (docs/rabbitmq-compatibility.md §10).
+    let unknown = |name: &[u8]| {
+        Exception::precondition_failed(format!(
+            "unknown exchange type '{}'",
+            String::from_utf8_lossy(name)
+        ))
+    };
+    if kind.as_bytes() != DELAYED_TYPE.as_bytes() {
+        let parsed =
+            ExchangeKind::parse(kind.as_bytes()).ok_or_else(|| unknown(kind.as_bytes()))?;
+        return Ok((parsed, false));
+    }
+    match arguments.get("x-delayed-type") {
+        Some(crate::protocol::FieldValue::LongStr(inner)) => ExchangeKind::parse(inner)
+            .map(|parsed| (parsed, true))
+            .ok_or_else(|| unknown(inner)),
+        // The plugin's text, typos included: clients match on it.
+        _ => Err(Exception::precondition_failed(
+            "Invalid argument, 'x-delayed-type' must bean existing exchnage type",
+        )),
+    }
+}
+
 fn check_exchange_equivalent(
     existing: &ExchangeDefinition,
     candidate: &ExchangeDefinition,
@@ -393,9 +417,16 @@ fn check_exchange_equivalent(
             "inequivalent arg '{arg}' for exchange '{name}' in vhost '{vhost}': received '{received}' but current is '{current}'"
         ))
     };
-    if existing.kind != candidate.kind {
+    if existing.type_name() != candidate.type_name() {
         return Err(inequivalent(
             "type",
+            candidate.type_name(),
+            existing.type_name(),
+        ));
+    }
+    if existing.delayed && existing.kind != candidate.kind {
+        return Err(inequivalent(
+            "x-delayed-type",
             candidate.kind.as_str(),
             existing.kind.as_str(),
         ));
