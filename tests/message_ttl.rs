@@ -306,8 +306,9 @@ async fn deadlines_survive_kill_9() {
         )
         .await;
         declare(&channel, queue_with("own", true, &[])).await;
-        publish_with(&channel, "", "own", expiring("1500", true), b"short").await;
+        // The message without a deadline comes first: expiring the later one must not take it.
         publish_with(&channel, "", "own", persistent(), b"forever").await;
+        publish_with(&channel, "", "own", expiring("1500", true), b"short").await;
         events.confirmed(4).await;
     }
     let data_dir = broker.kill9();

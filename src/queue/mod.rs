@@ -530,9 +530,19 @@ impl Queue {
             message.priority = message.priority.min(max_level);
         }
         self.ready.restore(messages);
+        // With a queue TTL every message has a deadline, and in id order the deadlines that
+        // do not go down make runs as at enqueue: a run (D, X) says every id up to X is due by
+        // D, which holds because an earlier deadline above D would have been kept as a single.
+        // So a recovered TTL queue costs runs, not a deadline per message. Without a queue TTL
+        // some messages have no deadline, and a run would take them too: singles only.
+        let runs = self.settings.message_ttl.is_some();
         for &(id, deadline) in deadlines {
             if self.ready.get_mut(id).is_some() {
-                self.expiry.add_single(id, deadline);
+                if runs {
+                    self.expiry.add_queue_ttl(id, deadline);
+                } else {
+                    self.expiry.add_single(id, deadline);
+                }
             }
         }
     }
