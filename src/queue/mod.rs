@@ -225,7 +225,7 @@ impl Queue {
         assert!(self.ready.entries() == 0, "settings of a new queue");
         self.ready = ReadyList::new(settings.priority_levels());
         self.vhost = vhost;
-        self.special = settings != QueueSettings::default();
+        self.special = settings.affects_publish();
         self.settings = settings;
         self
     }

@@ -293,6 +293,9 @@ pub struct ConsumeOk {
     pub queue: QueueId,
     pub no_ack: bool,
     pub nowait: bool,
+    /// How long the consumer's deliveries may stay unacknowledged (the queue's
+    /// `x-consumer-timeout` or the broker's default), milliseconds; None for no limit.
+    pub ack_timeout_ms: Option<u64>,
 }
 
 pub struct GetOk {
@@ -302,6 +305,8 @@ pub struct GetOk {
     pub redelivered: bool,
     pub message_count: u32,
     pub content: Content,
+    /// As `ConsumeOk::ack_timeout_ms`: a basic.get delivery times out too, as in RabbitMQ.
+    pub ack_timeout_ms: Option<u64>,
 }
 
 /// The delivery a channel recorded for a tag, to settle it with the owner later.
@@ -311,6 +316,27 @@ pub struct UnackedDelivery {
     pub owner: ShardId,
     pub queue: QueueId,
     pub message_id: MessageId,
+    /// When the delivery times out unacknowledged (consumer timeout), if it does.
+    pub ack_deadline: Option<AckDeadline>,
+}
+
+/// When an unacknowledged delivery times out, and the timeout it was given (the channel
+/// error names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckDeadline {
+    pub at: std::time::Instant,
+    pub timeout_ms: u64,
+}
+
+impl AckDeadline {
+    /// The deadline of a delivery made now with `timeout_ms` (None: no deadline).
+    pub fn starting_now(timeout_ms: Option<u64>) -> Option<AckDeadline> {
+        let timeout_ms = timeout_ms?;
+        Some(AckDeadline {
+            at: std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms),
+            timeout_ms,
+        })
+    }
 }
 
 /// The queues of one shard a message goes to: usually one, without a heap allocation.

@@ -437,6 +437,7 @@ fn try_get(
             redelivered,
             message_count: count_u32(queue.ready_count()),
             content: message,
+            ack_timeout_ms: ack_timeout_ms(shard, queue),
         }))),
     };
     drop(queues);
@@ -486,6 +487,7 @@ fn consume(
     let result = match shard.queues.borrow_mut().get_mut(&id) {
         None => Err(missing_queue(shard, id, vhost)),
         Some(queue) => {
+            let ack_timeout_ms = ack_timeout_ms(shard, queue);
             let consumer = Consumer {
                 key: key.clone(),
                 no_ack: options.no_ack,
@@ -496,7 +498,7 @@ fn consume(
                 priority: options.priority,
             };
             match queue.add_consumer(consumer) {
-                Ok(()) => Ok(queue.name.clone()),
+                Ok(()) => Ok(ack_timeout_ms),
                 Err(ConsumeRefusal::ExclusiveInUse) => Err(Exception::access_refused(format!(
                     "queue '{}' in vhost '{vhost}' in exclusive use",
                     queue.name
@@ -505,7 +507,7 @@ fn consume(
         }
     };
     let reply = match result {
-        Ok(_) => {
+        Ok(ack_timeout_ms) => {
             let mut limits = shard.channel_limits.borrow_mut();
             let limit = limits.entry(key.channel_key());
             limit.prefetch_count = options.global_prefetch_count;
@@ -519,11 +521,22 @@ fn consume(
                 queue: id,
                 no_ack: options.no_ack,
                 nowait: options.nowait,
+                ack_timeout_ms,
             })
         }
         Err(error) => Err(error),
     };
     shard.reply(reply_to, Reply::Consumed(reply));
+}
+
+/// The consumer timeout of deliveries from `queue`: its `x-consumer-timeout`, else the
+/// broker's.
+fn ack_timeout_ms(shard: &Shard, queue: &Queue) -> Option<u64> {
+    let default = shard
+        .config
+        .consumer_timeout
+        .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+    queue.settings.ack_timeout_ms(default)
 }
 
 /// Settled deliveries free room for the queue's consumers and, with a channel-wide prefetch,
