@@ -463,7 +463,7 @@ pub async fn tx_commit(
         }
     }
     for completed in transaction.publishes {
-        publish::route_and_send(shard, connection, channel, completed)?;
+        publish::route_and_send(shard, connection, channel, completed).await?;
     }
     let barriers: Vec<_> = (0..shard.shard_count())
         .map(|index| {

@@ -82,6 +82,13 @@ pub struct ConnectionState {
     pub deferred_cancels: Vec<(ChannelId, ShortStr)>,
 }
 
+impl ConnectionState {
+    /// The queues the last routing pass found, leaving an empty list to reuse.
+    pub fn take_routed(&mut self) -> Vec<QueueId> {
+        std::mem::take(&mut self.route_queues)
+    }
+}
+
 /// The part of a connection other tasks on its shard reach: its output and state.
 pub struct ConnectionShared {
     pub id: ConnectionId,

@@ -1,5 +1,6 @@
 //! A queue's effective settings, computed in one place from its declare arguments: message
-//! TTL, expiry, dead lettering, length limits and priorities. The queue runtime reads only this
+//! TTL, expiry, dead lettering, length limits, priorities, consumer rules, the consumer
+//! timeout and message deduplication. The queue runtime reads only this
 //! struct, never the arguments, so a later source of settings (policies) changes a live queue
 //! by handing it a new one. Checking follows RabbitMQ 3.13's `rabbit_amqqueue:declare_args`:
 //! the same keys, the same accepted types and the same error terms
@@ -63,6 +64,10 @@ pub struct QueueSettings {
     /// `x-consumer-timeout`, milliseconds: overrides the broker's consumer timeout for
     /// deliveries from this queue; 0 disables it.
     pub consumer_timeout: Option<u64>,
+    /// `x-message-deduplication` (the rabbitmq-message-deduplication plugin's queue
+    /// argument): a message whose `x-deduplication-header` value equals that of a message in
+    /// the queue (ready or unacked) is refused.
+    pub message_deduplication: bool,
 }
 
 /// A declare argument RabbitMQ would refuse: the key and the error term it prints.
@@ -128,6 +133,15 @@ impl QueueSettings {
                     ))
                 }
             };
+        }
+        if let Some(value) = arguments.get("x-message-deduplication") {
+            // The plugin reads any value; a boolean is what it documents, and all we take.
+            settings.message_deduplication = value.as_bool().ok_or_else(|| {
+                fail(
+                    "x-message-deduplication",
+                    format!("{{unacceptable_type,{}}}", value.type_name()),
+                )
+            })?;
         }
         if let Some(value) = arguments.get("x-delivery-limit") {
             settings.delivery_limit =
@@ -368,6 +382,24 @@ mod tests {
         assert_eq!(
             error_of(&[("x-consumer-timeout", FieldValue::I32(-1))]).1,
             "{value_negative,-1}"
+        );
+    }
+
+    #[test]
+    fn message_deduplication_is_a_boolean() {
+        let on = QueueSettings::parse(&table(&[(
+            "x-message-deduplication",
+            FieldValue::Bool(true),
+        )]))
+        .unwrap();
+        assert!(on.message_deduplication);
+        assert!(on.affects_publish());
+        assert_eq!(
+            error_of(&[("x-message-deduplication", text("true"))]),
+            (
+                "x-message-deduplication".to_string(),
+                "{unacceptable_type,longstr}".to_string()
+            )
         );
     }
 

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use hare_storage::StorageError;
 
 use crate::exception::Exception;
-use crate::ids::{ChannelId, ConnectionId, DeliveryTag, MessageId, PublishSeq, QueueId, ShardId};
+use crate::ids::{
+    ChannelId, ConnectionId, DeliveryTag, ExchangeId, MessageId, PublishSeq, QueueId, ShardId,
+};
 use crate::protocol::{FieldTable, ShortStr};
 use crate::queue::consumer::{ChannelKey, ConsumerKey};
 use crate::queue::message::{Content, Message};
@@ -67,6 +69,14 @@ pub enum ShardMessage {
     StorageAlarmCleared { shard: ShardId },
     /// A connection on `shard` ended (for least-loaded placement on the accepting shard).
     ConnectionEnded { shard: ShardId },
+    /// Is a deduplication header value new for a deduplication exchange? To the exchange's
+    /// cache shard (`shard::dedup`), answered with `Reply::DedupChecked`.
+    DedupCheck {
+        reply_to: ReplyTo,
+        vhost: ShortStr,
+        exchange: ExchangeId,
+        query: crate::shard::dedup::DedupQuery,
+    },
 }
 
 /// Metadata requests, decided by the metadata shard.
@@ -278,6 +288,10 @@ pub enum Reply {
     },
     /// A queue was deleted.
     Deleted(Result<QueueDeleted, Exception>),
+    /// A deduplication exchange's cache: true if the value was new (the message routes).
+    DedupChecked {
+        fresh: bool,
+    },
 }
 
 /// What queue.delete-ok reports, and the metadata version that removed the queue.
