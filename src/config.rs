@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default of `Config::consumer_timeout`, in milliseconds: RabbitMQ's `consumer_timeout`
+/// (30 minutes).
+pub const CONSUMER_TIMEOUT_MS_DEFAULT: u64 = 1_800_000;
+
 /// Default of `Config::metadata_compaction_bytes`.
 pub const METADATA_COMPACTION_BYTES_DEFAULT: u64 = 16 << 20;
 
@@ -25,6 +29,10 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// How long we wait for connection.close-ok after sending connection.close.
     pub close_timeout: Duration,
+    /// How long a delivery may stay unacknowledged before its channel is closed with 406
+    /// (RabbitMQ's `consumer_timeout`; a queue's `x-consumer-timeout` overrides it). None
+    /// disables it.
+    pub consumer_timeout: Option<Duration>,
     /// Largest message body accepted (RabbitMQ's default max_message_size: 16 MiB).
     pub message_size_max: u64,
     /// `guest`/`guest` may log in only from loopback addresses (RabbitMQ's default).
@@ -51,6 +59,7 @@ impl Default for Config {
             heartbeat_interval: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
+            consumer_timeout: Some(Duration::from_millis(CONSUMER_TIMEOUT_MS_DEFAULT)),
             message_size_max: 16 * 1024 * 1024,
             guest_loopback_only: true,
             segment_size_bytes: hare_storage::SEGMENT_SIZE_BYTES_DEFAULT,

@@ -28,6 +28,11 @@ struct Cli {
     /// Heartbeat interval proposed to clients, in seconds (0 disables).
     #[arg(long, default_value_t = 60)]
     heartbeat_secs: u64,
+    /// How long a delivery may stay unacknowledged before its channel is closed, in
+    /// milliseconds (RabbitMQ's consumer_timeout; 0 disables). A queue's x-consumer-timeout
+    /// argument overrides it.
+    #[arg(long, default_value_t = hare::config::CONSUMER_TIMEOUT_MS_DEFAULT)]
+    consumer_timeout_ms: u64,
     /// Time a client has to finish the handshake, in milliseconds (tests shorten it).
     #[arg(long, default_value_t = 10_000, hide = true)]
     handshake_timeout_ms: u64,
@@ -71,6 +76,8 @@ fn main() -> anyhow::Result<()> {
         pin_shards: cli.pin_shards,
         heartbeat_interval: std::time::Duration::from_secs(cli.heartbeat_secs),
         handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout_ms),
+        consumer_timeout: (cli.consumer_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(cli.consumer_timeout_ms)),
         segment_size_bytes: cli.segment_size_bytes,
         metadata_compaction_bytes: cli.metadata_compaction_bytes,
         storage_fault: cli.storage_fault,

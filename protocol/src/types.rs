@@ -305,6 +305,23 @@ impl FieldValue {
         })
     }
 
+    /// Bytes that identify the value as RabbitMQ's Erlang terms compare it, for keying a set
+    /// of values (message deduplication): integers of any width by value, long strings and
+    /// byte arrays by their bytes (both are Erlang binaries), anything else by its wire form.
+    pub fn identity_bytes(&self) -> Bytes {
+        let mut out = Vec::new();
+        if let Some(int) = self.as_i64() {
+            out.put_u8(b'l');
+            out.put_slice(&int.to_be_bytes());
+        } else if let Some(bytes) = self.as_bytes() {
+            out.put_u8(b'S');
+            out.put_slice(bytes);
+        } else {
+            self.write(&mut out);
+        }
+        Bytes::from(out)
+    }
+
     /// Writes the tag and the value.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.put_u8(self.tag());
@@ -443,3 +460,24 @@ impl FromIterator<(ShortStr, FieldValue)> for FieldTable {
 #[cfg(test)]
 #[path = "types_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    #[test]
+    fn identity_bytes_compare_as_erlang_terms() {
+        let text = FieldValue::LongStr(Bytes::from_static(b"1"));
+        let binary = FieldValue::ByteArray(Bytes::from_static(b"1"));
+        assert_eq!(text.identity_bytes(), binary.identity_bytes());
+        assert_eq!(
+            FieldValue::I8(1).identity_bytes(),
+            FieldValue::I64(1).identity_bytes()
+        );
+        assert_ne!(FieldValue::I32(1).identity_bytes(), text.identity_bytes());
+        assert_ne!(
+            FieldValue::F64(1.0).identity_bytes(),
+            FieldValue::I32(1).identity_bytes()
+        );
+    }
+}

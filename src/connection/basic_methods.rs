@@ -17,7 +17,9 @@ use crate::protocol::{
 };
 use crate::queue::consumer::{ChannelKey, ConsumerKey};
 use crate::queue::SettleAction;
-use crate::shard::message::{ConsumeOptions, QueueOp, Reply, ShardMessage, UnackedDelivery};
+use crate::shard::message::{
+    AckDeadline, ConsumeOptions, QueueOp, Reply, ShardMessage, UnackedDelivery,
+};
 use crate::shard::Shard;
 use crate::vhost::names;
 
@@ -258,6 +260,7 @@ pub async fn get(
         return Ok(());
     };
     let tag = open.next_tag();
+    let ack_deadline = AckDeadline::starting_now(got.ack_timeout_ms);
     if !method.no_ack {
         open.unacked.insert(
             tag.0,
@@ -266,11 +269,15 @@ pub async fn get(
                 owner: got.owner,
                 queue: got.queue,
                 message_id: got.message_id,
+                ack_deadline,
             },
         );
         open.touched_queues.insert((got.owner, got.queue));
     }
     drop(state);
+    if !method.no_ack {
+        connection.ack_timer.delivered(ack_deadline);
+    }
     connection.output.write(|out| {
         write_method_frame(
             out,
@@ -456,7 +463,7 @@ pub async fn tx_commit(
         }
     }
     for completed in transaction.publishes {
-        publish::route_and_send(shard, connection, channel, completed)?;
+        publish::route_and_send(shard, connection, channel, completed).await?;
     }
     let barriers: Vec<_> = (0..shard.shard_count())
         .map(|index| {
@@ -506,6 +513,7 @@ pub fn tx_rollback(connection: &Rc<ConnectionShared>, channel: ChannelId) -> Res
         open.unacked.insert(delivery.tag.0, delivery);
     }
     drop(state);
+    connection.ack_timer.recheck();
     connection.write_method(channel.0, &Method::TxRollbackOk(TxRollbackOk {}));
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::connection::content::ContentState;
 use crate::ids::{ChannelId, DeliveryTag, QueueId, ShardId};
 use crate::protocol::ShortStr;
 use crate::queue::SettleAction;
-use crate::shard::message::UnackedDelivery;
+use crate::shard::message::{AckDeadline, UnackedDelivery};
 
 /// Consumers per channel at most (RabbitMQ's consumer_max_per_channel is unlimited by default;
 /// ours is a named bound).
@@ -28,6 +28,8 @@ pub struct ChannelConsumer {
     pub owner: ShardId,
     pub queue: QueueId,
     pub no_ack: bool,
+    /// The consumer timeout of its deliveries, milliseconds (`ConsumeOk::ack_timeout_ms`).
+    pub ack_timeout_ms: Option<u64>,
 }
 
 /// A transaction's buffered work (tx.select mode).
@@ -89,6 +91,15 @@ impl Channel {
         let tag = DeliveryTag(self.next_delivery_tag);
         self.next_delivery_tag += 1;
         tag
+    }
+
+    /// The deadline of the oldest unacknowledged delivery, the one RabbitMQ's consumer timeout
+    /// looks at: tags grow with delivery time, so it is the first.
+    pub fn oldest_ack_deadline(&self) -> Option<AckDeadline> {
+        self.unacked
+            .values()
+            .next()
+            .and_then(|delivery| delivery.ack_deadline)
     }
 
     /// Removes and returns the deliveries an ack/nack/reject names, RabbitMQ rules: tag 0

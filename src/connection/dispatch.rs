@@ -93,7 +93,7 @@ pub async fn frame(
                     .header(header, shard.config.message_size_max)?
             };
             if let Some(completed) = completed {
-                published(shard, connection, frame.channel, completed)?;
+                published(shard, connection, frame.channel, completed).await?;
             }
             Ok(Flow::Continue)
         }
@@ -107,7 +107,7 @@ pub async fn frame(
                 channel.content.body(frame.payload)?
             };
             if let Some(completed) = completed {
-                published(shard, connection, frame.channel, completed)?;
+                published(shard, connection, frame.channel, completed).await?;
             }
             Ok(Flow::Continue)
         }
@@ -136,13 +136,14 @@ fn content_channel(
     }
 }
 
-fn published(
+async fn published(
     shard: &Rc<Shard>,
     connection: &Rc<ConnectionShared>,
     channel: u16,
     completed: Completed,
 ) -> Result<(), Exception> {
     publish::complete(shard, connection, ChannelId(channel), completed)
+        .await
         .map_err(|error| error.with_method(60, 40))
 }
 

@@ -15,7 +15,9 @@ use crate::protocol::{
 use crate::queue::consumer::ConsumerKey;
 use crate::queue::message::Content;
 use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
-use crate::shard::message::{ConnectionEvent, ConsumeOk, StorageAlarm, UnackedDelivery};
+use crate::shard::message::{
+    AckDeadline, ConnectionEvent, ConsumeOk, StorageAlarm, UnackedDelivery,
+};
 
 impl ConnectionEndpoint for ConnectionShared {
     fn handle_event(&self, event: ConnectionEvent) {
@@ -77,9 +79,13 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
             let Some(open) = state.channels.get_mut(&channel.0) else {
                 return;
             };
-            if !open.is_open() || !open.consumers.contains_key(&consumer_tag) {
+            if !open.is_open() {
                 return;
             }
+            let Some(consumer) = open.consumers.get(&consumer_tag) else {
+                return;
+            };
+            let ack_deadline = AckDeadline::starting_now(consumer.ack_timeout_ms);
             let tag = open.next_tag();
             if !no_ack {
                 open.unacked.insert(
@@ -89,10 +95,14 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
                         owner,
                         queue,
                         message_id,
+                        ack_deadline,
                     },
                 );
             }
             drop(state);
+            if !no_ack {
+                connection.ack_timer.delivered(ack_deadline);
+            }
             let fields = DeliveryFields {
                 consumer_tag: consumer_tag.clone(),
                 delivery_tag: tag,
@@ -187,6 +197,7 @@ fn consumed(connection: &ConnectionShared, ok: &ConsumeOk) {
             owner: ok.owner,
             queue: ok.queue,
             no_ack: ok.no_ack,
+            ack_timeout_ms: ok.ack_timeout_ms,
         },
     );
     open.touched_queues.insert((ok.owner, ok.queue));

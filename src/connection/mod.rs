@@ -9,6 +9,7 @@
 //! connection registers with its shard as a `ConnectionEndpoint` (implemented in `events.rs`),
 //! and `crate::server` hands `serve` to start-up.
 
+pub mod ack_timeout;
 pub mod basic_methods;
 pub mod channel;
 pub mod confirm;
@@ -81,6 +82,13 @@ pub struct ConnectionState {
     pub deferred_cancels: Vec<(ChannelId, ShortStr)>,
 }
 
+impl ConnectionState {
+    /// The queues the last routing pass found, leaving an empty list to reuse.
+    pub fn take_routed(&mut self) -> Vec<QueueId> {
+        std::mem::take(&mut self.route_queues)
+    }
+}
+
 /// The part of a connection other tasks on its shard reach: its output and state.
 pub struct ConnectionShared {
     pub id: ConnectionId,
@@ -101,6 +109,8 @@ pub struct ConnectionShared {
     pub published: Cell<bool>,
     /// Shuts the socket if our connection.close goes unanswered.
     close_timer: RefCell<Option<glommio::Task<()>>>,
+    /// Wakes the consumer timeout task (`ack_timeout.rs`).
+    pub ack_timer: ack_timeout::AckTimer,
 }
 
 impl ConnectionShared {
@@ -200,6 +210,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         close_timer: RefCell::new(None),
         blocked: Cell::new(false),
         published: Cell::new(false),
+        ack_timer: ack_timeout::AckTimer::default(),
     });
     shard.connections.insert(id, connection.clone());
     let writer = {
@@ -214,6 +225,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         })
     };
     let heartbeat = glommio::spawn_local(heartbeat::run(connection.clone()));
+    let ack_timeout = glommio::spawn_local(ack_timeout::run(shard.clone(), connection.clone()));
     if let Some(reason) = shard.storage_alarms.borrow().values().next() {
         connection.block(reason);
     }
@@ -232,6 +244,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     })
     .await;
     drop(heartbeat);
+    drop(ack_timeout);
     shard.connections.remove(id);
     match ending {
         // RabbitMQ lets a client that closed the connection close the socket itself after

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::connection::content::Completed;
-use crate::connection::{direct_reply, ConnectionShared, ConnectionState};
+use crate::connection::{direct_reply, ConnectionShared};
 use crate::exception::Exception;
-use crate::ids::{ChannelId, QueueId};
+use crate::ids::{ChannelId, ExchangeId, QueueId};
 use crate::protocol::{
     write_content, write_method_frame, BasicProperties, BasicPublish, BasicReturn, ContentHeader,
     FieldTable, FieldValue, Method, ShortStr,
 };
 use crate::queue::message::Message;
+use crate::shard::dedup::{self, DedupQuery};
 use crate::shard::message::{send_to_owners, Confirm, ConfirmRef, QueueTargets};
 use crate::shard::{delayed, Shard};
 use crate::vhost::exchange::Exchange;
@@ -43,7 +44,7 @@ pub fn start(
 }
 
 /// The message is complete: buffer it (transaction) or route it now.
-pub fn complete(
+pub async fn complete(
     shard: &Rc<Shard>,
     connection: &Rc<ConnectionShared>,
     channel: ChannelId,
@@ -61,12 +62,15 @@ pub fn complete(
             return Ok(());
         }
     }
-    route_and_send(shard, connection, channel, completed)
+    route_and_send(shard, connection, channel, completed).await
 }
 
 /// Routes a complete message on this shard's metadata copy and sends it to the owner of each
-/// target queue, or returns it (mandatory) and confirms it at once when nothing matches.
-pub fn route_and_send(
+/// target queue, or returns it (mandatory) and confirms it at once when nothing matches. A
+/// route through a deduplication exchange first asks the exchange's cache shard whether the
+/// message is a duplicate (`shard::dedup`); the connection's frame loop waits for the answer,
+/// which keeps the channel's publishes in order.
+pub async fn route_and_send(
     shard: &Rc<Shard>,
     connection: &Rc<ConnectionShared>,
     channel: ChannelId,
@@ -99,6 +103,62 @@ pub fn route_and_send(
             return Ok(());
         }
     }
+    let dedup = DedupQuery::of(properties.headers.as_ref());
+    connection.state.borrow_mut().route_scratch.begin_message();
+    let route = ToRoute {
+        message: &message,
+        properties: &properties,
+        extra_keys: &extra_keys,
+    };
+    let queues = loop {
+        let undecided = match route_once(shard, connection, &route)? {
+            RoutePass::Undecided(undecided) => undecided,
+            RoutePass::Delayed(delay) => {
+                hold_delayed(shard, connection, channel, message, delay);
+                return Ok(());
+            }
+        };
+        let Some(query) = dedup.as_ref().filter(|_| !undecided.is_empty()) else {
+            break connection.state.borrow_mut().take_routed();
+        };
+        let vhost = connection.state.borrow().vhost.clone();
+        for exchange in undecided {
+            let fresh = dedup::is_new(shard, &vhost, exchange, query).await;
+            connection
+                .state
+                .borrow_mut()
+                .route_scratch
+                .decide(exchange, fresh);
+        }
+    };
+    send_routed(
+        shard,
+        connection,
+        channel,
+        publish.mandatory,
+        message,
+        queues,
+    );
+    Ok(())
+}
+
+/// What one routing pass reads of the message.
+struct ToRoute<'a> {
+    message: &'a Message,
+    properties: &'a BasicProperties,
+    extra_keys: &'a [ShortStr],
+}
+
+/// One routing pass into the connection's `route_queues`: checks the exchange and the
+/// `user-id`, then routes the published key and the `CC` / `BCC` keys. Returns the
+/// deduplication exchanges whose caches must answer before the route is complete, or that the
+/// message is to be delayed.
+fn route_once(
+    shard: &Shard,
+    connection: &ConnectionShared,
+    route: &ToRoute<'_>,
+) -> Result<RoutePass, Exception> {
+    let message = route.message;
     let mut guard = connection.state.borrow_mut();
     let state = &mut *guard;
     let registry = shard.registry.borrow();
@@ -111,7 +171,7 @@ pub fn route_and_send(
             &state.vhost.to_string_lossy(),
         ));
     };
-    if let Some(user_id) = &properties.user_id {
+    if let Some(user_id) = &route.properties.user_id {
         // RabbitMQ checks user-id so a consumer can trust it (docs/rabbitmq-compatibility.md §7).
         if *user_id != state.user {
             return Err(Exception::precondition_failed(format!(
@@ -128,32 +188,50 @@ pub fn route_and_send(
         )));
     }
     if exchange.definition.delayed {
-        if let Some(delay) = delayed::delay_of(properties.headers.as_ref()) {
-            hold_delayed(shard, connection, state, channel, message, delay);
-            return Ok(());
+        if let Some(delay) = delayed::delay_of(route.properties.headers.as_ref()) {
+            return Ok(RoutePass::Delayed(delay));
         }
     }
-    let mut queues = std::mem::take(&mut state.route_queues);
-    let routed = RoutedMessage::new(&message.routing_key, &properties);
+    let queues = &mut state.route_queues;
+    let routed = RoutedMessage::new(&message.routing_key, route.properties);
     let scratch = &mut state.route_scratch;
-    vhost.route(
-        exchange,
-        &message.routing_key,
-        &routed,
-        scratch,
-        &mut queues,
-    );
-    if !extra_keys.is_empty() {
-        route_extra_keys(vhost, exchange, &extra_keys, &routed, scratch, &mut queues);
+    scratch.dedup_undecided.clear();
+    vhost.route(exchange, &message.routing_key, &routed, scratch, queues);
+    if !route.extra_keys.is_empty() {
+        route_extra_keys(vhost, exchange, route.extra_keys, &routed, scratch, queues);
     }
-    let frame_max = state.frame_max;
-    let open = state
-        .channels
-        .get_mut(&channel.0)
-        .expect("content arrives only on open channels");
+    scratch.dedup_undecided.sort_unstable();
+    scratch.dedup_undecided.dedup();
+    Ok(RoutePass::Undecided(scratch.dedup_undecided.clone()))
+}
 
+/// What one routing pass found.
+enum RoutePass {
+    /// Routed, but for the deduplication exchanges whose caches must answer first (none: done).
+    Undecided(Vec<ExchangeId>),
+    /// A delayed exchange with a positive `x-delay`: the message waits first (`hold_delayed`).
+    Delayed(u32),
+}
+
+/// Sends a routed message to its queues' owners; one no queue took is returned (mandatory)
+/// and confirmed at once. A channel that closed while the route waited drops it.
+fn send_routed(
+    shard: &Shard,
+    connection: &ConnectionShared,
+    channel: ChannelId,
+    mandatory: bool,
+    message: Message,
+    queues: Vec<QueueId>,
+) {
+    let mut guard = connection.state.borrow_mut();
+    let state = &mut *guard;
+    let frame_max = state.frame_max;
+    let Some(open) = state.channels.get_mut(&channel.0).filter(|c| c.is_open()) else {
+        state.route_queues = queues;
+        return;
+    };
     if queues.is_empty() {
-        if publish.mandatory {
+        if mandatory {
             return_unroutable(connection, channel, &message, frame_max);
         }
         if let Some(tracker) = open.confirm.as_mut() {
@@ -161,9 +239,12 @@ pub fn route_and_send(
             crate::connection::events::write_confirms(connection, channel, tracker);
         }
         state.route_queues = queues;
-        return Ok(());
+        return;
     }
-
+    let registry = shard.registry.borrow();
+    let vhost = registry
+        .vhost(&state.vhost)
+        .expect("the connection's vhost exists while it is open");
     let groups = QueueTargets::group_by_owner(vhost, &queues);
     let shard_count = u16::try_from(groups.len()).expect("shard count fits u16");
     let confirm = open.confirm.as_mut().map(|tracker| {
@@ -175,7 +256,6 @@ pub fn route_and_send(
     });
     send_to_owners(shard, groups, message, confirm);
     state.route_queues = queues;
-    Ok(())
 }
 
 /// A message for a delayed exchange with a positive `x-delay` waits in this shard's delay
@@ -184,16 +264,16 @@ pub fn route_and_send(
 fn hold_delayed(
     shard: &Shard,
     connection: &ConnectionShared,
-    state: &mut ConnectionState,
     channel: ChannelId,
     message: Message,
     delay: u32,
 ) {
+    let mut guard = connection.state.borrow_mut();
+    let state = &mut *guard;
     let store = delayed::store_id(&state.vhost);
-    let open = state
-        .channels
-        .get_mut(&channel.0)
-        .expect("content arrives only on open channels");
+    let Some(open) = state.channels.get_mut(&channel.0).filter(|c| c.is_open()) else {
+        return;
+    };
     let confirm = open.confirm.as_mut().map(|tracker| {
         Confirm::Publisher(ConfirmRef {
             connection: connection.id,

@@ -191,6 +191,29 @@ pub struct Queue {
     fetching: bool,
     /// Persistent messages in a durable queue go to the shard's log.
     pub durable: bool,
+    /// `x-message-deduplication`: the header values of the messages in the queue.
+    dedup: Option<Box<DedupValues>>,
+}
+
+/// The deduplication header values of the messages a deduplicating queue holds, ready or
+/// unacked, by message id: a value is free again once its message leaves for good. Kept in
+/// RAM only; after a restart it starts empty (recovered messages are not in it).
+#[derive(Debug, Default)]
+struct DedupValues {
+    by_id: FastMap<MessageId, bytes::Bytes>,
+    present: crate::fast_map::FastSet<bytes::Bytes>,
+}
+
+impl DedupValues {
+    /// Frees the value of message `id`, if the queue deduplicates and the message had one.
+    /// Takes the field, not the queue, so it can run while a consumer is borrowed.
+    fn forget(dedup: &mut Option<Box<DedupValues>>, id: MessageId) {
+        if let Some(dedup) = dedup.as_mut() {
+            if let Some(value) = dedup.by_id.remove(&id) {
+                dedup.present.remove(&value);
+            }
+        }
+    }
 }
 
 impl Queue {
@@ -221,6 +244,7 @@ impl Queue {
             resident_bytes: 0,
             fetching: false,
             durable,
+            dedup: None,
         }
     }
 
@@ -229,7 +253,10 @@ impl Queue {
         assert!(self.ready.entries() == 0, "settings of a new queue");
         self.ready = ReadyList::new(settings.priority_levels());
         self.vhost = vhost;
-        self.special = settings != QueueSettings::default();
+        self.special = settings.affects_publish();
+        self.dedup = settings
+            .message_deduplication
+            .then(|| Box::new(DedupValues::default()));
         self.settings = settings;
         self
     }
@@ -302,6 +329,31 @@ impl Queue {
         }
     }
 
+    /// True if the queue deduplicates (`x-message-deduplication`).
+    pub fn deduplicates(&self) -> bool {
+        self.dedup.is_some()
+    }
+
+    /// False if a message with this deduplication header value is in the queue.
+    pub fn admits_dedup_value(&self, value: &bytes::Bytes) -> bool {
+        self.dedup
+            .as_ref()
+            .is_none_or(|dedup| !dedup.present.contains(value))
+    }
+
+    /// Records the deduplication header value of the message just enqueued as `id`.
+    pub fn remember_dedup_value(&mut self, id: MessageId, value: bytes::Bytes) {
+        if let Some(dedup) = self.dedup.as_mut() {
+            dedup.present.insert(value.clone());
+            dedup.by_id.insert(id, value);
+        }
+    }
+
+    /// The message left for good: its deduplication value may come again.
+    fn forget_dedup_value(&mut self, id: MessageId) {
+        DedupValues::forget(&mut self.dedup, id);
+    }
+
     /// Enqueues a transient message (or any message of a non-durable queue): always resident.
     pub fn enqueue(&mut self, message: Arc<Message>) -> MessageId {
         let id = self.reserve_id();
@@ -367,6 +419,7 @@ impl Queue {
     /// dead-letter exchange, otherwise dropped.
     fn drop_entry(&mut self, entry: QueuedMessage, reason: DeathReason) {
         self.returns.remove(&entry.id);
+        self.forget_dedup_value(entry.id);
         if self.settings.dead_letter_exchange.is_some() || self.delay_store {
             self.leaving.dead.push(Dead { entry, reason });
         } else {
@@ -733,6 +786,7 @@ impl Queue {
                 );
             } else {
                 self.returns.remove(&queued.id);
+                DedupValues::forget(&mut self.dedup, queued.id);
                 gone.extend(queued.gone());
             }
             out.push(Delivery {
@@ -813,6 +867,7 @@ impl Queue {
             );
         } else {
             self.returns.remove(&id);
+            self.forget_dedup_value(id);
             gone.extend(queued.gone());
         }
         GetOutcome::Got {
@@ -868,6 +923,7 @@ impl Queue {
                 SettleAction::Discard => self.drop_entry(entry.message, DeathReason::Rejected),
                 SettleAction::Ack => {
                     self.returns.remove(id);
+                    self.forget_dedup_value(*id);
                     gone.extend(entry.message.gone());
                 }
             }
@@ -896,6 +952,7 @@ impl Queue {
         let mut message = unacked.message;
         if message.is_tombstone() {
             // Its record was lost with a failed log (`forget_lost`): nothing to deliver.
+            self.forget_dedup_value(message.id);
             return;
         }
         if unacked.expired || self.expiry.is_expired_by_queue_ttl(message.id) {
@@ -929,13 +986,18 @@ impl Queue {
         is_lost: impl Fn(RecordLocation) -> bool,
         lost: &mut Vec<RecordLocation>,
     ) {
+        let mut dropped = Vec::new();
         self.ready.retain(|queued| match queued.location() {
             Some(location) if is_lost(location) => {
                 lost.push(location);
+                dropped.push(queued.id);
                 false
             }
             _ => true,
         });
+        for id in dropped {
+            self.forget_dedup_value(id);
+        }
         self.resident = self.ready.iter().filter(|m| m.is_resident()).count();
         self.resident_bytes = self.ready.iter().map(QueuedMessage::resident_bytes).sum();
         self.ready_bytes = self.ready.iter().map(QueuedMessage::body_bytes).sum();
@@ -956,7 +1018,11 @@ impl Queue {
         self.ready_bytes = 0;
         let unacked = &self.unacked;
         self.returns.retain(|id, _| unacked.contains_key(id));
-        gone.extend(self.ready.drain().iter().filter_map(QueuedMessage::gone));
+        let drained = self.ready.drain();
+        for queued in &drained {
+            self.forget_dedup_value(queued.id);
+        }
+        gone.extend(drained.iter().filter_map(QueuedMessage::gone));
         count
     }
 

@@ -1,5 +1,6 @@
 //! A queue's effective settings, computed in one place from its declare arguments: message
-//! TTL, expiry, dead lettering, length limits and priorities. The queue runtime reads only this
+//! TTL, expiry, dead lettering, length limits, priorities, consumer rules, the consumer
+//! timeout and message deduplication. The queue runtime reads only this
 //! struct, never the arguments, so a later source of settings (policies) changes a live queue
 //! by handing it a new one. Checking follows RabbitMQ 3.13's `rabbit_amqqueue:declare_args`:
 //! the same keys, the same accepted types and the same error terms
@@ -60,6 +61,13 @@ pub struct QueueSettings {
     pub delivery_limit: Option<u64>,
     /// `x-single-active-consumer`.
     pub single_active_consumer: bool,
+    /// `x-consumer-timeout`, milliseconds: overrides the broker's consumer timeout for
+    /// deliveries from this queue; 0 disables it.
+    pub consumer_timeout: Option<u64>,
+    /// `x-message-deduplication` (the rabbitmq-message-deduplication plugin's queue
+    /// argument): a message whose `x-deduplication-header` value equals that of a message in
+    /// the queue (ready or unacked) is refused.
+    pub message_deduplication: bool,
 }
 
 /// A declare argument RabbitMQ would refuse: the key and the error term it prints.
@@ -126,9 +134,24 @@ impl QueueSettings {
                 }
             };
         }
+        if let Some(value) = arguments.get("x-message-deduplication") {
+            // The plugin reads any value; a boolean is what it documents, and all we take.
+            settings.message_deduplication = value.as_bool().ok_or_else(|| {
+                fail(
+                    "x-message-deduplication",
+                    format!("{{unacceptable_type,{}}}", value.type_name()),
+                )
+            })?;
+        }
         if let Some(value) = arguments.get("x-delivery-limit") {
             settings.delivery_limit =
                 Some(non_negative(value).map_err(|e| fail("x-delivery-limit", e))?);
+        }
+        if let Some(value) = arguments.get("x-consumer-timeout") {
+            // RabbitMQ 3.13 does not check it (a non-integer silently means no timeout);
+            // 4.x refuses anything but a non-negative integer, which is what we do.
+            settings.consumer_timeout =
+                Some(non_negative(value).map_err(|e| fail("x-consumer-timeout", e))?);
         }
         if arguments.get("x-queue-type").and_then(FieldValue::as_bytes) == Some(b"quorum") {
             settings.queue_type = QueueType::Quorum;
@@ -143,6 +166,23 @@ impl QueueSettings {
     /// quorum queues).
     pub fn counts_deliveries(&self) -> bool {
         self.delivery_limit.is_some() || self.queue_type == QueueType::Quorum
+    }
+
+    /// The acknowledgement timeout of deliveries from this queue: `x-consumer-timeout` if set,
+    /// else the broker's `default`; None (or 0) means none.
+    pub fn ack_timeout_ms(&self, default: Option<u64>) -> Option<u64> {
+        self.consumer_timeout.or(default).filter(|ms| *ms > 0)
+    }
+
+    /// True if a publish must look at the queue after enqueueing (TTL, limits, dead
+    /// lettering...): any setting but the consumer timeout, which only the consumer's channel
+    /// reads.
+    pub fn affects_publish(&self) -> bool {
+        let publish_side = QueueSettings {
+            consumer_timeout: None,
+            ..self.clone()
+        };
+        publish_side != QueueSettings::default()
     }
 
     /// Priority levels the ready list keeps: one without `x-max-priority`.
@@ -316,6 +356,51 @@ mod tests {
         for (pairs, key, error) in cases {
             assert_eq!(error_of(&pairs), (key.to_string(), error.to_string()));
         }
+    }
+
+    #[test]
+    fn the_consumer_timeout_overrides_the_broker_default() {
+        let settings =
+            QueueSettings::parse(&table(&[("x-consumer-timeout", FieldValue::I64(5000))])).unwrap();
+        assert_eq!(settings.ack_timeout_ms(Some(1_800_000)), Some(5000));
+        assert_eq!(settings.ack_timeout_ms(None), Some(5000));
+        assert!(!settings.affects_publish());
+        let off =
+            QueueSettings::parse(&table(&[("x-consumer-timeout", FieldValue::I32(0))])).unwrap();
+        assert_eq!(off.ack_timeout_ms(Some(1_800_000)), None);
+        assert_eq!(
+            QueueSettings::default().ack_timeout_ms(Some(1_800_000)),
+            Some(1_800_000)
+        );
+        assert_eq!(
+            error_of(&[("x-consumer-timeout", text("1000"))]),
+            (
+                "x-consumer-timeout".to_string(),
+                "{unacceptable_type,longstr}".to_string()
+            )
+        );
+        assert_eq!(
+            error_of(&[("x-consumer-timeout", FieldValue::I32(-1))]).1,
+            "{value_negative,-1}"
+        );
+    }
+
+    #[test]
+    fn message_deduplication_is_a_boolean() {
+        let on = QueueSettings::parse(&table(&[(
+            "x-message-deduplication",
+            FieldValue::Bool(true),
+        )]))
+        .unwrap();
+        assert!(on.message_deduplication);
+        assert!(on.affects_publish());
+        assert_eq!(
+            error_of(&[("x-message-deduplication", text("true"))]),
+            (
+                "x-message-deduplication".to_string(),
+                "{unacceptable_type,longstr}".to_string()
+            )
+        );
     }
 
     #[test]

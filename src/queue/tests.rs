@@ -261,3 +261,42 @@ fn a_channel_cannot_settle_another_channels_delivery() {
         1
     );
 }
+
+#[test]
+fn a_deduplicating_queue_frees_a_value_when_its_message_leaves() {
+    let settings = settings::QueueSettings {
+        message_deduplication: true,
+        ..Default::default()
+    };
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false)
+        .with_settings(ShortStr::from_static("/"), settings);
+    let value = Bytes::from_static(b"order-1");
+    let channel = ChannelKey {
+        connection: ConnectionId::new(crate::ids::ShardId(0), 1),
+        channel: ChannelId(1),
+    };
+    assert!(queue.admits_dedup_value(&value));
+    let id = queue.enqueue(message("a"));
+    queue.remember_dedup_value(id, value.clone());
+    assert!(!queue.admits_dedup_value(&value), "ready");
+
+    let mut gone = Vec::new();
+    let (got_id, _, _) = got(queue.get(channel, false, &mut gone));
+    assert!(!queue.admits_dedup_value(&value), "unacked");
+    queue.settle(channel, &[got_id], SettleAction::Requeue, &mut gone);
+    assert!(!queue.admits_dedup_value(&value), "requeued");
+    let (got_id, _, _) = got(queue.get(channel, false, &mut gone));
+    queue.settle(channel, &[got_id], SettleAction::Ack, &mut gone);
+    assert!(queue.admits_dedup_value(&value), "acked");
+
+    let id = queue.enqueue(message("b"));
+    queue.remember_dedup_value(id, value.clone());
+    queue.purge(&mut gone);
+    assert!(queue.admits_dedup_value(&value), "purged");
+
+    let id = queue.enqueue(message("c"));
+    queue.remember_dedup_value(id, value.clone());
+    got(queue.get(channel, true, &mut gone));
+    assert!(queue.admits_dedup_value(&value), "taken without ack");
+    queue.check_invariants();
+}

@@ -77,7 +77,9 @@ where
     pub fn new(kind: ExchangeKind) -> Self {
         let matcher = match kind {
             ExchangeKind::Direct => Matcher::Direct(DirectIndex::new()),
-            ExchangeKind::Fanout => Matcher::Fanout(FanoutSet::new()),
+            ExchangeKind::Fanout | ExchangeKind::MessageDeduplication => {
+                Matcher::Fanout(FanoutSet::new())
+            }
             ExchangeKind::Topic => Matcher::Topic(TopicTrie::new()),
             ExchangeKind::Headers => Matcher::Headers(HeadersBindings::new()),
             ExchangeKind::ConsistentHash => {

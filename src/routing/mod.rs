@@ -7,11 +7,13 @@
 //!
 //! One file per concept: [`direct`] (exact key), [`fanout`] (key ignored), [`topic`] (word
 //! trie with `*` and `#`), [`headers`] (`x-match` over header tables), [`consistent_hash`]
-//! (one destination per message by hashing a key over weighted bindings) and
+//! (one destination per message by hashing a key over weighted bindings), [`dedup`] (the
+//! bounded cache of a message-deduplication exchange, which routes as fanout) and
 //! `binding_table`, which stores the bindings of one exchange and delegates routing to the
 //! matcher of its kind.
 
 pub mod consistent_hash;
+pub mod dedup;
 pub mod direct;
 pub mod fanout;
 pub mod headers;
@@ -42,6 +44,9 @@ pub enum ExchangeKind {
     /// `x-consistent-hash`: one destination per message, by hashing a key over weighted
     /// bindings.
     ConsistentHash,
+    /// `x-message-deduplication`: every bound destination, as fanout, unless the message is a
+    /// duplicate (`dedup`; the caller decides that before routing).
+    MessageDeduplication,
 }
 
 impl ExchangeKind {
@@ -53,6 +58,7 @@ impl ExchangeKind {
             b"topic" => Some(ExchangeKind::Topic),
             b"headers" => Some(ExchangeKind::Headers),
             b"x-consistent-hash" => Some(ExchangeKind::ConsistentHash),
+            b"x-message-deduplication" => Some(ExchangeKind::MessageDeduplication),
             _ => None,
         }
     }
@@ -65,6 +71,7 @@ impl ExchangeKind {
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
             ExchangeKind::ConsistentHash => "x-consistent-hash",
+            ExchangeKind::MessageDeduplication => "x-message-deduplication",
         }
     }
 }
@@ -104,6 +111,7 @@ mod tests {
             ExchangeKind::Topic,
             ExchangeKind::Headers,
             ExchangeKind::ConsistentHash,
+            ExchangeKind::MessageDeduplication,
         ] {
             assert_eq!(ExchangeKind::parse(kind.as_str().as_bytes()), Some(kind));
         }

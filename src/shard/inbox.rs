@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::ids::ShardId;
 use crate::shard::message::{Reply, ShardMessage};
-use crate::shard::{metadata, queues, startup, Shard};
+use crate::shard::{dedup, metadata, queues, startup, Shard};
 
 pub fn handle_batch(shard: &Rc<Shard>, batch: Vec<ShardMessage>) {
     for message in batch {
@@ -22,6 +22,7 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             request,
         } => metadata::handle_request(shard, reply_to, vhost, request),
         ShardMessage::MetaUpdate(update) => {
+            dedup::forget_deleted(shard, &update);
             shard.registry.borrow_mut().apply(&update);
             queues::install_declared(shard, &update.vhost, &update.deltas);
             shard.registry_changed.notify_all();
@@ -95,6 +96,12 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
                 }
             }
         }
+        ShardMessage::DedupCheck {
+            reply_to,
+            vhost,
+            exchange,
+            query,
+        } => dedup::handle_check(shard, reply_to, &vhost, exchange, &query),
         ShardMessage::ConnectionEnded { shard: ended } => {
             let mut counts = shard.connection_counts.borrow_mut();
             counts[ended.index()] = counts[ended.index()].saturating_sub(1);

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use hare_storage::StorageError;
 
 use crate::exception::Exception;
-use crate::ids::{ChannelId, ConnectionId, DeliveryTag, MessageId, PublishSeq, QueueId, ShardId};
+use crate::ids::{
+    ChannelId, ConnectionId, DeliveryTag, ExchangeId, MessageId, PublishSeq, QueueId, ShardId,
+};
 use crate::protocol::{FieldTable, ShortStr};
 use crate::queue::consumer::{ChannelKey, ConsumerKey};
 use crate::queue::message::{Content, Message};
@@ -67,6 +69,14 @@ pub enum ShardMessage {
     StorageAlarmCleared { shard: ShardId },
     /// A connection on `shard` ended (for least-loaded placement on the accepting shard).
     ConnectionEnded { shard: ShardId },
+    /// Is a deduplication header value new for a deduplication exchange? To the exchange's
+    /// cache shard (`shard::dedup`), answered with `Reply::DedupChecked`.
+    DedupCheck {
+        reply_to: ReplyTo,
+        vhost: ShortStr,
+        exchange: ExchangeId,
+        query: crate::shard::dedup::DedupQuery,
+    },
 }
 
 /// Metadata requests, decided by the metadata shard.
@@ -278,6 +288,10 @@ pub enum Reply {
     },
     /// A queue was deleted.
     Deleted(Result<QueueDeleted, Exception>),
+    /// A deduplication exchange's cache: true if the value was new (the message routes).
+    DedupChecked {
+        fresh: bool,
+    },
 }
 
 /// What queue.delete-ok reports, and the metadata version that removed the queue.
@@ -293,6 +307,9 @@ pub struct ConsumeOk {
     pub queue: QueueId,
     pub no_ack: bool,
     pub nowait: bool,
+    /// How long the consumer's deliveries may stay unacknowledged (the queue's
+    /// `x-consumer-timeout` or the broker's default), milliseconds; None for no limit.
+    pub ack_timeout_ms: Option<u64>,
 }
 
 pub struct GetOk {
@@ -302,6 +319,8 @@ pub struct GetOk {
     pub redelivered: bool,
     pub message_count: u32,
     pub content: Content,
+    /// As `ConsumeOk::ack_timeout_ms`: a basic.get delivery times out too, as in RabbitMQ.
+    pub ack_timeout_ms: Option<u64>,
 }
 
 /// The delivery a channel recorded for a tag, to settle it with the owner later.
@@ -311,6 +330,27 @@ pub struct UnackedDelivery {
     pub owner: ShardId,
     pub queue: QueueId,
     pub message_id: MessageId,
+    /// When the delivery times out unacknowledged (consumer timeout), if it does.
+    pub ack_deadline: Option<AckDeadline>,
+}
+
+/// When an unacknowledged delivery times out, and the timeout it was given (the channel
+/// error names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckDeadline {
+    pub at: std::time::Instant,
+    pub timeout_ms: u64,
+}
+
+impl AckDeadline {
+    /// The deadline of a delivery made now with `timeout_ms` (None: no deadline).
+    pub fn starting_now(timeout_ms: Option<u64>) -> Option<AckDeadline> {
+        let timeout_ms = timeout_ms?;
+        Some(AckDeadline {
+            at: std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms),
+            timeout_ms,
+        })
+    }
 }
 
 /// The queues of one shard a message goes to: usually one, without a heap allocation.

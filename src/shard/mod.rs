@@ -12,6 +12,7 @@
 //! shard 0 and applied everywhere.
 
 pub mod dead_letter;
+pub mod dedup;
 pub mod delayed;
 pub mod endpoint;
 pub mod fault;
@@ -73,6 +74,8 @@ pub struct Shard {
     pub timers_changed: notify::Notify,
     /// Dead-lettered messages waiting for their copies to be safe (`dead_letter`).
     pub dead_letters: RefCell<dead_letter::Waits>,
+    /// The caches of the deduplication exchanges whose cache shard this is (`dedup`).
+    pub dedup_caches: RefCell<FastMap<crate::ids::ExchangeId, crate::routing::dedup::DedupCache>>,
     /// The connections this shard owns, registered by the connection layer.
     pub connections: Connections,
     /// Serves each socket this shard is handed.
@@ -128,6 +131,7 @@ impl Shard {
             dead_letters: RefCell::new(dead_letter::Waits::default()),
             fetch_wanted: notify::Notify::new(),
             fetch_done: Event::new(),
+            dedup_caches: RefCell::new(FastMap::default()),
             connections: Connections::default(),
             serve_connection,
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),

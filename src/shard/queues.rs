@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::exception::Exception;
 use crate::ids::{MessageId, QueueId, ShardId};
-use crate::protocol::ShortStr;
+use crate::protocol::{BasicProperties, ShortStr};
 use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INITIAL};
 use crate::queue::expiry::now_ms;
 use crate::queue::message::Message;
@@ -17,6 +17,7 @@ use crate::queue::{
     Admission, ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleAction, SettleOutcome,
     StoredAt,
 };
+use crate::shard::dedup::DedupQuery;
 use crate::shard::message::{
     Confirm, ConnectionEvent, ConsumeOk, ConsumeOptions, DeleteConditions, GetOk, MetaRequest,
     QueueOp, Reply, ShardMessage,
@@ -28,6 +29,7 @@ use crate::shard::{dead_letter, fetcher, timers};
 use crate::vhost::delta::MetaDelta;
 use crate::vhost::queue_definition::QueueDefinition;
 use crate::vhost::rules::no_queue;
+use bytes::Bytes;
 
 /// Deliveries one queue may make per dispatch round before others get a turn.
 pub const DISPATCH_ROUND_MAX: usize = 256;
@@ -40,6 +42,8 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
     // Queues that need a look after the enqueue (TTL, limits), and whether one refused it.
     let mut special = Vec::new();
     let mut refused = false;
+    // The message's deduplication header value, read only if a target queue deduplicates.
+    let mut dedup_value: Option<Option<Bytes>> = None;
     {
         let mut queues = shard.queues.borrow_mut();
         for id in targets {
@@ -61,6 +65,15 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
                     continue;
                 }
             }
+            if queue.deduplicates() {
+                let value = dedup_value.get_or_insert_with(|| message_dedup_value(&message));
+                if value.as_ref().is_some_and(|v| !queue.admits_dedup_value(v)) {
+                    // A message with this value is in the queue: refused, a nack for a
+                    // confirming publisher (docs/rabbitmq-compatibility.md §17).
+                    refused = true;
+                    continue;
+                }
+            }
             if queue.has_special_settings() || message.ttl.is_some() {
                 special.push(*id);
             }
@@ -71,7 +84,8 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
                     deadline: queue.deadline_for(message.ttl, now),
                 });
             } else {
-                queue.enqueue(message.clone());
+                let message_id = queue.enqueue(message.clone());
+                remember_dedup_value(queue, message_id, &dedup_value);
                 shard.mark_dirty(*id);
             }
         }
@@ -87,6 +101,7 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
                         .get_mut(&entry.queue)
                         .expect("looked up above, same handler");
                     queue.enqueue_stored(entry.id, message.clone(), StoredAt::new(location), now);
+                    remember_dedup_value(queue, entry.id, &dedup_value);
                     shard.mark_dirty(entry.queue);
                 }
                 drop(queues);
@@ -112,7 +127,8 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
                     let queue = queues
                         .get_mut(&entry.queue)
                         .expect("looked up above, same handler");
-                    queue.enqueue(message.clone());
+                    let message_id = queue.enqueue(message.clone());
+                    remember_dedup_value(queue, message_id, &dedup_value);
                     shard.mark_dirty(entry.queue);
                 }
             }
@@ -121,6 +137,19 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
     after_enqueue(shard, &special);
     if let Some(confirm) = confirm {
         shard.confirm(confirm, stored && !refused);
+    }
+}
+
+/// The identity bytes of a message's `x-deduplication-header` value, if it has one.
+fn message_dedup_value(message: &Message) -> Option<Bytes> {
+    let properties = BasicProperties::decode(&message.properties_raw).ok()?;
+    DedupQuery::of(properties.headers.as_ref()).map(|query| query.key)
+}
+
+/// Records the value (read for a deduplicating target) of the message enqueued as `id`.
+fn remember_dedup_value(queue: &mut Queue, id: MessageId, value: &Option<Option<Bytes>>) {
+    if let Some(Some(value)) = value {
+        queue.remember_dedup_value(id, value.clone());
     }
 }
 
@@ -444,6 +473,7 @@ fn try_get(
             redelivered,
             message_count: count_u32(queue.ready_count()),
             content: message,
+            ack_timeout_ms: ack_timeout_ms(shard, queue),
         }))),
     };
     drop(queues);
@@ -493,6 +523,7 @@ fn consume(
     let result = match shard.queues.borrow_mut().get_mut(&id) {
         None => Err(missing_queue(shard, id, vhost)),
         Some(queue) => {
+            let ack_timeout_ms = ack_timeout_ms(shard, queue);
             let consumer = Consumer {
                 key: key.clone(),
                 no_ack: options.no_ack,
@@ -503,7 +534,7 @@ fn consume(
                 priority: options.priority,
             };
             match queue.add_consumer(consumer) {
-                Ok(()) => Ok(queue.name.clone()),
+                Ok(()) => Ok(ack_timeout_ms),
                 Err(ConsumeRefusal::ExclusiveInUse) => Err(Exception::access_refused(format!(
                     "queue '{}' in vhost '{vhost}' in exclusive use",
                     queue.name
@@ -512,7 +543,7 @@ fn consume(
         }
     };
     let reply = match result {
-        Ok(_) => {
+        Ok(ack_timeout_ms) => {
             let mut limits = shard.channel_limits.borrow_mut();
             let limit = limits.entry(key.channel_key());
             limit.prefetch_count = options.global_prefetch_count;
@@ -526,11 +557,22 @@ fn consume(
                 queue: id,
                 no_ack: options.no_ack,
                 nowait: options.nowait,
+                ack_timeout_ms,
             })
         }
         Err(error) => Err(error),
     };
     shard.reply(reply_to, Reply::Consumed(reply));
+}
+
+/// The consumer timeout of deliveries from `queue`: its `x-consumer-timeout`, else the
+/// broker's.
+fn ack_timeout_ms(shard: &Shard, queue: &Queue) -> Option<u64> {
+    let default = shard
+        .config
+        .consumer_timeout
+        .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+    queue.settings.ack_timeout_ms(default)
 }
 
 /// Settled deliveries free room for the queue's consumers and, with a channel-wide prefetch,

@@ -19,7 +19,7 @@
 //! shortstr: len u8 | bytes[len]
 //! table:    len u32 | exactly what `FieldTable::encode` writes (its own u32 length and values are
 //!           big-endian, as on the wire)
-//! kind:     direct 1, fanout 2, topic 3, headers 4, x-consistent-hash 5
+//! kind:     direct 1, fanout 2, topic 3, headers 4, x-consistent-hash 5, x-message-deduplication 6
 //! destination_kind: queue 1, exchange 2
 //! ```
 //!
@@ -338,13 +338,14 @@ pub fn load(dir: &Path) -> Result<Option<Definitions>, DefinitionsError> {
     }
 }
 
-/// Refuses the exchange arguments declare would have refused (the consistent-hash kind's).
+/// Refuses the exchange arguments declare would have refused (the consistent-hash and
+/// deduplication kinds').
 pub(super) fn check_exchange_arguments(
     exchange: &ExchangeDefinition,
 ) -> Result<(), DefinitionsError> {
     check(
-        exchange.hash_source().is_ok(),
-        "consistent-hash exchange arguments refused",
+        exchange.check_arguments().is_ok(),
+        "exchange arguments refused by the exchange kind",
     )
 }
 

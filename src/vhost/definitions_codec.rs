@@ -21,12 +21,13 @@ const EXCHANGE_DELAYED: u8 = 1 << 2;
 const QUEUE_AUTO_DELETE: u8 = 1 << 0;
 /// On-disk codes of the exchange kinds; 0 is never written, so a zeroed byte is refused.
 /// Codes are never reused or renumbered: a new kind takes the next one.
-const KIND_CODES: [(ExchangeKind, u8); 5] = [
+const KIND_CODES: [(ExchangeKind, u8); 6] = [
     (ExchangeKind::Direct, 1),
     (ExchangeKind::Fanout, 2),
     (ExchangeKind::Topic, 3),
     (ExchangeKind::Headers, 4),
     (ExchangeKind::ConsistentHash, 5),
+    (ExchangeKind::MessageDeduplication, 6),
 ];
 pub(super) const DESTINATION_QUEUE: u8 = 1;
 pub(super) const DESTINATION_EXCHANGE: u8 = 2;

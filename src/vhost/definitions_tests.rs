@@ -331,7 +331,7 @@ fn unknown_codes_are_refused() {
     assert_eq!(body[binding_kind_at], DESTINATION_EXCHANGE);
     for (at, value, what) in [
         (kind_at, 0, "unknown exchange kind"),
-        (kind_at, 6, "unknown exchange kind"),
+        (kind_at, 7, "unknown exchange kind"),
         (kind_at + 1, 8, "unknown exchange flag bits"),
         (binding_kind_at, 3, "unknown binding destination kind"),
     ] {
@@ -740,7 +740,7 @@ fn consistent_hash_arguments_and_weights_are_checked_on_load() {
     definitions.exchanges[4].arguments = both;
     assert_eq!(
         invalid_what(&seal(&definitions.encode_body())),
-        "consistent-hash exchange arguments refused"
+        "exchange arguments refused by the exchange kind"
     );
 
     let mut definitions = sample();

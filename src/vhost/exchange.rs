@@ -76,6 +76,71 @@ impl ExchangeDefinition {
     }
 }
 
+/// The cache settings of a message-deduplication exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupSettings {
+    /// `x-cache-size`: header values kept at most.
+    pub cache_size: u64,
+    /// `x-cache-ttl`: how long a value is kept, milliseconds; None: until evicted.
+    pub cache_ttl_ms: Option<u64>,
+}
+
+/// The plugin's refusals (`RabbitMQMessageDeduplication.Exchange.validate`).
+const CACHE_SIZE_REFUSED: &str =
+    "Missing or invalid argument, 'x-cache-size' must be an integer greater than 0";
+const CACHE_TTL_REFUSED: &str = "Invalid argument, 'x-cache-ttl' must be an integer greater than 0";
+const CACHE_PERSISTENCE_REFUSED: &str =
+    "Invalid argument, 'x-cache-persistence' must be either 'disk' or 'memory'";
+
+impl ExchangeDefinition {
+    /// Checks the arguments of the kinds that take some (consistent hash, deduplication); Err
+    /// is the text of the 406 refusal.
+    pub fn check_arguments(&self) -> Result<(), String> {
+        self.hash_source()?;
+        self.dedup_settings()?;
+        Ok(())
+    }
+
+    /// A deduplication exchange's cache settings, as the plugin checks them: `x-cache-size`
+    /// required, `x-cache-ttl` optional, both integers greater than 0 (or strings of one);
+    /// `x-cache-persistence` `memory` or `disk` (both kept in memory here). None for other
+    /// kinds.
+    pub fn dedup_settings(&self) -> Result<Option<DedupSettings>, String> {
+        if self.kind != ExchangeKind::MessageDeduplication {
+            return Ok(None);
+        }
+        let cache_size = self
+            .arguments
+            .get("x-cache-size")
+            .and_then(positive_integer)
+            .ok_or_else(|| CACHE_SIZE_REFUSED.to_string())?;
+        let cache_ttl_ms = match self.arguments.get("x-cache-ttl") {
+            None => None,
+            Some(value) => {
+                Some(positive_integer(value).ok_or_else(|| CACHE_TTL_REFUSED.to_string())?)
+            }
+        };
+        match self.arguments.get("x-cache-persistence") {
+            None => {}
+            Some(value) if matches!(value.as_bytes(), Some(b"memory" | b"disk")) => {}
+            Some(_) => return Err(CACHE_PERSISTENCE_REFUSED.to_string()),
+        }
+        Ok(Some(DedupSettings {
+            cache_size,
+            cache_ttl_ms,
+        }))
+    }
+}
+
+/// An integer argument greater than 0, or a long string holding one.
+fn positive_integer(value: &FieldValue) -> Option<u64> {
+    let int = match value {
+        FieldValue::LongStr(text) => std::str::from_utf8(text).ok()?.parse::<i64>().ok()?,
+        other => other.as_i64()?,
+    };
+    u64::try_from(int).ok().filter(|int| *int > 0)
+}
+
 /// The bytes of a longstr argument, None if absent.
 fn string_argument<'a>(arguments: &'a FieldTable, name: &str) -> Result<Option<&'a [u8]>, String> {
     match arguments.get(name) {
@@ -146,6 +211,50 @@ mod tests {
 
     fn text(value: &'static str) -> FieldValue {
         FieldValue::LongStr(Bytes::from_static(value.as_bytes()))
+    }
+
+    #[test]
+    fn dedup_settings_follow_the_plugins_checks() {
+        let dedup = ExchangeKind::MessageDeduplication;
+        let settings =
+            |arguments: &[(&str, FieldValue)]| definition(dedup, arguments).dedup_settings();
+        assert_eq!(
+            settings(&[("x-cache-size", FieldValue::I32(5))]),
+            Ok(Some(DedupSettings {
+                cache_size: 5,
+                cache_ttl_ms: None
+            }))
+        );
+        assert_eq!(
+            settings(&[
+                ("x-cache-size", text("100")),
+                ("x-cache-ttl", FieldValue::I64(2000)),
+                ("x-cache-persistence", text("disk")),
+            ]),
+            Ok(Some(DedupSettings {
+                cache_size: 100,
+                cache_ttl_ms: Some(2000)
+            }))
+        );
+        for bad in [
+            vec![],
+            vec![("x-cache-size", FieldValue::I32(0))],
+            vec![("x-cache-size", text("ten"))],
+            vec![("x-cache-size", FieldValue::F64(3.0))],
+        ] {
+            assert_eq!(settings(&bad), Err(CACHE_SIZE_REFUSED.to_string()));
+        }
+        let size = ("x-cache-size", FieldValue::I32(5));
+        assert_eq!(
+            settings(&[size.clone(), ("x-cache-ttl", FieldValue::I32(-1))]),
+            Err(CACHE_TTL_REFUSED.to_string())
+        );
+        assert_eq!(
+            settings(&[size, ("x-cache-persistence", text("tape"))]),
+            Err(CACHE_PERSISTENCE_REFUSED.to_string())
+        );
+        let fanout = definition(ExchangeKind::Fanout, &[]);
+        assert_eq!(fanout.dedup_settings(), Ok(None));
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl<'a> Change<'a> {
         };
         // Checked even when the exchange exists, as RabbitMQ validates every declare.
         candidate
-            .hash_source()
+            .check_arguments()
             .map_err(Exception::precondition_failed)?;
         if let Some(existing) = self.vhost.exchange(&request.name) {
             return check_exchange_equivalent(&existing.definition, &candidate, &vhost);

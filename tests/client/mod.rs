@@ -67,6 +67,11 @@ impl Events {
             .expect("channel event stream ended")
     }
 
+    /// An event the server already sent, if any, without waiting.
+    pub fn already_sent(&mut self) -> Option<Event> {
+        self.0.try_recv().ok()
+    }
+
     /// Skips events until the channel.close; returns its code and text.
     pub async fn closed(&mut self) -> (u16, String) {
         loop {
