@@ -14,7 +14,7 @@ use amqprs::channel::{
     QueueDeclareArguments, QueueUnbindArguments,
 };
 use amqprs::{BasicProperties, FieldTable, FieldValue};
-use client::{within, Client};
+use client::{table, within, Client};
 use common::Broker;
 
 const EXCHANGE: &str = "chash";
@@ -23,14 +23,6 @@ const KEYS: usize = 100;
 const MESSAGES: usize = 3000;
 /// A small log, so the restart reads the bindings back from a snapshot, not only from changes.
 const COMPACTION_ARGS: [&str; 2] = ["--metadata-compaction-bytes", "1024"];
-
-fn table(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    let mut table = FieldTable::new();
-    for (name, value) in pairs {
-        table.insert((*name).try_into().expect("field name"), value.clone());
-    }
-    table
-}
 
 async fn declare_exchange(channel: &Channel, arguments: FieldTable) {
     let mut declare = ExchangeDeclareArguments::new(EXCHANGE, "x-consistent-hash")

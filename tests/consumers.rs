@@ -8,24 +8,9 @@ mod common;
 use amqprs::channel::{
     BasicConsumeArguments, BasicNackArguments, BasicQosArguments, Channel, QueueDeclareArguments,
 };
-use amqprs::{BasicProperties, FieldTable, FieldValue};
-use client::{consume, declare, get, publish_with, within, Client, Deliveries};
+use amqprs::{BasicProperties, FieldValue};
+use client::{consume, declare, get, publish_with, queue_with, table, within, Client, Deliveries};
 use common::Broker;
-
-fn arguments(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    let mut table = FieldTable::new();
-    for (name, value) in pairs {
-        table.insert((*name).try_into().expect("field name"), value.clone());
-    }
-    table
-}
-
-fn queue_with(name: &str, durable: bool, pairs: &[(&str, FieldValue)]) -> QueueDeclareArguments {
-    QueueDeclareArguments::new(name)
-        .durable(durable)
-        .arguments(arguments(pairs))
-        .finish()
-}
 
 async fn publish_numbers(channel: &Channel, queue: &str, count: usize) {
     for n in 0..count {
@@ -53,7 +38,7 @@ async fn consume_with_priority(channel: &Channel, queue: &str, priority: i32) ->
     let mut args = BasicConsumeArguments::new(queue, "")
         .manual_ack(true)
         .finish();
-    args.arguments = arguments(&[("x-priority", FieldValue::I(priority))]);
+    args.arguments = table(&[("x-priority", FieldValue::I(priority))]);
     let (tag, receiver) = within("basic.consume", channel.basic_consume_rx(args))
         .await
         .expect("basic.consume");
@@ -114,7 +99,7 @@ async fn a_string_consumer_priority_is_406() {
     let (channel, mut events) = client.channel().await;
     declare(&channel, QueueDeclareArguments::new("q")).await;
     let mut args = BasicConsumeArguments::new("q", "").finish();
-    args.arguments = arguments(&[("x-priority", FieldValue::from("high"))]);
+    args.arguments = table(&[("x-priority", FieldValue::from("high"))]);
     let result = within("basic.consume", channel.basic_consume_rx(args)).await;
     assert!(result.is_err());
     events
@@ -139,7 +124,7 @@ async fn quorum_queues_refuse_what_a_quorum_queue_cannot_be() {
             QueueDeclareArguments::new("qq")
                 .durable(true)
                 .auto_delete(true)
-                .arguments(arguments(std::slice::from_ref(&quorum)))
+                .arguments(table(std::slice::from_ref(&quorum)))
                 .finish(),
             "PRECONDITION_FAILED - invalid property 'auto-delete' for queue 'qq' in vhost '/'",
         ),
@@ -147,7 +132,7 @@ async fn quorum_queues_refuse_what_a_quorum_queue_cannot_be() {
             QueueDeclareArguments::new("qq")
                 .durable(true)
                 .exclusive(true)
-                .arguments(arguments(std::slice::from_ref(&quorum)))
+                .arguments(table(std::slice::from_ref(&quorum)))
                 .finish(),
             "PRECONDITION_FAILED - invalid property 'exclusive-owner' for queue 'qq' in vhost '/'",
         ),

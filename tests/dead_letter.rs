@@ -14,48 +14,14 @@ use amqprs::channel::{
     QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::{BasicProperties, FieldTable, FieldValue};
-use client::{consume, declare, get, publish_with, within, Client, Event, Events};
+use client::{
+    consume, declare, get, publish_with, queue_with, ready, until_ready, within, Client, Event,
+    Events,
+};
 use common::Broker;
-
-fn arguments(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    let mut table = FieldTable::new();
-    for (name, value) in pairs {
-        table.insert((*name).try_into().expect("field name"), value.clone());
-    }
-    table
-}
-
-fn queue_with(name: &str, durable: bool, pairs: &[(&str, FieldValue)]) -> QueueDeclareArguments {
-    QueueDeclareArguments::new(name)
-        .durable(durable)
-        .arguments(arguments(pairs))
-        .finish()
-}
 
 fn text(value: &str) -> FieldValue {
     FieldValue::from(value)
-}
-
-async fn ready(channel: &Channel, queue: &str) -> u32 {
-    let passive = QueueDeclareArguments::new(queue).passive(true).finish();
-    let (_, count, _) = within("passive declare", channel.queue_declare(passive))
-        .await
-        .expect("queue.declare")
-        .expect("declare-ok");
-    count
-}
-
-async fn until_ready(channel: &Channel, queue: &str, count: u32) {
-    for _ in 0..400 {
-        if ready(channel, queue).await == count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!(
-        "queue {queue} never had {count} ready messages (has {})",
-        ready(channel, queue).await
-    );
 }
 
 /// A fanout exchange `name` with queue `dead` bound to it.

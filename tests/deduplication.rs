@@ -13,17 +13,9 @@ use amqprs::channel::{
     BasicAckArguments, BasicPublishArguments, Channel, ExchangeDeclareArguments,
     QueueBindArguments, QueueDeclareArguments,
 };
-use amqprs::{BasicProperties, FieldTable, FieldValue};
-use client::{declare, get, within, Client, Event, Events};
+use amqprs::{BasicProperties, FieldValue};
+use client::{declare, get, table, within, Client, Event, Events};
 use common::Broker;
-
-fn table(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    let mut table = FieldTable::new();
-    for (name, value) in pairs {
-        table.insert((*name).try_into().expect("field name"), value.clone());
-    }
-    table
-}
 
 fn exchange_args(name: &str, arguments: &[(&str, FieldValue)]) -> ExchangeDeclareArguments {
     let mut declare = ExchangeDeclareArguments::new(name, "x-message-deduplication")

@@ -11,17 +11,9 @@ use std::time::{Duration, Instant};
 use amqprs::channel::{
     Channel, ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments,
 };
-use amqprs::{BasicProperties, FieldTable, FieldValue};
-use client::{consume, declare, get, publish_with, within, Client};
+use amqprs::{BasicProperties, FieldValue};
+use client::{consume, declare, get, publish_with, table, within, Client};
 use common::Broker;
-
-fn table(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    let mut table = FieldTable::new();
-    for (name, value) in pairs {
-        table.insert((*name).try_into().expect("field name"), value.clone());
-    }
-    table
-}
 
 fn delayed_exchange(name: &str, inner: &str, durable: bool) -> ExchangeDeclareArguments {
     let mut args = ExchangeDeclareArguments::new(name, "x-delayed-message");

@@ -8,17 +8,9 @@ use amqprs::channel::{
     BasicAckArguments, BasicConsumeArguments, BasicGetArguments, ExchangeDeclareArguments,
     ExchangeDeleteArguments, QueueBindArguments, QueueDeclareArguments, QueueDeleteArguments,
 };
-use amqprs::{FieldTable, FieldValue};
-use client::{consume, declare, get, publish, within, Client};
+use amqprs::FieldValue;
+use client::{consume, declare, get, publish, table, within, Client};
 use common::Broker;
-
-fn table(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    let mut table = FieldTable::new();
-    for (name, value) in pairs {
-        table.insert((*name).try_into().expect("field name"), value.clone());
-    }
-    table
-}
 
 #[tokio::test]
 async fn passive_declare_of_a_missing_queue_or_exchange_is_404() {

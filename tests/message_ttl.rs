@@ -8,24 +8,9 @@ mod common;
 use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, QueueDeclareArguments};
-use amqprs::{BasicProperties, FieldTable, FieldValue};
-use client::{consume, declare, get, publish_with, within, Client};
+use amqprs::{BasicProperties, FieldValue};
+use client::{consume, declare, get, publish_with, queue_with, ready, until_ready, within, Client};
 use common::Broker;
-
-fn arguments(pairs: &[(&str, FieldValue)]) -> FieldTable {
-    let mut table = FieldTable::new();
-    for (name, value) in pairs {
-        table.insert((*name).try_into().expect("field name"), value.clone());
-    }
-    table
-}
-
-fn queue_with(name: &str, durable: bool, pairs: &[(&str, FieldValue)]) -> QueueDeclareArguments {
-    QueueDeclareArguments::new(name)
-        .durable(durable)
-        .arguments(arguments(pairs))
-        .finish()
-}
 
 fn expiring(ms: &str, persistent: bool) -> BasicProperties {
     BasicProperties::default()
@@ -36,30 +21,6 @@ fn expiring(ms: &str, persistent: bool) -> BasicProperties {
 
 fn persistent() -> BasicProperties {
     BasicProperties::default().with_persistence(true).finish()
-}
-
-/// Ready messages, as a passive declare reports them.
-async fn ready(channel: &amqprs::channel::Channel, queue: &str) -> u32 {
-    let passive = QueueDeclareArguments::new(queue).passive(true).finish();
-    let (_, count, _) = within("passive declare", channel.queue_declare(passive))
-        .await
-        .expect("queue.declare")
-        .expect("declare-ok");
-    count
-}
-
-/// Polls until the queue holds `count` ready messages.
-async fn until_ready(channel: &amqprs::channel::Channel, queue: &str, count: u32) {
-    for _ in 0..200 {
-        if ready(channel, queue).await == count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!(
-        "queue {queue} never had {count} ready messages (has {})",
-        ready(channel, queue).await
-    );
 }
 
 async fn body_of_get(channel: &amqprs::channel::Channel, queue: &str) -> Option<String> {

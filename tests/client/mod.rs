@@ -13,7 +13,9 @@ use amqprs::channel::{
     QueueDeclareArguments,
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
-use amqprs::{Ack, BasicProperties, Cancel, Close, CloseChannel, Nack, Return};
+use amqprs::{
+    Ack, BasicProperties, Cancel, Close, CloseChannel, FieldTable, FieldValue, Nack, Return,
+};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
@@ -243,6 +245,51 @@ impl Client {
             .await
             .expect("close channel");
     }
+}
+
+/// A field table of (name, value) pairs, for declare, bind and consume arguments and headers.
+pub fn table(pairs: &[(&str, FieldValue)]) -> FieldTable {
+    let mut table = FieldTable::new();
+    for (name, value) in pairs {
+        table.insert((*name).try_into().expect("field name"), value.clone());
+    }
+    table
+}
+
+/// queue.declare arguments for a queue with `x-` arguments.
+pub fn queue_with(
+    name: &str,
+    durable: bool,
+    pairs: &[(&str, FieldValue)],
+) -> QueueDeclareArguments {
+    QueueDeclareArguments::new(name)
+        .durable(durable)
+        .arguments(table(pairs))
+        .finish()
+}
+
+/// Ready messages, as a passive declare reports them.
+pub async fn ready(channel: &Channel, queue: &str) -> u32 {
+    let passive = QueueDeclareArguments::new(queue).passive(true).finish();
+    let (_, count, _) = within("passive declare", channel.queue_declare(passive))
+        .await
+        .expect("queue.declare")
+        .expect("declare-ok");
+    count
+}
+
+/// Polls until the queue holds `count` ready messages (at most 10 s).
+pub async fn until_ready(channel: &Channel, queue: &str, count: u32) {
+    for _ in 0..400 {
+        if ready(channel, queue).await == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "queue {queue} never had {count} ready messages (has {})",
+        ready(channel, queue).await
+    );
 }
 
 /// Declares a queue; returns its name.
