@@ -207,8 +207,12 @@ const ROWS: &[(&str, Unit, Figure)] = &[
     ("redelivered deliveries", Unit::Count, |r| {
         Some(r.results.redelivered_deliveries as f64)
     }),
+    // Retry runs refuse with requeue=false; their own row counts those.
     ("refused by consumers (requeue)", Unit::Count, |r| {
-        Some(r.results.refused as f64)
+        r.results
+            .retry
+            .is_none()
+            .then_some(r.results.refused as f64)
     }),
     ("held by dropped consumers", Unit::Count, |r| {
         Some(r.results.verification.dropped_held as f64)
