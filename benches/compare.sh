@@ -12,9 +12,16 @@
 #   BACKLOG_MESSAGES flood of the backlog scenario (100000; QUICK: 5000)
 #   RSS_MESSAGES     messages left in the queue by rss1m (1000000; QUICK: 20000)
 #   DECLARE_QUEUES   durable queues of the declare scenario (12000; QUICK: 2000)
+#   RETRY_MESSAGES   messages of the retry scenario, each refused once (50000; QUICK: 2000)
+#   RETRY_TTL_MS     time a refused message waits in the retry queue (1000; QUICK: 200)
+#   DELAYED_MESSAGES delayed messages of the delayed scenario (1000000; QUICK: 20000)
+#   DELAY_WINDOW_S   their delays spread over 0 to this many seconds (60; QUICK: 5)
+#   HARE_DELAY_MODE  how the delayed scenario delays on Hare: ttl-dlx (default) or plugin (the
+#                    x-delayed-message exchange); RabbitMQ always uses ttl-dlx (Debian's
+#                    package has no delayed-message plugin)
 #   RABBIT_TOOL      script that starts and stops RabbitMQ on loopback (start PORT | stop)
 #   SCENARIOS        any of: transient confirm100 confirm1000 backlog latency5k cpu20k rss1m
-#                    declare
+#                    declare retry delayed
 #   OUT              output directory (target/bench-compare/<timestamp>)
 #   RABBIT_PORT      AMQP port of RabbitMQ (5690)
 #
@@ -39,6 +46,10 @@ if [[ $QUICK == 1 ]]; then
   BACKLOG_MESSAGES=${BACKLOG_MESSAGES:-5000}
   RSS_MESSAGES=${RSS_MESSAGES:-20000}
   DECLARE_QUEUES=${DECLARE_QUEUES:-2000}
+  RETRY_MESSAGES=${RETRY_MESSAGES:-2000}
+  RETRY_TTL_MS=${RETRY_TTL_MS:-200}
+  DELAYED_MESSAGES=${DELAYED_MESSAGES:-20000}
+  DELAY_WINDOW_S=${DELAY_WINDOW_S:-5}
 fi
 RUNS=${RUNS:-3}
 RUNS_RSS=${RUNS_RSS:-1}
@@ -46,7 +57,14 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 BACKLOG_MESSAGES=${BACKLOG_MESSAGES:-100000}
 RSS_MESSAGES=${RSS_MESSAGES:-1000000}
 DECLARE_QUEUES=${DECLARE_QUEUES:-12000}
-SCENARIOS=${SCENARIOS:-"transient confirm100 confirm1000 backlog latency5k cpu20k rss1m declare"}
+RETRY_MESSAGES=${RETRY_MESSAGES:-50000}
+RETRY_TTL_MS=${RETRY_TTL_MS:-1000}
+DELAYED_MESSAGES=${DELAYED_MESSAGES:-1000000}
+DELAY_WINDOW_S=${DELAY_WINDOW_S:-60}
+# Hare gets the x-delayed-message exchange soon; until then it delays with TTL and dead
+# lettering like RabbitMQ. Set to `plugin` to time the exchange instead.
+HARE_DELAY_MODE=${HARE_DELAY_MODE:-ttl-dlx}
+SCENARIOS=${SCENARIOS:-"transient confirm100 confirm1000 backlog latency5k cpu20k rss1m declare retry delayed"}
 RABBIT_PORT=${RABBIT_PORT:-5690}
 OUT=${OUT:-target/bench-compare/$(date +%Y%m%d-%H%M%S)}
 
@@ -259,6 +277,25 @@ scenario_declare() {
   perf "$1" declare "$2" declare --declare-queues "$DECLARE_QUEUES" --declare-window 2000
 }
 
+# RETRY_MESSAGES persistent messages (2 consumers) through a work queue that dead-letters
+# every message it refuses to a retry queue with a RETRY_TTL_MS TTL, which dead-letters it back:
+# each message refused once, acked on its second delivery. Loss must be 0.
+scenario_retry() {
+  perf "$1" retry "$2" retry -x 1 -y 2 --retry-messages "$RETRY_MESSAGES" \
+    --retry-ttl-ms "$RETRY_TTL_MS"
+}
+
+# DELAYED_MESSAGES messages delayed by 0 to DELAY_WINDOW_S seconds in a random order: how late
+# each fires, and the broker's RSS with them held. RabbitMQ has no delayed-message plugin here
+# and expires per-message TTLs only at the head of the queue, so it delays with ttl-dlx and
+# fires late; Hare uses HARE_DELAY_MODE.
+scenario_delayed() {
+  local mode=ttl-dlx
+  [[ $1 == hare ]] && mode=$HARE_DELAY_MODE
+  perf "$1" delayed "$2" delayed --delayed-messages "$DELAYED_MESSAGES" \
+    --delay-window-s "$DELAY_WINDOW_S" --delay-mode "$mode"
+}
+
 # VmRSS of a process, in KiB.
 rss_kib() {
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
@@ -283,6 +320,7 @@ for scenario in $SCENARIOS; do mkdir -p "$OUT/$scenario"; done
   echo "kernel=$(uname -r) cores=$(nproc)"
   echo "QUICK=$QUICK RUNS=$RUNS RUNS_RSS=$RUNS_RSS SECONDS_PER_RUN=$SECONDS_PER_RUN"
   echo "BACKLOG_MESSAGES=$BACKLOG_MESSAGES RSS_MESSAGES=$RSS_MESSAGES DECLARE_QUEUES=$DECLARE_QUEUES"
+  echo "RETRY_MESSAGES=$RETRY_MESSAGES RETRY_TTL_MS=$RETRY_TTL_MS DELAYED_MESSAGES=$DELAYED_MESSAGES DELAY_WINDOW_S=$DELAY_WINDOW_S HARE_DELAY_MODE=$HARE_DELAY_MODE"
   echo "SCENARIOS=\"$SCENARIOS\""
 } >"$OUT/settings.txt"
 log "writing under $OUT"

@@ -20,6 +20,7 @@ from pathlib import Path
 BROKERS = ("hare", "rabbitmq")
 SCENARIO_ORDER = (
     "transient", "confirm100", "confirm1000", "backlog", "latency5k", "cpu20k", "rss1m", "declare",
+    "retry", "delayed",
 )
 REPORT_NAME = re.compile(r"^(hare|rabbitmq)-(\d+)\.json$")
 # hareperf's own CPU above this share of a core means the client, not the broker, may set the
@@ -272,6 +273,63 @@ FIGURES["declare"] = [
 ]
 
 
+def scenario_figure(scenario, key):
+    """A figure of the retry or delayed results (`results.retry` / `results.delayed`)."""
+    def figure(run):
+        value = (results(run).get(scenario) or {}).get(key)
+        return None if value is None else float(value)
+    return figure
+
+
+def lateness_us(percentile):
+    """A percentile of how late the delayed messages fired."""
+    def figure(run):
+        summary = (results(run).get("delayed") or {}).get("lateness")
+        return None if summary is None else float(summary[percentile])
+    return figure
+
+
+# Every message refused once, through a TTL retry queue, and acked on its second delivery.
+# Loss must be zero on Hare.
+FIGURES["retry"] = [
+    ("acked rate, first publish → last ack (msg/s)", "rate",
+     scenario_figure("retry", "acked_rate_per_s"), None, "median"),
+    ("deliveries per message", "ratio", scenario_figure("retry", "deliveries_per_message"), None,
+     "median"),
+    ("first publish → final ack p50", "us", latency_us("deliver_latency", "p50_us"), None,
+     "median"),
+    ("first publish → final ack p99", "us", latency_us("deliver_latency", "p99_us"), None,
+     "median"),
+    ("lost (worst run)", "count", lost, ("Hare 0", "hare_max", 0.0), "max"),
+    ("duplicates (worst run)", "count", duplicates, None, "max"),
+    ("acked after an unplanned number of deliveries (worst run)", "count",
+     scenario_figure("retry", "off_plan"), None, "max"),
+    CLIENT_CPU,
+    BROKER_CPU,
+]
+
+# Messages delayed over a window in a random order: how late they fire, and the memory the
+# broker needs to hold them.
+FIGURES["delayed"] = [
+    ("lateness p50", "us", lateness_us("p50_us"), None, "median"),
+    ("lateness p99", "us", lateness_us("p99_us"), None, "median"),
+    ("lateness max", "us", lateness_us("max_us"), None, "median"),
+    ("fired more than 1 ms early (worst run)", "count", scenario_figure("delayed", "early"), None,
+     "max"),
+    ("publish rate, confirmed (msg/s)", "rate", result("publish_rate_per_s"), None, "median"),
+    ("broker RSS peak", "kib", result("broker_rss_max_kib"), None, "median"),
+    ("broker RSS before publishing", "kib", scenario_figure("delayed", "broker_rss_before_kib"),
+     None, "median"),
+    ("broker RSS after publishing", "kib", scenario_figure("delayed", "broker_rss_published_kib"),
+     None, "median"),
+    ("broker RSS per delayed message", "bytes",
+     scenario_figure("delayed", "broker_rss_per_message_bytes"), None, "median"),
+    ("lost (worst run)", "count", lost, ("Hare 0", "hare_max", 0.0), "max"),
+    CLIENT_CPU,
+    BROKER_CPU,
+]
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__.strip(), file=sys.stderr)
@@ -403,6 +461,12 @@ def run_notes(scenario, by_broker):
             if not no_consumer_run and r["verification"]["lost"] > 0:
                 sample = ", ".join(r["verification"]["lost_sample"])
                 notes.append(f"{run['name']}: {r['verification']['lost']} lost (e.g. {sample})")
+            delayed = r.get("delayed")
+            if scenario == "delayed" and delayed and run["index"] == 1:
+                notes.append(
+                    f"{run['name']}: --delay-mode {delayed['mode']}, {r['published']:,} messages"
+                    f" over {delayed['window_s']:g} s"
+                )
             if r["client_cpu_percent"] >= CLIENT_BUSY_PERCENT:
                 notes.append(
                     f"{run['name']}: hareperf used {r['client_cpu_percent']:.0f} % of a core;"
@@ -432,6 +496,8 @@ def fmt(value, unit):
         return f"{value / 1024:.1f} MiB"
     if unit == "ratio":
         return f"{value:.2f}"
+    if unit == "bytes":
+        return f"{value:,.0f} B"
     raise ValueError(f"unknown unit {unit}")
 
 

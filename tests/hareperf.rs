@@ -402,3 +402,178 @@ fn declare_run_stops_at_the_first_refused_declare_and_says_why() {
     );
     assert_eq!(curve.rates.first_window_rate_per_s, None);
 }
+
+#[test]
+fn retry_run_acks_every_message_after_one_trip_through_the_retry_queue() {
+    let broker = common::Broker::start(2);
+    let report = run(
+        &broker,
+        &[
+            "retry",
+            "-x",
+            "2",
+            "-y",
+            "2",
+            "--retry-messages",
+            "200",
+            "--retry-ttl-ms",
+            "200",
+            "--broker-pid",
+            &broker.pid().to_string(),
+        ],
+    );
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    assert!(report.passed());
+    let r = &report.results;
+    let v = &r.verification;
+    assert_eq!(r.confirmed, 200);
+    assert_eq!(v.expected, 200);
+    assert_eq!(v.lost, 0, "lost e.g. {:?}", v.lost_sample);
+    assert_eq!(v.duplicates, 0);
+    let retry = r.retry.as_ref().expect("retry results");
+    assert!(retry.work_queue.ends_with("-retry-work"));
+    assert_eq!(retry.acked, 200);
+    assert_eq!(retry.refused, 200, "every message refused once");
+    assert_eq!(retry.deliveries, 400);
+    assert_eq!(retry.deliveries_histogram, vec![(2, 200)]);
+    assert_eq!(retry.off_plan, 0, "x-death counted every refusal");
+    assert_eq!(retry.deliveries_per_message, Some(2.0));
+    assert!(finite(retry.acked_rate_per_s, "acked rate") > 0.0);
+    let p50 = r.deliver_latency.as_ref().expect("publish → ack").p50_us;
+    assert!(p50 >= 200_000, "each message waited the TTL: p50 {p50} µs");
+    let phases: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(phases, ["publish", "retry"]);
+    assert!(!queue_exists(&broker, &retry.work_queue), "cleaned up");
+    assert!(!queue_exists(&broker, &retry.retry_queue), "cleaned up");
+    let named = [("a".to_string(), report.clone())];
+    let table = compare::table(&named);
+    assert!(
+        table.contains("| retry: deliveries per message | 2.000 |"),
+        "{table}"
+    );
+    assert!(
+        compare::details(&named).contains("| 2 | 200 |"),
+        "{}",
+        compare::details(&named)
+    );
+}
+
+#[test]
+fn retry_run_with_a_partial_share_refuses_only_the_picked_messages() {
+    let broker = common::Broker::start(2);
+    let report = run(
+        &broker,
+        &[
+            "retry",
+            "--retry-messages",
+            "300",
+            "--retry-ttl-ms",
+            "50",
+            "--retry-percent",
+            "50",
+            "--retry-times",
+            "2",
+            "--retry-with",
+            "nack",
+        ],
+    );
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    let retry = report.results.retry.as_ref().expect("retry results");
+    assert_eq!(report.results.verification.lost, 0);
+    assert_eq!(retry.acked, 300);
+    assert_eq!(retry.off_plan, 0);
+    let once = retry
+        .deliveries_histogram
+        .iter()
+        .find(|&&(k, _)| k == 1)
+        .map_or(0, |&(_, n)| n);
+    let thrice = retry
+        .deliveries_histogram
+        .iter()
+        .find(|&&(k, _)| k == 3)
+        .map_or(0, |&(_, n)| n);
+    assert_eq!(once + thrice, 300, "{:?}", retry.deliveries_histogram);
+    assert!((100..200).contains(&thrice), "{thrice} picked of 300");
+    assert_eq!(retry.refused, 2 * thrice);
+}
+
+#[test]
+fn delayed_ttl_dlx_run_fires_every_message_on_time() {
+    let broker = common::Broker::start(2);
+    let report = run(
+        &broker,
+        &[
+            "delayed",
+            "--delayed-messages",
+            "200",
+            "--delay-window-s",
+            "2",
+            "--broker-pid",
+            &broker.pid().to_string(),
+        ],
+    );
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    assert!(report.passed());
+    let r = &report.results;
+    assert_eq!(r.confirmed, 200);
+    assert_eq!(r.verification.lost, 0);
+    assert_eq!(r.verification.duplicates, 0);
+    let delayed = r.delayed.as_ref().expect("delayed results");
+    assert_eq!(delayed.mode, "ttl-dlx");
+    assert_eq!(delayed.fired, 200);
+    assert_eq!(delayed.early, 0, "nothing fires before its time");
+    let lateness = delayed.lateness.as_ref().expect("lateness");
+    assert_eq!(lateness.count, 200);
+    // Hare expires each message on time wherever it is in the queue; a loaded test machine
+    // gets a generous bound.
+    assert!(
+        lateness.p50_us < 500_000,
+        "p50 lateness {} µs",
+        lateness.p50_us
+    );
+    assert!(delayed.broker_rss_before_kib.is_some());
+    assert!(delayed.broker_rss_published_kib.is_some());
+    assert!(delayed.broker_rss_per_message_bytes.is_some());
+    let phases: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(phases, ["publish", "fire"]);
+    assert!(!queue_exists(&broker, &delayed.holding), "cleaned up");
+    let named = [("a".to_string(), report.clone())];
+    assert!(compare::table(&named).contains("| delayed: lateness p99 |"));
+    assert!(compare::details(&named).contains("lateness percentiles"));
+}
+
+#[test]
+fn delayed_plugin_run_fails_fast_and_clearly_without_the_exchange_type() {
+    let broker = common::Broker::start(2);
+    let started = std::time::Instant::now();
+    let report = run(
+        &broker,
+        &[
+            "delayed",
+            "--delay-mode",
+            "plugin",
+            "--delayed-messages",
+            "200",
+            "--delay-window-s",
+            "2",
+        ],
+    );
+    if report.errors.is_empty() {
+        // The broker has the delayed-message exchange: then it must work like ttl-dlx.
+        let delayed = report.results.delayed.as_ref().expect("delayed results");
+        assert_eq!(delayed.fired, 200);
+        assert_eq!(report.results.verification.lost, 0);
+        return;
+    }
+    assert!(!report.passed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "no hang"
+    );
+    let error = &report.errors[0];
+    assert!(
+        error.contains("x-delayed-message") && error.contains("--delay-mode ttl-dlx"),
+        "{error}"
+    );
+    assert_eq!(report.results.published, 0, "nothing was published");
+}

@@ -52,6 +52,12 @@ pub enum ScenarioKind {
     /// Durable queues, bindings and deletes one after another: the cost of a metadata change
     /// as the metadata grows.
     Declare,
+    /// Consumers refuse deliveries; a TTL retry queue with dead lettering sends them back
+    /// until they are acked.
+    Retry,
+    /// Messages delayed over a window (per-message TTL and dead lettering, or the
+    /// delayed-message exchange): how late each one fires.
+    Delayed,
 }
 
 impl ScenarioKind {
@@ -64,6 +70,8 @@ impl ScenarioKind {
             ScenarioKind::Churn => "churn",
             ScenarioKind::Backlog => "backlog",
             ScenarioKind::Declare => "declare",
+            ScenarioKind::Retry => "retry",
+            ScenarioKind::Delayed => "delayed",
         }
     }
 }
@@ -169,6 +177,12 @@ pub struct RunArgs {
     #[command(flatten)]
     #[serde(default)]
     pub declare: DeclareArgs,
+    #[command(flatten)]
+    #[serde(default)]
+    pub retry: RetryArgs,
+    #[command(flatten)]
+    #[serde(default)]
+    pub delayed: DelayedArgs,
 }
 
 /// Flags of the fanout scenario.
@@ -290,6 +304,121 @@ impl DeclareArgs {
                 .max(1)
         })
     }
+}
+
+/// How a refusing retry consumer refuses a delivery (always with requeue=false, so that the
+/// work queue dead-letters it to the retry queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum RetryRefusal {
+    /// `basic.reject` requeue=false.
+    #[default]
+    Reject,
+    /// `basic.nack` multiple=false requeue=false.
+    Nack,
+}
+
+/// Flags of the retry scenario.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct RetryArgs {
+    /// Messages to publish, split across the producers.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retry_messages: u64,
+    /// Time a refused message waits in the retry queue (its `x-message-ttl`), in ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
+    pub retry_ttl_ms: u64,
+    /// Percent of the messages that are refused (chosen by id, so every consumer agrees).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retry_percent: u32,
+    /// How many times a chosen message is refused before it is acked.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub retry_times: u32,
+    /// How consumers refuse: reject or nack (both with requeue=false).
+    #[arg(long, value_enum, default_value_t = RetryRefusal::Reject)]
+    pub retry_with: RetryRefusal,
+}
+
+impl Default for RetryArgs {
+    /// The flags' defaults, for reports written before the retry scenario existed.
+    fn default() -> Self {
+        RetryArgs {
+            retry_messages: 100_000,
+            retry_ttl_ms: 1000,
+            retry_percent: 100,
+            retry_times: 1,
+            retry_with: RetryRefusal::Reject,
+        }
+    }
+}
+
+/// How the delayed scenario delays its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum DelayMode {
+    /// The per-message `expiration` on a holding queue that dead-letters to the consumed
+    /// queue: the way without plugins.
+    #[default]
+    TtlDlx,
+    /// An `x-delayed-message` exchange (RabbitMQ's delayed-message plugin) and the `x-delay`
+    /// header.
+    Plugin,
+}
+
+impl DelayMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DelayMode::TtlDlx => "ttl-dlx",
+            DelayMode::Plugin => "plugin",
+        }
+    }
+}
+
+/// Most messages the delayed scenario publishes in one run.
+pub const DELAYED_MESSAGE_COUNT_MAX: u64 = 100_000_000;
+/// Longest delay window of the delayed scenario: a day, in seconds.
+pub const DELAY_WINDOW_MAX_S: f64 = 86_400.0;
+
+/// Flags of the delayed scenario.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct DelayedArgs {
+    /// Delayed messages to publish, split across the producers.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=DELAYED_MESSAGE_COUNT_MAX))]
+    pub delayed_messages: u64,
+    /// Delays are spread uniformly (in a random order) from 0 to this many seconds.
+    #[arg(long, default_value_t = 60.0, value_parser = parse_delay_window)]
+    pub delay_window_s: f64,
+    /// How messages are delayed: ttl-dlx (per-message TTL on a holding queue, dead-lettered to
+    /// the consumed queue) or plugin (an `x-delayed-message` exchange and `x-delay`).
+    #[arg(long, value_enum, default_value_t = DelayMode::TtlDlx)]
+    pub delay_mode: DelayMode,
+}
+
+impl Default for DelayedArgs {
+    /// The flags' defaults, for reports written before the delayed scenario existed.
+    fn default() -> Self {
+        DelayedArgs {
+            delayed_messages: 1_000_000,
+            delay_window_s: 60.0,
+            delay_mode: DelayMode::TtlDlx,
+        }
+    }
+}
+
+impl DelayedArgs {
+    /// The window in whole milliseconds.
+    pub fn window_ms(&self) -> u64 {
+        (self.delay_window_s * 1000.0).round() as u64
+    }
+}
+
+fn parse_delay_window(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if !(0.0..=DELAY_WINDOW_MAX_S).contains(&seconds) {
+        return Err(format!("the window is 0 to {DELAY_WINDOW_MAX_S} s"));
+    }
+    Ok(seconds)
 }
 
 /// `--depth-interval-ms` of reports written before the flag existed.
@@ -428,6 +557,50 @@ mod tests {
                 RunArgs::parse_from(["declare", bad[0], bad[1]]).is_err(),
                 "{bad:?} is refused"
             );
+        }
+    }
+
+    #[test]
+    fn retry_and_delayed_flags_have_defaults_and_bounds() {
+        let args = RunArgs::parse_from(["retry"]).unwrap();
+        assert_eq!(args.scenario.name(), "retry");
+        let r = &args.retry;
+        assert_eq!(
+            (
+                r.retry_messages,
+                r.retry_ttl_ms,
+                r.retry_percent,
+                r.retry_times
+            ),
+            (100_000, 1000, 100, 1)
+        );
+        assert_eq!(r.retry_with, RetryRefusal::Reject);
+        let args = RunArgs::parse_from(["retry", "--retry-with", "nack"]).unwrap();
+        assert_eq!(args.retry.retry_with, RetryRefusal::Nack);
+        let args = RunArgs::parse_from(["delayed"]).unwrap();
+        assert_eq!(args.scenario.name(), "delayed");
+        let d = &args.delayed;
+        assert_eq!(d.delayed_messages, 1_000_000);
+        assert_eq!(d.window_ms(), 60_000);
+        assert_eq!(d.delay_mode, DelayMode::TtlDlx);
+        let args = RunArgs::parse_from([
+            "delayed",
+            "--delay-mode",
+            "plugin",
+            "--delay-window-s",
+            "2.5",
+        ])
+        .unwrap();
+        assert_eq!(args.delayed.delay_mode, DelayMode::Plugin);
+        assert_eq!(args.delayed.window_ms(), 2500);
+        for bad in [
+            ["retry", "--retry-percent", "101"],
+            ["retry", "--retry-messages", "0"],
+            ["delayed", "--delay-window-s", "-1"],
+            ["delayed", "--delay-mode", "nope"],
+            ["delayed", "--delayed-messages", "0"],
+        ] {
+            assert!(RunArgs::parse_from(bad).is_err(), "{bad:?} is refused");
         }
     }
 }

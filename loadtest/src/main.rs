@@ -31,7 +31,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::write(path, html::render(&report)?)?;
             }
             let named = [(report.scenario.clone(), report.clone())];
-            print!("{}{}", compare::table(&named), compare::curves(&named));
+            print!(
+                "{}{}{}",
+                compare::table(&named),
+                compare::curves(&named),
+                compare::details(&named)
+            );
             for error in &report.errors {
                 eprintln!("hareperf: {error}");
             }
@@ -58,7 +63,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|path| Ok((column_name(path), Report::read_json(path)?)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            print!("{}{}", compare::table(&loaded), compare::curves(&loaded));
+            print!(
+                "{}{}{}",
+                compare::table(&loaded),
+                compare::curves(&loaded),
+                compare::details(&loaded)
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -7,10 +7,12 @@
 //! - `read_buffer`: one big receive buffer and the in-place frame scanner.
 //! - `inbound`: in-place decoders for deliveries, confirms and content headers.
 //! - `publish_template`: one message encoded once, stamped per publish.
+//! - `delayed_publish`: a publish whose delay (expiration or `x-delay`) differs per message.
 //! - `server_info`: the broker's product and version.
 //! - `error`: `ClientError`.
 
 pub mod connection;
+pub mod delayed_publish;
 pub mod error;
 pub mod inbound;
 pub mod publish_template;

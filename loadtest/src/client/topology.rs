@@ -34,10 +34,23 @@ impl Connection {
         kind: &str,
         durable: bool,
     ) -> Result<(), ClientError> {
+        self.exchange_declare_with(channel, exchange, kind, durable, FieldTable::new())
+    }
+
+    /// An exchange declare with arguments (`x-delayed-type`, for example).
+    pub fn exchange_declare_with(
+        &mut self,
+        channel: u16,
+        exchange: &str,
+        kind: &str,
+        durable: bool,
+        arguments: FieldTable,
+    ) -> Result<(), ClientError> {
         let request = ExchangeDeclare {
             exchange: short(exchange)?,
             kind: short(kind)?,
             durable,
+            arguments,
             ..Default::default()
         };
         self.rpc(
@@ -68,11 +81,24 @@ impl Connection {
         queue: &str,
         options: QueueOptions,
     ) -> Result<u32, ClientError> {
+        self.queue_declare_with(channel, queue, options, FieldTable::new())
+    }
+
+    /// A queue declare with arguments (`x-message-ttl`, `x-dead-letter-exchange`, …); returns
+    /// its message count.
+    pub fn queue_declare_with(
+        &mut self,
+        channel: u16,
+        queue: &str,
+        options: QueueOptions,
+        arguments: FieldTable,
+    ) -> Result<u32, ClientError> {
         let request = QueueDeclare {
             queue: short(queue)?,
             durable: options.durable,
             exclusive: options.exclusive,
             auto_delete: options.auto_delete,
+            arguments,
             ..Default::default()
         };
         self.declare(channel, request)

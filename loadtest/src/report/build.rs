@@ -99,7 +99,7 @@ pub fn finish(mut ctx: RunContext) -> Report {
         broker_rss_end_kib: ctx.broker_rss_end_kib,
         queue_depth_max,
         queue_depth_end: ctx.queue_depth_end,
-        declare: ctx.declare.clone(),
+        ..scenario_results(&ctx)
     };
     Report {
         format_version: REPORT_FORMAT_VERSION,
@@ -118,6 +118,16 @@ pub fn finish(mut ctx: RunContext) -> Report {
         consumers: consumer_reports(&ctx.consumer_results),
         series,
         errors: ctx.errors.clone(),
+    }
+}
+
+/// The figures only some scenarios have (declare, retry, delayed); the rest left default.
+fn scenario_results(ctx: &RunContext) -> Results {
+    Results {
+        declare: ctx.declare.clone(),
+        retry: ctx.retry.clone(),
+        delayed: ctx.delayed.clone(),
+        ..Default::default()
     }
 }
 

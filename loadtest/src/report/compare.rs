@@ -89,6 +89,69 @@ const ROWS: &[(&str, Unit, Figure)] = &[
     ("queue.delete, last ÷ first window", Unit::Ratio, |r| {
         change_figure(r, MetadataChange::QueueDelete, |c| c.last_to_first_ratio)
     }),
+    (
+        "retry: acked rate, first publish → last ack (msg/s)",
+        Unit::Rate,
+        |r| r.results.retry.as_ref()?.acked_rate_per_s,
+    ),
+    ("retry: deliveries per message", Unit::Ratio, |r| {
+        r.results.retry.as_ref()?.deliveries_per_message
+    }),
+    ("retry: refused (requeue=false)", Unit::Count, |r| {
+        Some(r.results.retry.as_ref()?.refused as f64)
+    }),
+    (
+        "retry: acked after an unplanned number of deliveries",
+        Unit::Count,
+        |r| Some(r.results.retry.as_ref()?.off_plan as f64),
+    ),
+    (
+        "retry: first publish → final ack p50",
+        Unit::Micros,
+        |r| {
+            r.results.retry.as_ref()?;
+            latency(&r.results.deliver_latency, |l| l.p50_us)
+        },
+    ),
+    (
+        "retry: first publish → final ack p99",
+        Unit::Micros,
+        |r| {
+            r.results.retry.as_ref()?;
+            latency(&r.results.deliver_latency, |l| l.p99_us)
+        },
+    ),
+    ("delayed: lateness p50", Unit::Micros, |r| {
+        latency(&r.results.delayed.as_ref()?.lateness, |l| l.p50_us)
+    }),
+    ("delayed: lateness p99", Unit::Micros, |r| {
+        latency(&r.results.delayed.as_ref()?.lateness, |l| l.p99_us)
+    }),
+    ("delayed: lateness max", Unit::Micros, |r| {
+        latency(&r.results.delayed.as_ref()?.lateness, |l| l.max_us)
+    }),
+    ("delayed: fired more than 1 ms early", Unit::Count, |r| {
+        Some(r.results.delayed.as_ref()?.early as f64)
+    }),
+    ("delayed: broker RSS before publishing", Unit::Kib, |r| {
+        r.results
+            .delayed
+            .as_ref()?
+            .broker_rss_before_kib
+            .map(|k| k as f64)
+    }),
+    ("delayed: broker RSS after publishing", Unit::Kib, |r| {
+        r.results
+            .delayed
+            .as_ref()?
+            .broker_rss_published_kib
+            .map(|k| k as f64)
+    }),
+    (
+        "delayed: broker RSS per delayed message (B)",
+        Unit::Count,
+        |r| r.results.delayed.as_ref()?.broker_rss_per_message_bytes,
+    ),
     ("confirm latency p50", Unit::Micros, |r| {
         latency(&r.results.confirm_latency, |l| l.p50_us)
     }),
@@ -144,8 +207,12 @@ const ROWS: &[(&str, Unit, Figure)] = &[
     ("redelivered deliveries", Unit::Count, |r| {
         Some(r.results.redelivered_deliveries as f64)
     }),
+    // Retry runs refuse with requeue=false; their own row counts those.
     ("refused by consumers (requeue)", Unit::Count, |r| {
-        Some(r.results.refused as f64)
+        r.results
+            .retry
+            .is_none()
+            .then_some(r.results.refused as f64)
     }),
     ("held by dropped consumers", Unit::Count, |r| {
         Some(r.results.verification.dropped_held as f64)
@@ -282,6 +349,60 @@ pub fn curves(reports: &[(String, Report)]) -> String {
                 change.method_name()
             );
             out.push_str(&table);
+        }
+    }
+    out
+}
+
+/// The retry and delayed runs' distributions: messages per number of deliveries, and the
+/// lateness percentiles, one column per report. Empty when no report has them.
+pub fn details(reports: &[(String, Report)]) -> String {
+    let mut out = String::new();
+    let histograms: Vec<Option<&Vec<(u64, u64)>>> = reports
+        .iter()
+        .map(|(_, r)| r.results.retry.as_ref().map(|x| &x.deliveries_histogram))
+        .collect();
+    let mut ks: Vec<u64> = histograms
+        .iter()
+        .flatten()
+        .flat_map(|h| h.iter().map(|&(k, _)| k))
+        .collect();
+    ks.sort_unstable();
+    ks.dedup();
+    if !ks.is_empty() {
+        let _ = writeln!(out, "\n**retry**: messages acked at their k-th delivery\n");
+        let mut header = vec!["deliveries".to_string()];
+        header.extend(reports.iter().map(|(name, _)| format!("**{name}**")));
+        push_row(&mut out, &header);
+        push_row(&mut out, &vec!["---".to_string(); header.len()]);
+        for k in ks {
+            let mut row = vec![k.to_string()];
+            row.extend(histograms.iter().map(|h| {
+                h.and_then(|h| h.iter().find(|&&(hk, _)| hk == k))
+                    .map_or("–".to_string(), |&(_, n)| group_thousands(n as i64))
+            }));
+            push_row(&mut out, &row);
+        }
+    }
+    let lateness: Vec<Option<&LatencySummary>> = reports
+        .iter()
+        .map(|(_, r)| r.results.delayed.as_ref().and_then(|d| d.lateness.as_ref()))
+        .collect();
+    if lateness.iter().any(Option::is_some) {
+        let _ = writeln!(out, "\n**delayed**: lateness percentiles\n");
+        let mut header = vec!["percentile".to_string()];
+        header.extend(reports.iter().map(|(name, _)| format!("**{name}**")));
+        push_row(&mut out, &header);
+        push_row(&mut out, &vec!["---".to_string(); header.len()]);
+        for (index, percentile) in crate::measure::latency::PERCENTILES.iter().enumerate() {
+            let mut row = vec![format!("{percentile}")];
+            row.extend(lateness.iter().map(|l| {
+                l.and_then(|l| l.curve.get(index))
+                    .map_or("–".to_string(), |&(_, us)| {
+                        format_value(us as f64, Unit::Micros)
+                    })
+            }));
+            push_row(&mut out, &row);
         }
     }
     out

@@ -80,6 +80,20 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
             }
         }
     }
+    let details = compare::details(&[(report.scenario.clone(), report.clone())]);
+    if !details.is_empty() {
+        page.push_str("<h2>Distributions</h2>\n");
+        for block in details.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            if block.trim_start().starts_with('|') {
+                page.push_str(&markdown_table_to_html(block));
+            } else {
+                page.push_str(&format!(
+                    "<p>{}</p>\n",
+                    escape(block.trim()).replace("**", "")
+                ));
+            }
+        }
+    }
     page.push_str("<h2>Queue depth</h2>\n");
     page.push_str(&depth_chart(report)?);
     page.push_str("<h2>Rates</h2>\n");

@@ -134,6 +134,68 @@ pub struct Results {
     /// declare: the rate curve of each kind of durable metadata change.
     #[serde(default)]
     pub declare: Option<DeclareResults>,
+    /// retry: refusals through a TTL retry queue until every message is acked.
+    #[serde(default)]
+    pub retry: Option<RetryResults>,
+    /// delayed: how late delayed messages fired, and what holding them cost the broker.
+    #[serde(default)]
+    pub delayed: Option<DelayedResults>,
+}
+
+/// The retry scenario's figures. Loss and duplicates are in `verification` (acked ids against
+/// published ids); `deliver_latency` is the time from the first publish to the final ack.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetryResults {
+    /// The queue consumed (it dead-letters refused messages to `retry_queue`).
+    pub work_queue: String,
+    /// The queue refused messages wait in for `ttl_ms`, then go back to `work_queue`.
+    pub retry_queue: String,
+    pub ttl_ms: u64,
+    /// Messages acked (distinct ids).
+    pub acked: u64,
+    /// Every delivery, refused or acked.
+    pub deliveries: u64,
+    /// Deliveries refused with requeue=false.
+    pub refused: u64,
+    /// `deliveries` ÷ `acked`.
+    pub deliveries_per_message: Option<f64>,
+    /// `[k, messages]`: messages acked at their k-th delivery.
+    pub deliveries_histogram: Vec<(u64, u64)>,
+    /// Messages acked after another number of deliveries than the plan (a refusal the
+    /// broker did not count in `x-death`, or a redelivery).
+    pub off_plan: u64,
+    /// First publish to the last final ack.
+    pub end_s: Option<f64>,
+    /// `acked` ÷ (`end_s` − first publish): messages fully done per second.
+    pub acked_rate_per_s: Option<f64>,
+}
+
+/// The delayed scenario's figures. `deliver_latency` is publish → delivery (delay included);
+/// `lateness` is what matters: delivery − (publish + delay).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DelayedResults {
+    /// `ttl-dlx` or `plugin`.
+    pub mode: String,
+    pub window_s: f64,
+    /// Where the messages wait: the holding queue (ttl-dlx) or the delayed exchange (plugin).
+    pub holding: String,
+    /// The queue consumed.
+    pub target_queue: String,
+    /// Messages received (distinct ids).
+    pub fired: u64,
+    pub lateness: Option<LatencySummary>,
+    /// Messages delivered more than 1 ms before their time, and the earliest of them.
+    pub early: u64,
+    pub early_max_us: u64,
+    /// When the last message was received.
+    pub fire_end_s: Option<f64>,
+    /// Broker RSS when publishing started, and when the last message had been confirmed.
+    pub broker_rss_before_kib: Option<u64>,
+    pub broker_rss_published_kib: Option<u64>,
+    /// (`broker_rss_published_kib` − `broker_rss_before_kib`) ÷ messages, in bytes. The
+    /// messages that fired during publishing are gone by then, so this slightly flatters
+    /// short windows.
+    pub broker_rss_per_message_bytes: Option<f64>,
 }
 
 /// The declare scenario's figures: one curve per kind of durable metadata change, in the order

@@ -7,13 +7,17 @@
 //! - `churn`: connections opened and closed in a loop.
 //! - `backlog`: the incident: a persistent flood, misbehaving consumers, recovery.
 //! - `declare`: durable queues, bindings and deletes: the cost of a change as metadata grows.
+//! - `retry`: refusals through a TTL retry queue and dead lettering until everything is acked.
+//! - `delayed`: messages delayed over a window: how late each fires, what holding them costs.
 
 pub mod backlog;
 pub mod churn;
 pub mod consumers_join_late;
 pub mod declare;
+pub mod delayed;
 pub mod fanout;
 pub mod latency;
+pub mod retry;
 pub mod run_context;
 pub mod throughput;
 
@@ -36,6 +40,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Report> {
         ScenarioKind::Churn => churn::run(&mut ctx),
         ScenarioKind::Backlog => backlog::run(&mut ctx),
         ScenarioKind::Declare => declare::run(&mut ctx),
+        ScenarioKind::Retry => retry::run(&mut ctx),
+        ScenarioKind::Delayed => delayed::run(&mut ctx),
     };
     if let Err(e) = outcome {
         ctx.errors.push(format!("{e:#}"));

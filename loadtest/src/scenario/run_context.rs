@@ -19,10 +19,14 @@ use crate::measure::latency::LatencyHistogram;
 use crate::measure::proc_stat::{cpu_seconds, rss_kib, Process};
 use crate::measure::sampler::{self, SamplerConfig, Series};
 use crate::message_id::MESSAGE_STAMP_SIZE;
-use crate::report::model::{DeclareResults, Phase, PhaseKind};
+use crate::report::model::{DeclareResults, DelayedResults, Phase, PhaseKind, RetryResults};
 use crate::worker::consumer::{self, ConsumerConfig, ConsumerHandle, ConsumerResult};
 use crate::worker::consumer_behaviour::Behaviour;
-use crate::worker::producer::{self, ProducerConfig, ProducerResult};
+use crate::worker::inspecting_consumer::{
+    self, InspectingConsumerConfig, InspectingConsumerHandle, InspectingResult, Inspection,
+};
+use crate::worker::producer::{self, DelaySpec, ProducerConfig, ProducerResult};
+use hare_protocol::FieldTable;
 
 /// Run time when neither --time nor --pmessages bounds the publishing.
 pub const RUN_TIME_DEFAULT_S: f64 = 10.0;
@@ -45,6 +49,8 @@ pub struct RunContext {
     pub(crate) producer_results: Vec<(ProducerResult, Vec<usize>)>,
     consumers: Vec<Option<ConsumerHandle>>,
     pub(crate) consumer_results: Vec<ConsumerResult>,
+    /// The retry and delayed scenarios' consumers.
+    inspectors: Vec<InspectingConsumerHandle>,
     pub(crate) phases: Vec<Phase>,
     /// The counters when the current phase started.
     phase_start_counts: CounterSnapshot,
@@ -67,6 +73,10 @@ pub struct RunContext {
     pub(crate) queue_depth_end: Option<u64>,
     /// declare: the curves of the durable metadata changes.
     pub(crate) declare: Option<DeclareResults>,
+    /// retry: the refusals and retries.
+    pub(crate) retry: Option<RetryResults>,
+    /// delayed: lateness and the broker's memory.
+    pub(crate) delayed: Option<DelayedResults>,
     pub(crate) client_cpu_start_s: f64,
     pub(crate) broker_cpu_start_s: Option<f64>,
     queues: Vec<String>,
@@ -107,6 +117,7 @@ impl RunContext {
             producer_results: Vec::new(),
             consumers: Vec::new(),
             consumer_results: Vec::new(),
+            inspectors: Vec::new(),
             phases: Vec::new(),
             phase_start_counts: CounterSnapshot::default(),
             errors: Vec::new(),
@@ -123,6 +134,8 @@ impl RunContext {
             broker_rss_read_max_kib: broker_rss_start_kib,
             queue_depth_end: None,
             declare: None,
+            retry: None,
+            delayed: None,
             client_cpu_start_s: cpu_seconds(Process::OwnProcess).unwrap_or(0.0),
             broker_cpu_start_s,
             queues: Vec::new(),
@@ -219,6 +232,28 @@ impl RunContext {
         Ok(())
     }
 
+    /// Declares (and empties) one queue with `arguments`, durable when the run is persistent,
+    /// and keeps it for depth polls and the clean-up.
+    pub fn declare_queue_with(&mut self, queue: &str, arguments: FieldTable) -> anyhow::Result<()> {
+        let durable = self.args.persistent;
+        let options = QueueOptions {
+            durable,
+            ..Default::default()
+        };
+        let setup = self.setup()?;
+        setup
+            .queue_declare_with(1, queue, options, arguments)
+            .with_context(|| format!("declaring queue {queue:?} (durable: {durable})"))?;
+        setup.queue_purge(1, queue)?;
+        self.queues.push(queue.to_string());
+        Ok(())
+    }
+
+    /// Keeps an exchange a scenario declared itself, for the clean-up.
+    pub fn keep_exchange(&mut self, exchange: &str) {
+        self.exchanges.push(exchange.to_string());
+    }
+
     /// Starts the once-a-second sampler over the declared queues.
     pub fn start_sampler(&mut self) -> anyhow::Result<()> {
         let config = SamplerConfig {
@@ -246,6 +281,18 @@ impl RunContext {
         groups: Vec<usize>,
         message_count: Option<u64>,
     ) -> anyhow::Result<()> {
+        self.spawn_producer_with(exchange, routing_key, groups, message_count, None)
+    }
+
+    /// `spawn_producer`, delaying every message per `delay` (the delayed scenario).
+    pub fn spawn_producer_with(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        groups: Vec<usize>,
+        message_count: Option<u64>,
+        delay: Option<DelaySpec>,
+    ) -> anyhow::Result<()> {
         let index = u16::try_from(self.producers.len() + self.producer_results.len())
             .context("at most 65536 producers")?;
         let config = ProducerConfig {
@@ -259,6 +306,7 @@ impl RunContext {
             rate_per_s: self.args.rate,
             message_count,
             batch_size: self.args.publish_batch,
+            delay,
             epoch: self.epoch,
         };
         let handle = producer::spawn(
@@ -317,6 +365,42 @@ impl RunContext {
             self.spawn_consumer(&queue, group, behaviour, self.args.prefetch)?;
         }
         Ok(())
+    }
+
+    /// Starts a consumer of `queue` that inspects its messages (group 0).
+    pub fn spawn_inspecting_consumer(
+        &mut self,
+        queue: &str,
+        inspection: Inspection,
+    ) -> anyhow::Result<()> {
+        let config = InspectingConsumerConfig {
+            index: self.consumers.len() + self.inspectors.len(),
+            uri: self.uri.clone(),
+            queue: queue.to_string(),
+            prefetch: self.args.prefetch,
+            multi_ack_every: self.args.multi_ack_every,
+            inspection,
+            epoch: self.epoch,
+        };
+        let handle = inspecting_consumer::spawn(config, Arc::clone(&self.counters))?;
+        self.inspectors.push(handle);
+        Ok(())
+    }
+
+    /// Stops the inspecting consumers; keeps their common results (and errors) with the other
+    /// consumers' and returns everything they saw.
+    pub fn stop_inspecting_consumers(&mut self) -> Vec<InspectingResult> {
+        let results: Vec<InspectingResult> = std::mem::take(&mut self.inspectors)
+            .into_iter()
+            .map(InspectingConsumerHandle::join)
+            .collect();
+        for result in &results {
+            if let Some(error) = &result.base.error {
+                self.errors.push(error.clone());
+            }
+            self.consumer_results.push(result.base.clone());
+        }
+        results
     }
 
     /// Stops a consumer (clean close, or drop for a dropped consumer) and keeps its result.
@@ -382,6 +466,16 @@ impl RunContext {
     /// Waits until consumers accepted `expected` messages; gives up after `idle_timeout` without
     /// progress. Returns true if everything arrived.
     pub fn wait_for_accepted(&mut self, expected: u64, idle_timeout: Duration) -> bool {
+        self.wait_for_accepted_until(expected, idle_timeout, None)
+    }
+
+    /// `wait_for_accepted`, also giving up at `deadline` if one is given.
+    pub fn wait_for_accepted_until(
+        &mut self,
+        expected: u64,
+        idle_timeout: Duration,
+        deadline: Option<Instant>,
+    ) -> bool {
         let mut last = self.counters.accepted.load(Ordering::Relaxed);
         let mut last_progress = Instant::now();
         loop {
@@ -397,6 +491,10 @@ impl RunContext {
                 self.drained = false;
                 return false;
             }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.drained = false;
+                return false;
+            }
             std::thread::sleep(POLL);
         }
     }
@@ -405,9 +503,14 @@ impl RunContext {
     /// do, records when the last of it was accepted (`drain_end`) and ends the current phase
     /// there.
     pub fn drain(&mut self) -> bool {
-        let expected = self.expected_deliveries();
         let idle = Duration::from_secs_f64(self.args.drain_timeout.max(0.0));
-        let drained = self.wait_for_accepted(expected, idle);
+        self.drain_until(idle, None)
+    }
+
+    /// `drain` with its own idle timeout and an optional deadline.
+    pub fn drain_until(&mut self, idle: Duration, deadline: Option<Instant>) -> bool {
+        let expected = self.expected_deliveries();
+        let drained = self.wait_for_accepted_until(expected, idle, deadline);
         if drained {
             let (accepted, at_ns) = self.counters.accepted_at();
             if let Some(at_ns) = at_ns {
@@ -478,6 +581,7 @@ impl RunContext {
         for index in 0..self.consumers.len() {
             self.stop_consumer(index);
         }
+        self.stop_inspecting_consumers();
         let now = self.now_s();
         self.end_phase(now);
         // Before the queues are deleted: what a run without consumers leaves behind, and what

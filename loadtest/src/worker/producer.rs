@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use hare_protocol::{write_method_frame, ConnectionClose, Method, ShortStr};
 
+use crate::client::delayed_publish::{delay_for, DelayCarrier, DelayedPublish};
 use crate::client::publish_template::PublishTemplate;
-use crate::client::{AmqpUri, Connection};
+use crate::client::{AmqpUri, ClientError, Connection};
 use crate::measure::counters::Counters;
 use crate::measure::latency::LatencyHistogram;
 use crate::message_id::MessageId;
@@ -42,7 +43,69 @@ pub struct ProducerConfig {
     pub message_count: Option<u64>,
     /// Messages per write.
     pub batch_size: usize,
+    /// Delay every message (the delayed scenario); `None` for plain messages.
+    pub delay: Option<DelaySpec>,
     pub epoch: Instant,
+}
+
+/// How a producer delays its messages: each gets `delay_for(id, seed, window_ms)` ms, carried
+/// where the broker reads it and in the body (`client::delayed_publish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelaySpec {
+    pub carrier: DelayCarrier,
+    pub window_ms: u64,
+    pub seed: u64,
+}
+
+/// Encodes a producer's messages: one template stamped per message, or a delayed publish
+/// encoded per message.
+enum MessageEncoder {
+    Plain(PublishTemplate),
+    Delayed(DelayedPublish, DelaySpec),
+}
+
+impl MessageEncoder {
+    fn new(config: &ProducerConfig, frame_max: u32) -> Result<MessageEncoder, ClientError> {
+        Ok(match config.delay {
+            None => MessageEncoder::Plain(PublishTemplate::new(
+                1,
+                &config.exchange,
+                &config.routing_key,
+                config.body_size,
+                config.persistent,
+                frame_max,
+            )?),
+            Some(spec) => MessageEncoder::Delayed(
+                DelayedPublish::new(
+                    1,
+                    &config.exchange,
+                    &config.routing_key,
+                    config.body_size,
+                    config.persistent,
+                    spec.carrier,
+                    frame_max,
+                )?,
+                spec,
+            ),
+        })
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            MessageEncoder::Plain(template) => template.size(),
+            MessageEncoder::Delayed(publish, _) => publish.size_hint(),
+        }
+    }
+
+    fn append(&mut self, out: &mut Vec<u8>, id: MessageId, publish_ns: u64) {
+        match self {
+            MessageEncoder::Plain(template) => template.append(out, id, publish_ns),
+            MessageEncoder::Delayed(publish, spec) => {
+                let delay_ms = delay_for(id, spec.seed, spec.window_ms);
+                publish.append(out, id, publish_ns, delay_ms);
+            }
+        }
+    }
 }
 
 /// What a producer did.
@@ -102,14 +165,7 @@ fn run(
     if config.confirm_window.is_some() {
         connection.confirm_select(1)?;
     }
-    let template = PublishTemplate::new(
-        1,
-        &config.exchange,
-        &config.routing_key,
-        config.body_size,
-        config.persistent,
-        connection.frame_max,
-    )?;
+    let mut encoder = MessageEncoder::new(config, connection.frame_max)?;
     let parts = connection.into_parts();
     let mut stream = parts.stream;
     let window = Arc::new(ConfirmWindow::new(config.confirm_window));
@@ -134,7 +190,7 @@ fn run(
     let mut times = PublishTimes::default();
     let published = publish_loop(
         config,
-        &template,
+        &mut encoder,
         &mut stream,
         &window,
         counters,
@@ -202,7 +258,7 @@ struct PublishTimes {
 /// Publishes until done; returns the count, or the count so far and the error.
 fn publish_loop(
     config: &ProducerConfig,
-    template: &PublishTemplate,
+    encoder: &mut MessageEncoder,
     stream: &mut impl Write,
     window: &ConfirmWindow,
     counters: &Counters,
@@ -210,7 +266,7 @@ fn publish_loop(
     times: &mut PublishTimes,
 ) -> Result<u64, (u64, String)> {
     let batch_size = config.batch_size.max(1);
-    let mut out = Vec::with_capacity(batch_size * template.size());
+    let mut out = Vec::with_capacity(batch_size * encoder.size());
     let mut sequence = 0u64;
     let started = Instant::now();
     loop {
@@ -246,7 +302,7 @@ fn publish_loop(
         times.first_ns.get_or_insert(publish_ns);
         out.clear();
         for i in 0..n {
-            template.append(
+            encoder.append(
                 &mut out,
                 MessageId::new(config.index, sequence + i),
                 publish_ns,
