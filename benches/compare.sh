@@ -16,8 +16,8 @@
 #   RETRY_TTL_MS     time a refused message waits in the retry queue (1000; QUICK: 200)
 #   DELAYED_MESSAGES delayed messages of the delayed scenario (1000000; QUICK: 20000)
 #   DELAY_WINDOW_S   their delays spread over 0 to this many seconds (60; QUICK: 5)
-#   HARE_DELAY_MODE  how the delayed scenario delays on Hare: ttl-dlx (default) or plugin (the
-#                    x-delayed-message exchange); RabbitMQ always uses ttl-dlx (Debian's
+#   HARE_DELAY_MODE  how the delayed scenario delays on Hare: plugin (default: the
+#                    x-delayed-message exchange) or ttl-dlx; RabbitMQ always uses ttl-dlx (Debian's
 #                    package has no delayed-message plugin)
 #   RABBIT_TOOL      script that starts and stops RabbitMQ on loopback (start PORT | stop)
 #   SCENARIOS        any of: transient confirm100 confirm1000 backlog latency5k cpu20k rss1m
@@ -63,7 +63,7 @@ DELAYED_MESSAGES=${DELAYED_MESSAGES:-1000000}
 DELAY_WINDOW_S=${DELAY_WINDOW_S:-60}
 # Hare gets the x-delayed-message exchange soon; until then it delays with TTL and dead
 # lettering like RabbitMQ. Set to `plugin` to time the exchange instead.
-HARE_DELAY_MODE=${HARE_DELAY_MODE:-ttl-dlx}
+HARE_DELAY_MODE=${HARE_DELAY_MODE:-plugin}
 SCENARIOS=${SCENARIOS:-"transient confirm100 confirm1000 backlog latency5k cpu20k rss1m declare retry delayed"}
 RABBIT_PORT=${RABBIT_PORT:-5690}
 OUT=${OUT:-target/bench-compare/$(date +%Y%m%d-%H%M%S)}

@@ -89,6 +89,42 @@ impl ExpiryIndex {
         due
     }
 
+    /// The earliest deadline after `after`, if any.
+    pub fn first_deadline_after(&self, after: u64) -> Option<u64> {
+        let position = self
+            .runs
+            .partition_point(|(deadline, _)| *deadline <= after);
+        let run = self.runs.get(position).map(|(deadline, _)| *deadline);
+        let single = self
+            .singles
+            .range((after.saturating_add(1), MessageId(0))..)
+            .next()
+            .map(|(deadline, _)| *deadline);
+        match (run, single) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// What comes due in `(after, until]`: the last id of the queue-TTL runs in it (every
+    /// ready id up to it is due), and the single messages.
+    pub fn due_between(&self, after: u64, until: u64) -> Due {
+        let through = self
+            .runs
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= until)
+            .filter(|(deadline, _)| *deadline > after)
+            .map(|(_, last)| *last)
+            .last();
+        let singles = self
+            .singles
+            .range((after.saturating_add(1), MessageId(0))..)
+            .take_while(|(deadline, _)| *deadline <= until)
+            .map(|(_, id)| *id)
+            .collect();
+        Due { through, singles }
+    }
+
     /// True if a message with this id is past its queue-TTL deadline.
     pub fn is_expired_by_queue_ttl(&self, id: MessageId) -> bool {
         id <= self.expired_through
@@ -138,6 +174,23 @@ mod tests {
         assert_eq!(due.through, None);
         assert_eq!(due.singles, vec![MessageId(3), MessageId(2)]);
         assert_eq!(index.next_deadline(), Some(60_000));
+    }
+
+    #[test]
+    fn what_comes_due_in_a_window_is_found_without_taking_it() {
+        let mut index = ExpiryIndex::default();
+        index.add_queue_ttl(MessageId(1), 100);
+        index.add_queue_ttl(MessageId(2), 200);
+        index.add_queue_ttl(MessageId(3), 300);
+        index.add_single(MessageId(9), 150);
+        index.add_single(MessageId(8), 400);
+        let due = index.due_between(100, 250);
+        assert_eq!(due.through, Some(MessageId(2)));
+        assert_eq!(due.singles, vec![MessageId(9)]);
+        assert_eq!(index.first_deadline_after(150), Some(200));
+        assert_eq!(index.first_deadline_after(300), Some(400));
+        assert_eq!(index.first_deadline_after(400), None);
+        assert_eq!(index.entries(), 5, "nothing taken");
     }
 
     #[test]

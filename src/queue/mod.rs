@@ -30,6 +30,13 @@ use ready::ReadyList;
 use residency::FetchPlan;
 use settings::{Overflow, QueueSettings};
 
+/// How far ahead of their deadlines the bodies of messages to dead-letter or release are read
+/// back from disk.
+pub const READ_AHEAD_MS: u64 = 50;
+
+/// At most this many bodies are read ahead per timer round; the rest are read when due.
+const READ_AHEAD_MESSAGES_MAX: usize = 4096;
+
 /// A message that left its queue for good (acked, rejected, purged, deleted with the queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gone {
@@ -172,6 +179,8 @@ pub struct Queue {
     last_used_ms: u64,
     /// The earliest timer the shard holds for this queue (`shard::timers`).
     pub timer_scheduled: Option<u64>,
+    /// Bodies of messages due up to this time were asked for (`read_ahead_plan`).
+    read_ahead_to: u64,
     /// How often each message still in the queue was returned (requeued), for
     /// `x-delivery-limit` and the `x-delivery-count` header; only returned messages have one.
     returns: FastMap<MessageId, u32>,
@@ -233,6 +242,7 @@ impl Queue {
             zero_ttl_pending: false,
             last_used_ms: expiry::now_ms(),
             timer_scheduled: None,
+            read_ahead_to: 0,
             returns: FastMap::default(),
             consumer_priorities_differ: false,
             unacked: FastMap::default(),
@@ -488,9 +498,60 @@ impl Queue {
         }
     }
 
-    /// The next time the queue needs its timer: a message deadline, or its own expiry.
+    /// True if messages that expire here need their bodies: to dead-letter them, or to release
+    /// them from a delay store.
+    fn expiry_needs_bodies(&self) -> bool {
+        self.delay_store || self.settings.dead_letter_exchange.is_some()
+    }
+
+    /// The stored messages due within `READ_AHEAD_MS` whose bodies are on disk, to read back
+    /// before their time so that dead-lettering or releasing them waits for no disk read.
+    /// Each deadline is looked at once.
+    pub fn read_ahead_plan(&mut self, now: u64) -> Option<FetchPlan> {
+        if !self.expiry_needs_bodies() {
+            return None;
+        }
+        let until = now + READ_AHEAD_MS;
+        let from = self.read_ahead_to.max(now.saturating_sub(1));
+        if until <= from {
+            return None;
+        }
+        self.read_ahead_to = until;
+        let due = self.expiry.due_between(from, until);
+        let mut plan = FetchPlan::default();
+        let add = |queued: &QueuedMessage, plan: &mut FetchPlan| {
+            if let (false, Some(location)) = (queued.is_resident(), queued.location()) {
+                if plan.ids.len() < READ_AHEAD_MESSAGES_MAX {
+                    plan.ids.push(queued.id);
+                    plan.locations.push(location);
+                }
+            }
+        };
+        if let Some(through) = due.through {
+            for queued in self.ready.iter().take_while(|queued| queued.id <= through) {
+                add(queued, &mut plan);
+            }
+        }
+        for id in due.singles {
+            if let Some(queued) = self.ready.get_mut(id) {
+                add(queued, &mut plan);
+            }
+        }
+        (!plan.ids.is_empty()).then_some(plan)
+    }
+
+    /// The next time the queue needs its timer: a message deadline, the next read-ahead, or
+    /// its own expiry.
     pub fn next_timer(&self) -> Option<u64> {
-        let messages = self.expiry.next_deadline();
+        let read_ahead = self
+            .expiry_needs_bodies()
+            .then(|| self.expiry.first_deadline_after(self.read_ahead_to))
+            .flatten()
+            .map(|deadline| deadline.saturating_sub(READ_AHEAD_MS));
+        let messages = match (self.expiry.next_deadline(), read_ahead) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let unused = self.expires_at();
         match (messages, unused) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -235,3 +235,56 @@ fn no_ack_deliveries_of_stored_messages_are_settled_for_good() {
     );
     assert_eq!(queue.unacked_count(), 0);
 }
+
+/// Bodies of stored messages a queue will dead-letter are read back shortly before their
+/// deadline, each once, and only when expiring needs them.
+#[test]
+fn bodies_due_soon_are_read_ahead_once() {
+    let recovered = |queue: &mut Queue, deadlines: &[(MessageId, u64)]| {
+        queue.restore(
+            (1..=3)
+                .map(|id| QueuedMessage {
+                    id: MessageId(id),
+                    message: None,
+                    stored: Some(stored_at(id)),
+                    redelivered: true,
+                    priority: 0,
+                    record_overhead: 0,
+                })
+                .collect(),
+            deadlines,
+        );
+    };
+    let now = 1_000_000;
+    let deadlines = [
+        (MessageId(1), now + READ_AHEAD_MS + 500),
+        (MessageId(2), now + 10),
+        (MessageId(3), now + READ_AHEAD_MS - 1),
+    ];
+    let settings = settings::QueueSettings {
+        dead_letter_exchange: Some(ShortStr::from_static("dlx")),
+        ..Default::default()
+    };
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, true)
+        .with_settings(ShortStr::from_static("/"), settings);
+    recovered(&mut queue, &deadlines);
+    let plan = queue.read_ahead_plan(now).expect("two are due soon");
+    assert_eq!(plan.ids, vec![MessageId(2), MessageId(3)]);
+    assert_eq!(queue.read_ahead_plan(now + 1), None, "each deadline once");
+    assert_eq!(
+        queue.next_timer(),
+        Some(now + 10),
+        "the next deadline comes before the next read-ahead"
+    );
+    fetch_all(&mut queue, plan);
+    assert_eq!(queue.resident_count(), 2);
+    let later = queue
+        .read_ahead_plan(now + 500)
+        .expect("the last one is due soon");
+    assert_eq!(later.ids, vec![MessageId(1)]);
+
+    // Without a dead-letter exchange, expiring reads nothing.
+    let mut plain = Queue::new(QueueId(2), ShortStr::from_static("p"), false, true);
+    recovered(&mut plain, &deadlines);
+    assert_eq!(plain.read_ahead_plan(now), None);
+}

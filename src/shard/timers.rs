@@ -83,6 +83,10 @@ fn fire(shard: &Rc<Shard>, id: QueueId, now: u64) {
             queue.timer_scheduled = None;
         }
         queue.expire(now);
+        if let Some(plan) = queue.read_ahead_plan(now) {
+            shard.fetch_requests.borrow_mut().push_back((id, plan));
+            shard.fetch_wanted.notify();
+        }
         queue
             .expires_at()
             .is_some_and(|at| at <= now)
