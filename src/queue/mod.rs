@@ -359,8 +359,10 @@ impl Queue {
         }
     }
 
-    /// The message left for good: its deduplication value may come again.
-    fn forget_dedup_value(&mut self, id: MessageId) {
+    /// The message left for good: its return count goes, and its deduplication value may come
+    /// again.
+    fn left_for_good(&mut self, id: MessageId) {
+        self.returns.remove(&id);
         DedupValues::forget(&mut self.dedup, id);
     }
 
@@ -381,29 +383,33 @@ impl Queue {
         id
     }
 
-    /// The absolute deadline a message with `message_ttl` enqueued at `now` gets here (0 for
-    /// none): the smaller of the queue's TTL and the message's own wins.
-    pub fn deadline_for(&self, message_ttl: Option<u32>, now: u64) -> u64 {
+    /// The TTL a message with `message_ttl` gets here: the smaller of the queue's and its own.
+    fn effective_ttl(&self, message_ttl: Option<u32>) -> Option<u32> {
         match (self.settings.message_ttl, message_ttl) {
-            (Some(a), Some(b)) => now + u64::from(a.min(b)),
-            (Some(ttl), None) | (None, Some(ttl)) => now + u64::from(ttl),
-            (None, None) => 0,
+            (Some(queue), Some(own)) => Some(queue.min(own)),
+            (queue, own) => queue.or(own),
         }
+    }
+
+    /// The absolute deadline a message with `message_ttl` enqueued at `now` gets here (0 for
+    /// none).
+    pub fn deadline_for(&self, message_ttl: Option<u32>, now: u64) -> u64 {
+        self.effective_ttl(message_ttl)
+            .map_or(0, |ttl| now + u64::from(ttl))
     }
 
     /// Deadline bookkeeping and length limits after a new message joined the ready list.
     fn after_enqueue(&mut self, id: MessageId, message_ttl: Option<u32>, now: u64) {
-        let queue_ttl = self.settings.message_ttl;
-        match (queue_ttl, message_ttl) {
-            (Some(queue), Some(own)) if own < queue => {
-                self.expiry.add_single(id, now + u64::from(own));
+        if let Some(ttl) = self.effective_ttl(message_ttl) {
+            let deadline = now + u64::from(ttl);
+            // The queue's TTL gives deadlines that grow with ids (runs); a shorter one of the
+            // message's own does not.
+            if self.settings.message_ttl == Some(ttl) {
+                self.expiry.add_queue_ttl(id, deadline);
+            } else {
+                self.expiry.add_single(id, deadline);
             }
-            (Some(queue), _) => self.expiry.add_queue_ttl(id, now + u64::from(queue)),
-            (None, Some(own)) => self.expiry.add_single(id, now + u64::from(own)),
-            (None, None) => {}
-        }
-        if self.deadline_for(message_ttl, now) == now {
-            self.zero_ttl_pending = true;
+            self.zero_ttl_pending |= ttl == 0;
         }
         self.drop_over_limits();
     }
@@ -428,8 +434,7 @@ impl Queue {
     /// A message leaves for good without being delivered: dead-lettered if the queue has a
     /// dead-letter exchange, otherwise dropped.
     fn drop_entry(&mut self, entry: QueuedMessage, reason: DeathReason) {
-        self.returns.remove(&entry.id);
-        self.forget_dedup_value(entry.id);
+        self.left_for_good(entry.id);
         if self.settings.dead_letter_exchange.is_some() || self.delay_store {
             self.leaving.dead.push(Dead { entry, reason });
         } else {
@@ -846,17 +851,19 @@ impl Queue {
                     },
                 );
             } else {
-                self.returns.remove(&queued.id);
-                DedupValues::forget(&mut self.dedup, queued.id);
                 gone.extend(queued.gone());
             }
+            let no_ack = consumer.no_ack;
             out.push(Delivery {
                 consumer: consumer.key.clone(),
-                no_ack: consumer.no_ack,
+                no_ack,
                 id: queued.id,
                 redelivered: queued.redelivered,
                 message,
             });
+            if no_ack {
+                self.left_for_good(queued.id);
+            }
             self.next_consumer_index = (index + 1) % self.consumers.len();
             delivered += 1;
         }
@@ -927,8 +934,7 @@ impl Queue {
                 },
             );
         } else {
-            self.returns.remove(&id);
-            self.forget_dedup_value(id);
+            self.left_for_good(id);
             gone.extend(queued.gone());
         }
         GetOutcome::Got {
@@ -983,8 +989,7 @@ impl Queue {
                 SettleAction::Requeue => self.requeue(entry),
                 SettleAction::Discard => self.drop_entry(entry.message, DeathReason::Rejected),
                 SettleAction::Ack => {
-                    self.returns.remove(id);
-                    self.forget_dedup_value(*id);
+                    self.left_for_good(*id);
                     gone.extend(entry.message.gone());
                 }
             }
@@ -1013,7 +1018,7 @@ impl Queue {
         let mut message = unacked.message;
         if message.is_tombstone() {
             // Its record was lost with a failed log (`forget_lost`): nothing to deliver.
-            self.forget_dedup_value(message.id);
+            self.left_for_good(message.id);
             return;
         }
         if unacked.expired || self.expiry.is_expired_by_queue_ttl(message.id) {
@@ -1057,7 +1062,7 @@ impl Queue {
             _ => true,
         });
         for id in dropped {
-            self.forget_dedup_value(id);
+            self.left_for_good(id);
         }
         self.resident = self.ready.iter().filter(|m| m.is_resident()).count();
         self.resident_bytes = self.ready.iter().map(QueuedMessage::resident_bytes).sum();
@@ -1077,11 +1082,9 @@ impl Queue {
         self.resident = 0;
         self.resident_bytes = 0;
         self.ready_bytes = 0;
-        let unacked = &self.unacked;
-        self.returns.retain(|id, _| unacked.contains_key(id));
         let drained = self.ready.drain();
         for queued in &drained {
-            self.forget_dedup_value(queued.id);
+            self.left_for_good(queued.id);
         }
         gone.extend(drained.iter().filter_map(QueuedMessage::gone));
         count

@@ -13,6 +13,20 @@ fn stored_at(index: u64) -> StoredAt {
     })
 }
 
+/// Recovered entries with these ids: bodies on disk, redelivered, as replay makes them.
+fn recovered<const N: usize>(ids: [u64; N]) -> Vec<QueuedMessage> {
+    ids.into_iter()
+        .map(|id| QueuedMessage {
+            id: MessageId(id),
+            message: None,
+            stored: Some(stored_at(id)),
+            redelivered: true,
+            priority: 0,
+            record_overhead: 0,
+        })
+        .collect()
+}
+
 /// A durable queue holding `count` stored messages, enqueued as the publish path does.
 fn stored_queue(count: u64) -> Queue {
     let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, true);
@@ -154,19 +168,7 @@ fn unacked_stored_messages_drop_their_body_and_come_back_from_disk_in_place() {
 #[test]
 fn get_asks_for_a_fetch_when_the_head_is_on_disk() {
     let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, true);
-    queue.restore(
-        (1..=3)
-            .map(|id| QueuedMessage {
-                id: MessageId(id),
-                message: None,
-                stored: Some(stored_at(id)),
-                redelivered: true,
-                priority: 0,
-                record_overhead: 0,
-            })
-            .collect(),
-        &[],
-    );
+    queue.restore(recovered([1, 2, 3]), &[]);
     let channel = consumer(1, "a", 0, false).key.channel_key();
     assert!(matches!(
         queue.get(channel, false, &mut Vec::new()),
@@ -188,20 +190,7 @@ fn get_asks_for_a_fetch_when_the_head_is_on_disk() {
 #[test]
 fn fetched_bodies_of_messages_that_left_meanwhile_are_ignored() {
     let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, true);
-    queue.restore(
-        [3, 1, 2]
-            .into_iter()
-            .map(|id| QueuedMessage {
-                id: MessageId(id),
-                message: None,
-                stored: Some(stored_at(id)),
-                redelivered: true,
-                priority: 0,
-                record_overhead: 0,
-            })
-            .collect(),
-        &[],
-    );
+    queue.restore(recovered([3, 1, 2]), &[]);
     let plan = queue.fetch_plan(true).expect("plan");
     assert_eq!(
         plan.ids,
@@ -240,21 +229,6 @@ fn no_ack_deliveries_of_stored_messages_are_settled_for_good() {
 /// deadline, each once, and only when expiring needs them.
 #[test]
 fn bodies_due_soon_are_read_ahead_once() {
-    let recovered = |queue: &mut Queue, deadlines: &[(MessageId, u64)]| {
-        queue.restore(
-            (1..=3)
-                .map(|id| QueuedMessage {
-                    id: MessageId(id),
-                    message: None,
-                    stored: Some(stored_at(id)),
-                    redelivered: true,
-                    priority: 0,
-                    record_overhead: 0,
-                })
-                .collect(),
-            deadlines,
-        );
-    };
     let now = 1_000_000;
     let deadlines = [
         (MessageId(1), now + READ_AHEAD_MS + 500),
@@ -267,7 +241,7 @@ fn bodies_due_soon_are_read_ahead_once() {
     };
     let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, true)
         .with_settings(ShortStr::from_static("/"), settings);
-    recovered(&mut queue, &deadlines);
+    queue.restore(recovered([1, 2, 3]), &deadlines);
     let plan = queue.read_ahead_plan(now).expect("two are due soon");
     assert_eq!(plan.ids, vec![MessageId(2), MessageId(3)]);
     assert_eq!(queue.read_ahead_plan(now + 1), None, "each deadline once");
@@ -285,6 +259,6 @@ fn bodies_due_soon_are_read_ahead_once() {
 
     // Without a dead-letter exchange, expiring reads nothing.
     let mut plain = Queue::new(QueueId(2), ShortStr::from_static("p"), false, true);
-    recovered(&mut plain, &deadlines);
+    plain.restore(recovered([1, 2, 3]), &deadlines);
     assert_eq!(plain.read_ahead_plan(now), None);
 }

@@ -10,7 +10,7 @@
 use std::rc::Rc;
 
 use crate::fast_map::FastMap;
-use crate::ids::QueueId;
+use crate::ids::{QueueId, ShardId};
 use crate::protocol::{BasicProperties, ShortStr};
 use crate::queue::death::{self, Death};
 use crate::queue::expiry::now_ms;
@@ -60,12 +60,12 @@ pub enum Via {
 
 /// Dead-letters messages that left `target.queue`. Bodies on disk are read back first.
 pub fn send(shard: &Rc<Shard>, target: Target, dead: Vec<Dead>) {
-    let (mut resident, on_disk): (Vec<Dead>, Vec<Dead>) = dead
-        .into_iter()
-        .partition(|dead| dead.entry.message.is_some());
-    for dead in resident.drain(..) {
-        let message = dead.entry.message.clone().expect("partitioned on it");
-        dead_letter_one(shard, &target, &dead, &message);
+    let mut on_disk = Vec::new();
+    for dead in dead {
+        match dead.entry.message.clone() {
+            Some(message) => dead_letter_one(shard, &target, &dead, &message),
+            None => on_disk.push(dead),
+        }
     }
     if !on_disk.is_empty() {
         glommio::spawn_local(read_then_send(shard.clone(), target, on_disk)).detach();
@@ -93,18 +93,11 @@ async fn read_then_send(shard: Rc<Shard>, target: Target, dead: Vec<Dead>) {
 /// cycle) as RabbitMQ does.
 fn dead_letter_one(shard: &Rc<Shard>, target: &Target, dead: &Dead, message: &Message) {
     let gone = dead.entry.gone();
-    let Some((copy, queues)) = route(shard, target, dead.reason, message) else {
+    let Some((copy, groups)) = route(shard, target, dead.reason, message) else {
         if let Some(gone) = gone {
             record_gone(shard, target.queue, &[gone]);
         }
         return;
-    };
-    let groups = {
-        let registry = shard.registry.borrow();
-        let Some(vhost) = registry.vhost(&target.vhost) else {
-            return;
-        };
-        QueueTargets::group_by_owner(vhost, &queues)
     };
     let confirm = gone.map(|gone| {
         let mut waits = shard.dead_letters.borrow_mut();
@@ -137,13 +130,14 @@ struct Copy {
     ttl: Option<u32>,
 }
 
-/// The dead-lettered copy and the queues it goes to, or None if it goes nowhere.
+/// The dead-lettered copy and the queues it goes to, by owner shard, or None if it goes
+/// nowhere.
 fn route(
     shard: &Shard,
     target: &Target,
     reason: DeathReason,
     message: &Message,
-) -> Option<(Message, Vec<QueueId>)> {
+) -> Option<(Message, Vec<(ShardId, QueueTargets)>)> {
     let properties = BasicProperties::decode(&message.properties_raw).ok()?;
     let copy = match &target.via {
         Via::DeadLetter {
@@ -175,6 +169,7 @@ fn route(
     if queues.is_empty() {
         return None;
     }
+    let groups = QueueTargets::group_by_owner(vhost, &queues);
     let routed_copy = Message {
         exchange: copy.exchange,
         routing_key: copy.keys[0].clone(),
@@ -184,7 +179,7 @@ fn route(
         properties_raw: copy.properties.to_raw(),
         body: message.body.clone(),
     };
-    Some((routed_copy, queues))
+    Some((routed_copy, groups))
 }
 
 /// A dead-lettered copy: `x-death` recorded, to the dead-letter exchange with its routing key

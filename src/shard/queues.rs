@@ -91,6 +91,8 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
         }
     }
     let mut stored = true;
+    // A stored record: the confirm waits for the fdatasync that covers it.
+    let mut stored_in_log = false;
     if !durable_entries.is_empty() {
         let persistence = shard.persistence();
         match persistence.append_message(&durable_entries, &message) {
@@ -104,17 +106,7 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
                     remember_dedup_value(queue, entry.id, &dedup_value);
                     shard.mark_dirty(entry.queue);
                 }
-                drop(queues);
-                after_enqueue(shard, &special);
-                if let Some(confirm) = confirm {
-                    // The confirm waits for the fdatasync that covers the record.
-                    if refused {
-                        shard.confirm(confirm, false);
-                    } else if !persistence.after_durable(Waiting::Confirm(confirm)) {
-                        shard.confirm(confirm, true);
-                    }
-                }
-                return;
+                stored_in_log = true;
             }
             Err(error) => {
                 // Never a false ack: the message is not durable, so a confirm is a nack. It is
@@ -136,7 +128,12 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
     }
     after_enqueue(shard, &special);
     if let Some(confirm) = confirm {
-        shard.confirm(confirm, stored && !refused);
+        let ok = stored && !refused;
+        let waiting =
+            ok && stored_in_log && shard.persistence().after_durable(Waiting::Confirm(confirm));
+        if !waiting {
+            shard.confirm(confirm, ok);
+        }
     }
 }
 
