@@ -4,16 +4,10 @@
 mod client;
 mod common;
 
-use amqprs::channel::{BasicPublishArguments, Channel, QueueDeclareArguments};
+use amqprs::channel::{BasicPublishArguments, QueueDeclareArguments};
 use amqprs::BasicProperties;
-use client::{consume, declare, publish, within, Client, Event};
+use client::{confirm_select, consume, declare, publish, within, Client, Event};
 use common::Broker;
-
-async fn confirm_select(channel: &Channel) {
-    within("confirm.select", channel.confirm_select(Default::default()))
-        .await
-        .expect("confirm.select");
-}
 
 #[tokio::test]
 async fn a_thousand_confirmed_publishes_are_all_acked_and_delivered() {

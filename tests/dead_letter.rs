@@ -15,8 +15,8 @@ use amqprs::channel::{
 };
 use amqprs::{BasicProperties, FieldTable, FieldValue};
 use client::{
-    consume, declare, get, publish_with, queue_with, ready, until_ready, within, Client, Event,
-    Events,
+    confirm_select, consume, declare, get, publish_with, queue_with, ready, until_ready, within,
+    Client, Event, Events,
 };
 use common::Broker;
 
@@ -292,9 +292,7 @@ async fn reject_publish_nacks_and_reject_publish_dlx_also_dead_letters() {
     let broker = Broker::start(2);
     let client = Client::connect(&broker).await;
     let (channel, mut events) = client.channel().await;
-    within("confirm.select", channel.confirm_select(Default::default()))
-        .await
-        .expect("confirm.select");
+    confirm_select(&channel).await;
     dead_letter_exchange(&channel, "refused-x", "refused").await;
     declare(
         &channel,
@@ -392,9 +390,7 @@ async fn dead_lettering_across_shards_survives_kill_9() {
                 ),
             )
             .await;
-            within("confirm.select", source.confirm_select(Default::default()))
-                .await
-                .expect("confirm.select");
+            confirm_select(&source).await;
             for id in 0..MESSAGES {
                 publish_with(&source, "", "source", persistent(id), b"body").await;
             }

@@ -14,7 +14,7 @@ use amqprs::channel::{
     QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::{BasicProperties, FieldValue};
-use client::{declare, get, table, within, Client, Event, Events};
+use client::{confirm_select, declare, drain, get, table, within, Client, Event, Events};
 use common::Broker;
 
 fn exchange_args(name: &str, arguments: &[(&str, FieldValue)]) -> ExchangeDeclareArguments {
@@ -68,16 +68,6 @@ async fn publish(
     )
     .await
     .expect("basic.publish");
-}
-
-/// Takes every message now in the queue (after the publishes before have landed): bodies.
-async fn drain(channel: &Channel, queue: &str) -> Vec<String> {
-    // A round trip on the publishing channel orders this after its publishes.
-    let mut bodies = Vec::new();
-    while let Some((_, _, body)) = get(channel, queue, true).await {
-        bodies.push(String::from_utf8(body).expect("utf-8"));
-    }
-    bodies
 }
 
 #[tokio::test]
@@ -155,9 +145,7 @@ async fn a_dropped_duplicate_is_confirmed_and_a_mandatory_one_returned() {
     let client = Client::connect(&broker).await;
     let (channel, mut events) = client.channel().await;
     exchange_with_queue(&channel, "conf", &[("x-cache-size", FieldValue::I(10))]).await;
-    within("confirm.select", channel.confirm_select(Default::default()))
-        .await
-        .expect("confirm.select");
+    confirm_select(&channel).await;
     publish(&channel, "conf", tagged("x", None), "first", true).await;
     publish(&channel, "conf", tagged("x", None), "second", true).await;
     let others = events.confirmed(2).await;
@@ -225,9 +213,7 @@ async fn a_deduplicating_queue_refuses_a_value_it_holds_until_it_is_acked() {
         QueueDeclareArguments::new("dq").arguments(args).finish(),
     )
     .await;
-    within("confirm.select", channel.confirm_select(Default::default()))
-        .await
-        .expect("confirm.select");
+    confirm_select(&channel).await;
     publish(&channel, "", tagged("a", None), "a1", false).await;
     publish(&channel, "", tagged("a", None), "a2", false).await;
     publish(&channel, "", tagged("b", None), "b1", false).await;

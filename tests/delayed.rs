@@ -12,7 +12,7 @@ use amqprs::channel::{
     Channel, ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::{BasicProperties, FieldValue};
-use client::{consume, declare, get, publish_with, table, within, Client};
+use client::{confirm_select, consume, declare, get, publish_with, table, within, Client};
 use common::Broker;
 
 fn delayed_exchange(name: &str, inner: &str, durable: bool) -> ExchangeDeclareArguments {
@@ -166,9 +166,7 @@ async fn delayed_messages_survive_kill_9() {
         let client = Client::connect(&broker).await;
         let (channel, mut events) = client.channel().await;
         delayed_setup(&channel, "durable-x", "direct", "arrivals", "k").await;
-        within("confirm.select", channel.confirm_select(Default::default()))
-            .await
-            .expect("confirm.select");
+        confirm_select(&channel).await;
         for id in 0..MESSAGES {
             let properties = delayed_by(1_500, id % 2 == 0, &id.to_string());
             publish_with(&channel, "durable-x", "k", properties, b"later").await;
@@ -206,9 +204,7 @@ async fn a_kill_9_during_release_loses_nothing() {
             let (target, _) = second.channel().await;
             delayed_setup(&target, "release-x", "direct", "released", "k").await;
             let (channel, mut events) = first.channel().await;
-            within("confirm.select", channel.confirm_select(Default::default()))
-                .await
-                .expect("confirm.select");
+            confirm_select(&channel).await;
             for id in 0..MESSAGES {
                 let properties = delayed_by(150, true, &id.to_string());
                 publish_with(&channel, "release-x", "k", properties, b"later").await;

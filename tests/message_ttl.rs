@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, QueueDeclareArguments};
 use amqprs::{BasicProperties, FieldValue};
-use client::{consume, declare, get, publish_with, queue_with, ready, until_ready, within, Client};
+use client::{
+    confirm_select, consume, declare, get, publish_with, queue_with, ready, until_ready, within,
+    Client,
+};
 use common::Broker;
 
 fn expiring(ms: &str, persistent: bool) -> BasicProperties {
@@ -249,9 +252,7 @@ async fn deadlines_survive_kill_9() {
     {
         let client = Client::connect(&broker).await;
         let (channel, mut events) = client.channel().await;
-        within("confirm.select", channel.confirm_select(Default::default()))
-            .await
-            .expect("confirm.select");
+        confirm_select(&channel).await;
         declare(
             &channel,
             queue_with("timed", true, &[("x-message-ttl", FieldValue::I(1_500))]),

@@ -7,7 +7,7 @@ mod common;
 
 use amqprs::channel::{BasicNackArguments, QueueDeclareArguments};
 use amqprs::{BasicProperties, FieldTable, FieldValue};
-use client::{consume, declare, get, publish_with, within, Client};
+use client::{confirm_select, consume, declare, drain, publish_with, within, Client};
 use common::Broker;
 
 fn priority_queue(name: &str, durable: bool, max: i32) -> QueueDeclareArguments {
@@ -29,14 +29,6 @@ fn with_priority(priority: Option<u8>, persistent: bool) -> BasicProperties {
         properties.with_priority(priority);
     }
     properties.finish()
-}
-
-async fn drain(channel: &amqprs::channel::Channel, queue: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    while let Some((_, _, body)) = get(channel, queue, true).await {
-        bodies.push(String::from_utf8(body).expect("utf-8"));
-    }
-    bodies
 }
 
 #[tokio::test]
@@ -112,9 +104,7 @@ async fn a_recovered_backlog_keeps_priority_order() {
     {
         let client = Client::connect(&broker).await;
         let (channel, mut events) = client.channel().await;
-        within("confirm.select", channel.confirm_select(Default::default()))
-            .await
-            .expect("confirm.select");
+        confirm_select(&channel).await;
         declare(&channel, priority_queue("backlog", true, 2)).await;
         for id in 0..MESSAGES {
             let priority = (id % 3) as u8;

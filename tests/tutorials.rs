@@ -12,7 +12,9 @@ use amqprs::channel::{
     QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::BasicProperties;
-use client::{consume, declare, get, publish, publish_with, within, Client, Deliveries};
+use client::{
+    confirm_select, consume, declare, drain, get, publish, publish_with, within, Client, Deliveries,
+};
 use common::Broker;
 
 async fn exchange(channel: &Channel, name: &str, kind: &str) {
@@ -40,21 +42,6 @@ async fn ack(channel: &Channel, delivery_tag: u64) {
     )
     .await
     .expect("basic.ack");
-}
-
-async fn confirm_select(channel: &Channel) {
-    within("confirm.select", channel.confirm_select(Default::default()))
-        .await
-        .expect("confirm.select");
-}
-
-/// Every message left in `queue`, fetched with basic.get until get-empty.
-async fn drain(channel: &Channel, queue: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    while let Some((_, _, body)) = get(channel, queue, true).await {
-        bodies.push(String::from_utf8(body).expect("utf-8"));
-    }
-    bodies
 }
 
 #[tokio::test]

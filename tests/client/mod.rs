@@ -292,6 +292,22 @@ pub async fn until_ready(channel: &Channel, queue: &str, count: u32) {
     );
 }
 
+/// Every message now in `queue`, fetched with basic.get (no-ack) until get-empty: bodies.
+pub async fn drain(channel: &Channel, queue: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    while let Some((_, _, body)) = get(channel, queue, true).await {
+        bodies.push(String::from_utf8(body).expect("utf-8"));
+    }
+    bodies
+}
+
+/// Puts the channel in confirm mode.
+pub async fn confirm_select(channel: &Channel) {
+    within("confirm.select", channel.confirm_select(Default::default()))
+        .await
+        .expect("confirm.select");
+}
+
 /// Declares a queue; returns its name.
 pub async fn declare(channel: &Channel, args: QueueDeclareArguments) -> String {
     let (name, _, _) = within("queue.declare", channel.queue_declare(args))
