@@ -103,15 +103,30 @@ pub fn spawn(
     config: ConsumerConfig,
     counters: Arc<Counters>,
 ) -> Result<ConsumerHandle, anyhow::Error> {
+    let index = config.index;
+    let (stop, join) = spawn_ready(
+        &format!("hareperf-consumer-{index}"),
+        index,
+        move |stop, ready| run(config, &counters, stop, ready),
+    )?;
+    Ok(ConsumerHandle { stop, join })
+}
+
+/// Runs a consumer thread and waits until it reports its `basic.consume` accepted (or its
+/// failure): the stop flag it watches and its handle. Shared by every kind of consumer.
+pub(crate) fn spawn_ready<R: Send + 'static>(
+    name: &str,
+    index: usize,
+    run: impl FnOnce(&AtomicBool, &mpsc::Sender<Result<(), String>>) -> R + Send + 'static,
+) -> Result<(Arc<AtomicBool>, JoinHandle<R>), anyhow::Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let thread_stop = Arc::clone(&stop);
-    let index = config.index;
     let join = std::thread::Builder::new()
-        .name(format!("hareperf-consumer-{index}"))
-        .spawn(move || run(config, &counters, &thread_stop, &ready_tx))?;
+        .name(name.to_string())
+        .spawn(move || run(&thread_stop, &ready_tx))?;
     match ready_rx.recv_timeout(RPC_TIMEOUT) {
-        Ok(Ok(())) => Ok(ConsumerHandle { stop, join }),
+        Ok(Ok(())) => Ok((stop, join)),
         Ok(Err(e)) => Err(anyhow::anyhow!("consumer {index}: {e}")),
         Err(_) => {
             stop.store(true, Ordering::Relaxed);
@@ -172,18 +187,30 @@ fn run(
 }
 
 fn open(config: &ConsumerConfig) -> Result<crate::client::ConnectionParts, ClientError> {
-    let mut connection =
-        Connection::open(&config.uri, &format!("hareperf consumer {}", config.index))?;
-    connection.open_channel(1)?;
-    if !config.auto_ack {
-        connection.basic_qos(1, config.prefetch)?;
-    }
-    connection.basic_consume(
-        1,
+    open_consumer(
+        &config.uri,
+        config.index,
         &config.queue,
-        &format!("hareperf-{}", config.index),
+        config.prefetch,
         config.auto_ack,
-    )?;
+    )
+}
+
+/// A connection with one channel consuming `queue` (prefetch unless `auto_ack`), read with a
+/// short timeout so the consumer can watch its stop flag.
+pub(crate) fn open_consumer(
+    uri: &AmqpUri,
+    index: usize,
+    queue: &str,
+    prefetch: u16,
+    auto_ack: bool,
+) -> Result<crate::client::ConnectionParts, ClientError> {
+    let mut connection = Connection::open(uri, &format!("hareperf consumer {index}"))?;
+    connection.open_channel(1)?;
+    if !auto_ack {
+        connection.basic_qos(1, prefetch)?;
+    }
+    connection.basic_consume(1, queue, &format!("hareperf-{index}"), auto_ack)?;
     let parts = connection.into_parts();
     parts.stream.set_read_timeout(Some(READ_POLL))?;
     Ok(parts)

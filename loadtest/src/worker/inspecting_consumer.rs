@@ -18,7 +18,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hare_protocol::{
@@ -31,15 +31,13 @@ use crate::client::connection::{channel_closed, connection_closed, is_timeout, R
 use crate::client::delayed_publish::read_delay_ms;
 use crate::client::inbound::{content_body_size, method_ids, parse_deliver};
 use crate::client::read_buffer::{scan_frame, InFrame, ReadBuffer};
-use crate::client::{AmqpUri, ClientError, Connection, ConnectionParts};
+use crate::client::{AmqpUri, ClientError, ConnectionParts};
 use crate::measure::counters::Counters;
 use crate::measure::latency::LatencyHistogram;
 use crate::message_id::{read_stamp, MessageId};
 
-use super::consumer::ConsumerResult;
+use super::consumer::{open_consumer, spawn_ready, ConsumerResult};
 
-/// How long a blocked `read` waits before the consumer looks at its stop flag.
-const READ_POLL: Duration = Duration::from_millis(50);
 /// Lateness below this is clock and rounding noise (delays are whole milliseconds), not an
 /// early firing.
 pub const EARLY_SLACK_NS: u64 = 1_000_000;
@@ -130,23 +128,12 @@ pub fn spawn(
     config: InspectingConsumerConfig,
     counters: Arc<Counters>,
 ) -> anyhow::Result<InspectingConsumerHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-    let thread_stop = Arc::clone(&stop);
     let index = config.index;
-    let join = std::thread::Builder::new()
-        .name(format!("hareperf-inspector-{index}"))
-        .spawn(move || run(config, &counters, &thread_stop, &ready_tx))?;
-    match ready_rx.recv_timeout(RPC_TIMEOUT) {
-        Ok(Ok(())) => Ok(InspectingConsumerHandle { stop, join }),
-        Ok(Err(e)) => Err(anyhow::anyhow!("consumer {index}: {e}")),
-        Err(_) => {
-            stop.store(true, Ordering::Relaxed);
-            Err(anyhow::anyhow!(
-                "consumer {index} did not start within {RPC_TIMEOUT:?}"
-            ))
-        }
-    }
+    let name = format!("hareperf-inspector-{index}");
+    let (stop, join) = spawn_ready(&name, index, move |stop, ready| {
+        run(config, &counters, stop, ready)
+    })?;
+    Ok(InspectingConsumerHandle { stop, join })
 }
 
 fn run(
@@ -200,19 +187,13 @@ fn run(
 }
 
 fn open(config: &InspectingConsumerConfig) -> Result<ConnectionParts, ClientError> {
-    let mut connection =
-        Connection::open(&config.uri, &format!("hareperf consumer {}", config.index))?;
-    connection.open_channel(1)?;
-    connection.basic_qos(1, config.prefetch)?;
-    connection.basic_consume(
-        1,
+    open_consumer(
+        &config.uri,
+        config.index,
         &config.queue,
-        &format!("hareperf-{}", config.index),
+        config.prefetch,
         false,
-    )?;
-    let parts = connection.into_parts();
-    parts.stream.set_read_timeout(Some(READ_POLL))?;
-    Ok(parts)
+    )
 }
 
 /// A delivery whose content frames are still arriving.
