@@ -35,8 +35,12 @@ pub struct Config {
     pub consumer_timeout: Option<Duration>,
     /// Largest message body accepted (RabbitMQ's default max_message_size: 16 MiB).
     pub message_size_max: u64,
-    /// `guest`/`guest` may log in only from loopback addresses (RabbitMQ's default).
+    /// The user `guest` may log in only from loopback addresses (RabbitMQ's default).
     pub guest_loopback_only: bool,
+    /// The administrator created, with full permissions on `/`, when the data directory holds
+    /// no users yet (RabbitMQ's `default_user`/`default_pass`); ignored afterwards.
+    pub default_user: String,
+    pub default_pass: String,
     /// Size of each log segment file (tests use small ones to exercise segment GC).
     pub segment_size_bytes: u64,
     /// Changes appended to the metadata log after its snapshot before a new snapshot starts
@@ -62,6 +66,8 @@ impl Default for Config {
             consumer_timeout: Some(Duration::from_millis(CONSUMER_TIMEOUT_MS_DEFAULT)),
             message_size_max: 16 * 1024 * 1024,
             guest_loopback_only: true,
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
             segment_size_bytes: hare_storage::SEGMENT_SIZE_BYTES_DEFAULT,
             metadata_compaction_bytes: METADATA_COMPACTION_BYTES_DEFAULT,
             storage_fault: None,

@@ -43,6 +43,13 @@ struct Cli {
     /// values to rewrite often).
     #[arg(long, default_value_t = hare::config::METADATA_COMPACTION_BYTES_DEFAULT, hide = true)]
     metadata_compaction_bytes: u64,
+    /// The administrator created on first start (no users stored yet); later starts keep the
+    /// stored users. Also HARE_DEFAULT_USER or RABBITMQ_DEFAULT_USER.
+    #[arg(long)]
+    default_user: Option<String>,
+    /// That user's password. Also HARE_DEFAULT_PASS or RABBITMQ_DEFAULT_PASS.
+    #[arg(long)]
+    default_pass: Option<String>,
     /// Test-only storage fault, e.g. `fdatasync-error-after=20` or `enospc-after=5`.
     #[arg(long, hide = true, value_parser = parse_storage_fault)]
     storage_fault: Option<hare::storage_fault::StorageFault>,
@@ -81,6 +88,18 @@ fn main() -> anyhow::Result<()> {
         segment_size_bytes: cli.segment_size_bytes,
         metadata_compaction_bytes: cli.metadata_compaction_bytes,
         storage_fault: cli.storage_fault,
+        default_user: setting(
+            cli.default_user,
+            "HARE_DEFAULT_USER",
+            "RABBITMQ_DEFAULT_USER",
+        )
+        .unwrap_or_else(|| "guest".into()),
+        default_pass: setting(
+            cli.default_pass,
+            "HARE_DEFAULT_PASS",
+            "RABBITMQ_DEFAULT_PASS",
+        )
+        .unwrap_or_else(|| "guest".into()),
         ..Config::default()
     };
 
@@ -114,6 +133,13 @@ fn main() -> anyhow::Result<()> {
     broker.request_stop();
     broker.join();
     Ok(())
+}
+
+/// A flag's value, else the first of two environment variables that is set (containers set
+/// RabbitMQ's names).
+fn setting(flag: Option<String>, ours: &str, rabbitmq: &str) -> Option<String> {
+    flag.or_else(|| std::env::var(ours).ok())
+        .or_else(|| std::env::var(rabbitmq).ok())
 }
 
 fn block_termination_signals() -> libc::sigset_t {

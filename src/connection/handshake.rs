@@ -65,6 +65,8 @@ pub enum Refusal {
     },
     #[error("vhost {vhost} not found")]
     VhostNotFound { vhost: ShortStr },
+    #[error("access to vhost '{vhost}' refused for user '{user}'")]
+    VhostAccessRefused { vhost: ShortStr, user: ShortStr },
     #[error("unexpected method {method} during the handshake")]
     UnexpectedMethod { method: &'static str },
     #[error("{0}")]
@@ -83,9 +85,9 @@ impl Refusal {
             Refusal::LoginRefused { .. } | Refusal::LoopbackOnly { .. } => {
                 ReplyCode::Soft(SoftError::AccessRefused)
             }
-            Refusal::FrameMaxOutOfRange { .. } | Refusal::VhostNotFound { .. } => {
-                ReplyCode::Hard(HardError::NotAllowed)
-            }
+            Refusal::FrameMaxOutOfRange { .. }
+            | Refusal::VhostNotFound { .. }
+            | Refusal::VhostAccessRefused { .. } => ReplyCode::Hard(HardError::NotAllowed),
             Refusal::Undecodable(_) => ReplyCode::Hard(HardError::FrameError),
             Refusal::UnexpectedFrame => ReplyCode::Hard(HardError::UnexpectedFrame),
         }
@@ -144,10 +146,8 @@ pub async fn run(
         Method::ConnectionOpen(open) => open,
         other => return refuse_unexpected(&mut writer, &other).await,
     };
-    if shard.registry.borrow().vhost(&open.virtual_host).is_none() {
-        let refusal = Refusal::VhostNotFound {
-            vhost: open.virtual_host.clone(),
-        };
+    let user = ShortStr::try_from_bytes(credentials.user).unwrap_or_default();
+    if let Err(refusal) = check_vhost_access(shard, &open.virtual_host, &user) {
         return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
     }
     send_method(
@@ -160,7 +160,7 @@ pub async fn run(
 
     let state = ConnectionState {
         vhost: open.virtual_host.clone(),
-        user: ShortStr::try_from_bytes(credentials.user).unwrap_or_default(),
+        user,
         frame_max,
         channel_max,
         heartbeat_interval,
@@ -386,22 +386,52 @@ fn parse_amqplain(response: &Bytes) -> Option<Credentials> {
     })
 }
 
-/// Until user management lands, the one user is guest/guest, allowed from loopback only.
+/// Checks the credentials against the users of this shard's metadata copy. `guest` may log
+/// in only from a loopback address unless the configuration allows it (RabbitMQ's
+/// `loopback_users`).
 fn authenticate(
     shard: &Shard,
     credentials: &Credentials,
     mechanism: &ShortStr,
     peer: SocketAddr,
 ) -> Result<(), Refusal> {
-    if credentials.user.as_ref() != b"guest" || credentials.password.as_ref() != b"guest" {
+    let user = std::str::from_utf8(&credentials.user).unwrap_or_default();
+    let known = shard
+        .registry
+        .borrow()
+        .access()
+        .authenticate(user, &credentials.password)
+        .is_some();
+    if !known {
         return Err(Refusal::LoginRefused {
             mechanism: mechanism.clone(),
             user: credentials.user.clone(),
         });
     }
-    if shard.config.guest_loopback_only && !peer.ip().is_loopback() {
+    if user == "guest" && shard.config.guest_loopback_only && !peer.ip().is_loopback() {
         return Err(Refusal::LoopbackOnly {
             user: credentials.user.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// connection.open: the vhost exists and the user has a permission in it.
+fn check_vhost_access(shard: &Shard, vhost: &ShortStr, user: &ShortStr) -> Result<(), Refusal> {
+    let registry = shard.registry.borrow();
+    if registry.vhost(vhost).is_none() {
+        return Err(Refusal::VhostNotFound {
+            vhost: vhost.clone(),
+        });
+    }
+    let permitted = registry
+        .access()
+        .permission(&user.to_string_lossy(), &vhost.to_string_lossy())
+        .is_some();
+    if !permitted {
+        return Err(Refusal::VhostAccessRefused {
+            vhost: vhost.clone(),
+            user: user.clone(),
         });
     }
     Ok(())

@@ -18,6 +18,8 @@ use crate::protocol::{FieldTable, FieldValue, ShortStr};
 use crate::queue::settings::QueueSettings;
 use crate::queue::Queue;
 use crate::shard::Shard;
+use crate::vhost::access_delta::AccessDelta;
+use crate::vhost::delta::MetaDelta;
 
 /// Delay-store ids have the top bit set: the metadata never allocates such ids.
 const STORE_ID_BIT: u64 = 1 << 63;
@@ -42,13 +44,53 @@ pub fn install_stores(shard: &Rc<Shard>) {
         .vhosts()
         .map(|vhost| vhost.name.clone())
         .collect();
-    let mut queues = shard.queues.borrow_mut();
     for vhost in vhosts {
-        let id = store_id(&vhost);
-        let store = Queue::new(id, ShortStr::from_static("amq.delayed"), false, true)
+        install_store(shard, vhost);
+    }
+}
+
+fn install_store(shard: &Shard, vhost: ShortStr) {
+    let id = store_id(&vhost);
+    shard.queues.borrow_mut().entry(id).or_insert_with(|| {
+        Queue::new(id, ShortStr::from_static("amq.delayed"), false, true)
             .with_settings(vhost, QueueSettings::default())
-            .into_delay_store();
-        queues.insert(id, store);
+            .into_delay_store()
+    });
+}
+
+/// A vhost created by a metadata update gets its delay store on every shard; a deleted one
+/// loses it, with its waiting messages, durably: a vhost created again under the same name
+/// (and so the same store id) must not see them again.
+pub fn follow_vhosts(shard: &Shard, deltas: &[MetaDelta]) {
+    for delta in deltas {
+        match delta {
+            MetaDelta::Access(AccessDelta::VHostPut { name, .. }) => {
+                install_store(shard, ShortStr::copy_from_str(name).expect("checked name"));
+            }
+            MetaDelta::Access(AccessDelta::VHostDeleted { name }) => {
+                let vhost = ShortStr::copy_from_str(name).expect("checked name");
+                remove_store(shard, &vhost);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn remove_store(shard: &Shard, vhost: &ShortStr) {
+    let id = store_id(vhost);
+    let Some(store) = shard.queues.borrow_mut().remove(&id) else {
+        return;
+    };
+    let gone = store.all_persistent();
+    if gone.is_empty() {
+        return;
+    }
+    let persistence = shard.persistence();
+    if let Err(error) = persistence.append_queue_deleted(id) {
+        tracing::warn!(%error, shard = %shard.id, "cannot record a delay store's deletion");
+    }
+    for entry in &gone {
+        persistence.entry_dead(entry.location);
     }
 }
 

@@ -108,6 +108,9 @@ pub enum MetaRequest {
     Sync,
     /// The same for a queue its owner found gone, answered as a deletion of 0 messages.
     QueueAlreadyDeleted,
+    /// A change to users, vhosts, permissions, policies or limits (the request's vhost is
+    /// only a label: the delta names what it changes).
+    Access(crate::vhost::access_delta::AccessDelta),
 }
 
 /// Who waits for the queues of a shard to take a message.

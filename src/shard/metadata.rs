@@ -11,6 +11,8 @@ use crate::shard::message::{MetaRequest, QueueDeleted, QueueOp, Reply, ShardMess
 use crate::shard::metadata_writer::PendingChange;
 use crate::shard::pending::ReplyTo;
 use crate::shard::Shard;
+use crate::vhost::access::AccessRefusal;
+use crate::vhost::access_delta::AccessDelta;
 use crate::vhost::delta::{MetaDelta, MetaUpdate};
 use crate::vhost::metadata_record::MetadataChange;
 use crate::vhost::queue_definition::QueueDefinition;
@@ -80,6 +82,10 @@ enum Outcome {
 
 /// Runs the rules on the metadata shard's copy of `vhost_name`; None if there is no such vhost.
 fn decide(shard: &Shard, vhost_name: &ShortStr, request: MetaRequest) -> Option<Decision> {
+    let request = match request {
+        MetaRequest::Access(delta) => return Some(decide_access(shard, delta)),
+        other => other,
+    };
     let mut registry = shard.registry.borrow_mut();
     let vhost = registry.vhost_mut(vhost_name)?;
     let mut next_id = shard.next_metadata_id.get();
@@ -110,6 +116,7 @@ fn decide(shard: &Shard, vhost_name: &ShortStr, request: MetaRequest) -> Option<
             Outcome::QueueDeleted(Ok(message_count))
         }
         MetaRequest::Sync => Outcome::Done(Ok(())),
+        MetaRequest::Access(_) => unreachable!("decided above"),
         MetaRequest::QueueAlreadyDeleted => Outcome::QueueDeleted(Ok(0)),
     };
     let deltas = std::mem::take(&mut change.deltas);
@@ -121,6 +128,55 @@ fn decide(shard: &Shard, vhost_name: &ShortStr, request: MetaRequest) -> Option<
         deltas,
         durable_deltas,
     })
+}
+
+/// Checks an access change (users, vhosts, permissions, policies, limits) and applies it. A
+/// vhost is deleted only once its queues are gone: their owners delete them (and their
+/// messages) first, as for queue.delete.
+fn decide_access(shard: &Shard, delta: AccessDelta) -> Decision {
+    let mut registry = shard.registry.borrow_mut();
+    let checked = registry
+        .access()
+        .check_delta(&delta)
+        .map_err(|refusal| match refusal {
+            AccessRefusal::NotFound(text) => Exception::not_found(text),
+            AccessRefusal::BadRequest(text) => Exception::precondition_failed(text),
+        });
+    let checked = checked.and_then(|()| match &delta {
+        AccessDelta::VHostDeleted { name } => {
+            let holds_queues = registry
+                .vhosts()
+                .find(|vhost| vhost.name.as_bytes() == name.as_bytes())
+                .is_some_and(|vhost| vhost.queues().next().is_some());
+            if holds_queues {
+                Err(Exception::precondition_failed(format!(
+                    "vhost '{name}' still holds queues"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    });
+    if let Err(error) = checked {
+        return Decision {
+            outcome: Outcome::Done(Err(error)),
+            deltas: Vec::new(),
+            durable_deltas: Vec::new(),
+        };
+    }
+    registry.apply_access(&delta);
+    let durable = delta.is_durable();
+    let delta = MetaDelta::Access(delta);
+    Decision {
+        outcome: Outcome::Done(Ok(())),
+        durable_deltas: if durable {
+            vec![delta.clone()]
+        } else {
+            Vec::new()
+        },
+        deltas: vec![delta],
+    }
 }
 
 /// Gives the change its version, hands its durable deltas to the metadata log's writer and

@@ -12,10 +12,17 @@ use std::time::{Duration, Instant};
 use hare_storage::{MetadataLog, MetadataLogError, RecoveredMetadata};
 
 use crate::config::Config;
+use crate::protocol::ShortStr;
+use crate::vhost::access::{
+    AccessDocument, Permission, User, VHostEntry, VHostLimits, VHostMetadata, TAG_ADMINISTRATOR,
+};
 use crate::vhost::definitions::{self, DefinitionsError};
+use crate::vhost::delta::MetaDelta;
 use crate::vhost::metadata_record::{MetadataChange, MetadataSnapshot};
 use crate::vhost::metadata_replay::MetadataReplay;
+use crate::vhost::password::{hash_password, HashingAlgorithm};
 use crate::vhost::Registry;
+use crate::vhost::DEFAULT_VHOST;
 
 /// The metadata log's directory inside the data directory.
 pub const METADATA_DIR_NAME: &str = "metadata";
@@ -79,6 +86,7 @@ pub fn open_metadata(config: &Config) -> Result<OpenedMetadata, MetadataRecovery
     // A definitions file beside a log was converted already: the crash came before its
     // deletion.
     remove_definitions_file(&config.data_dir)?;
+    let opened = install_default_access(config, opened)?;
     Ok(OpenedMetadata {
         summary: MetadataSummary {
             duration: started.elapsed(),
@@ -86,6 +94,63 @@ pub fn open_metadata(config: &Config) -> Result<OpenedMetadata, MetadataRecovery
         },
         ..opened
     })
+}
+
+/// A log that has never held users, vhosts and permissions (new, or from before they existed)
+/// gets RabbitMQ's defaults: the vhost `/` and the configured default user, an administrator
+/// with every permission on `/`. They are appended as one change and synced before any
+/// executor starts, so every shard starts from the same, durable state.
+fn install_default_access(
+    config: &Config,
+    mut opened: OpenedMetadata,
+) -> Result<OpenedMetadata, MetadataRecoveryError> {
+    if opened.snapshot.access.is_some() {
+        return Ok(opened);
+    }
+    let document = default_access(config);
+    let change = MetadataChange {
+        next_id: opened.snapshot.next_id,
+        vhost: ShortStr::from_static(DEFAULT_VHOST),
+        deltas: document
+            .deltas()
+            .into_iter()
+            .map(MetaDelta::Access)
+            .collect(),
+    };
+    opened.log.append(&[&change.encode()])?;
+    opened.snapshot.access = Some(document);
+    Ok(opened)
+}
+
+/// The access state of a new broker.
+fn default_access(config: &Config) -> AccessDocument {
+    let user = config.default_user.clone();
+    AccessDocument {
+        vhosts: vec![VHostEntry {
+            name: DEFAULT_VHOST.to_owned(),
+            metadata: VHostMetadata {
+                description: "Default virtual host".into(),
+                tags: Vec::new(),
+                default_queue_type: "classic".into(),
+            },
+            limits: VHostLimits::default(),
+        }],
+        users: vec![User {
+            name: user.clone(),
+            password_hash: hash_password(HashingAlgorithm::Sha256, config.default_pass.as_bytes()),
+            hashing_algorithm: HashingAlgorithm::Sha256,
+            tags: vec![TAG_ADMINISTRATOR.to_owned()],
+        }],
+        permissions: vec![Permission {
+            user,
+            vhost: DEFAULT_VHOST.to_owned(),
+            configure: ".*".into(),
+            write: ".*".into(),
+            read: ".*".into(),
+        }],
+        topic_permissions: Vec::new(),
+        policies: Vec::new(),
+    }
 }
 
 /// Rebuilds one snapshot from what a generation holds: its snapshot, then every change entry,
@@ -128,6 +193,7 @@ fn create_from_definitions_file(
             } else {
                 vec![definitions]
             },
+            access: None,
         },
         None => MetadataSnapshot::empty(shard_count, Registry::FIRST_DYNAMIC_ID),
     };

@@ -11,6 +11,7 @@
 //! a connection lives on the shard that was handed its socket; metadata changes are decided by
 //! shard 0 and applied everywhere.
 
+pub mod admin;
 pub mod dead_letter;
 pub mod dedup;
 pub mod delayed;

@@ -227,6 +227,7 @@ pub fn record_gone(shard: &Rc<Shard>, queue: QueueId, gone: &[Gone]) {
 /// Creates the runtime of every queue a metadata update declares on this shard, as the update
 /// is applied: a publish that routed to the queue finds it however it raced the declare.
 pub fn install_declared(shard: &Rc<Shard>, vhost: &ShortStr, deltas: &[MetaDelta]) {
+    super::delayed::follow_vhosts(shard, deltas);
     let mut queues = shard.queues.borrow_mut();
     for delta in deltas {
         if let MetaDelta::QueueDeclared(definition) = delta {

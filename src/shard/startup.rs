@@ -542,6 +542,13 @@ fn io_memory_per_executor(shards: usize) -> Result<usize, StartError> {
 
 /// Rebuilds the durable metadata on this shard's copy, and the runtimes of its durable queues.
 fn install_definitions(shard: &Rc<Shard>, snapshot: &MetadataSnapshot) {
+    let document = snapshot
+        .access
+        .as_ref()
+        .expect("start-up installs the default access state");
+    let access = crate::vhost::access::AccessState::from_document(document)
+        .expect("replay checked the access state");
+    shard.registry.borrow_mut().install_access(access);
     for definitions in &snapshot.vhosts {
         let deltas = definitions.deltas();
         {

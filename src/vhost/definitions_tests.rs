@@ -622,12 +622,33 @@ fn metadata_snapshots_and_changes_round_trip() {
         shard_count: definitions.shard_count,
         next_id: definitions.next_id,
         vhosts: vec![definitions.clone()],
+        access: None,
     };
     let bytes = snapshot.encode();
     assert_eq!(MetadataSnapshot::decode(&bytes).unwrap(), snapshot);
     for len in 0..bytes.len() {
         assert!(
             MetadataSnapshot::decode(&bytes[..len]).is_err(),
+            "length {len}"
+        );
+    }
+    // With the access document: a cut exactly before it reads as a snapshot from before
+    // users existed (the log's record checksum is what catches a cut), any other cut fails.
+    let mut registry = crate::vhost::Registry::new();
+    registry.apply_access(&crate::vhost::access_delta::AccessDelta::VHostPut {
+        name: "other".into(),
+        metadata: Default::default(),
+    });
+    let with_access = MetadataSnapshot {
+        access: MetadataSnapshot::collect(&registry, 1000, 1).access,
+        ..snapshot.clone()
+    };
+    assert!(with_access.access.is_some());
+    let full = with_access.encode();
+    assert_eq!(MetadataSnapshot::decode(&full).unwrap(), with_access);
+    for len in bytes.len() + 1..full.len() {
+        assert!(
+            MetadataSnapshot::decode(&full[..len]).is_err(),
             "length {len}"
         );
     }
@@ -817,4 +838,81 @@ fn a_consistent_hash_ring_is_rebuilt_the_same_from_stored_bindings() {
         assert!(before.iter().any(|queue| queue == name), "{name} gets keys");
     }
     assert!(!before.iter().any(|queue| queue == "q0"));
+}
+
+/// Access changes (vhosts, users, permissions) replay from the log like the others, survive a
+/// snapshot, and a change that does not fit (a permission for a missing user, deleting a vhost
+/// that still holds queues) is an error, not a panic.
+#[test]
+fn metadata_replay_rebuilds_access_changes() {
+    use crate::vhost::access::{Permission, User, VHostMetadata};
+    use crate::vhost::access_delta::AccessDelta;
+    use crate::vhost::metadata_record::{MetadataChange, MetadataSnapshot};
+    use crate::vhost::metadata_replay::MetadataReplay;
+    use crate::vhost::password::{hash_password, HashingAlgorithm};
+    let access = |deltas: Vec<AccessDelta>| MetadataChange {
+        next_id: 1000,
+        vhost: short(DEFAULT_VHOST),
+        deltas: deltas.into_iter().map(MetaDelta::Access).collect(),
+    };
+    let vhost_put = |name: &str| AccessDelta::VHostPut {
+        name: name.into(),
+        metadata: VHostMetadata::default(),
+    };
+    let permission = Permission {
+        user: "u".into(),
+        vhost: "v".into(),
+        configure: "^x".into(),
+        write: ".*".into(),
+        read: "".into(),
+    };
+    let user = User {
+        name: "u".into(),
+        password_hash: hash_password(HashingAlgorithm::Sha256, b"pw"),
+        hashing_algorithm: HashingAlgorithm::Sha256,
+        tags: vec!["monitoring".into()],
+    };
+    let setup = access(vec![
+        vhost_put("v"),
+        AccessDelta::UserPut(user.clone()),
+        AccessDelta::PermissionSet(permission.clone()),
+    ]);
+    let bytes = setup.encode();
+    assert_eq!(MetadataChange::decode(&bytes).unwrap(), setup);
+
+    let empty = MetadataSnapshot::empty(1, 1000);
+    let mut replay = MetadataReplay::new(&empty).unwrap();
+    replay.apply(&setup).unwrap();
+    // A queue in "v", then deleting "v" without deleting the queue first does not fit.
+    let mut queue_in_v = queue(1000, "q", 0);
+    queue_in_v.durable = true;
+    replay
+        .apply(&MetadataChange {
+            next_id: 1001,
+            vhost: short("v"),
+            deltas: vec![MetaDelta::QueueDeclared(queue_in_v)],
+        })
+        .unwrap();
+    let mut doomed = MetadataReplay::new(&empty).unwrap();
+    doomed.apply(&setup).unwrap();
+    assert!(doomed
+        .apply(&access(vec![AccessDelta::PermissionSet(Permission {
+            user: "missing".into(),
+            ..permission.clone()
+        })]))
+        .is_err());
+    let snapshot = replay.finish();
+    let document = snapshot.access.clone().expect("access replayed");
+    assert_eq!(document.users, vec![user]);
+    assert_eq!(document.permissions, vec![permission]);
+    assert_eq!(document.vhosts.len(), 2);
+    // The snapshot restarts the replay with the same state.
+    let decoded = MetadataSnapshot::decode(&snapshot.encode()).unwrap();
+    let mut again = MetadataReplay::new(&decoded).unwrap();
+    assert!(again
+        .apply(&access(vec![AccessDelta::VHostDeleted {
+            name: "v".into()
+        }]))
+        .is_err());
+    assert_eq!(again.finish().access, Some(document));
 }

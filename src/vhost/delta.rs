@@ -3,6 +3,7 @@
 //! applies the same deltas in the same order, so all copies stay equal version by version.
 
 use crate::protocol::{FieldTable, ShortStr};
+use crate::vhost::access_delta::AccessDelta;
 use crate::vhost::exchange::ExchangeDefinition;
 use crate::vhost::queue_definition::QueueDefinition;
 
@@ -35,6 +36,9 @@ pub enum MetaDelta {
     },
     Bound(BindingDefinition),
     Unbound(BindingDefinition),
+    /// Vhosts, users, permissions, policies, limits (`access`): applied to the registry as a
+    /// whole, not to the update's vhost.
+    Access(AccessDelta),
 }
 
 /// One atomic metadata change of one vhost.

@@ -7,19 +7,24 @@
 //!
 //! ```text
 //! snapshot: shard_count u16 | next_id u64 | vhost_count u32 | (body_len u32 | body)*
+//!           [access_len u32 | access]
 //!           body: a definitions body (definitions.rs) whose next_id and shard_count equal
 //!           the snapshot's
+//!           access: the users, vhosts, permissions, policies and limits as one JSON
+//!           `AccessDocument`; absent in snapshots written before users existed
 //! change:   next_id u64 | vhost shortstr | delta_count u32 | delta*
 //! delta:    tag u8 | fields
 //!           1 exchange declared: exchange       2 exchange deleted: name shortstr
 //!           3 queue declared:    queue          4 queue deleted:    name shortstr
 //!           5 bound:             binding        6 unbound:          binding
+//!           7 access:            json_len u32 | one `AccessDelta` as JSON
 //! ```
 //!
 //! `exchange`, `queue` and `binding` are encoded as in the definitions body
 //! (`definitions_codec`). Integers are little-endian.
 
 use crate::protocol::ShortStr;
+use crate::vhost::access::AccessDocument;
 use crate::vhost::definitions::{check, invalid, Definitions, DefinitionsError};
 use crate::vhost::definitions_codec::{
     put_binding, put_count, put_exchange, put_queue, put_short_str, read_binding, read_exchange,
@@ -34,6 +39,7 @@ const TAG_QUEUE_DECLARED: u8 = 3;
 const TAG_QUEUE_DELETED: u8 = 4;
 const TAG_BOUND: u8 = 5;
 const TAG_UNBOUND: u8 = 6;
+const TAG_ACCESS: u8 = 7;
 
 /// Every vhost's durable definitions at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +50,9 @@ pub struct MetadataSnapshot {
     pub next_id: u64,
     /// Only vhosts that hold something durable.
     pub vhosts: Vec<Definitions>,
+    /// Users, vhosts, permissions, policies; None in a log from before they existed (start-up
+    /// then installs the defaults).
+    pub access: Option<AccessDocument>,
 }
 
 /// One metadata change's durable deltas, in the order they were applied.
@@ -62,6 +71,7 @@ impl MetadataSnapshot {
             shard_count,
             next_id,
             vhosts: Vec::new(),
+            access: None,
         }
     }
 
@@ -78,6 +88,7 @@ impl MetadataSnapshot {
             shard_count,
             next_id,
             vhosts,
+            access: Some(registry.access().document()),
         }
     }
 
@@ -92,6 +103,9 @@ impl MetadataSnapshot {
             let body = definitions.encode_checked_body();
             put_count(&mut out, body.len());
             out.extend_from_slice(&body);
+        }
+        if let Some(access) = &self.access {
+            put_json(&mut out, access);
         }
         out
     }
@@ -117,7 +131,12 @@ impl MetadataSnapshot {
             check(!repeated, "vhost repeated in the snapshot")?;
             vhosts.push(definitions);
         }
-        check(cursor.is_empty(), "bytes after the last vhost")?;
+        let access = if cursor.is_empty() {
+            None
+        } else {
+            Some(read_json(&mut cursor)?)
+        };
+        check(cursor.is_empty(), "bytes after the access document")?;
         check(shard_count > 0, "shard count is zero")?;
         check(
             next_id >= Registry::FIRST_DYNAMIC_ID,
@@ -127,6 +146,7 @@ impl MetadataSnapshot {
             shard_count,
             next_id,
             vhosts,
+            access,
         })
     }
 }
@@ -163,6 +183,10 @@ impl MetadataChange {
                     out.push(TAG_UNBOUND);
                     put_binding(&mut out, binding);
                 }
+                MetaDelta::Access(access) => {
+                    out.push(TAG_ACCESS);
+                    put_json(&mut out, access);
+                }
             }
         }
         out
@@ -187,6 +211,7 @@ impl MetadataChange {
                 },
                 TAG_BOUND => MetaDelta::Bound(read_binding(&mut cursor)?),
                 TAG_UNBOUND => MetaDelta::Unbound(read_binding(&mut cursor)?),
+                TAG_ACCESS => MetaDelta::Access(read_json(&mut cursor)?),
                 _ => return Err(invalid("unknown metadata change tag")),
             };
             deltas.push(delta);
@@ -199,4 +224,20 @@ impl MetadataChange {
             deltas,
         })
     }
+}
+
+/// `len u32 | JSON`: the access part is JSON because its values are RabbitMQ's own definitions
+/// (policy definitions are free-form JSON objects), and it changes rarely.
+fn put_json<T: serde::Serialize>(out: &mut Vec<u8>, value: &T) {
+    let json = serde_json::to_vec(value).expect("access values serialise");
+    put_count(out, json.len());
+    out.extend_from_slice(&json);
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    cursor: &mut Cursor<'_>,
+) -> Result<T, DefinitionsError> {
+    let len = cursor.length()?;
+    let bytes = cursor.take(len)?;
+    serde_json::from_slice(bytes).map_err(|_| invalid("malformed access JSON"))
 }

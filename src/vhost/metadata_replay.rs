@@ -6,6 +6,8 @@
 //! generation of the log. Runs before any executor, on the main thread.
 
 use crate::ids::ShardId;
+use crate::vhost::access::AccessState;
+use crate::vhost::access_delta::AccessDelta;
 use crate::vhost::definitions::{
     apply_binding, check, check_exchange_arguments, invalid, is_standard, BindingChange,
     DefinitionsError,
@@ -20,6 +22,10 @@ pub struct MetadataReplay {
     next_id: u64,
     registry: Registry,
     changes: u64,
+    /// False while neither the snapshot nor any change held access state (a log from before
+    /// users existed): the result then has no access document, and start-up installs the
+    /// defaults.
+    has_access: bool,
 }
 
 impl MetadataReplay {
@@ -27,6 +33,11 @@ impl MetadataReplay {
     /// checked.
     pub fn new(snapshot: &MetadataSnapshot) -> Result<MetadataReplay, DefinitionsError> {
         let mut registry = Registry::new();
+        if let Some(document) = &snapshot.access {
+            let state = AccessState::from_document(document)
+                .map_err(|_| invalid("snapshot access document does not fit together"))?;
+            registry.install_access(state);
+        }
         for definitions in &snapshot.vhosts {
             let vhost = definitions.build_vhost()?;
             let slot = registry
@@ -40,22 +51,29 @@ impl MetadataReplay {
             next_id: snapshot.next_id,
             registry,
             changes: 0,
+            has_access: snapshot.access.is_some(),
         })
     }
 
     /// Applies one change after checking that every delta fits.
     pub fn apply(&mut self, change: &MetadataChange) -> Result<(), DefinitionsError> {
         check(change.next_id >= self.next_id, "next id went backwards")?;
-        let vhost = self
-            .registry
-            .vhosts
-            .get_mut(&change.vhost)
-            .ok_or(invalid("change names a vhost that does not exist"))?;
         let rules = Rules {
             next_id: change.next_id,
             shard_count: self.shard_count,
         };
         for delta in &change.deltas {
+            if let MetaDelta::Access(access) = delta {
+                check_access(&self.registry, access)?;
+                self.registry.apply_access(access);
+                self.has_access = true;
+                continue;
+            }
+            let vhost = self
+                .registry
+                .vhosts
+                .get_mut(&change.vhost)
+                .ok_or(invalid("change names a vhost that does not exist"))?;
             rules.apply(vhost, delta)?;
         }
         self.next_id = change.next_id;
@@ -70,8 +88,28 @@ impl MetadataReplay {
 
     /// What the log holds, as one snapshot.
     pub fn finish(self) -> MetadataSnapshot {
-        MetadataSnapshot::collect(&self.registry, self.next_id, self.shard_count)
+        let snapshot = MetadataSnapshot::collect(&self.registry, self.next_id, self.shard_count);
+        MetadataSnapshot {
+            access: snapshot.access.filter(|_| self.has_access),
+            ..snapshot
+        }
     }
+}
+
+/// An access change fits the state before it, and a deleted vhost holds no queue.
+fn check_access(registry: &Registry, delta: &AccessDelta) -> Result<(), DefinitionsError> {
+    registry
+        .access()
+        .check_delta(delta)
+        .map_err(|_| invalid("access change does not fit the state before it"))?;
+    if let AccessDelta::VHostDeleted { name } = delta {
+        let holds_queues = registry
+            .vhosts()
+            .find(|vhost| vhost.name.as_bytes() == name.as_bytes())
+            .is_some_and(|vhost| vhost.queues().next().is_some());
+        check(!holds_queues, "deleted vhost still holds queues")?;
+    }
+    Ok(())
 }
 
 /// The bounds a change is checked against.
@@ -119,6 +157,7 @@ impl Rules {
             }
             MetaDelta::Bound(binding) => apply_binding(vhost, binding, BindingChange::Bind)?,
             MetaDelta::Unbound(binding) => apply_binding(vhost, binding, BindingChange::Unbind)?,
+            MetaDelta::Access(_) => unreachable!("access deltas are applied to the registry"),
         }
         Ok(())
     }

@@ -4,6 +4,8 @@
 //! applied here, identically everywhere. Must not hold messages or consumers: those belong to
 //! the queue's owner shard.
 
+pub mod access;
+pub mod access_delta;
 pub mod definitions;
 pub mod definitions_codec;
 pub mod delta;
@@ -12,6 +14,7 @@ pub mod header_value;
 pub mod metadata_record;
 pub mod metadata_replay;
 pub mod names;
+pub mod password;
 pub mod queue_arguments;
 pub mod queue_definition;
 pub mod route;
@@ -22,11 +25,12 @@ use crate::fast_map::FastMap;
 use crate::ids::{ExchangeId, QueueId};
 use crate::protocol::{FieldTable, FieldValue, ShortStr};
 use crate::routing::ExchangeKind;
+use access_delta::AccessDelta;
 use delta::{BindingDefinition, DestinationName, MetaDelta, MetaUpdate};
 use exchange::{Destination, Exchange, ExchangeDefinition};
 use queue_definition::QueueDefinition;
 
-/// The name of the only vhost that exists until vhost management lands.
+/// The vhost every broker starts with.
 pub const DEFAULT_VHOST: &str = "/";
 
 /// The exchanges every vhost is created with (name, kind, internal).
@@ -140,6 +144,7 @@ impl VHost {
                     .expect("binding arguments were validated before broadcast");
                 assert!(added, "binding added twice");
             }
+            MetaDelta::Access(_) => unreachable!("the registry applies access deltas"),
             MetaDelta::Unbound(binding) => {
                 let (source, destination, arguments) = self.resolve_binding(binding);
                 let exchange = self
@@ -222,6 +227,8 @@ pub fn binding_arguments(arguments: &FieldTable) -> Vec<(Vec<u8>, FieldValue)> {
 pub struct Registry {
     version: u64,
     vhosts: FastMap<ShortStr, VHost>,
+    /// Users, vhost metadata, permissions, policies.
+    access: access::AccessState,
 }
 
 impl Default for Registry {
@@ -231,14 +238,22 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// Ids below this are reserved for the standard exchanges of the default vhost.
+    /// Ids below this are reserved for the standard exchanges of every vhost.
     pub const FIRST_DYNAMIC_ID: u64 = 1000;
 
+    /// A registry with the vhost `/` and no users: start-up installs the stored (or default)
+    /// access state.
     pub fn new() -> Registry {
-        let mut vhosts = FastMap::default();
-        let name = ShortStr::from_static(DEFAULT_VHOST);
-        vhosts.insert(name.clone(), VHost::new(name, 1));
-        Registry { version: 0, vhosts }
+        let mut registry = Registry {
+            version: 0,
+            vhosts: FastMap::default(),
+            access: access::AccessState::default(),
+        };
+        registry.apply_access(&AccessDelta::VHostPut {
+            name: DEFAULT_VHOST.to_owned(),
+            metadata: access::VHostMetadata::default(),
+        });
+        registry
     }
 
     pub fn version(&self) -> u64 {
@@ -257,20 +272,72 @@ impl Registry {
         self.vhosts.values()
     }
 
+    pub fn access(&self) -> &access::AccessState {
+        &self.access
+    }
+
     /// Applies a broadcast update; updates arrive in version order on every shard.
     pub fn apply(&mut self, update: &MetaUpdate) {
         assert!(
             update.version > self.version,
             "metadata updates arrive in order"
         );
-        let vhost = self
-            .vhosts
-            .get_mut(&update.vhost)
-            .expect("updates name an existing vhost");
         for delta in &update.deltas {
-            vhost.apply(delta);
+            self.apply_delta(&update.vhost, delta);
         }
         self.version = update.version;
+    }
+
+    /// Applies one delta of `vhost`'s update (access deltas name their own objects).
+    pub fn apply_delta(&mut self, vhost: &ShortStr, delta: &MetaDelta) {
+        match delta {
+            MetaDelta::Access(access) => self.apply_access(access),
+            other => self
+                .vhosts
+                .get_mut(vhost)
+                .expect("updates name an existing vhost")
+                .apply(other),
+        }
+    }
+
+    /// Applies an access delta, creating or dropping the routing side of a vhost with it. A
+    /// deleted vhost's queues were deleted by their owners before.
+    pub fn apply_access(&mut self, delta: &AccessDelta) {
+        match delta {
+            AccessDelta::VHostPut { name, .. } => {
+                let key = ShortStr::copy_from_str(name).expect("vhost names were checked");
+                self.vhosts
+                    .entry(key.clone())
+                    .or_insert_with(|| VHost::new(key, 1));
+            }
+            AccessDelta::VHostDeleted { name } => {
+                let key = ShortStr::copy_from_str(name).expect("vhost names were checked");
+                let removed = self.vhosts.remove(&key).expect("deleted vhost exists");
+                assert!(
+                    removed.queues.is_empty(),
+                    "a vhost's queues are deleted before the vhost"
+                );
+            }
+            _ => {}
+        }
+        self.access.apply(delta);
+    }
+
+    /// Replaces the access state (start-up, from the metadata log), creating every vhost it
+    /// names.
+    pub fn install_access(&mut self, state: access::AccessState) {
+        self.vhosts.retain(|name, vhost| {
+            let kept = state.vhosts.contains_key(&name.to_string_lossy());
+            assert!(kept || vhost.queues.is_empty(), "a dropped vhost is empty");
+            kept
+        });
+        for name in state.vhosts.keys() {
+            let key = ShortStr::copy_from_str(name).expect("vhost names were checked");
+            self.vhosts
+                .entry(key.clone())
+                .or_insert_with(|| VHost::new(key, 1));
+        }
+        self.access = state;
     }
 
     /// Marks a locally applied update (the metadata shard applies deltas as it makes them).

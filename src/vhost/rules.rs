@@ -93,6 +93,7 @@ impl<'a> Change<'a> {
                         DestinationName::Exchange(name) => durable_exchange(name),
                     }
             }
+            MetaDelta::Access(access) => access.is_durable(),
         }
     }
 

@@ -190,16 +190,27 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(broker: &Broker) -> Client {
-        let args = OpenConnectionArguments::new("127.0.0.1", broker.port(), "guest", "guest");
-        let connection = within("connection.open", Connection::open(&args))
+        Client::connect_as(broker, "guest", "guest", "/")
             .await
-            .expect("open connection");
+            .expect("open connection")
+    }
+
+    /// Logs in as `user` on `vhost`; Err if the broker refuses.
+    pub async fn connect_as(
+        broker: &Broker,
+        user: &str,
+        password: &str,
+        vhost: &str,
+    ) -> std::result::Result<Client, amqprs::error::Error> {
+        let mut args = OpenConnectionArguments::new("127.0.0.1", broker.port(), user, password);
+        args.virtual_host(vhost);
+        let connection = within("connection.open", Connection::open(&args)).await?;
         let (sender, closes) = mpsc::unbounded_channel();
         connection
             .register_callback(ConnectionEvents(sender))
             .await
             .expect("register connection callback");
-        Client { connection, closes }
+        Ok(Client { connection, closes })
     }
 
     /// A new channel with its event stream.
