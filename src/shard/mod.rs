@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod dead_letter;
 pub mod dedup;
+pub mod definitions_transfer;
 pub mod delayed;
 pub mod endpoint;
 pub mod fault;
