@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod metadata_recovery;
 pub mod metadata_writer;
 pub mod notify;
+pub mod operator_messages;
 pub mod pending;
 pub mod persistence;
 pub mod pressure;
@@ -229,6 +230,9 @@ impl Shard {
             ),
             message::Confirm::DeadLetter { shard, token } => {
                 self.send(shard, message::ShardMessage::DeadLettered { token, ok });
+            }
+            message::Confirm::Reply(reply_to) => {
+                self.reply(reply_to, message::Reply::Confirmed { ok });
             }
         }
     }
