@@ -487,24 +487,29 @@ pub const APPLY_TO_VALUES: [&str; 6] = [
     "streams",
 ];
 
+/// RabbitMQ's `rabbit_policy:validate/5`: the pattern, apply-to and every key of the
+/// definition, with RabbitMQ's texts (`rabbit_runtime_parameters:format_error/1` puts them
+/// under "Validation failed").
 fn check_policy(policy: &Policy) -> Result<(), AccessRefusal> {
-    use AccessRefusal::BadRequest;
+    let failed = |line: String| AccessRefusal::BadRequest(format!("Validation failed\n\n{line}\n"));
     if policy.name.is_empty() {
-        return Err(BadRequest("policy name must not be empty".into()));
+        return Err(AccessRefusal::BadRequest(
+            "policy name must not be empty".into(),
+        ));
     }
-    Pattern::compile(&policy.pattern).map_err(BadRequest)?;
+    crate::vhost::policy::compile_pattern(&policy.pattern).map_err(|error| {
+        failed(format!(
+            "pattern should be regular expression but is invalid: {error}"
+        ))
+    })?;
     if !APPLY_TO_VALUES.contains(&policy.apply_to.as_str()) {
-        return Err(BadRequest(format!(
-            "Invalid apply-to value: '{}'",
+        return Err(failed(format!(
+            "apply-to '{}' unrecognised; should be one of: 'queues', 'classic_queues',  \
+             'quorum_queues', 'streams', 'exchanges', or 'all'",
             policy.apply_to
         )));
     }
-    if policy.definition.is_empty() {
-        return Err(BadRequest(
-            "Validation failed\n\nno policy definition given".into(),
-        ));
-    }
-    Ok(())
+    crate::vhost::policy::validate_definition(policy.kind, &policy.definition).map_err(failed)
 }
 
 #[cfg(test)]

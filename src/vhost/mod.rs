@@ -17,6 +17,7 @@ pub mod metadata_record;
 pub mod metadata_replay;
 pub mod names;
 pub mod password;
+pub mod policy;
 pub mod queue_arguments;
 pub mod queue_definition;
 pub mod route;
