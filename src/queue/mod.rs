@@ -9,6 +9,7 @@ pub mod death;
 pub mod entry;
 pub mod expiry;
 pub mod message;
+pub mod policy_settings;
 pub mod ready;
 pub mod record;
 pub mod residency;
@@ -202,6 +203,10 @@ pub struct Queue {
     pub durable: bool,
     /// `x-message-deduplication`: the header values of the messages in the queue.
     dedup: Option<Box<DedupValues>>,
+    /// Queue-TTL deadlines are kept one by one, not as runs: the queue holds messages from
+    /// before its TTL changed (`apply_settings`, `restore`), with no deadline or a later one,
+    /// that a run would take with it. Cleared when the queue is empty again.
+    ttl_singles: bool,
 }
 
 /// The deduplication header values of the messages a deduplicating queue holds, ready or
@@ -255,6 +260,7 @@ impl Queue {
             fetching: false,
             durable,
             dedup: None,
+            ttl_singles: false,
         }
     }
 
@@ -269,6 +275,32 @@ impl Queue {
             .then(|| Box::new(DedupValues::default()));
         self.settings = settings;
         self
+    }
+
+    /// Replaces the effective settings of a live queue, as a policy changed them
+    /// (docs/rabbitmq-compatibility.md §16): length limits apply now (drop-head drops, or
+    /// dead-letters, from the head: `take_leaving`), a changed `expires` counts from now,
+    /// messages already queued keep the deadlines they got. True if anything changed.
+    pub fn apply_settings(&mut self, settings: QueueSettings, now: u64) -> bool {
+        if settings == self.settings {
+            return false;
+        }
+        assert_eq!(
+            settings.priority_levels(),
+            self.settings.priority_levels(),
+            "no policy sets x-max-priority"
+        );
+        let holds_messages = !self.ready.is_empty() || !self.unacked.is_empty();
+        if settings.message_ttl != self.settings.message_ttl && holds_messages {
+            self.ttl_singles = true;
+        }
+        if settings.expires != self.settings.expires {
+            self.touch(now);
+        }
+        self.special = settings.affects_publish();
+        self.settings = settings;
+        self.drop_over_limits();
+        true
     }
 
     /// Makes a new queue a delay store.
@@ -400,11 +432,14 @@ impl Queue {
 
     /// Deadline bookkeeping and length limits after a new message joined the ready list.
     fn after_enqueue(&mut self, id: MessageId, message_ttl: Option<u32>, now: u64) {
+        if self.ttl_singles && self.ready.len() == 1 && self.unacked.is_empty() {
+            self.ttl_singles = false;
+        }
         if let Some(ttl) = self.effective_ttl(message_ttl) {
             let deadline = now + u64::from(ttl);
             // The queue's TTL gives deadlines that grow with ids (runs); a shorter one of the
             // message's own does not.
-            if self.settings.message_ttl == Some(ttl) {
+            if self.settings.message_ttl == Some(ttl) && !self.ttl_singles {
                 self.expiry.add_queue_ttl(id, deadline);
             } else {
                 self.expiry.add_single(id, deadline);
@@ -654,7 +689,14 @@ impl Queue {
         // D, which holds because an earlier deadline above D would have been kept as a single.
         // So a recovered TTL queue costs runs, not a deadline per message. Without a queue TTL
         // some messages have no deadline, and a run would take them too: singles only.
-        let runs = self.settings.message_ttl.is_some();
+        // A message from before a policy gave the queue its TTL has no deadline: singles then,
+        // and for the messages that follow it (`ttl_singles`).
+        let with_deadline = deadlines
+            .iter()
+            .filter(|(id, _)| self.ready.get_mut(*id).is_some())
+            .count();
+        self.ttl_singles = with_deadline < self.ready.len();
+        let runs = self.settings.message_ttl.is_some() && !self.ttl_singles;
         for &(id, deadline) in deadlines {
             if self.ready.get_mut(id).is_some() {
                 if runs {

@@ -300,3 +300,55 @@ fn a_deduplicating_queue_frees_a_value_when_its_message_leaves() {
     assert!(queue.admits_dedup_value(&value), "taken without ack");
     queue.check_invariants();
 }
+
+#[test]
+fn lowering_max_length_on_a_live_queue_drops_from_the_head_at_once() {
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false)
+        .with_settings(ShortStr::from_static("/"), settings::QueueSettings::default());
+    for body in ["a", "b", "c", "d"] {
+        queue.enqueue(message(body));
+    }
+    let limited = settings::QueueSettings {
+        max_length: Some(2),
+        ..Default::default()
+    };
+    assert!(queue.apply_settings(limited.clone(), expiry::now_ms()));
+    assert!(!queue.apply_settings(limited, expiry::now_ms()), "unchanged");
+    assert_eq!(queue.ready_count(), 2);
+    assert!(queue.has_special_settings());
+    let channel = ChannelKey {
+        connection: ConnectionId::new(crate::ids::ShardId(0), 1),
+        channel: ChannelId(1),
+    };
+    let (_, _, head) = got(queue.get(channel, true, &mut Vec::new()));
+    assert_eq!(&head.body[..], b"c");
+    // Cleared: nothing comes back, and the limit no longer holds.
+    assert!(queue.apply_settings(settings::QueueSettings::default(), expiry::now_ms()));
+    for body in ["e", "f", "g"] {
+        queue.enqueue(message(body));
+    }
+    assert_eq!(queue.ready_count(), 4);
+    queue.check_invariants();
+}
+
+#[test]
+fn a_ttl_set_on_a_live_queue_leaves_earlier_messages_without_a_deadline() {
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false)
+        .with_settings(ShortStr::from_static("/"), settings::QueueSettings::default());
+    queue.enqueue(message("old"));
+    let ttl = settings::QueueSettings {
+        message_ttl: Some(1000),
+        ..Default::default()
+    };
+    assert!(queue.apply_settings(ttl, expiry::now_ms()));
+    queue.enqueue(message("new"));
+    queue.expire(expiry::now_ms() + 5000);
+    assert_eq!(queue.ready_count(), 1, "only the new message expired");
+    let channel = ChannelKey {
+        connection: ConnectionId::new(crate::ids::ShardId(0), 1),
+        channel: ChannelId(1),
+    };
+    let (_, _, head) = got(queue.get(channel, true, &mut Vec::new()));
+    assert_eq!(&head.body[..], b"old");
+    queue.check_invariants();
+}

@@ -29,6 +29,7 @@ pub mod notify;
 pub mod operator_messages;
 pub mod pending;
 pub mod persistence;
+pub mod policies;
 pub mod pressure;
 pub mod queues;
 pub mod recovery;

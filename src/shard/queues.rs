@@ -12,7 +12,6 @@ use crate::queue::consumer::{ChannelKey, Consumer, ConsumerKey, FLOW_CREDIT_INIT
 use crate::queue::expiry::now_ms;
 use crate::queue::message::Message;
 use crate::queue::record::RecordEntry;
-use crate::queue::settings::QueueSettings;
 use crate::queue::{
     Admission, ConsumeRefusal, Delivery, GetOutcome, Gone, Queue, SettleAction, SettleOutcome,
     StoredAt,
@@ -27,6 +26,7 @@ use crate::shard::persistence::Waiting;
 use crate::shard::Shard;
 use crate::shard::{dead_letter, fetcher, timers};
 use crate::vhost::delta::MetaDelta;
+use crate::vhost::policy::VHostPolicies;
 use crate::vhost::queue_definition::QueueDefinition;
 use crate::vhost::rules::no_queue;
 use bytes::Bytes;
@@ -226,14 +226,23 @@ pub fn record_gone(shard: &Rc<Shard>, queue: QueueId, gone: &[Gone]) {
 
 /// Creates the runtime of every queue a metadata update declares on this shard, as the update
 /// is applied: a publish that routed to the queue finds it however it raced the declare.
+/// Its settings are its arguments under the vhost's policies; an update that changes
+/// policies changes the settings of the queues already here (`policies`).
 pub fn install_declared(shard: &Rc<Shard>, vhost: &ShortStr, deltas: &[MetaDelta]) {
     super::delayed::follow_vhosts(shard, deltas);
+    install_queues(shard, vhost, deltas);
+    super::policies::follow_policy_changes(shard, deltas);
+}
+
+fn install_queues(shard: &Rc<Shard>, vhost: &ShortStr, deltas: &[MetaDelta]) {
+    let registry = shard.registry.borrow();
+    let policies = VHostPolicies::of(registry.access(), &vhost.to_string_lossy());
     let mut queues = shard.queues.borrow_mut();
     for delta in deltas {
         if let MetaDelta::QueueDeclared(definition) = delta {
             if definition.owner_shard == shard.id && !queues.contains_key(&definition.id) {
-                // Checked when declared; arguments read back from the log were too.
-                let settings = QueueSettings::parse(&definition.arguments).unwrap_or_default();
+                // Arguments were checked when declared, and when read back from the log.
+                let settings = super::policies::settings_for(&policies, definition);
                 let mut queue = Queue::new(
                     definition.id,
                     definition.name.clone(),
