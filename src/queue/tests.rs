@@ -303,8 +303,10 @@ fn a_deduplicating_queue_frees_a_value_when_its_message_leaves() {
 
 #[test]
 fn lowering_max_length_on_a_live_queue_drops_from_the_head_at_once() {
-    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false)
-        .with_settings(ShortStr::from_static("/"), settings::QueueSettings::default());
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false).with_settings(
+        ShortStr::from_static("/"),
+        settings::QueueSettings::default(),
+    );
     for body in ["a", "b", "c", "d"] {
         queue.enqueue(message(body));
     }
@@ -313,7 +315,10 @@ fn lowering_max_length_on_a_live_queue_drops_from_the_head_at_once() {
         ..Default::default()
     };
     assert!(queue.apply_settings(limited.clone(), expiry::now_ms()));
-    assert!(!queue.apply_settings(limited, expiry::now_ms()), "unchanged");
+    assert!(
+        !queue.apply_settings(limited, expiry::now_ms()),
+        "unchanged"
+    );
     assert_eq!(queue.ready_count(), 2);
     assert!(queue.has_special_settings());
     let channel = ChannelKey {
@@ -333,8 +338,10 @@ fn lowering_max_length_on_a_live_queue_drops_from_the_head_at_once() {
 
 #[test]
 fn a_ttl_set_on_a_live_queue_leaves_earlier_messages_without_a_deadline() {
-    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false)
-        .with_settings(ShortStr::from_static("/"), settings::QueueSettings::default());
+    let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, false).with_settings(
+        ShortStr::from_static("/"),
+        settings::QueueSettings::default(),
+    );
     queue.enqueue(message("old"));
     let ttl = settings::QueueSettings {
         message_ttl: Some(1000),

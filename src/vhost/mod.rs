@@ -55,6 +55,9 @@ pub struct VHost {
     exchange_names: FastMap<ExchangeId, ShortStr>,
     queues: FastMap<ShortStr, QueueDefinition>,
     queue_names: FastMap<QueueId, ShortStr>,
+    /// The policies that apply to exchanges, best first, with their `alternate-exchange`:
+    /// what an exchange without the argument routes its unroutable messages to.
+    policy_alternates: Vec<policy::ExchangeAlternate>,
 }
 
 impl VHost {
@@ -67,6 +70,7 @@ impl VHost {
             exchange_names: FastMap::default(),
             queues: FastMap::default(),
             queue_names: FastMap::default(),
+            policy_alternates: Vec::new(),
         };
         for (index, (name, kind, internal)) in STANDARD_EXCHANGES.iter().enumerate() {
             let id = first_exchange_id + u64::try_from(index).expect("seven exchanges fit u64");
@@ -200,8 +204,32 @@ impl VHost {
         self.exchange_names
             .insert(definition.id, definition.name.clone());
         let name = definition.name.clone();
-        let old = self.exchanges.insert(name, Exchange::new(definition));
+        let mut exchange = Exchange::new(definition);
+        exchange.alternate_exchange = self.alternate_of(&exchange);
+        let old = self.exchanges.insert(name, exchange);
         assert!(old.is_none(), "exchange declared twice");
+    }
+
+    /// Replaces the policies that give exchanges an alternate exchange, and applies them.
+    pub fn set_policy_alternates(&mut self, alternates: Vec<policy::ExchangeAlternate>) {
+        self.policy_alternates = alternates;
+        let mut exchanges = std::mem::take(&mut self.exchanges);
+        for exchange in exchanges.values_mut() {
+            exchange.alternate_exchange = self.alternate_of(exchange);
+        }
+        self.exchanges = exchanges;
+    }
+
+    /// `rabbit_policy:get_arg/3`: the `alternate-exchange` argument wins over the policy's
+    /// key. The default exchange has none (RabbitMQ routes it before alternates).
+    fn alternate_of(&self, exchange: &Exchange) -> Option<ShortStr> {
+        if exchange.name().is_empty() {
+            return None;
+        }
+        exchange
+            .definition
+            .alternate_exchange()
+            .or_else(|| policy::alternate_for(&self.policy_alternates, exchange.name()))
     }
 
     fn remove_exchange(&mut self, name: &ShortStr) {
@@ -324,6 +352,22 @@ impl Registry {
             _ => {}
         }
         self.access.apply(delta);
+        match delta {
+            AccessDelta::PolicySet(access::Policy { vhost, .. })
+            | AccessDelta::PolicyCleared { vhost, .. } => self.refresh_policy_alternates(vhost),
+            _ => {}
+        }
+    }
+
+    /// Gives the exchanges of `vhost` the alternate exchanges its policies now set.
+    fn refresh_policy_alternates(&mut self, vhost: &str) {
+        let alternates = policy::exchange_alternates(&self.access, vhost);
+        let Some(key) = ShortStr::copy_from_str(vhost) else {
+            return;
+        };
+        if let Some(routing) = self.vhosts.get_mut(&key) {
+            routing.set_policy_alternates(alternates);
+        }
     }
 
     /// Replaces the access state (start-up, from the metadata log), creating every vhost it
@@ -341,6 +385,10 @@ impl Registry {
                 .or_insert_with(|| VHost::new(key, 1));
         }
         self.access = state;
+        let names: Vec<String> = self.access.vhosts.keys().cloned().collect();
+        for name in names {
+            self.refresh_policy_alternates(&name);
+        }
     }
 
     /// Marks a locally applied update (the metadata shard applies deltas as it makes them).

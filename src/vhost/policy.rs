@@ -14,6 +14,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::protocol::ShortStr;
 use crate::queue::settings::QueueType;
 use crate::vhost::access::{AccessState, Pattern, Policy, PolicyKind};
 
@@ -121,6 +122,40 @@ impl<'a> VHostPolicies<'a> {
             ),
         }
     }
+}
+
+/// A policy that applies to exchanges, with the `alternate-exchange` it sets (if any).
+#[derive(Debug, Clone)]
+pub struct ExchangeAlternate {
+    pattern: Pattern,
+    alternate: Option<ShortStr>,
+}
+
+/// The vhost's policies (not operator policies, which cannot set it) that apply to
+/// exchanges, best first.
+pub fn exchange_alternates(access: &AccessState, vhost: &str) -> Vec<ExchangeAlternate> {
+    VHostPolicies::of(access, vhost)
+        .policies
+        .into_iter()
+        .filter(|compiled| applies_to(&compiled.policy.apply_to, PolicyTarget::Exchange))
+        .map(|compiled| ExchangeAlternate {
+            alternate: compiled
+                .policy
+                .definition
+                .get("alternate-exchange")
+                .and_then(Value::as_str)
+                .and_then(ShortStr::copy_from_str),
+            pattern: compiled.pattern,
+        })
+        .collect()
+}
+
+/// The alternate exchange the best policy matching `name` sets.
+pub fn alternate_for(alternates: &[ExchangeAlternate], name: &ShortStr) -> Option<ShortStr> {
+    alternates
+        .iter()
+        .find(|policy| policy.pattern.matches(name.as_bytes()))
+        .and_then(|policy| policy.alternate.clone())
 }
 
 /// A policy pattern: a regex matched anywhere in the name, where (unlike a permission) `""`

@@ -294,3 +294,75 @@ fn a_refused_policy_change_says_validation_failed() {
         Err(AccessRefusal::BadRequest(text)) if text.contains("apply-to 'nothing' unrecognised")
     ));
 }
+
+#[test]
+fn a_policy_gives_exchanges_an_alternate_exchange_unless_they_have_the_argument() {
+    use crate::ids::ExchangeId;
+    use crate::protocol::{FieldTable, FieldValue};
+    use crate::routing::ExchangeKind;
+    use crate::vhost::delta::MetaDelta;
+    use crate::vhost::exchange::ExchangeDefinition;
+    use crate::vhost::Registry;
+
+    let vhost = ShortStr::from_static("/");
+    let declare =
+        |registry: &mut Registry, id: u64, name: &'static str, ae: Option<&'static str>| {
+            let mut arguments = FieldTable::new();
+            if let Some(ae) = ae {
+                arguments.insert(
+                    ShortStr::from_static("alternate-exchange"),
+                    FieldValue::LongStr(bytes::Bytes::from_static(ae.as_bytes())),
+                );
+            }
+            let definition = ExchangeDefinition {
+                id: ExchangeId(id),
+                name: ShortStr::from_static(name),
+                kind: ExchangeKind::Direct,
+                durable: true,
+                auto_delete: false,
+                internal: false,
+                delayed: false,
+                arguments,
+            };
+            registry.apply_delta(&vhost, &MetaDelta::ExchangeDeclared(definition));
+        };
+    let alternate = |registry: &Registry, name: &'static str| {
+        registry
+            .vhost(&vhost)
+            .and_then(|v| v.exchange(&ShortStr::from_static(name)))
+            .and_then(|x| x.alternate_exchange.clone())
+            .map(|ae| ae.to_string_lossy())
+    };
+    let mut registry = Registry::new();
+    declare(&mut registry, 1000, "orders", None);
+    declare(&mut registry, 1001, "own", Some("mine"));
+    let set = AccessDelta::PolicySet(policy(
+        PolicyKind::Policy,
+        "ae",
+        ".*",
+        "exchanges",
+        0,
+        json!({"alternate-exchange": "lost"}),
+    ));
+    registry.apply_access(&set);
+    declare(&mut registry, 1002, "later", None);
+    assert_eq!(alternate(&registry, "orders").as_deref(), Some("lost"));
+    assert_eq!(alternate(&registry, "later").as_deref(), Some("lost"));
+    assert_eq!(
+        alternate(&registry, "own").as_deref(),
+        Some("mine"),
+        "the argument wins"
+    );
+    assert_eq!(
+        alternate(&registry, "").as_deref(),
+        None,
+        "not the default exchange"
+    );
+    registry.apply_access(&AccessDelta::PolicyCleared {
+        kind: PolicyKind::Policy,
+        vhost: "/".into(),
+        name: "ae".into(),
+    });
+    assert_eq!(alternate(&registry, "orders"), None);
+    assert_eq!(alternate(&registry, "own").as_deref(), Some("mine"));
+}
