@@ -235,6 +235,13 @@ pub fn install_declared(shard: &Rc<Shard>, vhost: &ShortStr, deltas: &[MetaDelta
 }
 
 fn install_queues(shard: &Rc<Shard>, vhost: &ShortStr, deltas: &[MetaDelta]) {
+    let declares_here = deltas.iter().any(|delta| {
+        matches!(delta, MetaDelta::QueueDeclared(definition) if definition.owner_shard == shard.id)
+    });
+    if !declares_here {
+        return;
+    }
+    // Patterns are compiled once per update, and only when it declares a queue here.
     let registry = shard.registry.borrow();
     let policies = VHostPolicies::of(registry.access(), &vhost.to_string_lossy());
     let mut queues = shard.queues.borrow_mut();
