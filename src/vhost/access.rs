@@ -286,6 +286,26 @@ impl AccessState {
 
     /// Why `delta` does not fit this state, if it does not: what the metadata shard refuses
     /// (as the peer's fault) and what replay refuses (as a log that does not fit together).
+    /// `check_delta` for a change read back from the metadata log: a stored policy is taken
+    /// as long as its vhost exists and its pattern compiles, so a stricter check of
+    /// definition keys in a later version never stops a broker from starting.
+    pub fn check_stored(&self, delta: &AccessDelta) -> Result<(), AccessRefusal> {
+        match delta {
+            AccessDelta::PolicySet(policy) => {
+                if !self.vhosts.contains_key(&policy.vhost) {
+                    return Err(AccessRefusal::NotFound(format!(
+                        "vhost '{}' does not exist",
+                        policy.vhost
+                    )));
+                }
+                crate::vhost::policy::compile_pattern(&policy.pattern)
+                    .map(|_| ())
+                    .map_err(|error| AccessRefusal::BadRequest(error.to_string()))
+            }
+            other => self.check_delta(other),
+        }
+    }
+
     pub fn check_delta(&self, delta: &AccessDelta) -> Result<(), AccessRefusal> {
         use AccessRefusal::{BadRequest, NotFound};
         let vhost_exists = |name: &String| {
@@ -399,7 +419,7 @@ impl AccessState {
     pub fn from_document(document: &AccessDocument) -> Result<AccessState, AccessRefusal> {
         let mut state = AccessState::default();
         for delta in document.deltas() {
-            state.check_delta(&delta)?;
+            state.check_stored(&delta)?;
             state.apply(&delta);
         }
         Ok(state)

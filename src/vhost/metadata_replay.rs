@@ -100,7 +100,7 @@ impl MetadataReplay {
 fn check_access(registry: &Registry, delta: &AccessDelta) -> Result<(), DefinitionsError> {
     registry
         .access()
-        .check_delta(delta)
+        .check_stored(delta)
         .map_err(|_| invalid("access change does not fit the state before it"))?;
     if let AccessDelta::VHostDeleted { name } = delta {
         let holds_queues = registry
