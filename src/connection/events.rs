@@ -18,6 +18,7 @@ use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
 use crate::shard::message::{
     AckDeadline, ConnectionEvent, ConsumeOk, StorageAlarm, UnackedDelivery,
 };
+use crate::shard::stats::ConnectionStats;
 
 impl ConnectionEndpoint for ConnectionShared {
     fn handle_event(&self, event: ConnectionEvent) {
@@ -59,6 +60,10 @@ impl ConnectionEndpoint for ConnectionShared {
             0,
         );
     }
+
+    fn stats(&self) -> ConnectionStats {
+        crate::connection::stats::collect(self)
+    }
 }
 
 fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
@@ -87,6 +92,12 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
             };
             let ack_deadline = AckDeadline::starting_now(consumer.ack_timeout_ms);
             let tag = open.next_tag();
+            if no_ack {
+                open.counters.deliver_no_ack += 1;
+            } else {
+                open.counters.deliver += 1;
+            }
+            open.counters.redeliver += u64::from(redelivered);
             if !no_ack {
                 open.unacked.insert(
                     tag.0,

@@ -25,6 +25,7 @@ pub mod publish;
 pub mod queue_methods;
 pub mod requests;
 pub mod server_properties;
+pub mod stats;
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
@@ -93,6 +94,12 @@ impl ConnectionState {
 pub struct ConnectionShared {
     pub id: ConnectionId,
     pub peer: SocketAddr,
+    /// Our end of the socket (the management API names connections by both ends).
+    pub local: SocketAddr,
+    /// When the handshake finished, ms since the epoch.
+    pub connected_at_ms: u64,
+    /// What the frame reader has read, for the statistics.
+    pub received: Rc<crate::shard::stats::SocketCounters>,
     pub output: Output,
     pub state: RefCell<ConnectionState>,
     pub last_read: Cell<Instant>,
@@ -121,6 +128,11 @@ impl ConnectionShared {
 
     pub fn is_closing(&self) -> bool {
         self.closing.get()
+    }
+
+    /// connection.blocked was sent and not yet lifted.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.get()
     }
 
     /// Starts closing the connection with a connection.close; the socket is shut if the
@@ -167,6 +179,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         Ok(peer) => peer,
         Err(_) => return,
     };
+    let local = stream.local_addr().unwrap_or(peer);
     let _ = stream.set_nodelay(true);
     let writer_stream = match io::duplicate_socket(&stream) {
         Ok(writer) => writer,
@@ -200,6 +213,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let connection = Rc::new(ConnectionShared {
         id,
         peer,
+        local,
+        connected_at_ms: crate::queue::expiry::now_ms(),
+        received: reader.received(),
         output: negotiated.output,
         state: RefCell::new(negotiated.state),
         last_read: Cell::new(Instant::now()),

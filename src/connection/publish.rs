@@ -200,6 +200,7 @@ fn route_once(
     if !route.extra_keys.is_empty() {
         route_extra_keys(vhost, exchange, route.extra_keys, &routed, scratch, queues);
     }
+    exchange.counters.published(!queues.is_empty());
     scratch.dedup_undecided.sort_unstable();
     scratch.dedup_undecided.dedup();
     Ok(RoutePass::Undecided(scratch.dedup_undecided.clone()))
@@ -230,9 +231,13 @@ fn send_routed(
         state.route_queues = queues;
         return;
     };
+    open.counters.publish += 1;
     if queues.is_empty() {
         if mandatory {
+            open.counters.return_unroutable += 1;
             return_unroutable(connection, channel, &message, frame_max);
+        } else {
+            open.counters.drop_unroutable += 1;
         }
         if let Some(tracker) = open.confirm.as_mut() {
             tracker.publish(0);
