@@ -26,6 +26,7 @@ pub mod connection;
 pub mod exception;
 pub mod fast_map;
 pub mod ids;
+pub mod management;
 pub use hare_protocol as protocol;
 pub mod queue;
 pub mod routing;

@@ -63,6 +63,17 @@ impl ForcedClose {
 /// future is boxed once per connection, never per message.
 pub type ServeConnection = fn(Rc<Shard>, TcpStream) -> BoxedLocal<()>;
 
+/// Serves the control plane (the management HTTP API and the metrics endpoint) on the
+/// metadata shard, from the listeners start-up bound. Runs in its own task queue with fewer
+/// shares than the data path; the future ends when the shard shuts down.
+pub type ServeControl = fn(Rc<Shard>, ControlListeners) -> BoxedLocal<()>;
+
+/// The control plane's listening sockets, each present if configured.
+pub struct ControlListeners {
+    pub management: Option<glommio::net::TcpListener>,
+    pub metrics: Option<glommio::net::TcpListener>,
+}
+
 /// The connections a shard owns, by id.
 #[derive(Default)]
 pub struct Connections {

@@ -19,7 +19,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
 use crate::ids::ShardId;
-use crate::shard::endpoint::{ForcedClose, ServeConnection};
+use crate::shard::endpoint::{ControlListeners, ForcedClose, ServeConnection, ServeControl};
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
@@ -81,6 +81,9 @@ pub enum StartError {
 /// A running broker: where it listens, and how to stop it.
 pub struct Broker {
     pub local_addr: SocketAddr,
+    /// Where the management API and the metrics endpoint listen, if configured.
+    pub management_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     ticker: std::thread::JoinHandle<()>,
@@ -110,9 +113,13 @@ impl Broker {
     }
 }
 
-/// Checks the host, binds the listener and starts the shards; every shard serves the sockets
-/// it is handed with `serve`.
-pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, StartError> {
+/// Checks the host, binds the listeners and starts the shards; every shard serves the sockets
+/// it is handed with `serve`, and shard 0 serves the control plane with `control`.
+pub fn start(
+    mut config: Config,
+    serve: ServeConnection,
+    control: ServeControl,
+) -> Result<Broker, StartError> {
     assert!(config.shards >= 1);
     assert!(config.shards <= usize::from(u16::MAX));
     check_io_uring()?;
@@ -130,6 +137,19 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
     let definitions = Arc::new(metadata.snapshot);
     let (listener, local_addr) = bind_listener(config.listen)?;
     let mut listener_fd = Some(listener.into_raw_fd());
+    let management = config.management_listen.map(bind_listener).transpose()?;
+    let metrics = config.metrics_listen.map(bind_listener).transpose()?;
+    let management_addr = management.as_ref().map(|(_, address)| *address);
+    let metrics_addr = metrics.as_ref().map(|(_, address)| *address);
+    // Every shard sees the addresses actually bound (port 0 picks one): the management API
+    // reports them and checks them in its port-listener health check.
+    config.listen = local_addr;
+    config.management_listen = management_addr;
+    config.metrics_listen = metrics_addr;
+    let mut control_fds = Some(ControlFds {
+        management: management.map(|(listener, _)| listener.into_raw_fd()),
+        metrics: metrics.map(|(listener, _)| listener.into_raw_fd()),
+    });
 
     let shard_count = config.shards;
     let stop = Arc::new(AtomicBool::new(false));
@@ -155,12 +175,14 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
             wake: wake.clone(),
             wake_reader,
             listener_fd: if index == 0 { listener_fd.take() } else { None },
+            control_fds: if index == 0 { control_fds.take() } else { None },
             definitions: definitions.clone(),
             metadata_log: metadata_log.take(),
             stop: stop.clone(),
             ready: ready_sender.clone(),
             pressure: pressure.clone(),
             serve,
+            control,
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("hare-shard-{index}"))
@@ -178,6 +200,8 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
     let recovered = wait_for_recovery(&ready_receiver, shard_count, &stop)?;
     Ok(Broker {
         local_addr,
+        management_addr,
+        metrics_addr,
         stop,
         threads,
         ticker,
@@ -298,6 +322,8 @@ struct ShardStart {
     wake_reader: WakeReader,
     /// The listening socket, for the one shard that accepts.
     listener_fd: Option<RawFd>,
+    /// The control plane's listening sockets, for shard 0.
+    control_fds: Option<ControlFds>,
     /// The durable metadata every shard installs before it serves.
     definitions: Arc<MetadataSnapshot>,
     /// The metadata log, for the metadata shard, which writes it.
@@ -308,7 +334,18 @@ struct ShardStart {
     ready: ReadySender,
     pressure: Arc<Pressure>,
     serve: ServeConnection,
+    control: ServeControl,
 }
+
+/// Bound control-plane sockets whose ownership `start` gave up with `into_raw_fd`.
+struct ControlFds {
+    management: Option<RawFd>,
+    metrics: Option<RawFd>,
+}
+
+/// Task-queue shares of the control plane on shard 0, against the default queue's 1000: an
+/// expensive listing gets a fifth of the core while the data path is busy, all of it when idle.
+const CONTROL_SHARES: usize = 200;
 
 async fn run_shard(start: ShardStart) {
     let ShardStart {
@@ -318,12 +355,14 @@ async fn run_shard(start: ShardStart) {
         wake,
         wake_reader,
         listener_fd,
+        control_fds,
         definitions,
         metadata_log,
         stop,
         ready,
         pressure,
         serve,
+        control,
     } = start;
     let shard_count = senders.len();
     let ticker = match Ticker::open(wake_reader).await {
@@ -393,6 +432,9 @@ async fn run_shard(start: ShardStart) {
         let listener = unsafe { TcpListener::from_raw_fd(fd) };
         glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
     }
+    if let Some(fds) = control_fds {
+        start_control(&shard, fds, control);
+    }
 
     // The housekeeping tick: watches for the stop request and measures queue memory.
     let mut memory = QueueMemoryScan::default();
@@ -409,6 +451,29 @@ async fn run_shard(start: ShardStart) {
         shard.mesh.pressure.update(shard.id, queued_bytes);
     }
     shut_down(&shard, &ticker).await;
+}
+
+/// Spawns the control plane on this shard in its own, lower-share task queue.
+fn start_control(shard: &Rc<Shard>, fds: ControlFds, control: ServeControl) {
+    // SAFETY: each fd is a bound, listening socket whose ownership `start` gave up with
+    // `into_raw_fd`; nothing else uses or closes it.
+    let listen = |fd: RawFd| unsafe { TcpListener::from_raw_fd(fd) };
+    let listeners = ControlListeners {
+        management: fds.management.map(listen),
+        metrics: fds.metrics.map(listen),
+    };
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(CONTROL_SHARES),
+        glommio::Latency::NotImportant,
+        "control",
+    );
+    let task = glommio::spawn_local_into(control(shard.clone(), listeners), queue);
+    match task {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(error) => tracing::error!(%error, "cannot start the management API"),
+    }
 }
 
 async fn shut_down(shard: &Rc<Shard>, ticker: &Ticker) {

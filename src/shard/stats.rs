@@ -51,6 +51,8 @@ pub struct QueueStats {
     /// Ready messages whose body is in RAM (the rest are only in the log).
     pub resident_count: u64,
     pub consumer_count: u64,
+    /// About what the queue holds in RAM (`Queue::ram_bytes`).
+    pub memory_bytes: u64,
     /// Milliseconds since the epoch when the queue was last used.
     pub last_used_ms: u64,
 }
@@ -193,6 +195,8 @@ pub struct ConsumerStats {
     /// False for a waiting consumer under `x-single-active-consumer`.
     pub active: bool,
     pub arguments: FieldTable,
+    /// How long its deliveries may stay unacknowledged, ms (None: no limit).
+    pub consumer_timeout_ms: Option<u64>,
 }
 
 /// Answers a `ShardMessage::Stats`: copies this shard's counters. Runs to completion in the
@@ -231,6 +235,11 @@ fn collect_queues(shard: &Shard, stats: &mut ShardStats) {
             continue;
         }
         let single_active = queue.settings.single_active_consumer;
+        let default_timeout_ms = shard
+            .config
+            .consumer_timeout
+            .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        let consumer_timeout_ms = queue.settings.ack_timeout_ms(default_timeout_ms);
         for (index, consumer) in queue.consumers().enumerate() {
             stats.consumers.push(ConsumerStats {
                 queue: queue.id,
@@ -244,6 +253,7 @@ fn collect_queues(shard: &Shard, stats: &mut ShardStats) {
                 prefetch_count: consumer.prefetch_count,
                 active: !single_active || index == 0,
                 arguments: consumer.arguments.clone(),
+                consumer_timeout_ms,
             });
         }
         stats.queues.push(QueueStats {
@@ -257,6 +267,7 @@ fn collect_queues(shard: &Shard, stats: &mut ShardStats) {
             unacked_bytes: queue.unacked_bytes(),
             resident_count: queue.resident_count() as u64,
             consumer_count: queue.consumer_count() as u64,
+            memory_bytes: queue.ram_bytes() as u64,
             last_used_ms: queue.last_used_ms(),
         });
     }
