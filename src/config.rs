@@ -41,6 +41,9 @@ pub struct Config {
     /// no users yet (RabbitMQ's `default_user`/`default_pass`); ignored afterwards.
     pub default_user: String,
     pub default_pass: String,
+    /// A RabbitMQ-format definitions file imported (merged) at every start before clients are
+    /// accepted (RabbitMQ's `load_definitions`).
+    pub load_definitions: Option<PathBuf>,
     /// Size of each log segment file (tests use small ones to exercise segment GC).
     pub segment_size_bytes: u64,
     /// Changes appended to the metadata log after its snapshot before a new snapshot starts
@@ -68,6 +71,7 @@ impl Default for Config {
             guest_loopback_only: true,
             default_user: "guest".into(),
             default_pass: "guest".into(),
+            load_definitions: None,
             segment_size_bytes: hare_storage::SEGMENT_SIZE_BYTES_DEFAULT,
             metadata_compaction_bytes: METADATA_COMPACTION_BYTES_DEFAULT,
             storage_fault: None,

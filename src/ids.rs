@@ -36,6 +36,12 @@ impl ConnectionId {
         ConnectionId((u64::from(shard.0) << Self::SHARD_SHIFT) | sequence)
     }
 
+    /// The operator's requests made on `shard` (management API, definitions import): sequence
+    /// 0, which no socket gets (they count from 1). It owns no exclusive queue and no consumer.
+    pub fn operator(shard: ShardId) -> ConnectionId {
+        ConnectionId::new(shard, 0)
+    }
+
     pub fn shard(self) -> ShardId {
         let shard = self.0 >> Self::SHARD_SHIFT;
         ShardId(u16::try_from(shard).expect("the shard index was a u16 when encoded"))

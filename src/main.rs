@@ -50,6 +50,10 @@ struct Cli {
     /// That user's password. Also HARE_DEFAULT_PASS or RABBITMQ_DEFAULT_PASS.
     #[arg(long)]
     default_pass: Option<String>,
+    /// A RabbitMQ-format definitions file (JSON) to import at every start, before clients
+    /// are accepted.
+    #[arg(long)]
+    load_definitions: Option<PathBuf>,
     /// Test-only storage fault, e.g. `fdatasync-error-after=20` or `enospc-after=5`.
     #[arg(long, hide = true, value_parser = parse_storage_fault)]
     storage_fault: Option<hare::storage_fault::StorageFault>,
@@ -100,6 +104,7 @@ fn main() -> anyhow::Result<()> {
             "RABBITMQ_DEFAULT_PASS",
         )
         .unwrap_or_else(|| "guest".into()),
+        load_definitions: cli.load_definitions,
         ..Config::default()
     };
 

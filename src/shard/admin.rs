@@ -4,11 +4,13 @@
 //! client's. Vhost deletion is the one request of several steps.
 
 use crate::exception::Exception;
-use crate::ids::ShardId;
-use crate::protocol::ShortStr;
+use crate::ids::{ConnectionId, QueueId, ShardId};
+use crate::protocol::{FieldTable, ShortStr};
 use crate::shard::message::{DeleteConditions, MetaRequest, QueueOp, Reply, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::access_delta::AccessDelta;
+use crate::vhost::delta::BindingDefinition;
+use crate::vhost::rules::{no_queue, ExchangeDeclare, QueueDeclare};
 use crate::vhost::DEFAULT_VHOST;
 
 /// How often a vhost deletion deletes the queues it finds and tries again, when clients keep
@@ -108,4 +110,216 @@ fn unexpected_reply() -> Exception {
         crate::protocol::HardError::InternalError,
         "unexpected reply between shards",
     )
+}
+
+/// A queue as the operator declares it (management API, definitions import): never exclusive.
+pub struct OperatorQueue {
+    pub vhost: ShortStr,
+    pub name: ShortStr,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+/// What queue.declare-ok would report.
+#[derive(Debug, Clone, Copy)]
+pub struct DeclaredQueue {
+    /// False if the queue existed already.
+    pub created: bool,
+    pub message_count: u32,
+    pub consumer_count: u32,
+}
+
+/// Declares a queue with RabbitMQ's rules (an inequivalent redeclare is 406). The owner shard
+/// is spread by the name's hash: operators declare from one shard, clients from many.
+pub async fn declare_queue(
+    shard: &Shard,
+    queue: OperatorQueue,
+) -> Result<DeclaredQueue, Exception> {
+    let existed = shard
+        .registry
+        .borrow()
+        .vhost(&queue.vhost)
+        .is_some_and(|vhost| vhost.queue(&queue.name).is_some());
+    let preferred_shard = spread(&queue.name, shard.shard_count());
+    let vhost = queue.vhost;
+    let request = MetaRequest::QueueDeclare(QueueDeclare {
+        name: queue.name,
+        passive: false,
+        durable: queue.durable,
+        exclusive: false,
+        auto_delete: queue.auto_delete,
+        arguments: queue.arguments,
+        connection: ConnectionId::operator(shard.id),
+        preferred_shard,
+        server_named: false,
+    });
+    let reply = shard
+        .request(ShardId::METADATA, |reply_to| ShardMessage::Meta {
+            reply_to: Some(reply_to),
+            vhost,
+            request,
+        })
+        .await;
+    match reply {
+        Reply::QueueDeclared {
+            version,
+            message_count,
+            consumer_count,
+            ..
+        } => {
+            shard.wait_for_version(version).await;
+            Ok(DeclaredQueue {
+                created: !existed,
+                message_count,
+                consumer_count,
+            })
+        }
+        Reply::Meta(Err(error)) => Err(error),
+        _ => Err(unexpected_reply()),
+    }
+}
+
+/// Declares an exchange with RabbitMQ's rules; Ok(false) if it existed already.
+pub async fn declare_exchange(
+    shard: &Shard,
+    vhost: ShortStr,
+    declare: ExchangeDeclare,
+) -> Result<bool, Exception> {
+    let existed = shard
+        .registry
+        .borrow()
+        .vhost(&vhost)
+        .is_some_and(|found| found.exchange(&declare.name).is_some());
+    meta_change(shard, vhost, MetaRequest::ExchangeDeclare(declare)).await?;
+    Ok(!existed)
+}
+
+pub async fn delete_exchange(
+    shard: &Shard,
+    vhost: ShortStr,
+    name: ShortStr,
+    if_unused: bool,
+) -> Result<(), Exception> {
+    let request = MetaRequest::ExchangeDelete { name, if_unused };
+    meta_change(shard, vhost, request).await.map(|_| ())
+}
+
+/// Adds (`bind`) or removes a binding.
+pub async fn change_binding(
+    shard: &Shard,
+    vhost: ShortStr,
+    binding: BindingDefinition,
+    bind: bool,
+) -> Result<(), Exception> {
+    let connection = ConnectionId::operator(shard.id);
+    let request = if bind {
+        MetaRequest::Bind {
+            binding,
+            connection,
+        }
+    } else {
+        MetaRequest::Unbind {
+            binding,
+            connection,
+        }
+    };
+    meta_change(shard, vhost, request).await.map(|_| ())
+}
+
+/// Deletes a queue on its owner shard (queue.delete); returns the ready messages it held.
+pub async fn delete_queue(
+    shard: &Shard,
+    vhost: ShortStr,
+    name: &ShortStr,
+    conditions: DeleteConditions,
+) -> Result<u32, Exception> {
+    let (id, owner) = find_queue(shard, &vhost, name)?;
+    let reply = shard
+        .request(owner, |reply_to| ShardMessage::Queue {
+            queue: id,
+            op: QueueOp::Delete {
+                reply_to: Some(reply_to),
+                conditions,
+                vhost,
+            },
+        })
+        .await;
+    match reply {
+        Reply::Deleted(result) => {
+            let deleted = result?;
+            shard.wait_for_version(deleted.version).await;
+            Ok(deleted.message_count)
+        }
+        _ => Err(unexpected_reply()),
+    }
+}
+
+/// Removes a queue's ready messages (queue.purge); returns how many.
+pub async fn purge_queue(
+    shard: &Shard,
+    vhost: ShortStr,
+    name: &ShortStr,
+) -> Result<u32, Exception> {
+    let (id, owner) = find_queue(shard, &vhost, name)?;
+    let reply = shard
+        .request(owner, |reply_to| ShardMessage::Queue {
+            queue: id,
+            op: QueueOp::Purge { reply_to, vhost },
+        })
+        .await;
+    match reply {
+        Reply::Purged(result) => result,
+        _ => Err(unexpected_reply()),
+    }
+}
+
+/// The queue's id and owner, or RabbitMQ's 404.
+pub fn find_queue(
+    shard: &Shard,
+    vhost: &ShortStr,
+    name: &ShortStr,
+) -> Result<(QueueId, ShardId), Exception> {
+    let registry = shard.registry.borrow();
+    registry
+        .vhost(vhost)
+        .and_then(|found| found.queue(name))
+        .map(|queue| (queue.id, queue.owner_shard))
+        .ok_or_else(|| no_queue(name, &vhost.to_string_lossy()))
+}
+
+/// A metadata change that answers with its version, once this shard has it.
+async fn meta_change(
+    shard: &Shard,
+    vhost: ShortStr,
+    request: MetaRequest,
+) -> Result<u64, Exception> {
+    let reply = shard
+        .request(ShardId::METADATA, |reply_to| ShardMessage::Meta {
+            reply_to: Some(reply_to),
+            vhost,
+            request,
+        })
+        .await;
+    match reply {
+        Reply::Meta(result) => {
+            let version = result?;
+            shard.wait_for_version(version).await;
+            Ok(version)
+        }
+        _ => Err(unexpected_reply()),
+    }
+}
+
+/// The shard an operator-declared queue goes to: FNV-1a of its name, so a definitions import
+/// spreads its queues over every shard instead of piling them on the importing one.
+fn spread(name: &ShortStr, shard_count: usize) -> ShardId {
+    let hash = name
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    let count = u64::try_from(shard_count.max(1)).expect("shard count fits u64");
+    ShardId(u16::try_from(hash % count).expect("shard index fits u16"))
 }

@@ -129,6 +129,8 @@ pub enum Confirm {
     Publisher(ConfirmRef),
     /// A dead-lettering shard: its source message is settled once every copy is safe.
     DeadLetter { shard: ShardId, token: u64 },
+    /// A task waiting on a request (an operator's publish): answered with `Reply::Confirmed`.
+    Reply(ReplyTo),
 }
 
 /// Identifies the publish to confirm.
@@ -300,6 +302,10 @@ pub enum Reply {
     },
     /// A queue was deleted.
     Deleted(Result<QueueDeleted, Exception>),
+    /// The queues of one shard took a message (`ok`) or refused it (`Confirm::Reply`).
+    Confirmed {
+        ok: bool,
+    },
     /// A deduplication exchange's cache: true if the value was new (the message routes).
     DedupChecked {
         fresh: bool,

@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod dead_letter;
 pub mod dedup;
+pub mod definitions_transfer;
 pub mod delayed;
 pub mod endpoint;
 pub mod fault;
@@ -25,6 +26,7 @@ pub mod metadata;
 pub mod metadata_recovery;
 pub mod metadata_writer;
 pub mod notify;
+pub mod operator_messages;
 pub mod pending;
 pub mod persistence;
 pub mod pressure;
@@ -229,6 +231,9 @@ impl Shard {
             ),
             message::Confirm::DeadLetter { shard, token } => {
                 self.send(shard, message::ShardMessage::DeadLettered { token, ok });
+            }
+            message::Confirm::Reply(reply_to) => {
+                self.reply(reply_to, message::Reply::Confirmed { ok });
             }
         }
     }

@@ -26,7 +26,8 @@ use crate::shard::message::ShardMessage;
 use crate::shard::pressure::{Pressure, QueueMemoryScan};
 use crate::shard::recovery::{self, ShardRecovery};
 use crate::shard::waker::{self, Ticker, WakeHandles, WakeReader};
-use crate::shard::{metadata_recovery, metadata_writer, queues, Shard};
+use crate::shard::{definitions_transfer, metadata_recovery, metadata_writer, queues, Shard};
+use crate::vhost::definitions_json::DefinitionsJson;
 use crate::vhost::metadata_record::MetadataSnapshot;
 use hare_storage::MetadataLog;
 
@@ -74,6 +75,11 @@ pub enum StartError {
     },
     #[error(transparent)]
     Metadata(#[from] metadata_recovery::MetadataRecoveryError),
+    #[error("cannot load definitions from {}: {reason}", .path.display())]
+    LoadDefinitions {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("the data directory was written with {written} shards; start with --shards {written} (changing the shard count of existing data is not supported yet)")]
     ShardCountChanged { written: u16 },
 }
@@ -128,6 +134,7 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
     let metadata = open_metadata(&config)?;
     let mut metadata_log = Some(metadata.log);
     let definitions = Arc::new(metadata.snapshot);
+    let mut load_definitions = read_definitions_file(&config)?;
     let (listener, local_addr) = bind_listener(config.listen)?;
     let mut listener_fd = Some(listener.into_raw_fd());
 
@@ -157,6 +164,7 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
             listener_fd: if index == 0 { listener_fd.take() } else { None },
             definitions: definitions.clone(),
             metadata_log: metadata_log.take(),
+            load_definitions: load_definitions.take(),
             stop: stop.clone(),
             ready: ready_sender.clone(),
             pressure: pressure.clone(),
@@ -185,6 +193,22 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
         recovered,
         _data_dir_lock: data_dir_lock,
     })
+}
+
+/// `--load-definitions`: read and parsed before any executor runs, so a bad file stops the
+/// start at once (RabbitMQ's `load_definitions` refuses to boot on one too).
+fn read_definitions_file(config: &Config) -> Result<Option<DefinitionsJson>, StartError> {
+    let Some(path) = &config.load_definitions else {
+        return Ok(None);
+    };
+    let failed = |reason: String| StartError::LoadDefinitions {
+        path: path.clone(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|error| failed(error.to_string()))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|error| failed(error.to_string()))
 }
 
 /// Opens the metadata log, checks it was written for this many shards, and logs what it held.
@@ -302,6 +326,8 @@ struct ShardStart {
     definitions: Arc<MetadataSnapshot>,
     /// The metadata log, for the metadata shard, which writes it.
     metadata_log: Option<MetadataLog>,
+    /// `--load-definitions`, for the metadata shard, which imports it before it accepts.
+    load_definitions: Option<DefinitionsJson>,
     /// Set by `Broker::request_stop`.
     stop: Arc<AtomicBool>,
     /// Where the shard reports its recovery.
@@ -320,6 +346,7 @@ async fn run_shard(start: ShardStart) {
         listener_fd,
         definitions,
         metadata_log,
+        load_definitions,
         stop,
         ready,
         pressure,
@@ -343,15 +370,13 @@ async fn run_shard(start: ShardStart) {
         glommio::spawn_local(metadata_writer::run_metadata_writer(shard.clone(), log)).detach();
     }
     // Recover before serving: nothing may reach a queue before its messages are back.
-    match recovery::recover(&shard).await {
-        Ok(summary) => {
-            let _ = ready.send(Ok(summary));
-        }
+    let recovered = match recovery::recover(&shard).await {
+        Ok(summary) => summary,
         Err(source) => {
             let _ = ready.send(Err(StartError::Recovery { shard: id, source }));
             return;
         }
-    }
+    };
 
     // Connecting waits for the peer side, so connect every endpoint concurrently.
     let mut connecting = Vec::new();
@@ -387,6 +412,11 @@ async fn run_shard(start: ShardStart) {
     for task in connecting {
         task.detach();
     }
+    if let Err(error) = load(&shard, load_definitions).await {
+        let _ = ready.send(Err(error));
+        return;
+    }
+    let _ = ready.send(Ok(recovered));
     if let Some(fd) = listener_fd {
         // SAFETY: `fd` is a bound, listening socket whose ownership `start` gave up with
         // `into_raw_fd`; nothing else uses or closes it.
@@ -409,6 +439,19 @@ async fn run_shard(start: ShardStart) {
         shard.mesh.pressure.update(shard.id, queued_bytes);
     }
     shut_down(&shard, &ticker).await;
+}
+
+/// Imports `--load-definitions` (metadata shard only) before the shard accepts clients.
+async fn load(shard: &Shard, definitions: Option<DefinitionsJson>) -> Result<(), StartError> {
+    let Some(definitions) = definitions else {
+        return Ok(());
+    };
+    definitions_transfer::import(shard, definitions, None)
+        .await
+        .map_err(|error| StartError::LoadDefinitions {
+            path: shard.config.load_definitions.clone().unwrap_or_default(),
+            reason: error.0,
+        })
 }
 
 async fn shut_down(shard: &Rc<Shard>, ticker: &Ticker) {

@@ -58,7 +58,16 @@ impl Broker {
     /// Runs the binary on `data_dir` expecting it to refuse to start; returns its exit status
     /// and its stderr. Panics if it prints its listening line or runs for more than 10 s.
     pub fn start_failure(data_dir: &Path, shards: usize) -> (ExitStatus, String) {
-        let mut child = broker_command(data_dir, shards, &[])
+        Broker::start_failure_with(data_dir, shards, &[])
+    }
+
+    /// `start_failure` with extra command-line arguments.
+    pub fn start_failure_with(
+        data_dir: &Path,
+        shards: usize,
+        extra_args: &[&str],
+    ) -> (ExitStatus, String) {
+        let mut child = broker_command(data_dir, shards, extra_args)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn hare");
