@@ -287,6 +287,14 @@ pub async fn get(
     if !method.no_ack {
         connection.ack_timer.delivered(ack_deadline);
     }
+    crate::connection::trace::delivered(
+        shard,
+        connection,
+        channel,
+        got.queue,
+        got.redelivered,
+        &got.content,
+    );
     connection.output.write(|out| {
         write_method_frame(
             out,

@@ -6,6 +6,7 @@
 use crate::connection::channel::ChannelConsumer;
 use crate::connection::confirm::{ConfirmFrame, ConfirmTracker};
 use crate::connection::io::CreditKey;
+use crate::connection::trace;
 use crate::connection::{direct_reply, ConnectionShared};
 use crate::ids::{ChannelId, DeliveryTag};
 use crate::protocol::{
@@ -119,6 +120,9 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
                 delivery_tag: tag,
                 redelivered,
             };
+            if let Some(shard) = connection.shard.upgrade() {
+                trace::delivered(&shard, connection, channel, queue, redelivered, &content);
+            }
             write_delivery(connection, channel, fields, content, frame_max);
             connection.output.owe_credit(CreditKey {
                 owner,

@@ -26,6 +26,7 @@ pub mod queue_methods;
 pub mod requests;
 pub mod server_properties;
 pub mod stats;
+pub mod trace;
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
@@ -93,6 +94,9 @@ impl ConnectionState {
 /// The part of a connection other tasks on its shard reach: its output and state.
 pub struct ConnectionShared {
     pub id: ConnectionId,
+    /// The shard that owns the connection, for event handlers that route (firehose tracing).
+    /// Weak: the shard holds the connection.
+    pub shard: std::rc::Weak<Shard>,
     pub peer: SocketAddr,
     /// Our end of the socket (the management API names connections by both ends).
     pub local: SocketAddr,
@@ -121,6 +125,11 @@ pub struct ConnectionShared {
 }
 
 impl ConnectionShared {
+    /// RabbitMQ's name for the connection, `"<peer> -> <local>"` (the management API's key).
+    pub fn name(&self) -> String {
+        format!("{} -> {}", self.peer, self.local)
+    }
+
     pub fn write_method(&self, channel: u16, method: &Method) {
         self.output
             .write(|out| write_method_frame(out, channel, method));
@@ -212,6 +221,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     let connection = Rc::new(ConnectionShared {
         id,
+        shard: Rc::downgrade(&shard),
         peer,
         local,
         connected_at_ms: crate::queue::expiry::now_ms(),

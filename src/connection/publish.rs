@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::connection::content::Completed;
+use crate::connection::trace;
 use crate::connection::{direct_reply, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ExchangeId, QueueId};
@@ -131,6 +132,20 @@ pub async fn route_and_send(
                 .decide(exchange, fresh);
         }
     };
+    if extra_keys.is_empty() {
+        trace::published(
+            shard,
+            connection,
+            channel,
+            &message,
+            std::slice::from_ref(&message.routing_key),
+            &queues,
+        );
+    } else {
+        let mut keys = vec![message.routing_key.clone()];
+        keys.extend(extra_keys.iter().cloned());
+        trace::published(shard, connection, channel, &message, &keys, &queues);
+    }
     send_routed(
         shard,
         connection,
