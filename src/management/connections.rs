@@ -158,3 +158,52 @@ pub fn connection_json(
     }
     item
 }
+
+/// `GET` or `DELETE /api/connections/username/{user}`: the user's connections; closing them
+/// needs `administrator` unless they are the caller's own.
+pub async fn of_user(call: &Call<'_>, user: &str) -> Response {
+    if !call.caller.sees_user(user) {
+        return refused(&auth::Refusal::MissingTag(
+            "User not authorised to access object",
+        ));
+    }
+    let snapshot = stats::gather(&call.context.shard).await;
+    let theirs: Vec<&ConnectionStats> = snapshot
+        .connections()
+        .filter(|c| c.user.to_string_lossy() == user)
+        .collect();
+    if call.request.method() != hyper::Method::DELETE {
+        let rates = call.context.collector.rates();
+        let items = theirs
+            .iter()
+            .map(|c| connection_json(call.context, c, &rates, call.query.disable_stats()))
+            .collect();
+        return call.list(items);
+    }
+    if user != call.caller.name {
+        if let Err(refusal) = auth::require_administrator(call.caller) {
+            return refused(&refusal);
+        }
+    }
+    let reason = call
+        .request
+        .headers()
+        .get("x-reason")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or(CLOSE_REASON_DEFAULT)
+        .to_owned();
+    for connection in theirs {
+        let id = connection.id;
+        let reason = ForcedClose::Operator(reason.clone());
+        let _closed = call
+            .context
+            .shard
+            .request(id.shard(), |reply_to| ShardMessage::CloseConnection {
+                reply_to,
+                connection: id,
+                reason,
+            })
+            .await;
+    }
+    response::no_content()
+}

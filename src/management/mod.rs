@@ -8,26 +8,39 @@
 //! function that runs it.
 //!
 //! One file per resource (`overview`, `nodes`, `connections`, `channels`, `consumers`,
-//! `exchanges`, `queues`, `bindings`, `health`, `whoami`), plus `router` (paths → handlers),
+//! `exchanges`, `queues`, `bindings`, `health`, `whoami`, `vhosts`, `users`, `permissions`,
+//! `policies`, `limits`, `definitions`; the writes on queues, exchanges and bindings in
+//! `queue_actions`, `exchange_actions`, `binding_actions`), plus `router` (paths → handlers),
+//! `body` (request bodies),
 //! `response` (status codes and error bodies), `listing` (sort, filter, pages, columns),
 //! `auth`, `dto` (shared JSON pieces), `stats` (the collector) and `http_io` (glommio ↔ hyper).
 
 pub mod auth;
+pub mod binding_actions;
 pub mod bindings;
+pub mod body;
 pub mod channels;
 pub mod connections;
 pub mod consumers;
+pub mod definitions;
 pub mod dto;
+pub mod exchange_actions;
 pub mod exchanges;
 pub mod health;
 pub mod http_io;
+pub mod limits;
 pub mod listing;
 pub mod nodes;
 pub mod overview;
+pub mod permissions;
+pub mod policies;
+pub mod queue_actions;
 pub mod queues;
 pub mod response;
 pub mod router;
 pub mod stats;
+pub mod users;
+pub mod vhosts;
 pub mod whoami;
 
 use std::cell::Cell;

@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request};
@@ -20,9 +21,11 @@ use crate::management::auth::{self, Caller, Refusal};
 use crate::management::listing::Query;
 use crate::management::response::{self, Response};
 use crate::management::{
-    bindings, channels, connections, consumers, exchanges, health, nodes, overview, queues, whoami,
-    Context,
+    binding_actions, bindings, body, channels, connections, consumers, definitions,
+    exchange_actions, exchanges, health, limits, nodes, overview, permissions, policies,
+    queue_actions, queues, users, vhosts, whoami, Context,
 };
+use crate::vhost::access::PolicyKind;
 
 /// Longest name a path segment may carry (AMQP short strings).
 const NAME_BYTES_MAX: usize = 255;
@@ -59,13 +62,59 @@ pub enum Route {
     },
     Health(health::Check),
     Aliveness(String),
+    /// `/api/bindings/{vhost}/e/{source}/{q|e}/{destination}/{properties_key}`.
+    Binding {
+        vhost: String,
+        source: String,
+        destination: bindings::Destination,
+        properties_key: String,
+    },
+    QueueContents(String, String),
+    QueueGet(String, String),
+    ExchangePublish(String, String),
+    ConnectionsOfUser(String),
+    VHosts,
+    VHost(String),
+    VHostPermissions(String),
+    VHostTopicPermissions(String),
+    Users,
+    UsersWithoutPermissions,
+    UsersBulkDelete,
+    User(String),
+    UserPermissions(String),
+    UserTopicPermissions(String),
+    HashPassword(String),
+    Permissions,
+    Permission(String, String),
+    TopicPermissions,
+    TopicPermission(String, String),
+    Policies(PolicyKind, Option<String>),
+    Policy(PolicyKind, String, String),
+    VHostLimits(Option<String>),
+    VHostLimit(String, limits::Limit),
+    Definitions(Option<String>),
 }
 
 impl Route {
     /// The methods this path has (the `Allow` header of a 405).
     pub fn allowed(&self) -> &'static str {
         match self {
-            Route::Connection(_) => "GET, DELETE, OPTIONS",
+            Route::Connection(_) | Route::ConnectionsOfUser(_) | Route::Binding { .. } => {
+                "GET, DELETE, OPTIONS"
+            }
+            Route::VHost(_)
+            | Route::User(_)
+            | Route::Permission(..)
+            | Route::TopicPermission(..)
+            | Route::Policy(..)
+            | Route::Queue(..)
+            | Route::Exchange(..) => "GET, PUT, DELETE, OPTIONS",
+            Route::VHostLimit(..) => "PUT, DELETE, OPTIONS",
+            Route::UsersBulkDelete | Route::QueueGet(..) | Route::ExchangePublish(..) => {
+                "POST, OPTIONS"
+            }
+            Route::QueueContents(..) => "DELETE, OPTIONS",
+            Route::BindingsBetween { .. } | Route::Definitions(_) => "GET, POST, OPTIONS",
             _ => "GET, OPTIONS",
         }
     }
@@ -102,12 +151,23 @@ pub async fn handle(
             Ok(caller) => caller,
             Err(refusal) => return refused(&refusal),
         };
+    let (parts, incoming) = request.into_parts();
+    let body = if parts.method == Method::PUT || parts.method == Method::POST {
+        match body::read(incoming).await {
+            Ok(bytes) => bytes,
+            Err(refused) => return refused,
+        }
+    } else {
+        Bytes::new()
+    };
+    let request = Request::from_parts(parts, ());
     let query = Query::parse(request.uri().query());
     let call = Call {
         context,
         caller: &caller,
         query: &query,
         request: &request,
+        body: &body,
     };
     dispatch(&call, route).await
 }
@@ -117,7 +177,9 @@ pub struct Call<'a> {
     pub context: &'a Context,
     pub caller: &'a Caller,
     pub query: &'a Query,
-    pub request: &'a Request<Incoming>,
+    /// The request without its body (read into `body` for PUT and POST).
+    pub request: &'a Request<()>,
+    pub body: &'a Bytes,
 }
 
 impl Call<'_> {
@@ -131,11 +193,75 @@ impl Call<'_> {
             .borrow()
             .vhost(&crate::protocol::ShortStr::from_str_truncated(vhost))
             .is_some();
-        if exists && self.caller.sees_vhost(vhost) {
+        if !exists {
+            Some(response::vhost_not_found())
+        } else if self.caller.sees_vhost(vhost) {
             None
         } else {
-            Some(response::vhost_not_found())
+            Some(response::not_authorised(auth::VHOST_REFUSED))
         }
+    }
+
+    /// For a change in `vhost`: 401 unless the caller is an administrator or has a permission
+    /// there (RabbitMQ's `is_authorized_vhost`, which monitoring does not pass), then 404 if
+    /// the vhost does not exist.
+    pub fn refuse_vhost_change(&self, vhost: &str) -> Option<Response> {
+        if !self.caller.is_administrator() && !self.caller.vhosts.contains(vhost) {
+            let exists = self
+                .context
+                .shard
+                .registry
+                .borrow()
+                .access()
+                .vhosts
+                .contains_key(vhost);
+            if exists {
+                return Some(response::not_authorised(auth::VHOST_REFUSED));
+            }
+        }
+        self.refuse_vhost(vhost)
+    }
+
+    pub fn method(&self) -> &Method {
+        self.request.method()
+    }
+
+    /// 401 "Not administrator user" unless the caller is one.
+    pub fn admin_only(&self) -> Option<Response> {
+        auth::require_administrator(self.caller)
+            .err()
+            .map(|refusal| refused(&refusal))
+    }
+
+    /// The caller's AMQP permission on an object (401 "Access refused." without it).
+    pub fn require_permission(
+        &self,
+        vhost: &str,
+        access: auth::Access,
+        name: &str,
+    ) -> Option<Response> {
+        auth::require_permission(&self.context.shard, self.caller, vhost, access, name)
+            .err()
+            .map(|refusal| refused(&refusal))
+    }
+
+    /// Applies an access change through the metadata shard; a refusal is answered as the
+    /// management plugin does (400 with the reason, 404 for a missing object).
+    #[allow(clippy::result_large_err)] // the refusal is the response itself
+    pub async fn change_access(
+        &self,
+        delta: crate::vhost::access_delta::AccessDelta,
+    ) -> Result<(), Response> {
+        crate::shard::admin::change_access(&self.context.shard, delta)
+            .await
+            .map(|_| ())
+            .map_err(|error| body::refused(&error))
+    }
+
+    /// The body's fields (400 if it is not a JSON object).
+    #[allow(clippy::result_large_err)] // the refusal is the response itself
+    pub fn fields(&self) -> Result<body::Fields, Response> {
+        body::Fields::parse(self.body)
     }
 
     /// Objects of `vhost` are listed: the caller may see it, and it is the one asked for.
@@ -177,7 +303,21 @@ pub fn refused(refusal: &Refusal) -> Response {
 
 async fn dispatch(call: &Call<'_>, route: Route) -> Response {
     let delete = call.request.method() == Method::DELETE;
+    let put = call.request.method() == Method::PUT;
     match route {
+        Route::Queue(vhost, name) if put => queue_actions::declare(call, &vhost, &name).await,
+        Route::Queue(vhost, name) if delete => queue_actions::delete(call, &vhost, &name).await,
+        Route::Exchange(vhost, name) if put => exchange_actions::declare(call, &vhost, &name).await,
+        Route::Exchange(vhost, name) if delete => {
+            exchange_actions::delete(call, &vhost, &name).await
+        }
+        Route::BindingsBetween {
+            vhost,
+            source,
+            destination,
+        } if call.request.method() == Method::POST => {
+            binding_actions::create(call, &vhost, &source, &destination).await
+        }
         Route::Overview => overview::overview(call).await,
         Route::ClusterName => overview::cluster_name(call),
         Route::Extensions | Route::FeatureFlags | Route::DeprecatedFeatures => {
@@ -209,6 +349,44 @@ async fn dispatch(call: &Call<'_>, route: Route) -> Response {
         } => bindings::between(call, &vhost, &source, &destination),
         Route::Health(check) => health::check(call, check),
         Route::Aliveness(vhost) => health::aliveness(call, &vhost),
+        other => dispatch_more(call, other).await,
+    }
+}
+
+/// The routes of the write side and of the access resources.
+async fn dispatch_more(call: &Call<'_>, route: Route) -> Response {
+    match route {
+        Route::Binding {
+            vhost,
+            source,
+            destination,
+            properties_key,
+        } => binding_actions::one(call, &vhost, &source, &destination, &properties_key).await,
+        Route::QueueContents(vhost, name) => queue_actions::purge(call, &vhost, &name).await,
+        Route::QueueGet(vhost, name) => queue_actions::get(call, &vhost, &name).await,
+        Route::ExchangePublish(vhost, name) => exchange_actions::publish(call, &vhost, &name).await,
+        Route::ConnectionsOfUser(user) => connections::of_user(call, &user).await,
+        Route::VHosts => vhosts::list(call).await,
+        Route::VHost(name) => vhosts::one(call, &name).await,
+        Route::VHostPermissions(vhost) => permissions::of_vhost(call, &vhost, false),
+        Route::VHostTopicPermissions(vhost) => permissions::of_vhost(call, &vhost, true),
+        Route::Users => users::list(call, false),
+        Route::UsersWithoutPermissions => users::list(call, true),
+        Route::UsersBulkDelete => users::bulk_delete(call).await,
+        Route::User(name) => users::one(call, &name).await,
+        Route::UserPermissions(user) => permissions::of_user(call, &user, false),
+        Route::UserTopicPermissions(user) => permissions::of_user(call, &user, true),
+        Route::HashPassword(password) => users::hash(&password),
+        Route::Permissions => permissions::list(call, false),
+        Route::TopicPermissions => permissions::list(call, true),
+        Route::Permission(vhost, user) => permissions::one(call, &vhost, &user, false).await,
+        Route::TopicPermission(vhost, user) => permissions::one(call, &vhost, &user, true).await,
+        Route::Policies(kind, vhost) => policies::list(call, kind, vhost.as_deref()),
+        Route::Policy(kind, vhost, name) => policies::one(call, kind, &vhost, &name).await,
+        Route::VHostLimits(vhost) => limits::list(call, vhost.as_deref()),
+        Route::VHostLimit(vhost, limit) => limits::change(call, &vhost, limit).await,
+        Route::Definitions(vhost) => definitions::transfer(call, vhost.as_deref()).await,
+        _ => response::not_found(),
     }
 }
 
@@ -261,6 +439,9 @@ pub fn route(segments: &[String]) -> Option<Route> {
     let ["api", rest @ ..] = segments.as_slice() else {
         return None;
     };
+    if let Some(found) = access_route(rest) {
+        return Some(found);
+    }
     let owned = |text: &str| text.to_owned();
     Some(match rest {
         ["overview"] => Route::Overview,
@@ -299,8 +480,58 @@ pub fn route(segments: &[String]) -> Option<Route> {
             source: exchange_name(source),
             destination: bindings::Destination::parse(kind, destination)?,
         },
+        ["bindings", vhost, "e", source, kind, destination, key] => Route::Binding {
+            vhost: owned(vhost),
+            source: exchange_name(source),
+            destination: bindings::Destination::parse(kind, destination)?,
+            properties_key: owned(key),
+        },
+        ["queues", vhost, name, "contents"] => Route::QueueContents(owned(vhost), owned(name)),
+        ["queues", vhost, name, "get"] => Route::QueueGet(owned(vhost), owned(name)),
+        ["exchanges", vhost, name, "publish"] => {
+            Route::ExchangePublish(owned(vhost), exchange_name(name))
+        }
+        ["connections", "username", user] => Route::ConnectionsOfUser(owned(user)),
         ["health", "checks", check @ ..] => Route::Health(health::Check::parse(check)?),
         ["aliveness-test", vhost] => Route::Aliveness(owned(vhost)),
+        _ => return None,
+    })
+}
+
+/// Users, vhosts, permissions, policies, limits and definitions.
+fn access_route(rest: &[&str]) -> Option<Route> {
+    let owned = |text: &str| text.to_owned();
+    let kind = |segment: &str| match segment {
+        "policies" => Some(PolicyKind::Policy),
+        "operator-policies" => Some(PolicyKind::Operator),
+        _ => None,
+    };
+    Some(match rest {
+        ["vhosts"] => Route::VHosts,
+        ["vhosts", name] => Route::VHost(owned(name)),
+        ["vhosts", vhost, "permissions"] => Route::VHostPermissions(owned(vhost)),
+        ["vhosts", vhost, "topic-permissions"] => Route::VHostTopicPermissions(owned(vhost)),
+        ["users"] => Route::Users,
+        ["users", "without-permissions"] => Route::UsersWithoutPermissions,
+        ["users", "bulk-delete"] => Route::UsersBulkDelete,
+        ["users", name] => Route::User(owned(name)),
+        ["users", name, "permissions"] => Route::UserPermissions(owned(name)),
+        ["users", name, "topic-permissions"] => Route::UserTopicPermissions(owned(name)),
+        ["auth", "hash_password", password] => Route::HashPassword(owned(password)),
+        ["permissions"] => Route::Permissions,
+        ["permissions", vhost, user] => Route::Permission(owned(vhost), owned(user)),
+        ["topic-permissions"] => Route::TopicPermissions,
+        ["topic-permissions", vhost, user] => Route::TopicPermission(owned(vhost), owned(user)),
+        ["vhost-limits"] => Route::VHostLimits(None),
+        ["vhost-limits", vhost] => Route::VHostLimits(Some(owned(vhost))),
+        ["vhost-limits", vhost, limit] => {
+            Route::VHostLimit(owned(vhost), limits::Limit::parse(limit)?)
+        }
+        ["definitions"] | ["all-configuration"] => Route::Definitions(None),
+        ["definitions", vhost] => Route::Definitions(Some(owned(vhost))),
+        [which] => Route::Policies(kind(which)?, None),
+        [which, vhost] => Route::Policies(kind(which)?, Some(owned(vhost))),
+        [which, vhost, name] => Route::Policy(kind(which)?, owned(vhost), owned(name)),
         _ => return None,
     })
 }
