@@ -100,7 +100,8 @@ hare_start() {
   local name=$1
   HARE_DATA=$(mktemp -d "$OUT/data/hare.XXXXXX")
   local log_file="$OUT/logs/hare-$name.log"
-  "$HARE_BIN" --listen 127.0.0.1:0 --data-dir "$HARE_DATA" --shards 2 >"$log_file" 2>&1 &
+  "$HARE_BIN" --listen 127.0.0.1:0 --management-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    --data-dir "$HARE_DATA" --shards 2 >"$log_file" 2>&1 &
   HARE_PID=$!
   local port="" waited=0
   while [[ -z $port ]]; do

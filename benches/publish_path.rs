@@ -118,6 +118,7 @@ impl Broker {
                 unacked_count: 0,
                 priority: 0,
                 flow_credit: FLOW_CREDIT_INITIAL,
+                arguments: Default::default(),
             })
             .expect("the first consumer of a queue is never refused");
         let mut limits = ChannelLimits::default();

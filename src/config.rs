@@ -9,6 +9,9 @@ use std::time::Duration;
 /// (30 minutes).
 pub const CONSUMER_TIMEOUT_MS_DEFAULT: u64 = 1_800_000;
 
+/// Default of `Config::stats_interval`, in milliseconds.
+pub const STATS_INTERVAL_MS_DEFAULT: u64 = 5_000;
+
 /// Default of `Config::metadata_compaction_bytes`.
 pub const METADATA_COMPACTION_BYTES_DEFAULT: u64 = 16 << 20;
 
@@ -50,6 +53,13 @@ pub struct Config {
     /// the next generation (also at least twice the snapshot, so rewrites stay O(1) per
     /// change on average). Tests use small values to rewrite often.
     pub metadata_compaction_bytes: u64,
+    /// Where the management HTTP API listens (RabbitMQ: 15672); None: not served.
+    pub management_listen: Option<SocketAddr>,
+    /// Where Prometheus metrics are served (RabbitMQ: 15692); None: not served.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the management API samples every shard's counters; rates are the change
+    /// between the last two samples (RabbitMQ collects every 5 s).
+    pub stats_interval: Duration,
     /// Test-only: make every shard's log fail after some operations.
     pub storage_fault: Option<crate::storage_fault::StorageFault>,
 }
@@ -74,7 +84,28 @@ impl Default for Config {
             load_definitions: None,
             segment_size_bytes: hare_storage::SEGMENT_SIZE_BYTES_DEFAULT,
             metadata_compaction_bytes: METADATA_COMPACTION_BYTES_DEFAULT,
+            management_listen: None,
+            metrics_listen: None,
+            stats_interval: Duration::from_millis(STATS_INTERVAL_MS_DEFAULT),
             storage_fault: None,
         }
     }
+}
+
+/// This node's name, `hare@<hostname>` (RabbitMQ's `rabbit@<hostname>`), as the management
+/// API, metrics and trace headers show it.
+pub fn node_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| format!("hare@{}", hostname()))
+}
+
+fn hostname() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most `buffer.len()` bytes into the buffer it is given.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if status != 0 {
+        return "localhost".to_owned();
+    }
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
 }

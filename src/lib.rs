@@ -16,8 +16,11 @@
 //!   layer: connections register with it through `shard::endpoint`.
 //! - [`connection`]: the per-socket AMQP state machine on top of the runtime: handshake,
 //!   channels, content assembly, methods, heartbeats.
-//! - [`server`]: the broker, wired: starts the runtime with the connection layer plugged in.
-//!   `main.rs` calls it.
+//! - [`management`]: the management HTTP API (RabbitMQ-compatible) and its statistics
+//!   collector, on shard 0 beside the connection layer; it reaches the broker only through
+//!   shard messages and shard 0's read-only registry copy.
+//! - [`server`]: the broker, wired: starts the runtime with the connection layer and the
+//!   management API plugged in. `main.rs` calls it.
 //! - [`config`] and [`storage_fault`]: what the command line sets (the latter the test-only
 //!   `--storage-fault` value); they import nothing of the layers above.
 
@@ -26,6 +29,7 @@ pub mod connection;
 pub mod exception;
 pub mod fast_map;
 pub mod ids;
+pub mod management;
 pub use hare_protocol as protocol;
 pub mod queue;
 pub mod routing;

@@ -16,6 +16,15 @@ struct Cli {
     /// Address for AMQP 0-9-1 clients.
     #[arg(long, default_value = "0.0.0.0:5672")]
     listen: SocketAddr,
+    /// Address of the management HTTP API (RabbitMQ-compatible, under /api/).
+    #[arg(long, default_value = "0.0.0.0:15672")]
+    management_listen: SocketAddr,
+    /// Address of the Prometheus metrics endpoint (/metrics).
+    #[arg(long, default_value = "0.0.0.0:15692")]
+    metrics_listen: SocketAddr,
+    /// How often the management API samples statistics for its rates, in milliseconds.
+    #[arg(long, default_value_t = hare::config::STATS_INTERVAL_MS_DEFAULT, hide = true)]
+    stats_interval_ms: u64,
     /// Directory for durable data.
     #[arg(long, default_value = "./hare-data")]
     data_dir: PathBuf,
@@ -92,6 +101,9 @@ fn main() -> anyhow::Result<()> {
         segment_size_bytes: cli.segment_size_bytes,
         metadata_compaction_bytes: cli.metadata_compaction_bytes,
         storage_fault: cli.storage_fault,
+        management_listen: Some(cli.management_listen),
+        metrics_listen: Some(cli.metrics_listen),
+        stats_interval: std::time::Duration::from_millis(cli.stats_interval_ms.max(100)),
         default_user: setting(
             cli.default_user,
             "HARE_DEFAULT_USER",
@@ -128,6 +140,13 @@ fn main() -> anyhow::Result<()> {
             duration_ms = summary.duration.as_millis() as u64,
             "recovered"
         );
+    }
+    // The address line comes last: tests read up to it.
+    if let Some(address) = broker.management_addr {
+        println!("hare management API on http://{address}");
+    }
+    if let Some(address) = broker.metrics_addr {
+        println!("hare metrics on http://{address}/metrics");
     }
     println!(
         "hare listening on {} (AMQP 0-9-1, {shards} shards)",

@@ -1,6 +1,7 @@
-//! The broker: the shard runtime (`shard`) with the AMQP connection layer (`connection`) on
-//! top. This is the one module that names both: it hands start-up the function that serves an
-//! accepted socket, and every connection that function opens registers itself with its shard.
+//! The broker: the shard runtime (`shard`) with the AMQP connection layer (`connection`) and
+//! the management API (`management`) on top. This is the one module that names them all: it
+//! hands start-up the function that serves an accepted socket (every connection it opens
+//! registers itself with its shard) and the one that serves the control plane on shard 0.
 
 use std::rc::Rc;
 
@@ -9,12 +10,18 @@ use glommio::net::TcpStream;
 
 use crate::config::Config;
 use crate::connection;
+use crate::management;
+use crate::shard::endpoint::ControlListeners;
 use crate::shard::startup::{self, Broker, StartError};
 use crate::shard::Shard;
 
 /// Starts an AMQP 0-9-1 broker with `config`.
 pub fn start(config: Config) -> Result<Broker, StartError> {
-    startup::start(config, serve)
+    startup::start(config, serve, serve_control)
+}
+
+fn serve_control(shard: Rc<Shard>, listeners: ControlListeners) -> BoxedLocal<()> {
+    Box::pin(management::serve(shard, listeners))
 }
 
 fn serve(shard: Rc<Shard>, stream: TcpStream) -> BoxedLocal<()> {

@@ -238,6 +238,9 @@ pub async fn get(
         return Err(unexpected_reply());
     };
     let Some(got) = result? else {
+        if let Some(open) = connection.state.borrow_mut().channels.get_mut(&channel.0) {
+            open.counters.get_empty += 1;
+        }
         connection.write_method(
             channel.0,
             &Method::BasicGetEmpty(BasicGetEmpty {
@@ -260,6 +263,12 @@ pub async fn get(
         return Ok(());
     };
     let tag = open.next_tag();
+    if method.no_ack {
+        open.counters.get_no_ack += 1;
+    } else {
+        open.counters.get += 1;
+    }
+    open.counters.redeliver += u64::from(got.redelivered);
     let ack_deadline = AckDeadline::starting_now(got.ack_timeout_ms);
     if !method.no_ack {
         open.unacked.insert(
@@ -278,6 +287,14 @@ pub async fn get(
     if !method.no_ack {
         connection.ack_timer.delivered(ack_deadline);
     }
+    crate::connection::trace::delivered(
+        shard,
+        connection,
+        channel,
+        got.queue,
+        got.redelivered,
+        &got.content,
+    );
     connection.output.write(|out| {
         write_method_frame(
             out,
@@ -323,6 +340,9 @@ pub fn settle(
             "unknown delivery tag {delivery_tag}"
         )));
     };
+    if action == SettleAction::Ack {
+        open.counters.ack += deliveries.len() as u64;
+    }
     if let Some(transaction) = open.transaction.as_mut() {
         transaction
             .settlements

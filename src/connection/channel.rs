@@ -11,6 +11,7 @@ use crate::ids::{ChannelId, DeliveryTag, QueueId, ShardId};
 use crate::protocol::ShortStr;
 use crate::queue::SettleAction;
 use crate::shard::message::{AckDeadline, UnackedDelivery};
+use crate::shard::stats::ChannelCounters;
 
 /// Consumers per channel at most (RabbitMQ's consumer_max_per_channel is unlimited by default;
 /// ours is a named bound).
@@ -61,6 +62,8 @@ pub struct Channel {
     pub last_declared_queue: Option<ShortStr>,
     /// The consumer tag of this channel's direct reply-to consumer.
     pub direct_reply_consumer: Option<ShortStr>,
+    /// Messages through the channel, for the management API (`shard::stats`).
+    pub counters: ChannelCounters,
 }
 
 impl Channel {
@@ -79,6 +82,7 @@ impl Channel {
             content: ContentState::Idle,
             last_declared_queue: None,
             direct_reply_consumer: None,
+            counters: ChannelCounters::default(),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct ConfirmTracker {
     next_seq: u64,
     /// In seq order, contiguous: pending[i].seq == pending[0].seq + i.
     pending: VecDeque<Pending>,
+    /// Publishes confirmed (acked or nacked) so far, for the channel's statistics.
+    confirmed: u64,
 }
 
 impl ConfirmTracker {
@@ -37,6 +39,7 @@ impl ConfirmTracker {
         ConfirmTracker {
             next_seq: 1,
             pending: VecDeque::new(),
+            confirmed: 0,
         }
     }
 
@@ -83,6 +86,7 @@ impl ConfirmTracker {
                 break;
             }
             let front = self.pending.pop_front().expect("checked above");
+            self.confirmed += 1;
             if front.refused {
                 if let Some(end) = ack_run_end.take() {
                     out.push(ConfirmFrame {
@@ -109,6 +113,11 @@ impl ConfirmTracker {
                 ack: true,
             });
         }
+    }
+
+    /// Publishes confirmed so far.
+    pub fn confirmed(&self) -> u64 {
+        self.confirmed
     }
 
     pub fn outstanding(&self) -> usize {

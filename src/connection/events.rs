@@ -6,6 +6,7 @@
 use crate::connection::channel::ChannelConsumer;
 use crate::connection::confirm::{ConfirmFrame, ConfirmTracker};
 use crate::connection::io::CreditKey;
+use crate::connection::trace;
 use crate::connection::{direct_reply, ConnectionShared};
 use crate::ids::{ChannelId, DeliveryTag};
 use crate::protocol::{
@@ -18,6 +19,7 @@ use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
 use crate::shard::message::{
     AckDeadline, ConnectionEvent, ConsumeOk, StorageAlarm, UnackedDelivery,
 };
+use crate::shard::stats::ConnectionStats;
 
 impl ConnectionEndpoint for ConnectionShared {
     fn handle_event(&self, event: ConnectionEvent) {
@@ -59,6 +61,10 @@ impl ConnectionEndpoint for ConnectionShared {
             0,
         );
     }
+
+    fn stats(&self) -> ConnectionStats {
+        crate::connection::stats::collect(self)
+    }
 }
 
 fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
@@ -87,6 +93,12 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
             };
             let ack_deadline = AckDeadline::starting_now(consumer.ack_timeout_ms);
             let tag = open.next_tag();
+            if no_ack {
+                open.counters.deliver_no_ack += 1;
+            } else {
+                open.counters.deliver += 1;
+            }
+            open.counters.redeliver += u64::from(redelivered);
             if !no_ack {
                 open.unacked.insert(
                     tag.0,
@@ -108,6 +120,9 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
                 delivery_tag: tag,
                 redelivered,
             };
+            if let Some(shard) = connection.shard.upgrade() {
+                trace::delivered(&shard, connection, channel, queue, redelivered, &content);
+            }
             write_delivery(connection, channel, fields, content, frame_max);
             connection.output.owe_credit(CreditKey {
                 owner,

@@ -6,6 +6,7 @@
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
 use std::os::unix::io::{AsRawFd, RawFd};
+use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -16,6 +17,7 @@ use crate::ids::{QueueId, ShardId};
 use crate::protocol::{parse_frame, scan_frame, Frame, FrameError};
 use crate::queue::consumer::ConsumerKey;
 use crate::shard::notify::Notify;
+use crate::shard::stats::SocketCounters;
 
 /// Most bytes requested from the socket per read (a flooding publisher).
 pub const READ_CHUNK_SIZE: usize = 64 * 1024;
@@ -41,6 +43,8 @@ pub struct FrameReader {
     /// Bytes the next read asks for: doubled after a read that filled it, halved after one
     /// that used less than a quarter.
     read_size: usize,
+    /// Bytes and reads, shared with the connection's statistics.
+    received: Rc<SocketCounters>,
 }
 
 impl FrameReader {
@@ -49,7 +53,13 @@ impl FrameReader {
             stream,
             buffer: BytesMut::with_capacity(READ_CHUNK_SIZE_MIN),
             read_size: READ_CHUNK_SIZE_MIN,
+            received: Rc::default(),
         }
+    }
+
+    /// What this reader has read, for the connection's statistics.
+    pub fn received(&self) -> Rc<SocketCounters> {
+        self.received.clone()
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -144,6 +154,7 @@ impl FrameReader {
                 Err(ReadError::Eof)
             }
             Ok(read) => {
+                self.received.add(read);
                 self.buffer.truncate(start + read);
                 if read == self.read_size {
                     self.read_size = (self.read_size * 2).min(READ_CHUNK_SIZE);
@@ -178,6 +189,8 @@ pub struct Output {
     /// Shut the socket down once the buffer is written (after close-ok or a fatal error).
     close_after_flush: Cell<bool>,
     pub last_write: Cell<Instant>,
+    /// Bytes and writes on the socket, for the connection's statistics.
+    pub sent: SocketCounters,
 }
 
 impl Default for Output {
@@ -195,6 +208,7 @@ impl Output {
             finished: Cell::new(false),
             close_after_flush: Cell::new(false),
             last_write: Cell::new(Instant::now()),
+            sent: SocketCounters::default(),
         }
     }
 
@@ -215,6 +229,11 @@ impl Output {
     pub fn close_after_flush(&self) {
         self.close_after_flush.set(true);
         self.ready.notify();
+    }
+
+    /// Bytes buffered and not yet handed to the socket.
+    pub fn pending_bytes(&self) -> usize {
+        self.buffer.borrow().len()
     }
 
     pub fn is_finished(&self) -> bool {
@@ -238,6 +257,7 @@ impl Output {
                 }
                 let credit = std::mem::take(&mut *self.credit_owed.borrow_mut());
                 let written = stream.write_all(&spare).await;
+                self.sent.add(spare.len());
                 spare.clear();
                 if written.is_err() {
                     self.finished.set(true);

@@ -25,6 +25,8 @@ pub mod publish;
 pub mod queue_methods;
 pub mod requests;
 pub mod server_properties;
+pub mod stats;
+pub mod trace;
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
@@ -92,7 +94,16 @@ impl ConnectionState {
 /// The part of a connection other tasks on its shard reach: its output and state.
 pub struct ConnectionShared {
     pub id: ConnectionId,
+    /// The shard that owns the connection, for event handlers that route (firehose tracing).
+    /// Weak: the shard holds the connection.
+    pub shard: std::rc::Weak<Shard>,
     pub peer: SocketAddr,
+    /// Our end of the socket (the management API names connections by both ends).
+    pub local: SocketAddr,
+    /// When the handshake finished, ms since the epoch.
+    pub connected_at_ms: u64,
+    /// What the frame reader has read, for the statistics.
+    pub received: Rc<crate::shard::stats::SocketCounters>,
     pub output: Output,
     pub state: RefCell<ConnectionState>,
     pub last_read: Cell<Instant>,
@@ -114,6 +125,11 @@ pub struct ConnectionShared {
 }
 
 impl ConnectionShared {
+    /// RabbitMQ's name for the connection, `"<peer> -> <local>"` (the management API's key).
+    pub fn name(&self) -> String {
+        format!("{} -> {}", self.peer, self.local)
+    }
+
     pub fn write_method(&self, channel: u16, method: &Method) {
         self.output
             .write(|out| write_method_frame(out, channel, method));
@@ -121,6 +137,11 @@ impl ConnectionShared {
 
     pub fn is_closing(&self) -> bool {
         self.closing.get()
+    }
+
+    /// connection.blocked was sent and not yet lifted.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.get()
     }
 
     /// Starts closing the connection with a connection.close; the socket is shut if the
@@ -167,6 +188,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         Ok(peer) => peer,
         Err(_) => return,
     };
+    let local = stream.local_addr().unwrap_or(peer);
     let _ = stream.set_nodelay(true);
     let writer_stream = match io::duplicate_socket(&stream) {
         Ok(writer) => writer,
@@ -199,7 +221,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     let connection = Rc::new(ConnectionShared {
         id,
+        shard: Rc::downgrade(&shard),
         peer,
+        local,
+        connected_at_ms: crate::queue::expiry::now_ms(),
+        received: reader.received(),
         output: negotiated.output,
         state: RefCell::new(negotiated.state),
         last_read: Cell::new(Instant::now()),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::connection::content::Completed;
+use crate::connection::trace;
 use crate::connection::{direct_reply, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ExchangeId, QueueId};
@@ -131,6 +132,20 @@ pub async fn route_and_send(
                 .decide(exchange, fresh);
         }
     };
+    if extra_keys.is_empty() {
+        trace::published(
+            shard,
+            connection,
+            channel,
+            &message,
+            std::slice::from_ref(&message.routing_key),
+            &queues,
+        );
+    } else {
+        let mut keys = vec![message.routing_key.clone()];
+        keys.extend(extra_keys.iter().cloned());
+        trace::published(shard, connection, channel, &message, &keys, &queues);
+    }
     send_routed(
         shard,
         connection,
@@ -200,6 +215,7 @@ fn route_once(
     if !route.extra_keys.is_empty() {
         route_extra_keys(vhost, exchange, route.extra_keys, &routed, scratch, queues);
     }
+    exchange.counters.published(!queues.is_empty());
     scratch.dedup_undecided.sort_unstable();
     scratch.dedup_undecided.dedup();
     Ok(RoutePass::Undecided(scratch.dedup_undecided.clone()))
@@ -230,9 +246,13 @@ fn send_routed(
         state.route_queues = queues;
         return;
     };
+    open.counters.publish += 1;
     if queues.is_empty() {
         if mandatory {
+            open.counters.return_unroutable += 1;
             return_unroutable(connection, channel, &message, frame_max);
+        } else {
+            open.counters.drop_unroutable += 1;
         }
         if let Some(tracker) = open.confirm.as_mut() {
             tracker.publish(0);

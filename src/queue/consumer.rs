@@ -2,7 +2,7 @@
 //! may receive (prefetch, RabbitMQ semantics, and flow credit from the consumer's connection).
 
 use crate::ids::{ChannelId, ConnectionId};
-use crate::protocol::ShortStr;
+use crate::protocol::{FieldTable, ShortStr};
 
 /// Deliveries a consumer may have in flight towards its connection's socket before the
 /// connection returns credit. Bounds the memory a slow consumer socket can pin, including
@@ -45,6 +45,8 @@ pub struct Consumer {
     pub flow_credit: u32,
     /// `x-priority` of basic.consume: higher first, lower only when the higher have no room.
     pub priority: i32,
+    /// basic.consume's arguments, as given (the management API shows them).
+    pub arguments: FieldTable,
 }
 
 impl Consumer {

@@ -5,6 +5,7 @@
 
 pub mod channel_limits;
 pub mod consumer;
+pub mod counters;
 pub mod death;
 pub mod entry;
 pub mod expiry;
@@ -207,6 +208,8 @@ pub struct Queue {
     /// before its TTL changed (`apply_settings`, `restore`), with no deadline or a later one,
     /// that a run would take with it. Cleared when the queue is empty again.
     ttl_singles: bool,
+    /// Messages through the queue, for the management API (`shard::stats`).
+    pub counters: counters::QueueCounters,
 }
 
 /// The deduplication header values of the messages a deduplicating queue holds, ready or
@@ -261,6 +264,7 @@ impl Queue {
             durable,
             dedup: None,
             ttl_singles: false,
+            counters: counters::QueueCounters::default(),
         }
     }
 
@@ -329,6 +333,25 @@ impl Queue {
 
     pub fn consumer_count(&self) -> usize {
         self.consumers.len()
+    }
+
+    /// Body bytes of the ready messages.
+    pub fn ready_bytes(&self) -> u64 {
+        self.ready_bytes
+    }
+
+    /// Body bytes of the unacknowledged deliveries. Walks them: for stats requests only,
+    /// never the data path.
+    pub fn unacked_bytes(&self) -> u64 {
+        self.unacked
+            .values()
+            .map(|entry| entry.message.body_bytes())
+            .sum()
+    }
+
+    /// When the queue was last used (consumed from, got from, declared), ms since the epoch.
+    pub fn last_used_ms(&self) -> u64 {
+        self.last_used_ms
     }
 
     /// Ready messages whose body is in RAM.
@@ -435,6 +458,7 @@ impl Queue {
         if self.ttl_singles && self.ready.len() == 1 && self.unacked.is_empty() {
             self.ttl_singles = false;
         }
+        self.counters.publish += 1;
         if let Some(ttl) = self.effective_ttl(message_ttl) {
             let deadline = now + u64::from(ttl);
             // The queue's TTL gives deadlines that grow with ids (runs); a shorter one of the
@@ -896,6 +920,10 @@ impl Queue {
                 gone.extend(queued.gone());
             }
             let no_ack = consumer.no_ack;
+            self.counters.delivered(
+                counters::DeliveryKind::of_consumer(no_ack),
+                queued.redelivered,
+            );
             out.push(Delivery {
                 consumer: consumer.key.clone(),
                 no_ack,
@@ -958,6 +986,7 @@ impl Queue {
     pub fn get(&mut self, channel: ChannelKey, no_ack: bool, gone: &mut Vec<Gone>) -> GetOutcome {
         self.touch(expiry::now_ms());
         if self.ready.is_empty() {
+            self.counters.get_empty += 1;
             return GetOutcome::Empty;
         }
         let Some((queued, message)) = self.pop_resident_head() else {
@@ -965,6 +994,8 @@ impl Queue {
         };
         let message = self.as_delivered(queued.id, message);
         let (id, redelivered) = (queued.id, queued.redelivered);
+        self.counters
+            .delivered(counters::DeliveryKind::of_get(no_ack), redelivered);
         if !no_ack {
             self.unacked.insert(
                 id,
@@ -1031,6 +1062,7 @@ impl Queue {
                 SettleAction::Requeue => self.requeue(entry),
                 SettleAction::Discard => self.drop_entry(entry.message, DeathReason::Rejected),
                 SettleAction::Ack => {
+                    self.counters.ack += 1;
                     self.left_for_good(*id);
                     gone.extend(entry.message.gone());
                 }

@@ -47,6 +47,7 @@ pub(super) fn consumer(
         unacked_count: 0,
         priority: 0,
         flow_credit: consumer::FLOW_CREDIT_INITIAL,
+        arguments: Default::default(),
     }
 }
 

@@ -8,7 +8,7 @@
 //! variant, handled by the connection layer in `handle_event`; something the runtime does to
 //! every connection of its shard (an alarm, a shutdown) is a new method here.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use futures_lite::future::BoxedLocal;
@@ -17,6 +17,7 @@ use glommio::net::TcpStream;
 use crate::fast_map::FastMap;
 use crate::ids::ConnectionId;
 use crate::shard::message::{ConnectionEvent, ConsumeOk, StorageAlarm};
+use crate::shard::stats::ConnectionStats;
 use crate::shard::Shard;
 
 /// A connection owned by this shard, as the runtime reaches it. Every call runs to completion
@@ -34,20 +35,26 @@ pub trait ConnectionEndpoint {
     fn unblock(&self);
     /// Close the connection with 320 CONNECTION_FORCED.
     fn close_forced(&self, reason: ForcedClose);
+    /// A copy of the connection's statistics and those of its channels (`shard::stats`).
+    fn stats(&self) -> ConnectionStats;
 }
 
 /// Why the broker closes a connection the client did not ask to close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ForcedClose {
     /// The broker is stopping.
     Shutdown,
+    /// An operator closed it (management API `DELETE /api/connections/{name}`), with the
+    /// reason they gave.
+    Operator(String),
 }
 
 impl ForcedClose {
     /// The explanation sent after `CONNECTION_FORCED - `, in RabbitMQ's words.
-    pub fn text(self) -> &'static str {
+    pub fn text(&self) -> &str {
         match self {
             ForcedClose::Shutdown => "broker forced connection closure with reason 'shutdown'",
+            ForcedClose::Operator(text) => text,
         }
     }
 }
@@ -56,20 +63,45 @@ impl ForcedClose {
 /// future is boxed once per connection, never per message.
 pub type ServeConnection = fn(Rc<Shard>, TcpStream) -> BoxedLocal<()>;
 
+/// Serves the control plane (the management HTTP API and the metrics endpoint) on the
+/// metadata shard, from the listeners start-up bound. Runs in its own task queue with fewer
+/// shares than the data path; the future ends when the shard shuts down.
+pub type ServeControl = fn(Rc<Shard>, ControlListeners) -> BoxedLocal<()>;
+
+/// The control plane's listening sockets, each present if configured.
+pub struct ControlListeners {
+    pub management: Option<glommio::net::TcpListener>,
+    pub metrics: Option<glommio::net::TcpListener>,
+}
+
 /// The connections a shard owns, by id.
 #[derive(Default)]
 pub struct Connections {
     endpoints: RefCell<FastMap<ConnectionId, Rc<dyn ConnectionEndpoint>>>,
+    /// Connections registered and removed since start (the management API's churn rates).
+    created: Cell<u64>,
+    closed: Cell<u64>,
 }
 
 impl Connections {
     pub fn insert(&self, id: ConnectionId, endpoint: Rc<dyn ConnectionEndpoint>) {
         let old = self.endpoints.borrow_mut().insert(id, endpoint);
         assert!(old.is_none(), "connection ids are never reused");
+        self.created.set(self.created.get() + 1);
     }
 
     pub fn remove(&self, id: ConnectionId) {
-        self.endpoints.borrow_mut().remove(&id);
+        if self.endpoints.borrow_mut().remove(&id).is_some() {
+            self.closed.set(self.closed.get() + 1);
+        }
+    }
+
+    pub fn created(&self) -> u64 {
+        self.created.get()
+    }
+
+    pub fn closed(&self) -> u64 {
+        self.closed.get()
     }
 
     /// The connection, if it is still open. The map is not borrowed while the caller uses it.

@@ -102,6 +102,18 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             exchange,
             query,
         } => dedup::handle_check(shard, reply_to, &vhost, exchange, &query),
+        ShardMessage::Stats { reply_to } => crate::shard::stats::handle_request(shard, reply_to),
+        ShardMessage::CloseConnection {
+            reply_to,
+            connection,
+            reason,
+        } => {
+            let endpoint = shard.connections.get(connection);
+            if let Some(endpoint) = &endpoint {
+                endpoint.close_forced(reason);
+            }
+            shard.reply(reply_to, Reply::ConnectionClosed(endpoint.is_some()));
+        }
         ShardMessage::ConnectionEnded { shard: ended } => {
             let mut counts = shard.connection_counts.borrow_mut();
             counts[ended.index()] = counts[ended.index()].saturating_sub(1);

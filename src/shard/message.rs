@@ -77,6 +77,15 @@ pub enum ShardMessage {
         exchange: ExchangeId,
         query: crate::shard::dedup::DedupQuery,
     },
+    /// A copy of the shard's statistics (`shard::stats`), answered with `Reply::Stats`.
+    Stats { reply_to: ReplyTo },
+    /// Close one of the shard's connections with 320 CONNECTION_FORCED (the management API);
+    /// answered with `Reply::ConnectionClosed`, false if it was already gone.
+    CloseConnection {
+        reply_to: ReplyTo,
+        connection: ConnectionId,
+        reason: crate::shard::endpoint::ForcedClose,
+    },
 }
 
 /// Metadata requests, decided by the metadata shard.
@@ -301,6 +310,10 @@ pub enum Reply {
     DedupChecked {
         fresh: bool,
     },
+    /// A shard's statistics (boxed: the mesh moves replies inline).
+    Stats(Box<crate::shard::stats::ShardStats>),
+    /// Whether the connection to close was still open.
+    ConnectionClosed(bool),
 }
 
 /// What queue.delete-ok reports, and the metadata version that removed the queue.

@@ -34,6 +34,7 @@ pub mod pressure;
 pub mod queues;
 pub mod recovery;
 pub mod startup;
+pub mod stats;
 pub mod timers;
 pub mod waker;
 

@@ -276,9 +276,9 @@ pub fn handle(shard: &Rc<Shard>, id: QueueId, op: QueueOp) {
             reply_to,
             consumer,
             options,
-            arguments: _,
+            arguments,
             vhost,
-        } => consume(shard, id, reply_to, consumer, options, &vhost),
+        } => consume(shard, id, reply_to, consumer, options, arguments, &vhost),
         QueueOp::Cancel {
             reply_to,
             consumer,
@@ -532,6 +532,7 @@ fn consume(
     reply_to: ReplyTo,
     key: ConsumerKey,
     options: ConsumeOptions,
+    arguments: crate::protocol::FieldTable,
     vhost: &ShortStr,
 ) {
     let result = match shard.queues.borrow_mut().get_mut(&id) {
@@ -546,6 +547,7 @@ fn consume(
                 unacked_count: 0,
                 flow_credit: FLOW_CREDIT_INITIAL,
                 priority: options.priority,
+                arguments,
             };
             match queue.add_consumer(consumer) {
                 Ok(()) => Ok(ack_timeout_ms),

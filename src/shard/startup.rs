@@ -19,7 +19,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
 use crate::ids::ShardId;
-use crate::shard::endpoint::{ForcedClose, ServeConnection};
+use crate::shard::endpoint::{ControlListeners, ForcedClose, ServeConnection, ServeControl};
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
@@ -87,6 +87,9 @@ pub enum StartError {
 /// A running broker: where it listens, and how to stop it.
 pub struct Broker {
     pub local_addr: SocketAddr,
+    /// Where the management API and the metrics endpoint listen, if configured.
+    pub management_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     ticker: std::thread::JoinHandle<()>,
@@ -116,9 +119,13 @@ impl Broker {
     }
 }
 
-/// Checks the host, binds the listener and starts the shards; every shard serves the sockets
-/// it is handed with `serve`.
-pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, StartError> {
+/// Checks the host, binds the listeners and starts the shards; every shard serves the sockets
+/// it is handed with `serve`, and shard 0 serves the control plane with `control`.
+pub fn start(
+    mut config: Config,
+    serve: ServeConnection,
+    control: ServeControl,
+) -> Result<Broker, StartError> {
     assert!(config.shards >= 1);
     assert!(config.shards <= usize::from(u16::MAX));
     check_io_uring()?;
@@ -137,6 +144,19 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
     let mut load_definitions = read_definitions_file(&config)?;
     let (listener, local_addr) = bind_listener(config.listen)?;
     let mut listener_fd = Some(listener.into_raw_fd());
+    let management = config.management_listen.map(bind_listener).transpose()?;
+    let metrics = config.metrics_listen.map(bind_listener).transpose()?;
+    let management_addr = management.as_ref().map(|(_, address)| *address);
+    let metrics_addr = metrics.as_ref().map(|(_, address)| *address);
+    // Every shard sees the addresses actually bound (port 0 picks one): the management API
+    // reports them and checks them in its port-listener health check.
+    config.listen = local_addr;
+    config.management_listen = management_addr;
+    config.metrics_listen = metrics_addr;
+    let mut control_fds = Some(ControlFds {
+        management: management.map(|(listener, _)| listener.into_raw_fd()),
+        metrics: metrics.map(|(listener, _)| listener.into_raw_fd()),
+    });
 
     let shard_count = config.shards;
     let stop = Arc::new(AtomicBool::new(false));
@@ -162,6 +182,7 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
             wake: wake.clone(),
             wake_reader,
             listener_fd: if index == 0 { listener_fd.take() } else { None },
+            control_fds: if index == 0 { control_fds.take() } else { None },
             definitions: definitions.clone(),
             metadata_log: metadata_log.take(),
             load_definitions: load_definitions.take(),
@@ -169,6 +190,7 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
             ready: ready_sender.clone(),
             pressure: pressure.clone(),
             serve,
+            control,
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("hare-shard-{index}"))
@@ -186,6 +208,8 @@ pub fn start(mut config: Config, serve: ServeConnection) -> Result<Broker, Start
     let recovered = wait_for_recovery(&ready_receiver, shard_count, &stop)?;
     Ok(Broker {
         local_addr,
+        management_addr,
+        metrics_addr,
         stop,
         threads,
         ticker,
@@ -322,6 +346,8 @@ struct ShardStart {
     wake_reader: WakeReader,
     /// The listening socket, for the one shard that accepts.
     listener_fd: Option<RawFd>,
+    /// The control plane's listening sockets, for shard 0.
+    control_fds: Option<ControlFds>,
     /// The durable metadata every shard installs before it serves.
     definitions: Arc<MetadataSnapshot>,
     /// The metadata log, for the metadata shard, which writes it.
@@ -334,7 +360,18 @@ struct ShardStart {
     ready: ReadySender,
     pressure: Arc<Pressure>,
     serve: ServeConnection,
+    control: ServeControl,
 }
+
+/// Bound control-plane sockets whose ownership `start` gave up with `into_raw_fd`.
+struct ControlFds {
+    management: Option<RawFd>,
+    metrics: Option<RawFd>,
+}
+
+/// Task-queue shares of the control plane on shard 0, against the default queue's 1000: an
+/// expensive listing gets a fifth of the core while the data path is busy, all of it when idle.
+const CONTROL_SHARES: usize = 200;
 
 async fn run_shard(start: ShardStart) {
     let ShardStart {
@@ -344,6 +381,7 @@ async fn run_shard(start: ShardStart) {
         wake,
         wake_reader,
         listener_fd,
+        control_fds,
         definitions,
         metadata_log,
         load_definitions,
@@ -351,6 +389,7 @@ async fn run_shard(start: ShardStart) {
         ready,
         pressure,
         serve,
+        control,
     } = start;
     let shard_count = senders.len();
     let ticker = match Ticker::open(wake_reader).await {
@@ -417,12 +456,7 @@ async fn run_shard(start: ShardStart) {
         return;
     }
     let _ = ready.send(Ok(recovered));
-    if let Some(fd) = listener_fd {
-        // SAFETY: `fd` is a bound, listening socket whose ownership `start` gave up with
-        // `into_raw_fd`; nothing else uses or closes it.
-        let listener = unsafe { TcpListener::from_raw_fd(fd) };
-        glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
-    }
+    serve_clients(&shard, listener_fd, control_fds, control);
 
     // The housekeeping tick: watches for the stop request and measures queue memory.
     let mut memory = QueueMemoryScan::default();
@@ -439,6 +473,47 @@ async fn run_shard(start: ShardStart) {
         shard.mesh.pressure.update(shard.id, queued_bytes);
     }
     shut_down(&shard, &ticker).await;
+}
+
+/// Starts accepting AMQP clients and the control plane, on the shard that holds the listeners.
+fn serve_clients(
+    shard: &Rc<Shard>,
+    listener_fd: Option<RawFd>,
+    control_fds: Option<ControlFds>,
+    control: ServeControl,
+) {
+    if let Some(fd) = listener_fd {
+        // SAFETY: `fd` is a bound, listening socket whose ownership `start` gave up with
+        // `into_raw_fd`; nothing else uses or closes it.
+        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+        glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
+    }
+    if let Some(fds) = control_fds {
+        start_control(shard, fds, control);
+    }
+}
+
+/// Spawns the control plane on this shard in its own, lower-share task queue.
+fn start_control(shard: &Rc<Shard>, fds: ControlFds, control: ServeControl) {
+    // SAFETY: each fd is a bound, listening socket whose ownership `start` gave up with
+    // `into_raw_fd`; nothing else uses or closes it.
+    let listen = |fd: RawFd| unsafe { TcpListener::from_raw_fd(fd) };
+    let listeners = ControlListeners {
+        management: fds.management.map(listen),
+        metrics: fds.metrics.map(listen),
+    };
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(CONTROL_SHARES),
+        glommio::Latency::NotImportant,
+        "control",
+    );
+    let task = glommio::spawn_local_into(control(shard.clone(), listeners), queue);
+    match task {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(error) => tracing::error!(%error, "cannot start the management API"),
+    }
 }
 
 /// Imports `--load-definitions` (metadata shard only) before the shard accepts clients.

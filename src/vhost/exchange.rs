@@ -1,6 +1,8 @@
 //! An exchange as every shard sees it: its definition and its binding table. Pure data; the
 //! rules for changing it live in `rules.rs`, and only the metadata shard originates changes.
 
+use std::cell::Cell;
+
 use crate::ids::{ExchangeId, QueueId};
 use crate::protocol::{FieldTable, FieldValue, ShortStr};
 use crate::routing::{BindingTable, ExchangeKind, HashProperty, HashSource};
@@ -156,6 +158,8 @@ pub struct Exchange {
     pub definition: ExchangeDefinition,
     pub alternate_exchange: Option<ShortStr>,
     pub bindings: BindingTable<Destination, FieldValue>,
+    /// Messages routed through this copy of the exchange (statistics, not metadata).
+    pub counters: ExchangeCells,
 }
 
 impl Exchange {
@@ -173,6 +177,7 @@ impl Exchange {
             definition,
             alternate_exchange,
             bindings,
+            counters: ExchangeCells::default(),
         }
     }
 
@@ -290,5 +295,38 @@ mod tests {
         );
         let direct = definition(ExchangeKind::Direct, &both);
         assert_eq!(direct.hash_source(), Ok(HashSource::RoutingKey), "ignored");
+    }
+}
+
+/// Messages through an exchange: `publish_in` were published to it, `publish_out` of them
+/// routed to at least one queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExchangeCounters {
+    pub publish_in: u64,
+    pub publish_out: u64,
+}
+
+/// An exchange's counters on one shard's registry copy (`shard::stats` collects them): `Cell`s,
+/// so routing, which borrows the registry shared, can count.
+#[derive(Debug, Default)]
+pub struct ExchangeCells {
+    pub publish_in: Cell<u64>,
+    pub publish_out: Cell<u64>,
+}
+
+impl ExchangeCells {
+    /// One message published to the exchange; `routed` if it reached a queue.
+    pub fn published(&self, routed: bool) {
+        self.publish_in.set(self.publish_in.get() + 1);
+        if routed {
+            self.publish_out.set(self.publish_out.get() + 1);
+        }
+    }
+
+    pub fn snapshot(&self) -> ExchangeCounters {
+        ExchangeCounters {
+            publish_in: self.publish_in.get(),
+            publish_out: self.publish_out.get(),
+        }
     }
 }

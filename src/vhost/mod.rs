@@ -51,6 +51,8 @@ pub const STANDARD_EXCHANGES: [(&str, ExchangeKind, bool); 7] = [
 #[derive(Debug)]
 pub struct VHost {
     pub name: ShortStr,
+    /// Firehose tracing is on (`connection::trace`); not durable.
+    pub tracing: bool,
     exchanges: FastMap<ShortStr, Exchange>,
     exchange_names: FastMap<ExchangeId, ShortStr>,
     queues: FastMap<ShortStr, QueueDefinition>,
@@ -66,6 +68,7 @@ impl VHost {
     pub fn new(name: ShortStr, first_exchange_id: u64) -> VHost {
         let mut vhost = VHost {
             name,
+            tracing: false,
             exchanges: FastMap::default(),
             exchange_names: FastMap::default(),
             queues: FastMap::default(),
@@ -348,6 +351,12 @@ impl Registry {
                     removed.queues.is_empty(),
                     "a vhost's queues are deleted before the vhost"
                 );
+            }
+            AccessDelta::TracingSet { vhost, enabled } => {
+                let key = ShortStr::copy_from_str(vhost).expect("vhost names were checked");
+                if let Some(found) = self.vhosts.get_mut(&key) {
+                    found.tracing = *enabled;
+                }
             }
             _ => {}
         }

@@ -22,6 +22,11 @@ use std::time::{Duration, Instant};
 pub struct Broker {
     child: Child,
     pub addr: SocketAddr,
+    /// The management HTTP API and the metrics endpoint (both on 127.0.0.1, port 0).
+    pub management: SocketAddr,
+    pub metrics: SocketAddr,
+    /// The broker's stdout, kept open so its later prints never hit a closed pipe.
+    _stdout: BufReader<std::process::ChildStdout>,
     pub data_dir: PathBuf,
     /// The `--shards` the broker was started with (`restart` reuses it).
     pub shards: usize,
@@ -112,19 +117,31 @@ impl Broker {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn hare");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read hare's first line");
-        let addr = line
-            .split_whitespace()
-            .nth(3)
-            .and_then(|word| word.parse().ok())
-            .unwrap_or_else(|| panic!("hare did not print its address: {line:?}"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut management = None;
+        let mut metrics = None;
+        // One line per control-plane listener, then the AMQP address line.
+        let addr = loop {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read hare's stdout");
+            if let Some(rest) = line.strip_prefix("hare management API on http://") {
+                management = rest.trim().parse().ok();
+            } else if let Some(rest) = line.strip_prefix("hare metrics on http://") {
+                metrics = rest.trim().trim_end_matches("/metrics").parse().ok();
+            } else {
+                break line
+                    .strip_prefix("hare listening on ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|word| word.parse().ok())
+                    .unwrap_or_else(|| panic!("hare did not print its address: {line:?}"));
+            }
+        };
         Broker {
             child,
             addr,
+            management: management.expect("hare printed its management address"),
+            metrics: metrics.expect("hare printed its metrics address"),
+            _stdout: stdout,
             data_dir: data_dir.to_path_buf(),
             shards,
             keep_data_dir: false,
@@ -215,6 +232,8 @@ fn broker_command(data_dir: &Path, shards: usize, extra_args: &[&str]) -> Comman
     let mut command = Command::new(env!("CARGO_BIN_EXE_hare"));
     command
         .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()])
+        .args(["--management-listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
         // Small segments keep each test broker's disk work small.

@@ -1,0 +1,219 @@
+//! The statistics collector on shard 0: asks every shard for its `ShardStats` over the mesh
+//! (`ShardMessage::Stats`), keeps the last two periodic samples for rates, and hands API
+//! requests a fresh snapshot for counts.
+//!
+//! Rates (`*_details.rate`) are the change of a counter between the last two samples divided
+//! by the time between them, as RabbitMQ reports them (its samples are every 5 s; ours every
+//! `Config::stats_interval`). An object that appeared between the samples counts from zero.
+//! A sample keeps only counters, so its size grows with the objects, not with the traffic.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::fast_map::FastMap;
+use crate::ids::{ConnectionId, QueueId, ShardId};
+use crate::protocol::ShortStr;
+use crate::queue::counters::QueueCounters;
+use crate::shard::message::{Reply, ShardMessage};
+use crate::shard::stats::{
+    ChannelCounters, ConnectionStats, ConsumerStats, ExchangeCounters, QueueStats, ShardStats,
+};
+use crate::shard::Shard;
+
+/// Every shard's statistics, gathered at about the same moment.
+pub struct Snapshot {
+    pub shards: Vec<ShardStats>,
+}
+
+impl Snapshot {
+    pub fn queues(&self) -> impl Iterator<Item = &QueueStats> {
+        self.shards.iter().flat_map(|shard| shard.queues.iter())
+    }
+
+    pub fn connections(&self) -> impl Iterator<Item = &ConnectionStats> {
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.connections.iter())
+    }
+
+    pub fn consumers(&self) -> impl Iterator<Item = &ConsumerStats> {
+        self.shards.iter().flat_map(|shard| shard.consumers.iter())
+    }
+
+    /// Each exchange's counters summed over the shards that routed through it.
+    pub fn exchange_counters(&self) -> HashMap<(ShortStr, ShortStr), ExchangeCounters> {
+        let mut sums: HashMap<(ShortStr, ShortStr), ExchangeCounters> = HashMap::new();
+        for exchange in self.shards.iter().flat_map(|shard| shard.exchanges.iter()) {
+            let sum = sums
+                .entry((exchange.vhost.clone(), exchange.name.clone()))
+                .or_default();
+            sum.publish_in += exchange.counters.publish_in;
+            sum.publish_out += exchange.counters.publish_out;
+        }
+        sums
+    }
+
+    /// Connections by id, to name a channel's or consumer's connection.
+    pub fn connections_by_id(&self) -> FastMap<ConnectionId, &ConnectionStats> {
+        self.connections()
+            .map(|connection| (connection.id, connection))
+            .collect()
+    }
+
+    /// The sum of every channel's counters (the overview's message_stats).
+    pub fn channel_totals(&self) -> ChannelCounters {
+        let mut total = ChannelCounters::default();
+        for channel in self.connections().flat_map(|c| c.channels.iter()) {
+            add_channel(&mut total, &channel.counters);
+        }
+        total
+    }
+}
+
+fn add_channel(total: &mut ChannelCounters, counters: &ChannelCounters) {
+    total.publish += counters.publish;
+    total.confirm += counters.confirm;
+    total.deliver += counters.deliver;
+    total.deliver_no_ack += counters.deliver_no_ack;
+    total.get += counters.get;
+    total.get_no_ack += counters.get_no_ack;
+    total.get_empty += counters.get_empty;
+    total.redeliver += counters.redeliver;
+    total.ack += counters.ack;
+    total.return_unroutable += counters.return_unroutable;
+    total.drop_unroutable += counters.drop_unroutable;
+}
+
+/// Asks every shard (this one included) for its statistics; the requests are all in flight
+/// at once.
+pub async fn gather(shard: &Shard) -> Snapshot {
+    let mut waiting = Vec::with_capacity(shard.shard_count());
+    for index in 0..shard.shard_count() {
+        let target = ShardId(u16::try_from(index).expect("shard count fits u16"));
+        let pending = shard.pending.borrow_mut().register(shard.id);
+        shard.send(
+            target,
+            ShardMessage::Stats {
+                reply_to: pending.reply_to,
+            },
+        );
+        waiting.push(pending);
+    }
+    let mut shards = Vec::with_capacity(waiting.len());
+    for pending in waiting {
+        match pending.wait().await {
+            Reply::Stats(stats) => shards.push(*stats),
+            _ => unreachable!("a stats request is answered with stats"),
+        }
+    }
+    Snapshot { shards }
+}
+
+/// Counters of one moment, for rates.
+#[derive(Default)]
+pub struct Sample {
+    pub at: Option<Instant>,
+    pub queues: FastMap<QueueId, QueueSample>,
+    pub exchanges: HashMap<(ShortStr, ShortStr), ExchangeCounters>,
+    /// Received and sent octets.
+    pub connections: FastMap<ConnectionId, (u64, u64)>,
+    pub channels: FastMap<(ConnectionId, u16), ChannelCounters>,
+    pub channel_totals: ChannelCounters,
+    pub queue_totals: QueueSample,
+    pub connections_created: u64,
+    pub connections_closed: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueSample {
+    pub counters: QueueCounters,
+    pub ready: u64,
+    pub unacked: u64,
+}
+
+impl Sample {
+    fn of(snapshot: &Snapshot, at: Instant) -> Sample {
+        let mut sample = Sample {
+            at: Some(at),
+            exchanges: snapshot.exchange_counters(),
+            channel_totals: snapshot.channel_totals(),
+            ..Sample::default()
+        };
+        for queue in snapshot.queues() {
+            let entry = QueueSample {
+                counters: queue.counters,
+                ready: queue.ready_count,
+                unacked: queue.unacked_count,
+            };
+            sample.queue_totals.ready += entry.ready;
+            sample.queue_totals.unacked += entry.unacked;
+            sample.queues.insert(queue.id, entry);
+        }
+        for connection in snapshot.connections() {
+            sample
+                .connections
+                .insert(connection.id, (connection.recv_oct, connection.send_oct));
+            for channel in &connection.channels {
+                sample
+                    .channels
+                    .insert((connection.id, channel.number), channel.counters);
+            }
+        }
+        for shard in &snapshot.shards {
+            sample.connections_created += shard.connections_created;
+            sample.connections_closed += shard.connections_closed;
+        }
+        sample
+    }
+}
+
+/// The last two periodic samples.
+#[derive(Default)]
+pub struct Collector {
+    samples: RefCell<(Rc<Sample>, Rc<Sample>)>,
+}
+
+/// Two samples to take rates between: `latest` and the one before it.
+pub struct Rates {
+    pub previous: Rc<Sample>,
+    pub latest: Rc<Sample>,
+    seconds: f64,
+}
+
+impl Collector {
+    /// Records a periodic sample, dropping the oldest.
+    pub fn record(&self, snapshot: &Snapshot, at: Instant) {
+        let sample = Rc::new(Sample::of(snapshot, at));
+        let mut samples = self.samples.borrow_mut();
+        let latest = std::mem::replace(&mut samples.1, sample);
+        samples.0 = latest;
+    }
+
+    pub fn rates(&self) -> Rates {
+        let samples = self.samples.borrow();
+        let seconds = match (samples.0.at, samples.1.at) {
+            (Some(previous), Some(latest)) => latest.duration_since(previous).as_secs_f64(),
+            _ => 0.0,
+        };
+        Rates {
+            previous: samples.0.clone(),
+            latest: samples.1.clone(),
+            seconds,
+        }
+    }
+}
+
+impl Rates {
+    /// Per second between the samples of what `read` finds in each (missing: zero).
+    pub fn rate(&self, read: impl Fn(&Sample) -> Option<u64>) -> f64 {
+        if self.seconds <= 0.0 {
+            return 0.0;
+        }
+        let latest = read(&self.latest).unwrap_or(0);
+        let previous = read(&self.previous).unwrap_or(0);
+        // A gauge (queue depth) may fall: its rate is negative, as in RabbitMQ.
+        (latest as f64 - previous as f64) / self.seconds
+    }
+}
