@@ -11,6 +11,8 @@
 //! `exchanges`, `queues`, `bindings`, `health`, `whoami`), plus `router` (paths → handlers),
 //! `response` (status codes and error bodies), `listing` (sort, filter, pages, columns),
 //! `auth`, `dto` (shared JSON pieces), `stats` (the collector) and `http_io` (glommio ↔ hyper).
+//! The metrics port serves `metrics` (its paths), which renders RabbitMQ's Prometheus families
+//! (`prometheus`) in the text format (`exposition`).
 
 pub mod auth;
 pub mod bindings;
@@ -19,11 +21,14 @@ pub mod connections;
 pub mod consumers;
 pub mod dto;
 pub mod exchanges;
+pub mod exposition;
 pub mod health;
 pub mod http_io;
 pub mod listing;
+pub mod metrics;
 pub mod nodes;
 pub mod overview;
+pub mod prometheus;
 pub mod queues;
 pub mod response;
 pub mod router;
@@ -80,7 +85,7 @@ impl Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Server {
     Management,
-    /// The Prometheus endpoint's port: held and answered with 404 until metrics are served.
+    /// The Prometheus endpoint's port (`metrics`).
     Metrics,
 }
 
@@ -198,7 +203,7 @@ async fn serve_http(
         async move {
             let response = match server {
                 Server::Management => router::handle(&context, peer, request).await,
-                Server::Metrics => response::not_found(),
+                Server::Metrics => metrics::handle(&context, request).await,
             };
             Ok::<_, Infallible>(response)
         }
