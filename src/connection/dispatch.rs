@@ -7,7 +7,9 @@ use std::rc::Rc;
 use crate::connection::channel::{Channel, ChannelState};
 use crate::connection::content::Completed;
 use crate::connection::ConnectionShared;
-use crate::connection::{basic_methods, exchange_methods, publish, queue_methods, release_channel};
+use crate::connection::{
+    basic_methods, exchange_methods, publish, queue_methods, release_channel, stats,
+};
 use crate::exception::Exception;
 use crate::ids::ChannelId;
 use crate::protocol::{
@@ -287,13 +289,16 @@ fn channel_lifecycle(
         )),
         (Method::ChannelClose(_), Some(_)) => {
             let mut channel = state.channels.remove(&id).expect("matched Some above");
+            stats::channel_closed(shard, &channel);
             release_channel(shard, connection.id, &state.vhost, &mut channel);
             drop(state);
             connection.write_method(id, &Method::ChannelCloseOk(Default::default()));
             Ok(Some(Flow::Continue))
         }
         (Method::ChannelCloseOk(_), Some(ChannelState::Closing)) => {
-            state.channels.remove(&id);
+            if let Some(channel) = state.channels.remove(&id) {
+                stats::channel_closed(shard, &channel);
+            }
             Ok(Some(Flow::Continue))
         }
         // After a crossing close (both sides sent channel.close) we answered the client's

@@ -483,6 +483,7 @@ fn clean_up(shard: &Rc<Shard>, connection: &Rc<ConnectionShared>) {
     let channels: Vec<u16> = state.channels.keys().copied().collect();
     for id in channels {
         if let Some(mut channel) = state.channels.remove(&id) {
+            stats::channel_closed(shard, &channel);
             release_channel(shard, connection.id, &state.vhost, &mut channel);
         }
     }

@@ -3,7 +3,10 @@
 
 use crate::connection::channel::{Channel, ChannelState};
 use crate::connection::ConnectionShared;
-use crate::shard::stats::{ChannelLifecycle, ChannelStats, ConnectionLifecycle, ConnectionStats};
+use crate::shard::stats::{
+    ChannelCounters, ChannelLifecycle, ChannelStats, ConnectionLifecycle, ConnectionStats,
+};
+use crate::shard::Shard;
 
 /// A copy of `connection`'s statistics and its channels'.
 pub fn collect(connection: &ConnectionShared) -> ConnectionStats {
@@ -38,12 +41,26 @@ pub fn collect(connection: &ConnectionShared) -> ConnectionStats {
     }
 }
 
-fn channel_stats(channel: &Channel) -> ChannelStats {
+/// What `channel` counted, its confirms included.
+fn counters(channel: &Channel) -> ChannelCounters {
     let mut counters = channel.counters;
     counters.confirm = channel
         .confirm
         .as_ref()
         .map_or(0, |tracker| tracker.confirmed());
+    counters
+}
+
+/// `channel` left its connection's table: its counts go into the shard's closed-channel
+/// totals. Called exactly where a channel is removed, so once per channel.
+pub fn channel_closed(shard: &Shard, channel: &Channel) {
+    shard
+        .connections
+        .channel_closed(&counters(channel), channel.confirm.is_some());
+}
+
+fn channel_stats(channel: &Channel) -> ChannelStats {
+    let counters = counters(channel);
     ChannelStats {
         number: channel.id.0,
         state: match channel.state {

@@ -14,6 +14,8 @@
 //! `body` (request bodies),
 //! `response` (status codes and error bodies), `listing` (sort, filter, pages, columns),
 //! `auth`, `dto` (shared JSON pieces), `stats` (the collector) and `http_io` (glommio ↔ hyper).
+//! The metrics port serves `metrics` (its paths), which renders RabbitMQ's Prometheus families
+//! (`prometheus`) in the text format (`exposition`).
 
 pub mod auth;
 pub mod binding_actions;
@@ -26,14 +28,17 @@ pub mod definitions;
 pub mod dto;
 pub mod exchange_actions;
 pub mod exchanges;
+pub mod exposition;
 pub mod health;
 pub mod http_io;
 pub mod limits;
 pub mod listing;
+pub mod metrics;
 pub mod nodes;
 pub mod overview;
 pub mod permissions;
 pub mod policies;
+pub mod prometheus;
 pub mod queue_actions;
 pub mod queues;
 pub mod response;
@@ -93,7 +98,7 @@ impl Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Server {
     Management,
-    /// The Prometheus endpoint's port: held and answered with 404 until metrics are served.
+    /// The Prometheus endpoint's port (`metrics`).
     Metrics,
 }
 
@@ -211,7 +216,7 @@ async fn serve_http(
         async move {
             let response = match server {
                 Server::Management => router::handle(&context, peer, request).await,
-                Server::Metrics => response::not_found(),
+                Server::Metrics => metrics::handle(&context, request).await,
             };
             Ok::<_, Infallible>(response)
         }

@@ -12,9 +12,9 @@ use crate::management::router::{refused, Call};
 use crate::management::Context;
 
 /// RabbitMQ's default `disk_free_limit`: 50 MB.
-const DISK_FREE_LIMIT_BYTES: u64 = 50_000_000;
+pub const DISK_FREE_LIMIT_BYTES: u64 = 50_000_000;
 /// RabbitMQ's default `vm_memory_high_watermark`, as a fraction of RAM.
-const MEMORY_HIGH_WATERMARK: f64 = 0.4;
+pub const MEMORY_HIGH_WATERMARK: f64 = 0.4;
 /// Erlang's default process limit, reported as `proc_total` (tools require the field).
 const PROC_TOTAL: u64 = 1_048_576;
 
@@ -114,7 +114,7 @@ fn page_size_bytes() -> u64 {
 }
 
 /// Resident set size: the second field of /proc/self/statm, in pages.
-fn resident_bytes() -> u64 {
+pub fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()
@@ -125,7 +125,7 @@ fn resident_bytes() -> u64 {
 }
 
 /// MemTotal of /proc/meminfo.
-fn memory_total_bytes() -> u64 {
+pub fn memory_total_bytes() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     meminfo
         .lines()
@@ -144,11 +144,11 @@ fn thread_count() -> u64 {
         .unwrap_or(0)
 }
 
-fn open_descriptors() -> u64 {
+pub fn open_descriptors() -> u64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |entries| entries.count() as u64)
 }
 
-fn descriptor_limit() -> u64 {
+pub fn descriptor_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -163,7 +163,7 @@ fn descriptor_limit() -> u64 {
 }
 
 /// Bytes available to us on the data directory's filesystem.
-fn disk_free_bytes(path: &std::path::Path) -> u64 {
+pub fn disk_free_bytes(path: &std::path::Path) -> u64 {
     use std::os::unix::ffi::OsStrExt;
     let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return 0;

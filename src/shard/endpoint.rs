@@ -17,7 +17,7 @@ use glommio::net::TcpStream;
 use crate::fast_map::FastMap;
 use crate::ids::ConnectionId;
 use crate::shard::message::{ConnectionEvent, ConsumeOk, StorageAlarm};
-use crate::shard::stats::ConnectionStats;
+use crate::shard::stats::{ChannelCounters, ClosedChannels, ConnectionStats};
 use crate::shard::Shard;
 
 /// A connection owned by this shard, as the runtime reaches it. Every call runs to completion
@@ -81,6 +81,8 @@ pub struct Connections {
     /// Connections registered and removed since start (the management API's churn rates).
     created: Cell<u64>,
     closed: Cell<u64>,
+    /// Channels of this shard's connections closed since start, with their counts.
+    closed_channels: Cell<ClosedChannels>,
 }
 
 impl Connections {
@@ -102,6 +104,18 @@ impl Connections {
 
     pub fn closed(&self) -> u64 {
         self.closed.get()
+    }
+
+    /// A channel left its connection (closed by either side, or with its connection):
+    /// keeps what it counted in the shard's totals.
+    pub fn channel_closed(&self, counters: &ChannelCounters, confirm_mode: bool) {
+        let mut closed = self.closed_channels.get();
+        closed.add(counters, confirm_mode);
+        self.closed_channels.set(closed);
+    }
+
+    pub fn closed_channels(&self) -> ClosedChannels {
+        self.closed_channels.get()
     }
 
     /// The connection, if it is still open. The map is not borrowed while the caller uses it.

@@ -35,6 +35,30 @@ pub struct ShardStats {
     /// Connections opened and closed on this shard since start.
     pub connections_created: u64,
     pub connections_closed: u64,
+    /// What the channels this shard closed since start had counted.
+    pub closed_channels: ClosedChannels,
+}
+
+/// The channels a shard closed since start and what they counted, so node-wide totals (the
+/// Prometheus `rabbitmq_global_*` counters, channel churn) do not fall when a channel closes.
+/// Added to once per channel, when it leaves its connection's table: not on the message path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClosedChannels {
+    pub count: u64,
+    pub counters: ChannelCounters,
+    /// Messages published on closed channels that were in confirm mode.
+    pub confirm_publish: u64,
+}
+
+impl ClosedChannels {
+    /// Counts one closed channel.
+    pub fn add(&mut self, counters: &ChannelCounters, confirm_mode: bool) {
+        self.count += 1;
+        self.counters.add(counters);
+        if confirm_mode {
+            self.confirm_publish += counters.publish;
+        }
+    }
 }
 
 /// One queue on its owner shard.
@@ -149,6 +173,23 @@ pub struct ChannelCounters {
     pub drop_unroutable: u64,
 }
 
+impl ChannelCounters {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &ChannelCounters) {
+        self.publish += other.publish;
+        self.confirm += other.confirm;
+        self.deliver += other.deliver;
+        self.deliver_no_ack += other.deliver_no_ack;
+        self.get += other.get;
+        self.get_no_ack += other.get_no_ack;
+        self.get_empty += other.get_empty;
+        self.redeliver += other.redeliver;
+        self.ack += other.ack;
+        self.return_unroutable += other.return_unroutable;
+        self.drop_unroutable += other.drop_unroutable;
+    }
+}
+
 /// Where a channel is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelLifecycle {
@@ -215,6 +256,7 @@ pub fn collect(shard: &Shard) -> ShardStats {
         consumers: Vec::new(),
         connections_created: shard.connections.created(),
         connections_closed: shard.connections.closed(),
+        closed_channels: shard.connections.closed_channels(),
     };
     collect_queues(shard, &mut stats);
     collect_exchanges(shard, &mut stats);

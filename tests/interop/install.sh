@@ -4,6 +4,7 @@
 #         integration tests, and its test dependency golang-uber-goleak-dev)
 #  - venv in .cache/venv: pika, amqp, kombu, celery (pinned), pytest, pytest-timeout
 #  - sdists of amqp and kombu (pinned) unpacked in .cache/src for their t/integration tests
+#  - apt: prometheus (for promtool, promtool.sh), without recommends
 # Skips every step that is already done. Quiet unless something fails.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -45,5 +46,14 @@ for spec in "amqp $AMQP_VERSION" "kombu $KOMBU_VERSION"; do
   fi
 done
 
+# 4. promtool, from Debian's prometheus package (promtool.sh). The package also ships the
+#    Prometheus server and its unit; recommends (node exporter and friends) are left out.
+if ! command -v promtool >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>"$CACHE_DIR/apt.log" \
+    || { cat "$CACHE_DIR/apt.log" >&2; exit 1; }
+fi
+
 touch "$CACHE_DIR/.install-ok"
-echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION)"
+echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3))"

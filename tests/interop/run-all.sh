@@ -5,7 +5,9 @@
 #   interop: N passed, M failed, K skipped
 # (M = unexpected failures). Exit status 1 if any suite had unexpected failures.
 # Env: AMQP_URL (required in practice; default amqp://guest:guest@127.0.0.1:5672/),
-#      INTEROP_SKIP_INSTALL=1 to skip install.sh, INTEROP_SUITES="go pyamqp kombu pika celery",
+#      HARE_METRICS_URL (promtool.sh; default http://AMQP_HOST:15692/metrics),
+#      INTEROP_SKIP_INSTALL=1 to skip install.sh,
+#      INTEROP_SUITES="go pyamqp kombu pika celery promtool",
 #      INTEROP_SUITE_LIMIT (seconds per suite, default 300), INTEROP_VERBOSE=1.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,9 +22,11 @@ if [ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]; then
   fi
 fi
 t1=$(date +%s)
-echo "interop: running against $(echo "$AMQP_URL" | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#')"
+metrics_host=$(sed -E 's#^[a-z]+://([^@/]*@)?(\[[^]]*\]|[^:/]*).*#\2#' <<<"$AMQP_URL")
+export HARE_METRICS_URL=${HARE_METRICS_URL:-http://${metrics_host:-127.0.0.1}:15692/metrics}
+echo "interop: running against $(echo "$AMQP_URL" | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#') (metrics: $HARE_METRICS_URL)"
 tp=0 tf=0 ts=0 summaries=()
-for suite in ${INTEROP_SUITES:-go pyamqp kombu pika celery}; do
+for suite in ${INTEROP_SUITES:-go pyamqp kombu pika celery promtool}; do
   s0=$(date +%s)
   out=$(timeout -k 10 "${INTEROP_SUITE_LIMIT:-300}" "$here/$suite.sh" 2>&1); rc=$?
   printf '%s\n' "$out"
