@@ -120,6 +120,8 @@ pub fn node_url(node: &str) -> String {
 }
 
 #[derive(Debug, Subcommand)]
+/// Command names are snake_case as in rabbitmqctl; that casing is inherited by the variants'
+/// fields, so multi-word flags spell their kebab-case names out.
 #[command(rename_all = "snake_case")]
 pub enum Command {
     /// Displays the status of the node.
@@ -174,9 +176,11 @@ pub enum Command {
     /// Creates a user; the password is read from stdin when omitted.
     AddUser {
         user: String,
-        password: Option<String>,
+        /// Distinct from the global --password, which authenticates harectl itself.
+        #[arg(value_name = "PASSWORD")]
+        user_password: Option<String>,
         /// The password argument is a base64 password hash (salt + SHA-256).
-        #[arg(long)]
+        #[arg(long = "pre-hashed-password")]
         pre_hashed_password: bool,
     },
     DeleteUser {
@@ -184,14 +188,18 @@ pub enum Command {
     },
     ChangePassword {
         user: String,
-        password: Option<String>,
+        /// Distinct from the global --password, which authenticates harectl itself.
+        #[arg(value_name = "PASSWORD")]
+        user_password: Option<String>,
     },
     ClearPassword {
         user: String,
     },
     AuthenticateUser {
         user: String,
-        password: Option<String>,
+        /// Distinct from the global --password, which authenticates harectl itself.
+        #[arg(value_name = "PASSWORD")]
+        user_password: Option<String>,
     },
     SetUserTags {
         user: String,
@@ -205,7 +213,7 @@ pub enum Command {
         /// Comma-separated tags.
         #[arg(long)]
         tags: Option<String>,
-        #[arg(long)]
+        #[arg(long = "default-queue-type")]
         default_queue_type: Option<String>,
     },
     DeleteVhost {
@@ -250,10 +258,10 @@ pub enum Command {
     DeleteQueue {
         queue: String,
         /// Only delete the queue if it has no messages.
-        #[arg(short = 'e', long)]
+        #[arg(short = 'e', long = "if-empty")]
         if_empty: bool,
         /// Only delete the queue if it has no consumers.
-        #[arg(short = 'u', long)]
+        #[arg(short = 'u', long = "if-unused")]
         if_unused: bool,
     },
     /// Closes the connection with this name (as `list_connections name` shows it).
@@ -284,7 +292,7 @@ pub enum Command {
         #[arg(long, default_value = "json")]
         format: String,
         /// Accepted for rabbitmqctl compatibility; the import always runs.
-        #[arg(long)]
+        #[arg(long = "skip-if-unchanged")]
         skip_if_unchanged: bool,
     },
 }
@@ -349,8 +357,42 @@ mod tests {
     }
 
     #[test]
+    fn multi_word_flags_are_kebab_case() {
+        let cli = parse(&["add_vhost", "--default-queue-type", "quorum", "v1"]);
+        assert!(matches!(
+            cli.command,
+            Command::AddVhost {
+                default_queue_type: Some(_),
+                ..
+            }
+        ));
+        let cli = parse(&["add_user", "--pre-hashed-password", "u", "h"]);
+        assert!(matches!(
+            cli.command,
+            Command::AddUser {
+                pre_hashed_password: true,
+                ..
+            }
+        ));
+        parse(&["import_definitions", "--skip-if-unchanged", "f.json"]);
+    }
+
+    /// The user's password must not land in the global --password (they once shared an id).
+    #[test]
+    fn a_user_password_argument_is_not_harectls_own_password() {
+        let cli = parse(&["add_user", "u1", "secret"]);
+        assert_eq!(cli.global.password, "guest");
+        match cli.command {
+            Command::AddUser { user_password, .. } => {
+                assert_eq!(user_password.as_deref(), Some("secret"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn delete_queue_takes_rabbitmqctl_short_flags() {
-        let cli = parse(&["delete_queue", "-e", "-u", "q1"]);
+        let cli = parse(&["delete_queue", "--if-empty", "-u", "q1"]);
         match cli.command {
             Command::DeleteQueue {
                 queue,

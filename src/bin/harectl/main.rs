@@ -95,17 +95,19 @@ fn run(context: &Context, command: Command) -> Result<(), CtlError> {
         Command::ListVhostLimits { global } => vhosts::list_limits(c, global),
         Command::AddUser {
             user,
-            password,
+            user_password,
             pre_hashed_password,
-        } => users::add(c, &user, password.as_deref(), pre_hashed_password),
+        } => users::add(c, &user, user_password.as_deref(), pre_hashed_password),
         Command::DeleteUser { user } => users::delete(c, &user),
-        Command::ChangePassword { user, password } => {
-            users::change_password(c, &user, password.as_deref())
-        }
+        Command::ChangePassword {
+            user,
+            user_password,
+        } => users::change_password(c, &user, user_password.as_deref()),
         Command::ClearPassword { user } => users::clear_password(c, &user),
-        Command::AuthenticateUser { user, password } => {
-            users::authenticate(c, &user, password.as_deref())
-        }
+        Command::AuthenticateUser {
+            user,
+            user_password,
+        } => users::authenticate(c, &user, user_password.as_deref()),
         Command::SetUserTags { user, tags } => users::set_tags(c, &user, &tags),
         Command::AddVhost {
             name,

@@ -2,10 +2,10 @@
 //! `{"tracing": true|false}` (docs/harectl.md, "Tracing"). Like RabbitMQ's, it does not survive a
 //! broker restart.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::client::api_path;
-use crate::context::Context;
+use crate::context::{tags, Context};
 use crate::error::CtlError;
 
 pub fn set(context: &Context, enabled: bool) -> Result<(), CtlError> {
@@ -21,15 +21,56 @@ pub fn set(context: &Context, enabled: bool) -> Result<(), CtlError> {
     }
     // A PUT on a missing vhost would create it: check first.
     let path = api_path(&["vhosts", vhost]);
-    if context.client.get_optional(&path)?.is_none() {
+    let Some(existing) = context.client.get_optional(&path)? else {
         return Err(CtlError::data(format!(
             "Virtual host '{vhost}' does not exist"
         )));
-    }
-    context.client.put(&path, &json!({ "tracing": enabled }))?;
+    };
+    context
+        .client
+        .put(&path, &tracing_body(&existing, enabled))?;
     let state = if enabled { "enabled" } else { "disabled" };
     context
         .output
         .banner(&format!("Trace {state} for vhost {vhost}"));
     Ok(())
+}
+
+/// RabbitMQ replaces a vhost's metadata on PUT, so the description, tags and default queue
+/// type are sent back with the new tracing flag.
+fn tracing_body(existing: &Value, enabled: bool) -> Value {
+    let tags: Vec<String> = match tags(existing, "tags") {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|tag| tag.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut body = json!({ "tracing": enabled, "tags": tags.join(",") });
+    if let Some(description) = existing
+        .get("description")
+        .filter(|value| value.is_string())
+    {
+        body["description"] = description.clone();
+    }
+    match existing.get("default_queue_type").and_then(Value::as_str) {
+        Some("undefined") | None => {}
+        Some(kind) => body["default_queue_type"] = Value::from(kind),
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tracing_switch_keeps_the_vhost_metadata() {
+        let existing = json!({"name": "v", "description": "d", "tags": ["a", "b"],
+            "default_queue_type": "undefined", "tracing": false});
+        assert_eq!(
+            tracing_body(&existing, true),
+            json!({"tracing": true, "tags": "a,b", "description": "d"})
+        );
+    }
 }
