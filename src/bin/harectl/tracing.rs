@@ -2,11 +2,12 @@
 //! `{"tracing": true|false}` (docs/harectl.md, "Tracing"). Like RabbitMQ's, it does not survive a
 //! broker restart.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::client::api_path;
-use crate::context::{tags, Context};
+use crate::context::Context;
 use crate::error::CtlError;
+use crate::vhosts::kept_metadata;
 
 pub fn set(context: &Context, enabled: bool) -> Result<(), CtlError> {
     let vhost = &context.vhost;
@@ -39,30 +40,15 @@ pub fn set(context: &Context, enabled: bool) -> Result<(), CtlError> {
 /// RabbitMQ replaces a vhost's metadata on PUT, so the description, tags and default queue
 /// type are sent back with the new tracing flag.
 fn tracing_body(existing: &Value, enabled: bool) -> Value {
-    let tags: Vec<String> = match tags(existing, "tags") {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|tag| tag.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let mut body = json!({ "tracing": enabled, "tags": tags.join(",") });
-    if let Some(description) = existing
-        .get("description")
-        .filter(|value| value.is_string())
-    {
-        body["description"] = description.clone();
-    }
-    match existing.get("default_queue_type").and_then(Value::as_str) {
-        Some("undefined") | None => {}
-        Some(kind) => body["default_queue_type"] = Value::from(kind),
-    }
-    body
+    let mut body = kept_metadata(existing);
+    body.insert("tracing".into(), Value::Bool(enabled));
+    Value::Object(body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_tracing_switch_keeps_the_vhost_metadata() {

@@ -63,7 +63,12 @@ pub fn add(
     context
         .output
         .banner(&format!("Adding vhost \"{name}\" ..."));
-    let mut body = Map::new();
+    let path = api_path(&["vhosts", name]);
+    // The API replaces an existing vhost's metadata on PUT; what is not given is kept.
+    let mut body = match context.client.get_optional(&path)? {
+        Some(existing) => kept_metadata(&existing),
+        None => Map::new(),
+    };
     if let Some(description) = description {
         body.insert("description".into(), Value::from(description));
     }
@@ -75,9 +80,36 @@ pub fn add(
     }
     context
         .client
-        .put(&api_path(&["vhosts", name]), &Value::Object(body))
+        .put(&path, &Value::Object(body))
         .map_err(bad_request_is_data)?;
     Ok(())
+}
+
+/// An existing vhost's description, tags, default queue type and tracing flag as a PUT body,
+/// so that a PUT changing one of them keeps the others.
+pub fn kept_metadata(existing: &Value) -> Map<String, Value> {
+    let tag_list: Vec<String> = match cell(existing, "tags") {
+        Cell::Plain(Value::Array(items)) => items
+            .iter()
+            .filter_map(|tag| tag.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut body = Map::new();
+    body.insert("tags".into(), Value::from(tag_list.join(",")));
+    if let Cell::Plain(description @ Value::String(_)) = cell(existing, "description") {
+        body.insert("description".into(), description);
+    }
+    match cell(existing, "default_queue_type") {
+        Cell::Plain(Value::String(kind)) if kind != "undefined" => {
+            body.insert("default_queue_type".into(), Value::from(kind));
+        }
+        _ => {}
+    }
+    if let Some(tracing) = existing.get("tracing").filter(|value| value.is_boolean()) {
+        body.insert("tracing".into(), tracing.clone());
+    }
+    body
 }
 
 pub fn delete(context: &Context, name: &str) -> Result<(), CtlError> {
@@ -177,6 +209,16 @@ fn current_limits(context: &Context) -> Result<Map<String, Value>, CtlError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_existing_vhost_keeps_its_metadata_on_put() {
+        let existing = json!({"name": "v", "description": "d", "tags": ["a", "b"],
+            "default_queue_type": "undefined", "tracing": true});
+        assert_eq!(
+            Value::Object(kept_metadata(&existing)),
+            json!({"description": "d", "tags": "a,b", "tracing": true})
+        );
+    }
 
     #[test]
     fn vhost_columns_read_metadata_and_default_as_rabbitmqctl() {
