@@ -24,10 +24,15 @@ pub fn status(context: &Context) -> Result<(), CtlError> {
     context
         .output
         .banner(&format!("Status of node {node_name} ..."));
-    let node = context
+    let mut node = context
         .client
         .get_optional(&api_path(&["nodes", &node_name]))?
         .unwrap_or(Value::Null);
+    // The overview's object totals do not count vhosts; keep the count with the node's data.
+    let vhost_count = context.list(&api_path(&["vhosts"]))?.len();
+    if let Value::Object(fields) = &mut node {
+        fields.insert("vhost_count".into(), Value::from(vhost_count));
+    }
     match context.output.formatter {
         Formatter::Json => context.output.json_document(&status_json(&overview, &node)),
         Formatter::Table => {
@@ -98,7 +103,7 @@ fn status_json(overview: &Value, node: &Value) -> Value {
         "file_descriptors": {"used": node.get("fd_used"), "total": node.get("fd_total")},
         "disk_free": node.get("disk_free"),
         "disk_free_limit": node.get("disk_free_limit"),
-        "totals": totals(overview),
+        "totals": totals(overview, node),
         "listeners": overview.get("listeners"),
     })
 }
@@ -144,7 +149,7 @@ fn sections(overview: &Value, node: &Value) -> Vec<Section> {
             format!("Free disk space: {} gb", gigabytes(node, "disk_free")),
         ],
     ));
-    let totals = totals(overview);
+    let totals = totals(overview, node);
     sections.push((
         "Totals",
         vec![
@@ -254,12 +259,12 @@ fn alarms(node: &Value) -> Vec<&'static str> {
     alarms
 }
 
-fn totals(overview: &Value) -> Value {
+fn totals(overview: &Value, node: &Value) -> Value {
     let object_totals = overview.get("object_totals").unwrap_or(&Value::Null);
     json!({
         "connection_count": object_totals.get("connections").cloned().unwrap_or(json!(0)),
         "queue_count": object_totals.get("queues").cloned().unwrap_or(json!(0)),
-        "virtual_host_count": object_totals.get("vhosts").cloned().unwrap_or(json!(1)),
+        "virtual_host_count": node.get("vhost_count").cloned().unwrap_or(Value::Null),
     })
 }
 
