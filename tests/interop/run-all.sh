@@ -5,11 +5,14 @@
 #   interop: N passed, M failed, K skipped
 # (M = unexpected failures). Exit status 1 if any suite had unexpected failures.
 # Env: AMQP_URL (required in practice; default amqp://guest:guest@127.0.0.1:5672/),
-#      INTEROP_SKIP_INSTALL=1 to skip install.sh, INTEROP_SUITES="go pyamqp kombu pika celery",
+#      HARE_MANAGEMENT_URL (management API base for the rabbitmqadmin suite; default
+#      http://127.0.0.1:15672), INTEROP_SKIP_INSTALL=1 to skip install.sh,
+#      INTEROP_SUITES="go pyamqp kombu pika celery rabbitmqadmin",
 #      INTEROP_SUITE_LIMIT (seconds per suite, default 300), INTEROP_VERBOSE=1.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+export HARE_MANAGEMENT_URL=${HARE_MANAGEMENT_URL:-http://127.0.0.1:15672}
 t0=$(date +%s)
 status=0
 if [ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]; then
@@ -20,9 +23,10 @@ if [ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]; then
   fi
 fi
 t1=$(date +%s)
-echo "interop: running against $(echo "$AMQP_URL" | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#')"
+hide_password() { sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#' <<<"$1"; }
+echo "interop: running against $(hide_password "$AMQP_URL") (management API $(hide_password "$HARE_MANAGEMENT_URL"))"
 tp=0 tf=0 ts=0 summaries=()
-for suite in ${INTEROP_SUITES:-go pyamqp kombu pika celery}; do
+for suite in ${INTEROP_SUITES:-go pyamqp kombu pika celery rabbitmqadmin}; do
   s0=$(date +%s)
   out=$(timeout -k 10 "${INTEROP_SUITE_LIMIT:-300}" "$here/$suite.sh" 2>&1); rc=$?
   printf '%s\n' "$out"
