@@ -24,7 +24,9 @@ if [ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]; then
 fi
 t1=$(date +%s)
 hide_password() { sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#' <<<"$1"; }
-echo "interop: running against $(hide_password "$AMQP_URL") (management API $(hide_password "$HARE_MANAGEMENT_URL"))"
+mgmt=
+[[ " ${INTEROP_SUITES:-rabbitmqadmin} " == *" rabbitmqadmin "* ]] && mgmt=" (management API $(hide_password "$HARE_MANAGEMENT_URL"))"
+echo "interop: running against $(hide_password "$AMQP_URL")$mgmt"
 tp=0 tf=0 ts=0 summaries=()
 for suite in ${INTEROP_SUITES:-go pyamqp kombu pika celery rabbitmqadmin}; do
   s0=$(date +%s)
