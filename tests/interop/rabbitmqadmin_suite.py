@@ -502,6 +502,36 @@ def c_list_bindings():
     expect(len(rows) == 2, f"want 2 bindings of {AMQP_Q}, got {brief(rows)}")
 
 
+def c_list_policies():
+    """Read-only: the listings parse (in the AMQP vhost, where the suite creates none)."""
+    for what in ("policies", "operator_policies", "vhost_limits"):
+        r = admin("list", what, vhost=AMQP_VHOST)
+        expect(r.out.lstrip().startswith("|") or not r.out.strip(), f"`{r.args}` printed {r.out[:300]!r}")
+        rows = table(r)
+        expect(not [x for x in rows if x.get("name", "").startswith("rmqadmin-suite")],
+               f"`{r.args}` lists suite objects before the suite made any: {brief(rows)}")
+
+
+def c_definitions_export_readonly():
+    """Read-only: a cluster-wide export with the required arrays, the AMQP vhost and the
+    management user; neither the fixture's exclusive queue nor amq.* exchanges exported."""
+    S.amqp()
+    path = os.path.join(S.tmp, "definitions-readonly.json")
+    admin("definitions", "export", "--file", path)
+    d = load_json(path)
+    for k in REQUIRED["definitions"]:
+        expect(isinstance(d.get(k), list), f"export has no {k!r} array: keys {sorted(d)}")
+    expect([v for v in d["vhosts"] if v.get("name") == AMQP_VHOST], f"{AMQP_VHOST} not in vhosts {d['vhosts']}")
+    u = [u for u in d["users"] if u.get("name") == M_USER]
+    expect(u and u[0].get("password_hash") and "administrator" in json.dumps(u[0].get("tags")),
+           f"{M_USER} (administrator, with password_hash) not in users")
+    expect(not [q for q in d["queues"] if q.get("name") == AMQP_Q], f"exclusive queue {AMQP_Q} exported")
+    expect(not [x for x in d["exchanges"] if x.get("name", "").startswith("amq.") or x.get("name") == ""],
+           "the default or amq.* exchanges exported")
+    expect(not [b for b in d["bindings"] if b.get("destination") == AMQP_Q],
+           f"bindings of the exclusive queue {AMQP_Q} exported")
+
+
 def my_connection(rows):
     port = str(S.amqp().local_port)
     return row(rows, "connection", client_port=port)
@@ -1077,11 +1107,13 @@ CHECKS = [
     ("list-users", c_list_users, []),
     ("list-permissions", c_list_permissions, []),
     ("list-exchanges", c_list_exchanges, []),
+    ("list-policies", c_list_policies, []),
     ("list-queues", c_list_queues, []),
     ("list-bindings", c_list_bindings, []),
     ("list-connections", c_list_connections, []),
     ("list-channels", c_list_channels, []),
     ("list-consumers", c_list_consumers, []),
+    ("definitions-export-readonly", c_definitions_export_readonly, []),
     ("close-connection", c_close_connection, []),
     ("health-check-alarms", c_health_alarms, []),
     ("health-check-port-listener", c_health_port_listener, []),
