@@ -5,6 +5,8 @@
 #  - venv in .cache/venv: pika, amqp, kombu, celery (pinned), pytest, pytest-timeout
 #  - sdists of amqp and kombu (pinned) unpacked in .cache/src for their t/integration tests
 #  - apt: prometheus (for promtool, promtool.sh), without recommends
+#  - rabbitmqadmin v2 (pinned) with `cargo install` into ~/.cargo/bin (a few minutes the
+#    first time; skipped when `rabbitmqadmin --version` there already reports it)
 # Skips every step that is already done. Quiet unless something fails.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -55,5 +57,14 @@ if ! command -v promtool >/dev/null; then
     || { cat "$CACHE_DIR/apt.log" >&2; exit 1; }
 fi
 
+# 5. The official management CLI, rabbitmqadmin v2 (Rust, crates.io). Not Debian's
+#    /usr/bin/rabbitmqadmin, which is the unrelated Python v1.
+if [ "$("$RABBITMQADMIN_BIN" --version 2>/dev/null)" != "rabbitmqadmin $RABBITMQADMIN_VERSION" ]; then
+  cargo install rabbitmqadmin --locked --version "$RABBITMQADMIN_VERSION" --force \
+    >"$CACHE_DIR/cargo-install.log" 2>&1 || { tail -30 "$CACHE_DIR/cargo-install.log" >&2; exit 1; }
+  [ "$("$RABBITMQADMIN_BIN" --version 2>/dev/null)" = "rabbitmqadmin $RABBITMQADMIN_VERSION" ] \
+    || { echo "install: $RABBITMQADMIN_BIN is not rabbitmqadmin $RABBITMQADMIN_VERSION after cargo install" >&2; exit 1; }
+fi
+
 touch "$CACHE_DIR/.install-ok"
-echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3))"
+echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION, rabbitmqadmin $RABBITMQADMIN_VERSION, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3))"

@@ -6,12 +6,14 @@
 # (M = unexpected failures). Exit status 1 if any suite had unexpected failures.
 # Env: AMQP_URL (required in practice; default amqp://guest:guest@127.0.0.1:5672/),
 #      HARE_METRICS_URL (promtool.sh; default http://AMQP_HOST:15692/metrics),
-#      INTEROP_SKIP_INSTALL=1 to skip install.sh,
-#      INTEROP_SUITES="go pyamqp kombu pika celery promtool",
+#      HARE_MANAGEMENT_URL (management API base for the rabbitmqadmin suite; default
+#      http://127.0.0.1:15672), INTEROP_SKIP_INSTALL=1 to skip install.sh,
+#      INTEROP_SUITES="go pyamqp kombu pika celery promtool rabbitmqadmin",
 #      INTEROP_SUITE_LIMIT (seconds per suite, default 300), INTEROP_VERBOSE=1.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+export HARE_MANAGEMENT_URL=${HARE_MANAGEMENT_URL:-http://127.0.0.1:15672}
 t0=$(date +%s)
 status=0
 if [ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]; then
@@ -24,9 +26,13 @@ fi
 t1=$(date +%s)
 metrics_host=$(sed -E 's#^[a-z]+://([^@/]*@)?(\[[^]]*\]|[^:/]*).*#\2#' <<<"$AMQP_URL")
 export HARE_METRICS_URL=${HARE_METRICS_URL:-http://${metrics_host:-127.0.0.1}:15692/metrics}
-echo "interop: running against $(echo "$AMQP_URL" | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#') (metrics: $HARE_METRICS_URL)"
+hide_password() { sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#' <<<"$1"; }
+suites=${INTEROP_SUITES:-go pyamqp kombu pika celery promtool rabbitmqadmin}
+mgmt=
+[[ " $suites " == *" rabbitmqadmin "* ]] && mgmt=", management API $(hide_password "$HARE_MANAGEMENT_URL")"
+echo "interop: running against $(hide_password "$AMQP_URL") (metrics: $HARE_METRICS_URL$mgmt)"
 tp=0 tf=0 ts=0 summaries=()
-for suite in ${INTEROP_SUITES:-go pyamqp kombu pika celery promtool}; do
+for suite in $suites; do
   s0=$(date +%s)
   out=$(timeout -k 10 "${INTEROP_SUITE_LIMIT:-300}" "$here/$suite.sh" 2>&1); rc=$?
   printf '%s\n' "$out"
