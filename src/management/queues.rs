@@ -12,7 +12,9 @@ use crate::management::response::{self, Response};
 use crate::management::router::Call;
 use crate::management::stats::{self, Rates, Snapshot};
 use crate::protocol::ShortStr;
+use crate::queue::settings::{QueueSettings, QueueType};
 use crate::shard::stats::QueueStats;
+use crate::vhost::policy::{effective_policy, EffectivePolicy, PolicyTarget};
 use crate::vhost::queue_definition::QueueDefinition;
 
 /// `GET /api/queues` and `GET /api/queues/{vhost}`.
@@ -109,21 +111,49 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The queue's policies; the vhost's patterns are compiled only if it has any.
+    fn policy(
+        &self,
+        vhost: &ShortStr,
+        definition: &QueueDefinition,
+        queue_type: QueueType,
+    ) -> EffectivePolicy {
+        let registry = self.call.context.shard.registry.borrow();
+        let access = registry.access();
+        let vhost = vhost.to_string_lossy();
+        if !access.policies.keys().any(|(_, of, _)| *of == vhost) {
+            return EffectivePolicy::default();
+        }
+        effective_policy(
+            access,
+            &vhost,
+            definition.name.as_bytes(),
+            PolicyTarget::Queue(queue_type),
+        )
+    }
+
     fn queue(&self, vhost: &ShortStr, definition: &QueueDefinition) -> Value {
         let mut fields = Map::new();
+        let queue_type = QueueSettings::parse(&definition.arguments)
+            .map(|settings| settings.queue_type)
+            .unwrap_or_default();
+        let policy = self.policy(vhost, definition, queue_type);
         let identity = json!({
             "name": short(&definition.name),
             "vhost": short(vhost),
-            "type": "classic",
+            "type": match queue_type {
+                QueueType::Classic => "classic",
+                QueueType::Quorum => "quorum",
+            },
             "durable": definition.durable,
             "auto_delete": definition.auto_delete,
             "exclusive": definition.exclusive_owner.is_some(),
             "arguments": dto::field_table(&definition.arguments),
             "node": self.call.context.node,
             "state": "running",
-            "policy": Value::Null,
-            "operator_policy": Value::Null,
-            "effective_policy_definition": {},
+            "policy": policy.policy,
+            "operator_policy": policy.operator_policy,
+            "effective_policy_definition": Value::Object(policy.definition),
             "exclusive_consumer_tag": Value::Null,
             "single_active_consumer_tag": Value::Null,
         });
@@ -152,6 +182,7 @@ impl<'a> View<'a> {
         let unacked_bytes = stats.map_or(0, |s| s.unacked_bytes);
         let resident = stats.map_or(0, |s| s.resident_count);
         let consumers = stats.map_or(0, |s| s.consumer_count);
+        let capacity = if consumers > 0 { 1.0 } else { 0.0 };
         let depth = json!({
             "messages": ready + unacked,
             "messages_ready": ready,
@@ -184,8 +215,10 @@ impl<'a> View<'a> {
             "message_bytes_unacknowledged": unacked_bytes,
             "head_message_timestamp": Value::Null,
             "consumers": consumers,
-            "consumer_utilisation": Value::Null,
-            "consumer_capacity": if consumers > 0 { json!(1.0) } else { json!(0.0) },
+            // RabbitMQ 3.13 reports the same value under both names (utilisation is the old
+            // one); a consumer that has credit takes a message at once here.
+            "consumer_utilisation": capacity,
+            "consumer_capacity": capacity,
             "memory": stats.map_or(0, |s| s.memory_bytes),
             "reductions": 0,
             "storage_version": 2,

@@ -20,10 +20,11 @@ use crate::vhost::definitions_json::{
     TopicPermissionJson, UserJson, VHostJson, VHostMetadataJson,
 };
 use crate::vhost::delta::{BindingDefinition, DestinationName};
+use crate::vhost::exchange::Destination;
 use crate::vhost::json_table::{json_to_table, table_to_json};
 use crate::vhost::password::{hash_password, HashingAlgorithm};
 use crate::vhost::rules::ExchangeDeclare;
-use crate::vhost::Registry;
+use crate::vhost::{Registry, VHost};
 
 /// The RabbitMQ version Hare answers as (`connection.start`, definitions, the API).
 pub const RABBITMQ_VERSION: &str = "3.13.7";
@@ -82,13 +83,74 @@ pub fn export(registry: &Registry, vhost: Option<&str>) -> DefinitionsJson {
         .collect();
     vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     for found in vhosts {
-        let stored = Definitions::collect(found, 0, 1);
-        push_objects(&mut definitions, &stored);
+        push_objects(&mut definitions, &exportable(found));
     }
     if vhost.is_some() {
         clear_vhost_fields(&mut definitions);
     }
     definitions
+}
+
+/// What RabbitMQ exports of a vhost: every queue but exclusive ones, every exchange but the
+/// standard ones, and every binding between those (or from a standard exchange), durable or
+/// not; the implicit bindings of the default exchange are left out.
+fn exportable(vhost: &VHost) -> Definitions {
+    let standard = |name: &ShortStr| name.is_empty() || name.as_bytes().starts_with(b"amq.");
+    let mut queues: Vec<_> = vhost
+        .queues()
+        .filter(|queue| queue.exclusive_owner.is_none())
+        .cloned()
+        .collect();
+    queues.sort_by_key(|queue| queue.id);
+    let mut sources: Vec<_> = vhost.exchanges().collect();
+    sources.sort_by_key(|exchange| exchange.id());
+    let exchanges = sources
+        .iter()
+        .filter(|exchange| !standard(exchange.name()))
+        .map(|exchange| exchange.definition.clone())
+        .collect();
+    let mut bindings = Vec::new();
+    for source in sources
+        .iter()
+        .filter(|exchange| !exchange.name().is_empty())
+    {
+        for (routing_key, arguments, destination) in source.bindings.iter_in_bind_order() {
+            let destination = match destination {
+                Destination::Queue(id) => vhost
+                    .queue_by_id(id)
+                    .filter(|queue| queue.exclusive_owner.is_none())
+                    .map(|queue| DestinationName::Queue(queue.name.clone())),
+                Destination::Exchange(id) => vhost
+                    .exchange_by_id(id)
+                    .map(|exchange| DestinationName::Exchange(exchange.name().clone())),
+            };
+            let Some(destination) = destination else {
+                continue;
+            };
+            bindings.push(BindingDefinition {
+                source: source.name().clone(),
+                destination,
+                routing_key: short_lossy(routing_key),
+                arguments: arguments
+                    .iter()
+                    .map(|(key, value)| (short_lossy(key), value.clone()))
+                    .collect(),
+            });
+        }
+    }
+    Definitions {
+        next_id: 0,
+        shard_count: 1,
+        vhost: vhost.name.clone(),
+        exchanges,
+        queues,
+        bindings,
+    }
+}
+
+/// Binding keys and argument names were short strings when bound.
+fn short_lossy(bytes: &[u8]) -> ShortStr {
+    ShortStr::try_from_bytes(bytes::Bytes::copy_from_slice(bytes)).unwrap_or_default()
 }
 
 fn push_objects(definitions: &mut DefinitionsJson, stored: &Definitions) {
