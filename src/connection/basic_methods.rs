@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use crate::connection::channel::{ChannelConsumer, Transaction, CONSUMER_COUNT_MAX};
 use crate::connection::confirm::ConfirmTracker;
+use crate::connection::permissions::{self, Access, Resource};
 use crate::connection::requests::{existing_queue, queue_name, unexpected_reply};
 use crate::connection::{direct_reply, publish, ConnectionShared};
 use crate::exception::Exception;
@@ -83,6 +84,13 @@ pub async fn consume(
         return direct_reply::consume(connection, channel, tag, method.no_ack, method.nowait);
     }
     let name = queue_name(connection, channel, &method.queue)?;
+    permissions::check(
+        shard,
+        connection,
+        Access::Read,
+        Resource::Queue,
+        name.as_bytes(),
+    )?;
     let queue = existing_queue(shard, connection, &name)?;
     let (tag, options, vhost) = {
         let mut state = connection.state.borrow_mut();
@@ -220,6 +228,13 @@ pub async fn get(
     method: BasicGet,
 ) -> Result<(), Exception> {
     let name = queue_name(connection, channel, &method.queue)?;
+    permissions::check(
+        shard,
+        connection,
+        Access::Read,
+        Resource::Queue,
+        name.as_bytes(),
+    )?;
     let queue = existing_queue(shard, connection, &name)?;
     let key = connection.channel_key(channel);
     let vhost = connection.state.borrow().vhost.clone();

@@ -158,6 +158,7 @@ pub async fn run(
     )
     .await?;
 
+    let access = crate::connection::permissions::ConnectionAccess::new(&user, &open.virtual_host);
     let state = ConnectionState {
         vhost: open.virtual_host.clone(),
         user,
@@ -172,6 +173,7 @@ pub async fn run(
         route_queues: Vec::new(),
         deleting_queue: None,
         deferred_cancels: Vec::new(),
+        access,
     };
     Ok(Negotiated {
         output: Output::new(),

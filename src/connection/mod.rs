@@ -21,6 +21,7 @@ pub mod exchange_methods;
 pub mod handshake;
 pub mod heartbeat;
 pub mod io;
+pub mod permissions;
 pub mod publish;
 pub mod queue_methods;
 pub mod requests;
@@ -82,6 +83,8 @@ pub struct ConnectionState {
     /// on that queue wait until delete-ok is written, the order RabbitMQ uses.
     pub deleting_queue: Option<QueueId>,
     pub deferred_cancels: Vec<(ChannelId, ShortStr)>,
+    /// The user's permissions in the vhost, cached (`permissions.rs`).
+    pub access: permissions::ConnectionAccess,
 }
 
 impl ConnectionState {

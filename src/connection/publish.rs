@@ -9,15 +9,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::connection::content::Completed;
+use crate::connection::permissions::Access;
 use crate::connection::trace;
 use crate::connection::{direct_reply, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ExchangeId, QueueId};
 use crate::protocol::{
     write_content, write_method_frame, BasicProperties, BasicPublish, BasicReturn, ContentHeader,
-    FieldTable, FieldValue, Method, ShortStr,
+    FieldTable, FieldValue, HardError, Method, ShortStr,
 };
 use crate::queue::message::Message;
+use crate::routing::ExchangeKind;
 use crate::shard::dedup::{self, DedupQuery};
 use crate::shard::message::{send_to_owners, Confirm, ConfirmRef, QueueTargets};
 use crate::shard::{delayed, Shard};
@@ -54,6 +56,10 @@ pub async fn complete(
     connection.published.set(true);
     {
         let mut state = connection.state.borrow_mut();
+        // Write on the exchange comes first, as in RabbitMQ (before the exchange must exist).
+        state
+            .access
+            .check_publish(&shard.registry.borrow(), &completed.publish.exchange)?;
         let open = state
             .channels
             .get_mut(&channel.0)
@@ -177,15 +183,34 @@ fn route_once(
     let mut guard = connection.state.borrow_mut();
     let state = &mut *guard;
     let registry = shard.registry.borrow();
-    let vhost = registry
-        .vhost(&state.vhost)
-        .expect("the connection's vhost exists while it is open");
+    let Some(vhost) = registry.vhost(&state.vhost) else {
+        // Deleted while a publish waited (a deduplication answer): the connection is closing.
+        return Err(Exception::connection(
+            HardError::ConnectionForced,
+            format!("vhost '{}' is deleted", state.vhost),
+        ));
+    };
     let Some(exchange) = vhost.exchange(&message.exchange) else {
         return Err(no_exchange(
             &message.exchange,
             &state.vhost.to_string_lossy(),
         ));
     };
+    if exchange.definition.internal {
+        return Err(Exception::access_refused(format!(
+            "cannot publish to internal exchange '{}' in vhost '{}'",
+            message.exchange,
+            state.vhost.to_string_lossy()
+        )));
+    }
+    if exchange.definition.kind == ExchangeKind::Topic {
+        state.access.check_topic(
+            &registry,
+            Access::Write,
+            &message.exchange,
+            message.routing_key.as_bytes(),
+        )?;
+    }
     if let Some(user_id) = &route.properties.user_id {
         // RabbitMQ checks user-id so a consumer can trust it (docs/rabbitmq-compatibility.md §7).
         if *user_id != state.user {
@@ -194,13 +219,6 @@ fn route_once(
                 state.user
             )));
         }
-    }
-    if exchange.definition.internal {
-        return Err(Exception::access_refused(format!(
-            "cannot publish to internal exchange '{}' in vhost '{}'",
-            message.exchange,
-            state.vhost.to_string_lossy()
-        )));
     }
     if exchange.definition.delayed {
         if let Some(delay) = delayed::delay_of(route.properties.headers.as_ref()) {
@@ -262,9 +280,11 @@ fn send_routed(
         return;
     }
     let registry = shard.registry.borrow();
-    let vhost = registry
-        .vhost(&state.vhost)
-        .expect("the connection's vhost exists while it is open");
+    let Some(vhost) = registry.vhost(&state.vhost) else {
+        // The vhost was deleted: its queues are gone and the connection is closing.
+        state.route_queues = queues;
+        return;
+    };
     let groups = QueueTargets::group_by_owner(vhost, &queues);
     let shard_count = u16::try_from(groups.len()).expect("shard count fits u16");
     let confirm = open.confirm.as_mut().map(|tracker| {

@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use crate::connection::permissions::{self, Access, Resource};
 use crate::connection::requests::{
     change_binding, existing_queue, meta_change, queue_name, resolve_queue, unexpected_reply,
     BindingChange,
@@ -11,8 +12,8 @@ use crate::connection::{direct_reply, events, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, ShardId};
 use crate::protocol::{
-    FieldTable, Method, QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete,
-    QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbind, QueueUnbindOk, ShortStr,
+    FieldTable, FieldValue, Method, QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk,
+    QueueDelete, QueueDeleteOk, QueuePurge, QueuePurgeOk, QueueUnbind, QueueUnbindOk, ShortStr,
 };
 use crate::shard::message::{
     DeleteConditions, MetaRequest, QueueDeleted, QueueOp, Reply, ShardMessage,
@@ -53,6 +54,9 @@ pub async fn declare(
             );
         }
         return Ok(());
+    }
+    if !method.passive {
+        check_declare(shard, connection, &name, server_named, &method.arguments)?;
     }
     let vhost = connection.state.borrow().vhost.clone();
     let request = MetaRequest::QueueDeclare(rules::QueueDeclare {
@@ -131,6 +135,7 @@ pub async fn bind(
         routing_key: method.routing_key,
     };
     let binding = queue_binding(connection, channel, names, method.arguments)?;
+    permissions::check_binding(shard, connection, &binding)?;
     change_binding(shard, connection, BindingChange::Bind, binding).await?;
     if !method.nowait {
         connection.write_method(channel.0, &Method::QueueBindOk(QueueBindOk {}));
@@ -150,6 +155,7 @@ pub async fn unbind(
         routing_key: method.routing_key,
     };
     let binding = queue_binding(connection, channel, names, method.arguments)?;
+    permissions::check_binding(shard, connection, &binding)?;
     change_binding(shard, connection, BindingChange::Unbind, binding).await?;
     connection.write_method(channel.0, &Method::QueueUnbindOk(QueueUnbindOk {}));
     Ok(())
@@ -191,6 +197,13 @@ pub async fn purge(
     method: QueuePurge,
 ) -> Result<(), Exception> {
     let name = queue_name(connection, channel, &method.queue)?;
+    permissions::check(
+        shard,
+        connection,
+        Access::Read,
+        Resource::Queue,
+        name.as_bytes(),
+    )?;
     let queue = existing_queue(shard, connection, &name)?;
     let vhost = connection.state.borrow().vhost.clone();
     let reply = shard
@@ -219,6 +232,13 @@ pub async fn delete(
     method: QueueDelete,
 ) -> Result<(), Exception> {
     let name = queue_name(connection, channel, &method.queue)?;
+    permissions::check(
+        shard,
+        connection,
+        Access::Configure,
+        Resource::Queue,
+        name.as_bytes(),
+    )?;
     let message_count = match resolve_queue(shard, connection, &name)? {
         // Deleting a missing queue is not an error (clients rely on it being idempotent). It
         // may be missing because of a deletion not yet on disk (an auto-delete, another
@@ -289,4 +309,44 @@ pub async fn delete(
         );
     }
     Ok(())
+}
+
+/// queue.declare (not passive): configure on the queue (a server-named one too, by its
+/// `amq.gen-…` name); for a new queue with `x-dead-letter-exchange`, read on the queue and
+/// write on the dead-letter exchange, as RabbitMQ checks. A client-chosen `amq.*` name is
+/// refused by the rules first.
+fn check_declare(
+    shard: &Shard,
+    connection: &ConnectionShared,
+    name: &ShortStr,
+    server_named: bool,
+    arguments: &FieldTable,
+) -> Result<(), Exception> {
+    if !server_named && name.as_bytes().starts_with(b"amq.") {
+        return Ok(());
+    }
+    let bytes = name.as_bytes();
+    permissions::check(shard, connection, Access::Configure, Resource::Queue, bytes)?;
+    let exists = {
+        let registry = shard.registry.borrow();
+        let state = connection.state.borrow();
+        registry
+            .vhost(&state.vhost)
+            .is_some_and(|vhost| vhost.queue(name).is_some())
+    };
+    if exists {
+        return Ok(());
+    }
+    let Some(FieldValue::LongStr(dead_letter_exchange)) = arguments.get("x-dead-letter-exchange")
+    else {
+        return Ok(());
+    };
+    permissions::check(shard, connection, Access::Read, Resource::Queue, bytes)?;
+    permissions::check(
+        shard,
+        connection,
+        Access::Write,
+        Resource::Exchange,
+        dead_letter_exchange,
+    )
 }

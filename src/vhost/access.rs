@@ -492,9 +492,22 @@ fn compile_topic_permission(
 ) -> Result<CompiledTopicPermission, String> {
     Ok(CompiledTopicPermission {
         permission: permission.clone(),
-        write: Pattern::compile(&permission.write)?,
-        read: Pattern::compile(&permission.read)?,
+        write: Pattern::compile(&with_sample_variables(&permission.write))?,
+        read: Pattern::compile(&with_sample_variables(&permission.read))?,
     })
+}
+
+/// A topic permission with its variables (`{username}`, `{vhost}`, `{client_id}`) replaced by
+/// a plain name: what must compile for the permission to be accepted (the regex syntax reads
+/// a bare `{name}` as a broken repetition).
+fn with_sample_variables(pattern: &str) -> String {
+    if !pattern.contains('{') {
+        return pattern.to_owned();
+    }
+    pattern
+        .replace("{username}", "user")
+        .replace("{vhost}", "vhost")
+        .replace("{client_id}", "client")
 }
 
 /// The apply-to values RabbitMQ 3.13 accepts.

@@ -263,6 +263,8 @@ pub struct Registry {
     vhosts: FastMap<ShortStr, VHost>,
     /// Users, vhost metadata, permissions, policies.
     access: access::AccessState,
+    /// Bumped by every access change: connections cache their permissions until it moves.
+    access_generation: u64,
 }
 
 impl Default for Registry {
@@ -282,6 +284,7 @@ impl Registry {
             version: 0,
             vhosts: FastMap::default(),
             access: access::AccessState::default(),
+            access_generation: 0,
         };
         registry.apply_access(&AccessDelta::VHostPut {
             name: DEFAULT_VHOST.to_owned(),
@@ -308,6 +311,11 @@ impl Registry {
 
     pub fn access(&self) -> &access::AccessState {
         &self.access
+    }
+
+    /// Changes whenever the access state does (users, permissions, limits, policies...).
+    pub fn access_generation(&self) -> u64 {
+        self.access_generation
     }
 
     /// Applies a broadcast update; updates arrive in version order on every shard.
@@ -360,6 +368,7 @@ impl Registry {
             }
             _ => {}
         }
+        self.access_generation += 1;
         self.access.apply(delta);
         match delta {
             AccessDelta::PolicySet(access::Policy { vhost, .. })
@@ -394,6 +403,7 @@ impl Registry {
                 .or_insert_with(|| VHost::new(key, 1));
         }
         self.access = state;
+        self.access_generation += 1;
         let names: Vec<String> = self.access.vhosts.keys().cloned().collect();
         for name in names {
             self.refresh_policy_alternates(&name);
