@@ -15,7 +15,7 @@ use crate::protocol::{
 };
 use crate::queue::consumer::ConsumerKey;
 use crate::queue::message::Content;
-use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
+use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose, Revoked};
 use crate::shard::message::{
     AckDeadline, ConnectionEvent, ConsumeOk, StorageAlarm, UnackedDelivery,
 };
@@ -51,6 +51,28 @@ impl ConnectionEndpoint for ConnectionShared {
             return;
         }
         self.write_method(0, &Method::ConnectionUnblocked(ConnectionUnblocked {}));
+    }
+
+    fn revoked(&self, revoked: &Revoked) {
+        let theirs = {
+            let state = self.state.borrow();
+            match revoked {
+                Revoked::User(name) => state.user.as_bytes() == name.as_bytes(),
+                Revoked::VHost(name) => state.vhost.as_bytes() == name.as_bytes(),
+            }
+        };
+        if theirs {
+            self.begin_close(
+                HardError::ConnectionForced.code(),
+                format!(
+                    "{} - {}",
+                    HardError::ConnectionForced.name(),
+                    revoked.text()
+                ),
+                0,
+                0,
+            );
+        }
     }
 
     fn close_forced(&self, reason: ForcedClose) {

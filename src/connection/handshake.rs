@@ -14,11 +14,13 @@ use crate::config::Config;
 use crate::connection::io::{FrameReader, Output, ReadError};
 use crate::connection::server_properties::server_properties;
 use crate::connection::{ClientCapabilities, ConnectionState};
+use crate::ids::ConnectionId;
 use crate::protocol::{
     parse_protocol_header, write_method_frame, ConnectionClose, ConnectionOpenOk, ConnectionStart,
     ConnectionStartOk, ConnectionTune, DecodeError, FieldTable, FieldValue, FrameType, HardError,
     LongStr, Method, ProtocolHeader, ReplyCode, ShortStr, SoftError, PROTOCOL_HEADER,
 };
+use crate::shard::vhost_limits::{self, VHostSlot};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
 
@@ -67,6 +69,14 @@ pub enum Refusal {
     VhostNotFound { vhost: ShortStr },
     #[error("access to vhost '{vhost}' refused for user '{user}'")]
     VhostAccessRefused { vhost: ShortStr, user: ShortStr },
+    #[error(
+        "access to vhost '{vhost}' refused for user '{user}': connection limit ({limit}) is reached"
+    )]
+    VhostConnectionLimit {
+        vhost: ShortStr,
+        user: ShortStr,
+        limit: i64,
+    },
     #[error("unexpected method {method} during the handshake")]
     UnexpectedMethod { method: &'static str },
     #[error("{0}")]
@@ -87,7 +97,8 @@ impl Refusal {
             }
             Refusal::FrameMaxOutOfRange { .. }
             | Refusal::VhostNotFound { .. }
-            | Refusal::VhostAccessRefused { .. } => ReplyCode::Hard(HardError::NotAllowed),
+            | Refusal::VhostAccessRefused { .. }
+            | Refusal::VhostConnectionLimit { .. } => ReplyCode::Hard(HardError::NotAllowed),
             Refusal::Undecodable(_) => ReplyCode::Hard(HardError::FrameError),
             Refusal::UnexpectedFrame => ReplyCode::Hard(HardError::UnexpectedFrame),
         }
@@ -98,6 +109,8 @@ pub struct Negotiated {
     pub output: Output,
     pub state: ConnectionState,
     pub writer_stream: TcpStream,
+    /// The connection's place in its vhost's connection count, given back when dropped.
+    pub vhost_slot: Option<VHostSlot>,
 }
 
 struct Credentials {
@@ -112,6 +125,7 @@ pub async fn run(
     reader: &mut FrameReader,
     mut writer: TcpStream,
     peer: SocketAddr,
+    id: ConnectionId,
 ) -> Result<Negotiated, HandshakeError> {
     let header: [u8; 8] = reader.read_exact().await?;
     if parse_protocol_header(&header) != ProtocolHeader::Amqp091 {
@@ -147,6 +161,23 @@ pub async fn run(
         other => return refuse_unexpected(&mut writer, &other).await,
     };
     let user = ShortStr::try_from_bytes(credentials.user).unwrap_or_default();
+    // RabbitMQ checks the vhost's connection limit before the user's access to it.
+    let vhost_exists = shard.registry.borrow().vhost(&open.virtual_host).is_some();
+    let vhost_slot = if vhost_exists {
+        match vhost_limits::admit(shard, id, &open.virtual_host).await {
+            Ok(slot) => Some(slot),
+            Err(limit) => {
+                let refusal = Refusal::VhostConnectionLimit {
+                    vhost: open.virtual_host.clone(),
+                    user,
+                    limit,
+                };
+                return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
+            }
+        }
+    } else {
+        None
+    };
     if let Err(refusal) = check_vhost_access(shard, &open.virtual_host, &user) {
         return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
     }
@@ -179,6 +210,7 @@ pub async fn run(
         output: Output::new(),
         state,
         writer_stream: writer,
+        vhost_slot,
     })
 }
 

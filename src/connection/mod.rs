@@ -203,7 +203,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let mut reader = FrameReader::new(stream);
     let id = shard.next_connection_id();
     let negotiated = {
-        let handshake = handshake::run(&shard, &mut reader, writer_stream, peer);
+        let handshake = handshake::run(&shard, &mut reader, writer_stream, peer, id);
         let deadline = shard.config.handshake_timeout;
         let timed_out = async {
             glommio::timer::sleep(deadline).await;
@@ -242,6 +242,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         ack_timer: ack_timeout::AckTimer::default(),
     });
     shard.connections.insert(id, connection.clone());
+    let vhost_slot = negotiated.vhost_slot;
     let writer = {
         let connection = connection.clone();
         let shard = shard.clone();
@@ -275,6 +276,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     drop(heartbeat);
     drop(ack_timeout);
     shard.connections.remove(id);
+    drop(vhost_slot);
     match ending {
         // RabbitMQ lets a client that closed the connection close the socket itself after
         // close-ok: closing first could reset a client thread still waiting for its close-ok.

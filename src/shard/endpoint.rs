@@ -37,6 +37,25 @@ pub trait ConnectionEndpoint {
     fn close_forced(&self, reason: ForcedClose);
     /// A copy of the connection's statistics and those of its channels (`shard::stats`).
     fn stats(&self) -> ConnectionStats;
+    /// A user or vhost was deleted: the connection closes (320) if it is theirs.
+    fn revoked(&self, revoked: &Revoked);
+}
+
+/// What an access change took away from connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    User(String),
+    VHost(String),
+}
+
+impl Revoked {
+    /// RabbitMQ's explanation (`rabbit_connection_tracking`), after `CONNECTION_FORCED - `.
+    pub fn text(&self) -> String {
+        match self {
+            Revoked::User(name) => format!("user '{name}' is deleted"),
+            Revoked::VHost(name) => format!("vhost '{name}' is deleted"),
+        }
+    }
 }
 
 /// Why the broker closes a connection the client did not ask to close.

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::ids::ShardId;
 use crate::shard::message::{Reply, ShardMessage};
-use crate::shard::{dedup, metadata, queues, startup, Shard};
+use crate::shard::{dedup, metadata, queues, startup, vhost_limits, Shard};
 
 pub fn handle_batch(shard: &Rc<Shard>, batch: Vec<ShardMessage>) {
     for message in batch {
@@ -26,6 +26,7 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             shard.registry.borrow_mut().apply(&update);
             queues::install_declared(shard, &update.vhost, &update.deltas);
             shard.registry_changed.notify_all();
+            vhost_limits::close_revoked(shard, &vhost_limits::revoked(&update.deltas));
             shard.send(
                 ShardId::METADATA,
                 ShardMessage::MetaApplied {
@@ -113,6 +114,9 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
                 endpoint.close_forced(reason);
             }
             shard.reply(reply_to, Reply::ConnectionClosed(endpoint.is_some()));
+        }
+        ShardMessage::VHostConnection { connection, change } => {
+            vhost_limits::handle(shard, connection, change);
         }
         ShardMessage::ConnectionEnded { shard: ended } => {
             let mut counts = shard.connection_counts.borrow_mut();

@@ -86,6 +86,22 @@ pub enum ShardMessage {
         connection: ConnectionId,
         reason: crate::shard::endpoint::ForcedClose,
     },
+    /// A connection takes or gives back its place in its vhost's connection count, kept by
+    /// the metadata shard for `max-connections` (`shard::vhost_limits`).
+    VHostConnection {
+        connection: ConnectionId,
+        change: VHostConnectionChange,
+    },
+}
+
+/// What a `ShardMessage::VHostConnection` does.
+pub enum VHostConnectionChange {
+    /// Answered with `Reply::VHostAdmitted`.
+    Admit {
+        reply_to: ReplyTo,
+        vhost: ShortStr,
+    },
+    Release,
 }
 
 /// Metadata requests, decided by the metadata shard.
@@ -314,6 +330,8 @@ pub enum Reply {
     Stats(Box<crate::shard::stats::ShardStats>),
     /// Whether the connection to close was still open.
     ConnectionClosed(bool),
+    /// The connection has a place in its vhost; Err is the `max-connections` reached.
+    VHostAdmitted(Result<(), i64>),
 }
 
 /// What queue.delete-ok reports, and the metadata version that removed the queue.

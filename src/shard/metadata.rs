@@ -35,8 +35,10 @@ pub fn handle_request(
         }
         return;
     };
+    let revoked = super::vhost_limits::revoked(&decision.deltas);
     let version = publish(shard, vhost_name, decision.deltas, decision.durable_deltas);
     shard.registry_changed.notify_all();
+    super::vhost_limits::close_revoked(shard, &revoked);
     if let Some((target, message)) = answer(reply_to, decision.outcome, version) {
         answer_when_applied(
             shard,
@@ -86,6 +88,19 @@ fn decide(shard: &Shard, vhost_name: &ShortStr, request: MetaRequest) -> Option<
         MetaRequest::Access(delta) => return Some(decide_access(shard, delta)),
         other => other,
     };
+    if let MetaRequest::QueueDeclare(declare) = &request {
+        let registry = shard.registry.borrow();
+        let limited = registry
+            .vhost(vhost_name)
+            .map(|vhost| super::vhost_limits::check_queue_limit(&registry, vhost, declare));
+        if let Some(Err(error)) = limited {
+            return Some(Decision {
+                outcome: Outcome::Done(Err(error)),
+                deltas: Vec::new(),
+                durable_deltas: Vec::new(),
+            });
+        }
+    }
     let mut registry = shard.registry.borrow_mut();
     let vhost = registry.vhost_mut(vhost_name)?;
     let mut next_id = shard.next_metadata_id.get();

@@ -36,6 +36,7 @@ pub mod recovery;
 pub mod startup;
 pub mod stats;
 pub mod timers;
+pub mod vhost_limits;
 pub mod waker;
 
 use crate::fast_map::FastMap;
@@ -101,6 +102,8 @@ pub struct Shard {
     pub definitions_wanted: notify::Notify,
     /// Accepting shard's estimate of the connections on each shard.
     pub connection_counts: RefCell<Vec<usize>>,
+    /// Metadata-shard state: open connections per vhost, for `max-connections`.
+    pub vhost_connections: vhost_limits::VHostConnections,
     next_connection_sequence: Cell<u64>,
     /// The shard's log, installed by start-up once recovery is done.
     persistence: RefCell<Option<Rc<persistence::Persistence>>>,
@@ -147,6 +150,7 @@ impl Shard {
             metadata_durable_version: Cell::new(0),
             definitions_wanted: notify::Notify::new(),
             connection_counts: RefCell::new(vec![0; shard_count]),
+            vhost_connections: vhost_limits::VHostConnections::default(),
             next_connection_sequence: Cell::new(1),
             persistence: RefCell::new(None),
             storage_alarms: RefCell::new(std::collections::BTreeMap::new()),

@@ -1,0 +1,198 @@
+//! Vhost limits (`max-connections`, `max-queues`) and what follows the deletion of a user or
+//! a vhost (its connections close), with RabbitMQ's codes and texts
+//! (docs/rabbitmq-compatibility.md §18).
+//!
+//! Connections per vhost are counted on the metadata shard, the one place every open passes
+//! through in order: connection.open asks it for a slot (`admit`) and the slot is given back
+//! when the connection ends (`VHostSlot`'s drop). The metadata shard also decides limit
+//! changes, so an open is checked against the newest limit, and two shards opening the last
+//! free slot at once cannot both get it. It costs one round trip between cores per
+//! connection open, none per operation.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::exception::Exception;
+use crate::fast_map::FastMap;
+use crate::ids::{ConnectionId, ShardId};
+use crate::protocol::ShortStr;
+use crate::shard::endpoint::Revoked;
+use crate::shard::message::{Reply, ShardMessage, VHostConnectionChange};
+use crate::shard::Shard;
+use crate::vhost::access_delta::AccessDelta;
+use crate::vhost::delta::MetaDelta;
+use crate::vhost::rules::QueueDeclare;
+use crate::vhost::{Registry, VHost};
+
+/// The metadata shard's count of open connections per vhost.
+#[derive(Default)]
+pub struct VHostConnections {
+    admitted: RefCell<FastMap<ConnectionId, ShortStr>>,
+    counts: RefCell<FastMap<ShortStr, u32>>,
+}
+
+impl VHostConnections {
+    /// Takes a slot in `vhost` for `connection` unless its `max-connections` is reached; Err
+    /// is the limit.
+    fn admit(
+        &self,
+        registry: &Registry,
+        connection: ConnectionId,
+        vhost: ShortStr,
+    ) -> Result<(), i64> {
+        let limit = registry
+            .access()
+            .vhosts
+            .get(&vhost.to_string_lossy())
+            .and_then(|entry| entry.limits.max_connections)
+            .filter(|limit| *limit >= 0);
+        let mut counts = self.counts.borrow_mut();
+        let count = counts.get(&vhost).copied().unwrap_or(0);
+        if let Some(limit) = limit {
+            if i64::from(count) >= limit {
+                return Err(limit);
+            }
+        }
+        counts.insert(vhost.clone(), count + 1);
+        self.admitted.borrow_mut().insert(connection, vhost);
+        Ok(())
+    }
+
+    /// Gives back the connection's slot, if it has one.
+    fn release(&self, connection: ConnectionId) {
+        let Some(vhost) = self.admitted.borrow_mut().remove(&connection) else {
+            return;
+        };
+        let mut counts = self.counts.borrow_mut();
+        if let Some(count) = counts.get_mut(&vhost) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&vhost);
+            }
+        }
+    }
+
+    /// Open connections in `vhost`, on every shard.
+    pub fn count(&self, vhost: &ShortStr) -> u32 {
+        self.counts.borrow().get(vhost).copied().unwrap_or(0)
+    }
+}
+
+/// Handles a `ShardMessage::VHostConnection` on the metadata shard.
+pub fn handle(shard: &Shard, connection: ConnectionId, change: VHostConnectionChange) {
+    let connections = &shard.vhost_connections;
+    match change {
+        VHostConnectionChange::Admit { reply_to, vhost } => {
+            let admitted = connections.admit(&shard.registry.borrow(), connection, vhost);
+            shard.reply(reply_to, Reply::VHostAdmitted(admitted));
+        }
+        VHostConnectionChange::Release => connections.release(connection),
+    }
+}
+
+/// A connection's place in its vhost's count, given back when dropped.
+pub struct VHostSlot {
+    shard: Rc<Shard>,
+    connection: ConnectionId,
+}
+
+impl Drop for VHostSlot {
+    fn drop(&mut self) {
+        self.shard.send(
+            ShardId::METADATA,
+            ShardMessage::VHostConnection {
+                connection: self.connection,
+                change: VHostConnectionChange::Release,
+            },
+        );
+    }
+}
+
+/// Asks the metadata shard for a slot in `vhost`. The slot exists before the question is
+/// sent, so a connection that gives up waiting still gives it back; Err is the
+/// `max-connections` reached.
+pub async fn admit(
+    shard: &Rc<Shard>,
+    connection: ConnectionId,
+    vhost: &ShortStr,
+) -> Result<VHostSlot, i64> {
+    let slot = VHostSlot {
+        shard: shard.clone(),
+        connection,
+    };
+    let reply = shard
+        .request(ShardId::METADATA, |reply_to| {
+            ShardMessage::VHostConnection {
+                connection,
+                change: VHostConnectionChange::Admit {
+                    reply_to,
+                    vhost: vhost.clone(),
+                },
+            }
+        })
+        .await;
+    match reply {
+        Reply::VHostAdmitted(Ok(())) => Ok(slot),
+        Reply::VHostAdmitted(Err(limit)) => Err(limit),
+        _ => Err(0),
+    }
+}
+
+/// RabbitMQ's refusal of a new queue in a vhost at its `max-queues` (406, as
+/// `rabbit_queue_type:check_vhost_queue_limit` answers): checked by the metadata shard for
+/// queues that do not exist yet, from clients and operators alike.
+pub fn check_queue_limit(
+    registry: &Registry,
+    vhost: &VHost,
+    declare: &QueueDeclare,
+) -> Result<(), Exception> {
+    if declare.passive || vhost.queue(&declare.name).is_some() {
+        return Ok(());
+    }
+    let vhost_name = vhost.name.to_string_lossy();
+    let Some(limit) = registry
+        .access()
+        .vhosts
+        .get(&vhost_name)
+        .and_then(|entry| entry.limits.max_queues)
+        .filter(|limit| *limit >= 0)
+    else {
+        return Ok(());
+    };
+    let count = vhost.queues().count();
+    if limit == 0 || i64::try_from(count + 1).unwrap_or(i64::MAX) > limit {
+        return Err(Exception::precondition_failed(format!(
+            "cannot declare queue '{}': queue limit in vhost '{vhost_name}' ({limit}) is reached",
+            declare.name
+        )));
+    }
+    Ok(())
+}
+
+/// The users and vhosts an update deletes: their connections must close.
+pub fn revoked(deltas: &[MetaDelta]) -> Vec<Revoked> {
+    deltas
+        .iter()
+        .filter_map(|delta| match delta {
+            MetaDelta::Access(AccessDelta::UserDeleted { name }) => {
+                Some(Revoked::User(name.clone()))
+            }
+            MetaDelta::Access(AccessDelta::VHostDeleted { name }) => {
+                Some(Revoked::VHost(name.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Tells every connection of this shard that a user or vhost is gone; theirs close with 320.
+pub fn close_revoked(shard: &Shard, revoked: &[Revoked]) {
+    if revoked.is_empty() {
+        return;
+    }
+    for endpoint in shard.connections.all() {
+        for gone in revoked {
+            endpoint.revoked(gone);
+        }
+    }
+}
