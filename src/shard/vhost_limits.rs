@@ -196,3 +196,68 @@ pub fn close_revoked(shard: &Shard, revoked: &[Revoked]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vhost::access::{VHostLimits, VHostMetadata};
+
+    fn registry_with_limit(max_connections: Option<i64>) -> Registry {
+        let mut registry = Registry::new();
+        registry.apply_access(&AccessDelta::VHostPut {
+            name: "v".into(),
+            metadata: VHostMetadata::default(),
+        });
+        registry.apply_access(&AccessDelta::VHostLimitsSet {
+            vhost: "v".into(),
+            limits: VHostLimits {
+                max_connections,
+                max_queues: None,
+            },
+        });
+        registry
+    }
+
+    #[test]
+    fn slots_are_granted_up_to_the_limit_and_given_back_once() {
+        let registry = registry_with_limit(Some(2));
+        let counts = VHostConnections::default();
+        let v = ShortStr::from_static("v");
+        let id = |n| ConnectionId::new(ShardId(1), n);
+        assert_eq!(counts.admit(&registry, id(1), v.clone()), Ok(()));
+        assert_eq!(counts.admit(&registry, id(2), v.clone()), Ok(()));
+        assert_eq!(counts.admit(&registry, id(3), v.clone()), Err(2));
+        // A refused connection's release changes nothing; a release counts once.
+        counts.release(id(3));
+        assert_eq!(counts.count(&v), 2);
+        counts.release(id(1));
+        counts.release(id(1));
+        assert_eq!(counts.count(&v), 1);
+        assert_eq!(counts.admit(&registry, id(4), v.clone()), Ok(()));
+    }
+
+    #[test]
+    fn zero_admits_nobody_and_minus_one_everybody() {
+        let v = ShortStr::from_static("v");
+        let counts = VHostConnections::default();
+        let id = ConnectionId::new(ShardId(0), 1);
+        assert_eq!(
+            counts.admit(&registry_with_limit(Some(0)), id, v.clone()),
+            Err(0)
+        );
+        assert_eq!(
+            counts.admit(&registry_with_limit(Some(-1)), id, v.clone()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn deleted_users_and_vhosts_are_revoked_with_rabbitmqs_text() {
+        let deltas = [
+            MetaDelta::Access(AccessDelta::UserDeleted { name: "u".into() }),
+            MetaDelta::Access(AccessDelta::VHostDeleted { name: "v".into() }),
+        ];
+        let texts: Vec<String> = revoked(&deltas).iter().map(Revoked::text).collect();
+        assert_eq!(texts, ["user 'u' is deleted", "vhost 'v' is deleted"]);
+    }
+}
