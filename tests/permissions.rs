@@ -439,3 +439,51 @@ async fn the_queue_limit_refuses_new_queues_only() {
         )
     );
 }
+
+/// `DELETE path` on the management API as guest; the status.
+fn delete(broker: &Broker, path: &str) -> u16 {
+    use base64::Engine;
+    tokio::task::block_in_place(|| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let encoded = base64::engine::general_purpose::STANDARD.encode("guest:guest");
+        let request = ureq::http::Request::builder()
+            .method("DELETE")
+            .uri(format!("http://{}{path}", broker.management))
+            .header("Authorization", format!("Basic {encoded}"))
+            .body(Vec::new())
+            .expect("request");
+        agent.run(request).expect("HTTP request").status().as_u16()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_or_vhost_closes_their_connections() {
+    let broker = start();
+    let mut u = Client::connect_as(&broker, "u", "pw", "v")
+        .await
+        .expect("u logs in to v");
+    let mut tu = Client::connect_as(&broker, "tu", "pw", "v")
+        .await
+        .expect("tu logs in to v");
+    let mut guest = Client::connect_as(&broker, "guest", "guest", "v")
+        .await
+        .expect("guest logs in to v");
+    let other = Client::connect_as(&broker, "guest", "guest", "lim")
+        .await
+        .expect("guest logs in to lim");
+    assert_eq!(delete(&broker, "/api/users/u"), 204);
+    u.expect_close(320, "CONNECTION_FORCED - user 'u' is deleted")
+        .await;
+    guest.assert_usable().await;
+    assert_eq!(delete(&broker, "/api/vhosts/v"), 204);
+    tu.expect_close(320, "CONNECTION_FORCED - vhost 'v' is deleted")
+        .await;
+    guest
+        .expect_close(320, "CONNECTION_FORCED - vhost 'v' is deleted")
+        .await;
+    // guest's connection to "lim" stays.
+    other.assert_usable().await;
+}

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use crate::connection::channel::{ChannelConsumer, Transaction, CONSUMER_COUNT_MAX};
 use crate::connection::confirm::ConfirmTracker;
 use crate::connection::permissions::{self, Access, Resource};
-use crate::connection::requests::{existing_queue, queue_name, unexpected_reply};
+use crate::connection::requests::{existing_queue, queue_name, unexpected_reply, ResolvedQueue};
 use crate::connection::{direct_reply, publish, ConnectionShared};
 use crate::exception::Exception;
 use crate::ids::{ChannelId, QueueId, ShardId};
@@ -83,15 +83,7 @@ pub async fn consume(
         };
         return direct_reply::consume(connection, channel, tag, method.no_ack, method.nowait);
     }
-    let name = queue_name(connection, channel, &method.queue)?;
-    permissions::check(
-        shard,
-        connection,
-        Access::Read,
-        Resource::Queue,
-        name.as_bytes(),
-    )?;
-    let queue = existing_queue(shard, connection, &name)?;
+    let (name, queue) = readable_queue(shard, connection, channel, &method.queue)?;
     let (tag, options, vhost) = {
         let mut state = connection.state.borrow_mut();
         let vhost = state.vhost.clone();
@@ -227,15 +219,7 @@ pub async fn get(
     channel: ChannelId,
     method: BasicGet,
 ) -> Result<(), Exception> {
-    let name = queue_name(connection, channel, &method.queue)?;
-    permissions::check(
-        shard,
-        connection,
-        Access::Read,
-        Resource::Queue,
-        name.as_bytes(),
-    )?;
-    let queue = existing_queue(shard, connection, &name)?;
+    let (_, queue) = readable_queue(shard, connection, channel, &method.queue)?;
     let key = connection.channel_key(channel);
     let vhost = connection.state.borrow().vhost.clone();
     let reply = shard
@@ -582,4 +566,24 @@ fn open_channel(
     channels
         .get_mut(&channel.0)
         .expect("dispatch checked the channel is open")
+}
+
+/// The queue basic.consume or basic.get names, if the user may read it (checked before the
+/// queue must exist, as RabbitMQ does).
+fn readable_queue(
+    shard: &Shard,
+    connection: &ConnectionShared,
+    channel: ChannelId,
+    queue: &ShortStr,
+) -> Result<(ShortStr, ResolvedQueue), Exception> {
+    let name = queue_name(connection, channel, queue)?;
+    permissions::check(
+        shard,
+        connection,
+        Access::Read,
+        Resource::Queue,
+        name.as_bytes(),
+    )?;
+    let queue = existing_queue(shard, connection, &name)?;
+    Ok((name, queue))
 }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use crate::ids::ShardId;
 use crate::shard::message::{Reply, ShardMessage};
 use crate::shard::{dedup, metadata, queues, startup, vhost_limits, Shard};
+use crate::vhost::delta::MetaUpdate;
 
 pub fn handle_batch(shard: &Rc<Shard>, batch: Vec<ShardMessage>) {
     for message in batch {
@@ -21,20 +22,7 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             vhost,
             request,
         } => metadata::handle_request(shard, reply_to, vhost, request),
-        ShardMessage::MetaUpdate(update) => {
-            dedup::forget_deleted(shard, &update);
-            shard.registry.borrow_mut().apply(&update);
-            queues::install_declared(shard, &update.vhost, &update.deltas);
-            shard.registry_changed.notify_all();
-            vhost_limits::close_revoked(shard, &vhost_limits::revoked(&update.deltas));
-            shard.send(
-                ShardId::METADATA,
-                ShardMessage::MetaApplied {
-                    shard: shard.id,
-                    version: update.version,
-                },
-            );
-        }
+        ShardMessage::MetaUpdate(update) => apply_update(shard, &update),
         ShardMessage::MetaApplied {
             shard: from,
             version,
@@ -123,4 +111,20 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             counts[ended.index()] = counts[ended.index()].saturating_sub(1);
         }
     }
+}
+
+/// Applies a metadata update from the metadata shard and tells it so.
+fn apply_update(shard: &Rc<Shard>, update: &MetaUpdate) {
+    dedup::forget_deleted(shard, update);
+    shard.registry.borrow_mut().apply(update);
+    queues::install_declared(shard, &update.vhost, &update.deltas);
+    shard.registry_changed.notify_all();
+    vhost_limits::close_revoked(shard, &vhost_limits::revoked(&update.deltas));
+    shard.send(
+        ShardId::METADATA,
+        ShardMessage::MetaApplied {
+            shard: shard.id,
+            version: update.version,
+        },
+    );
 }
