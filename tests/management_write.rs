@@ -12,71 +12,12 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, Channel, QueueDeclareArguments};
 use amqprs::BasicProperties;
-use base64::Engine;
 use client::{consume, declare, get, publish, publish_with, Client};
+use common::http::{send, Answer};
 use common::Broker;
 use serde_json::{json, Value};
 
 const GUEST: (&str, &str) = ("guest", "guest");
-
-/// An HTTP answer: status, `Location`, the body parsed as JSON (Null if empty).
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: Value,
-}
-
-/// Sends `method path` with `body` (JSON unless `content_type` says otherwise) as `who`.
-fn send(
-    broker: &Broker,
-    who: Option<(&str, &str)>,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    content_type: &str,
-) -> Answer {
-    tokio::task::block_in_place(|| {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        let url = format!("http://{}{path}", broker.management);
-        let mut builder = ureq::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("content-type", content_type);
-        if let Some((user, password)) = who {
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            builder = builder.header("Authorization", format!("Basic {encoded}"));
-        }
-        let request = builder.body(body.to_vec()).expect("request");
-        let mut response = agent.run(request).expect("HTTP request");
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text:?}"))
-        };
-        Answer {
-            status,
-            location,
-            body,
-        }
-    })
-}
 
 fn call(broker: &Broker, method: &str, path: &str, body: Value) -> Answer {
     let bytes = if body.is_null() {

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod raw;
 
 use std::io::Read;
