@@ -27,8 +27,8 @@ fn queue_with_timeout(name: &str, timeout: FieldValue) -> QueueDeclareArguments 
     QueueDeclareArguments::new(name).arguments(table).finish()
 }
 
-/// Waits for the channel.close; checks its text and that it came after the timeout, and not
-/// much later.
+/// Waits for the channel.close; checks its text and that it came after the timeout counted
+/// from `since` (a moment before the broker delivered), and not much later.
 async fn expect_timed_out(events: &mut Events, channel: &Channel, timeout_ms: u64, since: Instant) {
     let (code, text) = events.closed().await;
     let elapsed = since.elapsed();
@@ -60,11 +60,13 @@ async fn an_unacked_delivery_closes_its_channel_and_the_message_goes_to_another_
     let (channel, mut events) = slow.channel().await;
     declare(&channel, QueueDeclareArguments::new("work")).await;
     let mut deliveries = consume(&channel, "work", false).await;
+    // The broker starts the clock as it delivers, after this: a client-side clock read after
+    // the delivery arrives would be late by the delivery's trip.
+    let sent_at = Instant::now();
     publish(&channel, "", "work", b"job").await;
     let first = deliveries.next().await;
-    let delivered_at = Instant::now();
     assert!(!first.redelivered);
-    expect_timed_out(&mut events, &channel, 500, delivered_at).await;
+    expect_timed_out(&mut events, &channel, 500, sent_at).await;
 
     let other = Client::connect(&broker).await;
     let (channel, _events) = other.channel().await;
@@ -117,17 +119,17 @@ async fn a_basic_get_delivery_times_out_too() {
     let (channel, mut events) = client.channel().await;
     declare(&channel, QueueDeclareArguments::new("got")).await;
     publish(&channel, "", "got", b"x").await;
-    let got = within("a message", async {
+    let (got, asked_at) = within("a message", async {
         loop {
+            let asked_at = Instant::now();
             if let Some(message) = get(&channel, "got", false).await {
-                return message;
+                return (message, asked_at);
             }
         }
     })
     .await;
-    let delivered_at = Instant::now();
     assert_eq!(got.2, b"x");
-    expect_timed_out(&mut events, &channel, 300, delivered_at).await;
+    expect_timed_out(&mut events, &channel, 300, asked_at).await;
     let (channel, _events) = client.channel().await;
     let again = get(&channel, "got", true).await.expect("requeued");
     assert!(again.0.redelivered());
@@ -146,10 +148,10 @@ async fn the_queue_argument_overrides_the_broker_timeout() {
     // Each channel's oldest delivery is looked at with its own queue's timeout.
     let (short_channel, mut short_events) = client.channel().await;
     let mut short = consume(&short_channel, "short", false).await;
+    let sent_at = Instant::now();
     publish(&channel, "", "short", b"b").await;
     short.next().await;
-    let delivered_at = Instant::now();
-    expect_timed_out(&mut short_events, &short_channel, 300, delivered_at).await;
+    expect_timed_out(&mut short_events, &short_channel, 300, sent_at).await;
     assert_eq!(events.already_sent(), None, "the 30 min default applies");
 
     let (channel, mut events) = client.channel().await;
