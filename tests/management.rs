@@ -10,8 +10,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, QueueBindArguments, QueueDeclareArguments};
-use base64::Engine;
 use client::{consume, declare, get, publish, within, Client};
+use common::http::{basic, exchange};
 use common::{eventually, Broker};
 use serde_json::{json, Value};
 
@@ -22,11 +22,6 @@ struct Answer {
     body: Value,
 }
 
-fn basic(user: &str, password: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {encoded}")
-}
-
 /// Sends `method path` as guest (or with `auth`), blocking this test thread only.
 fn request(
     broker: &Broker,
@@ -35,40 +30,16 @@ fn request(
     auth: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Answer {
-    tokio::task::block_in_place(|| {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let url = format!("http://{}{path}", broker.management);
-        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(auth) = auth {
-            builder = builder.header("Authorization", auth);
-        }
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let request = builder.body(()).expect("request");
-        let mut response = agent.run(request).expect("HTTP request");
-        let status = response.status().as_u16();
-        let www_authenticate = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let text = response.body_mut().read_to_string().expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text:?}"))
-        };
-        Answer {
-            status,
-            www_authenticate,
-            body,
-        }
-    })
+    let mut all = headers.to_vec();
+    if let Some(auth) = auth {
+        all.push(("authorization", auth));
+    }
+    let answer = exchange(broker.management, method, path, &all, &[]);
+    Answer {
+        status: answer.status,
+        www_authenticate: answer.header("www-authenticate"),
+        body: answer.json(),
+    }
 }
 
 /// GET as guest; asserts 200 and returns the body.

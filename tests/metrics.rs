@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use amqprs::channel::{BasicAckArguments, QueueDeclareArguments};
 use client::{confirm_select, consume, declare, get, publish, within, Client};
+use common::http::exchange;
 use common::Broker;
 
 /// A scrape's status, Content-Type and body.
@@ -19,31 +20,12 @@ struct Scrape {
 
 /// `method path` on the metrics port, without credentials.
 fn scrape_with(broker: &Broker, method: &str, path: &str) -> Scrape {
-    tokio::task::block_in_place(|| {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let url = format!("http://{}{path}", broker.metrics);
-        let request = ureq::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .body(())
-            .expect("request");
-        let mut response = agent.run(request).expect("HTTP request");
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        Scrape {
-            status: response.status().as_u16(),
-            content_type,
-            body: response.body_mut().read_to_string().expect("body"),
-        }
-    })
+    let answer = exchange(broker.metrics, method, path, &[], &[]);
+    Scrape {
+        status: answer.status,
+        content_type: answer.header("content-type").unwrap_or_default(),
+        body: answer.text,
+    }
 }
 
 fn scrape(broker: &Broker, path: &str) -> String {

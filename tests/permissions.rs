@@ -442,21 +442,15 @@ async fn the_queue_limit_refuses_new_queues_only() {
 
 /// `DELETE path` on the management API as guest; the status.
 fn delete(broker: &Broker, path: &str) -> u16 {
-    use base64::Engine;
-    tokio::task::block_in_place(|| {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let encoded = base64::engine::general_purpose::STANDARD.encode("guest:guest");
-        let request = ureq::http::Request::builder()
-            .method("DELETE")
-            .uri(format!("http://{}{path}", broker.management))
-            .header("Authorization", format!("Basic {encoded}"))
-            .body(Vec::new())
-            .expect("request");
-        agent.run(request).expect("HTTP request").status().as_u16()
-    })
+    common::http::send(
+        broker,
+        Some(("guest", "guest")),
+        "DELETE",
+        path,
+        &[],
+        "application/json",
+    )
+    .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,8 @@ fn start_in_cwd(cwd: &std::path::Path) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hare"))
         .current_dir(cwd)
         .args(["--listen", "127.0.0.1:0", "--shards", "1"])
+        .args(["--management-listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .args(["--data-dir", "relative-data"])
         .args(["--segment-size-bytes", "1048576"])
         .env("HARE_LOG", "warn")
@@ -25,10 +27,15 @@ fn start_in_cwd(cwd: &std::path::Path) -> (Child, SocketAddr) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn hare");
+    // The management and metrics lines come first; the AMQP address line comes last.
+    let mut reader = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
-        .read_line(&mut line)
-        .expect("read hare's first line");
+    while !line.starts_with("hare listening on") {
+        line.clear();
+        if reader.read_line(&mut line).expect("read hare's output") == 0 {
+            break;
+        }
+    }
     let addr = line
         .split_whitespace()
         .nth(3)

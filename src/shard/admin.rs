@@ -21,19 +21,7 @@ const VHOST_DELETE_ROUNDS_MAX: usize = 10;
 /// (and the metadata log holds it, as for every answer of the metadata shard).
 pub async fn change_access(shard: &Shard, delta: AccessDelta) -> Result<u64, Exception> {
     let vhost = access_label(&delta);
-    let reply = shard
-        .request(ShardId::METADATA, |reply_to| ShardMessage::Meta {
-            reply_to: Some(reply_to),
-            vhost,
-            request: MetaRequest::Access(delta),
-        })
-        .await;
-    let version = match reply {
-        Reply::Meta(result) => result?,
-        _ => return Err(unexpected_reply()),
-    };
-    shard.wait_for_version(version).await;
-    Ok(version)
+    meta_change(shard, vhost, MetaRequest::Access(delta)).await
 }
 
 /// Deletes a vhost with everything in it: each queue is deleted by its owner shard (its
@@ -57,23 +45,7 @@ pub async fn delete_vhost(shard: &Shard, name: &str) -> Result<(), Exception> {
                 .collect()
         };
         for (id, owner) in queues {
-            let reply = shard
-                .request(owner, |reply_to| ShardMessage::Queue {
-                    queue: id,
-                    op: QueueOp::Delete {
-                        reply_to: Some(reply_to),
-                        conditions: DeleteConditions::NONE,
-                        vhost: vhost.clone(),
-                    },
-                })
-                .await;
-            match reply {
-                Reply::Deleted(result) => {
-                    let deleted = result?;
-                    shard.wait_for_version(deleted.version).await;
-                }
-                _ => return Err(unexpected_reply()),
-            }
+            delete_queue_at(shard, vhost.clone(), id, owner, DeleteConditions::NONE).await?;
         }
         let delta = AccessDelta::VHostDeleted {
             name: name.to_owned(),
@@ -235,6 +207,17 @@ pub async fn delete_queue(
     conditions: DeleteConditions,
 ) -> Result<u32, Exception> {
     let (id, owner) = find_queue(shard, &vhost, name)?;
+    delete_queue_at(shard, vhost, id, owner, conditions).await
+}
+
+/// Deletes the queue `id` on its owner and waits until this shard's metadata has it gone.
+async fn delete_queue_at(
+    shard: &Shard,
+    vhost: ShortStr,
+    id: QueueId,
+    owner: ShardId,
+    conditions: DeleteConditions,
+) -> Result<u32, Exception> {
     let reply = shard
         .request(owner, |reply_to| ShardMessage::Queue {
             queue: id,
