@@ -15,7 +15,10 @@ use hyper::StatusCode;
 use serde_json::{Map, Value};
 
 use crate::exception::Exception;
+use crate::management::auth::Access;
 use crate::management::response::{self, Response};
+use crate::management::router::Call;
+use crate::protocol::ShortStr;
 
 /// RabbitMQ's `MANAGEMENT_DEFAULT_HTTP_MAX_BODY_SIZE`.
 pub const MAX_BODY_BYTES: usize = 20_000_000;
@@ -149,6 +152,23 @@ impl Fields {
 }
 
 /// A refusal (`Some`) as the error of a handler's `Result`.
+/// The vhost and object names of a path as short strings (404 if one cannot be).
+pub fn names(vhost: &str, name: &str) -> Result<(ShortStr, ShortStr), Response> {
+    match (
+        ShortStr::copy_from_str(vhost),
+        ShortStr::copy_from_str(name),
+    ) {
+        (Some(vhost), Some(name)) => Ok((vhost, name)),
+        _ => Err(response::not_found()),
+    }
+}
+
+/// Vhost access for a change, then the AMQP permission on the object.
+pub fn authorise(call: &Call<'_>, vhost: &str, access: Access, name: &str) -> Result<(), Response> {
+    check(call.refuse_vhost_change(vhost))?;
+    check(call.require_permission(vhost, access, name))
+}
+
 pub fn check(refusal: Option<Response>) -> Result<(), Response> {
     refusal.map_or(Ok(()), Err)
 }

@@ -13,7 +13,7 @@ use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::management::auth::Access;
-use crate::management::body::{check, either, put_answer, refused, Fields};
+use crate::management::body::{authorise, either, names, put_answer, refused, Fields};
 use crate::management::response::{self, Response};
 use crate::management::router::Call;
 use crate::protocol::{BasicProperties, ShortStr};
@@ -21,21 +21,6 @@ use crate::shard::admin;
 use crate::shard::operator_messages::{self, OperatorPublish};
 use crate::vhost::json_table::json_to_table;
 use crate::vhost::rules::ExchangeDeclare;
-
-fn names(vhost: &str, name: &str) -> Result<(ShortStr, ShortStr), Response> {
-    match (
-        ShortStr::copy_from_str(vhost),
-        ShortStr::copy_from_str(name),
-    ) {
-        (Some(vhost), Some(name)) => Ok((vhost, name)),
-        _ => Err(response::not_found()),
-    }
-}
-
-fn authorise(call: &Call<'_>, vhost: &str, access: Access, name: &str) -> Result<(), Response> {
-    check(call.refuse_vhost_change(vhost))?;
-    check(call.require_permission(vhost, access, name))
-}
 
 /// The default exchange and `amq.*` ones are the broker's.
 fn reserved(name: &str) -> Result<(), Response> {

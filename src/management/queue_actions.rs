@@ -13,7 +13,7 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::management::auth::Access;
-use crate::management::body::{check, either, put_answer, refused};
+use crate::management::body::{authorise, either, names, put_answer, refused};
 use crate::management::dto;
 use crate::management::response::{self, Response};
 use crate::management::router::Call;
@@ -30,23 +30,6 @@ pub const ACK_MODES: [&str; 4] = [
     "reject_requeue_true",
     "reject_requeue_false",
 ];
-
-/// The vhost and queue names as short strings (404 if one cannot be).
-fn names(vhost: &str, name: &str) -> Result<(ShortStr, ShortStr), Response> {
-    match (
-        ShortStr::copy_from_str(vhost),
-        ShortStr::copy_from_str(name),
-    ) {
-        (Some(vhost), Some(name)) => Ok((vhost, name)),
-        _ => Err(response::not_found()),
-    }
-}
-
-/// Vhost access, then the AMQP permission on the queue.
-fn authorise(call: &Call<'_>, vhost: &str, access: Access, name: &str) -> Result<(), Response> {
-    check(call.refuse_vhost_change(vhost))?;
-    check(call.require_permission(vhost, access, name))
-}
 
 /// `PUT /api/queues/{vhost}/{name}`.
 pub async fn declare(call: &Call<'_>, vhost: &str, name: &str) -> Response {
