@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use amqprs::channel::{BasicAckArguments, Channel, QueueDeclareArguments};
 use amqprs::BasicProperties;
-use client::{consume, declare, get, publish, publish_with, Client};
+use client::{consume, declare, get, publish, publish_with, until_ready, Client};
 use common::http::{send, Answer};
 use common::Broker;
 use serde_json::{json, Value};
@@ -950,6 +950,7 @@ async fn delete_conditions_are_kept(broker: &Broker) {
     let client = Client::connect(broker).await;
     let (channel, _events) = client.channel().await;
     publish(&channel, "", "audit", b"m").await;
+    until_ready(&channel, "audit", 1).await;
     let reason = bad_request(
         call(
             broker,
@@ -978,6 +979,8 @@ async fn get_with_each_ack_mode(broker: &Broker, channel: &Channel) {
     for body in [&b"one"[..], b"two", &[0xff, 0xfe]] {
         publish_with(channel, "", "work", properties.clone(), body).await;
     }
+    // basic.publish has no answer: wait until the queue holds them before taking over HTTP.
+    until_ready(channel, "work", 3).await;
     let take =
         |count: u64, ackmode: &str| json!({"count": count, "ackmode": ackmode, "encoding": "auto"});
     let peeked = ok(
