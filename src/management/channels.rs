@@ -32,7 +32,7 @@ pub async fn list(call: &Call<'_>, vhost: Option<&str>) -> Response {
             items.push(channel_json(call, connection, channel, &rates));
         }
     }
-    call.list(items)
+    call.list_offloaded(items).await
 }
 
 /// `GET /api/connections/{name}/channels`.

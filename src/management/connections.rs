@@ -32,7 +32,7 @@ pub async fn list(call: &Call<'_>, vhost: Option<&str>) -> Response {
         .filter(|c| call.caller.sees_user(&c.user.to_string_lossy()))
         .map(|c| connection_json(call.context, c, &rates, call.query.disable_stats()))
         .collect();
-    call.list(items)
+    call.list_offloaded(items).await
 }
 
 /// `GET /api/connections/{name}`.

@@ -25,7 +25,7 @@ pub async fn list(call: &Call<'_>, vhost: Option<&str>) -> Response {
         .filter(|consumer| call.lists(vhost, &consumer.vhost.to_string_lossy()))
         .map(|consumer| consumer_json(call.context, consumer, &connections))
         .collect();
-    call.list(items)
+    call.list_offloaded(items).await
 }
 
 /// One consumer's JSON (also the items of a queue's or channel's `consumer_details`).

@@ -24,18 +24,20 @@ pub async fn list(call: &Call<'_>, vhost: Option<&str>) -> Response {
     }
     let counters = stats::gather(&call.context.shard).await.exchange_counters();
     let rates = call.context.collector.rates();
-    let registry = call.context.shard.registry.borrow();
-    let mut items = Vec::new();
-    for host in registry.vhosts() {
-        if !call.lists(vhost, &host.name.to_string_lossy()) {
-            continue;
+    let items = {
+        let registry = call.context.shard.registry.borrow();
+        let mut items = Vec::new();
+        for host in registry.vhosts() {
+            if !call.lists(vhost, &host.name.to_string_lossy()) {
+                continue;
+            }
+            for exchange in host.exchanges() {
+                items.push(exchange_json(call, &host.name, exchange, &counters, &rates));
+            }
         }
-        for exchange in host.exchanges() {
-            items.push(exchange_json(call, &host.name, exchange, &counters, &rates));
-        }
-    }
-    drop(registry);
-    call.list(items)
+        items
+    };
+    call.list_offloaded(items).await
 }
 
 /// `GET /api/exchanges/{vhost}/{name}` (`amq.default` for the default exchange): adds

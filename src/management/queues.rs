@@ -47,7 +47,7 @@ pub async fn list(call: &Call<'_>, vhost: Option<&str>) -> Response {
         }
         items.push(view.queue(host, definition));
     }
-    call.list(items)
+    call.list_offloaded(items).await
 }
 
 /// Queues turned into JSON between two yields of a listing (about 10 ms of work).

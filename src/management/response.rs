@@ -17,6 +17,15 @@ pub fn ok(value: &Value) -> Response {
     json(StatusCode::OK, value)
 }
 
+/// A JSON body serialised already, with 200.
+pub fn ok_bytes(body: Vec<u8>) -> Response {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 /// `value` as a JSON body with `status`.
 pub fn json(status: StatusCode, value: &Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();

@@ -27,6 +27,10 @@ use crate::management::{
 };
 use crate::vhost::access::PolicyKind;
 
+/// From this many items a listing is finished off the shard (`Call::list_offloaded`); below
+/// it the hand-off costs more than the work.
+const OFFLOAD_ITEMS_MIN: usize = 1000;
+
 /// Longest name a path segment may carry (AMQP short strings).
 const NAME_BYTES_MAX: usize = 255;
 
@@ -273,6 +277,26 @@ impl Call<'_> {
     pub fn list(&self, items: Vec<serde_json::Value>) -> Response {
         match crate::management::listing::apply(items, self.query) {
             Ok(value) => response::ok(&value),
+            Err(error) => response::bad_request(&error.0),
+        }
+    }
+
+    /// `list` for lists that can be long (queues, exchanges, connections, channels,
+    /// consumers): from `OFFLOAD_ITEMS_MIN` items on, the filter, sort, page and serialisation
+    /// run on the executor's blocking thread, so shard 0's deliveries do not wait for them.
+    pub async fn list_offloaded(&self, items: Vec<serde_json::Value>) -> Response {
+        if items.len() < OFFLOAD_ITEMS_MIN {
+            return self.list(items);
+        }
+        let query = self.query.clone();
+        let done = glommio::executor()
+            .spawn_blocking(move || {
+                crate::management::listing::apply(items, &query)
+                    .map(|value| serde_json::to_vec(&value).unwrap_or_default())
+            })
+            .await;
+        match done {
+            Ok(body) => response::ok_bytes(body),
             Err(error) => response::bad_request(&error.0),
         }
     }
