@@ -74,6 +74,13 @@ async fn scraped_values_follow_declares_publishes_and_acks() {
     confirm_select(&channel).await;
     declare(&channel, QueueDeclareArguments::new("m1").finish()).await;
     declare(&channel, QueueDeclareArguments::new("m2").finish()).await;
+    // A redeclare counts as a declare, not a creation; a deleted queue counts once.
+    declare(&channel, QueueDeclareArguments::new("m2").finish()).await;
+    declare(&channel, QueueDeclareArguments::new("gone").finish()).await;
+    channel
+        .queue_delete(amqprs::channel::QueueDeleteArguments::new("gone"))
+        .await
+        .expect("queue.delete");
     for _ in 0..3 {
         publish(&channel, "", "m1", b"body").await;
     }
@@ -84,6 +91,9 @@ async fn scraped_values_follow_declares_publishes_and_acks() {
         "/metrics",
         &[
             ("rabbitmq_queues", 2.0),
+            ("rabbitmq_queues_declared_total", 4.0),
+            ("rabbitmq_queues_created_total", 3.0),
+            ("rabbitmq_queues_deleted_total", 1.0),
             ("rabbitmq_connections", 1.0),
             ("rabbitmq_channels", 1.0),
             ("rabbitmq_queue_messages_ready", 4.0),

@@ -71,6 +71,9 @@ pub async fn overview(call: &Call<'_>) -> Response {
         });
     let totals = snapshot.channel_totals();
     let created: u64 = snapshot.shards.iter().map(|s| s.connections_created).sum();
+    let churn = |read: fn(&crate::shard::stats::QueueChurn) -> u64| -> u64 {
+        snapshot.shards.iter().map(|s| read(&s.queue_churn)).sum()
+    };
     let closed: u64 = snapshot.shards.iter().map(|s| s.connections_closed).sum();
     let mut item = identity(context);
     let more = json!({
@@ -102,6 +105,15 @@ pub async fn overview(call: &Call<'_>) -> Response {
             "connection_closed": closed,
             "connection_closed_details":
                 dto::details(rates.rate(|s| Some(s.connections_closed))),
+            "queue_declared": churn(|c| c.declared),
+            "queue_declared_details":
+                dto::details(rates.rate(|s| Some(s.queue_churn.declared))),
+            "queue_created": churn(|c| c.created),
+            "queue_created_details":
+                dto::details(rates.rate(|s| Some(s.queue_churn.created))),
+            "queue_deleted": churn(|c| c.deleted),
+            "queue_deleted_details":
+                dto::details(rates.rate(|s| Some(s.queue_churn.deleted))),
         },
     });
     if let (Value::Object(item), Value::Object(more)) = (&mut item, more) {

@@ -14,7 +14,9 @@ use crate::management::dto;
 use crate::management::exposition::{Family, Kind, Writer};
 use crate::management::overview::{ERLANG_VERSION, RABBITMQ_VERSION};
 use crate::management::stats::Snapshot;
-use crate::shard::stats::{ChannelCounters, ChannelStats, ClosedChannels, ConnectionStats};
+use crate::shard::stats::{
+    ChannelCounters, ChannelStats, ClosedChannels, ConnectionStats, QueueChurn,
+};
 
 /// Families of `/metrics` and `/metrics/per-object`.
 pub const PREFIX: &str = "rabbitmq_";
@@ -238,7 +240,7 @@ fn alarms(out: &mut Writer, node: &Node) {
 }
 
 fn connection_churn(out: &mut Writer, view: &View, _: &Node, _: &Scope) {
-    const FAMILIES: [Family; 4] = [
+    const FAMILIES: [Family; 7] = [
         counter(
             "connections_opened_total",
             "Total number of connections opened",
@@ -249,13 +251,26 @@ fn connection_churn(out: &mut Writer, view: &View, _: &Node, _: &Scope) {
         ),
         counter("channels_opened_total", "Total number of channels opened"),
         counter("channels_closed_total", "Total number of channels closed"),
+        counter("queues_declared_total", "Total number of queues declared"),
+        counter("queues_created_total", "Total number of queues created"),
+        counter("queues_deleted_total", "Total number of queues deleted"),
     ];
     let shards = &view.snapshot.shards;
     let opened: u64 = shards.iter().map(|s| s.connections_created).sum();
     let closed: u64 = shards.iter().map(|s| s.connections_closed).sum();
     let channels_closed = view.closed.count;
     let channels_opened = channels_closed + view.channels.len() as u64;
-    let values = [opened, closed, channels_opened, channels_closed];
+    let churn =
+        |read: fn(&QueueChurn) -> u64| -> u64 { shards.iter().map(|s| read(&s.queue_churn)).sum() };
+    let values = [
+        opened,
+        closed,
+        channels_opened,
+        channels_closed,
+        churn(|c| c.declared),
+        churn(|c| c.created),
+        churn(|c| c.deleted),
+    ];
     for (family, value) in FAMILIES.iter().zip(values) {
         out.single(family, &[], value);
     }
@@ -876,6 +891,11 @@ mod tests {
             connections_created: 3,
             connections_closed: 2,
             closed_channels: ClosedChannels::default(),
+            queue_churn: QueueChurn {
+                declared: 5,
+                created: 2,
+                deleted: 1,
+            },
         };
         let second = ShardStats {
             shard: ShardId(1),
@@ -886,6 +906,7 @@ mod tests {
             connections_created: 4,
             connections_closed: 4,
             closed_channels: closed,
+            queue_churn: QueueChurn::default(),
         };
         Snapshot {
             shards: vec![first, second],
@@ -935,6 +956,9 @@ mod tests {
             "rabbitmq_connections_closed_total 6",
             "rabbitmq_channels_opened_total 5",
             "rabbitmq_channels_closed_total 3",
+            "rabbitmq_queues_declared_total 5",
+            "rabbitmq_queues_created_total 2",
+            "rabbitmq_queues_deleted_total 1",
             // Open channels only, as RabbitMQ sums its channel table.
             "rabbitmq_channel_messages_published_total 10",
             "rabbitmq_channel_messages_confirmed_total 4",

@@ -124,6 +124,7 @@ pub struct Sample {
     pub queue_totals: QueueSample,
     pub connections_created: u64,
     pub connections_closed: u64,
+    pub queue_churn: crate::shard::stats::QueueChurn,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -164,6 +165,9 @@ impl Sample {
         for shard in &snapshot.shards {
             sample.connections_created += shard.connections_created;
             sample.connections_closed += shard.connections_closed;
+            sample.queue_churn.declared += shard.queue_churn.declared;
+            sample.queue_churn.created += shard.queue_churn.created;
+            sample.queue_churn.deleted += shard.queue_churn.deleted;
         }
         sample
     }

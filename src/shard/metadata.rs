@@ -25,6 +25,7 @@ pub fn handle_request(
     request: MetaRequest,
 ) {
     assert_eq!(shard.id, ShardId::METADATA, "only shard 0 decides metadata");
+    let declare = matches!(&request, MetaRequest::QueueDeclare(declare) if !declare.passive);
     let Some(decision) = decide(shard, &vhost_name, request) else {
         if let Some(reply_to) = reply_to {
             let error = Exception::connection(
@@ -36,6 +37,7 @@ pub fn handle_request(
         return;
     };
     let revoked = super::vhost_limits::revoked(&decision.deltas);
+    count_queue_churn(shard, declare, &decision.deltas);
     let version = publish(shard, vhost_name, decision.deltas, decision.durable_deltas);
     shard.registry_changed.notify_all();
     super::vhost_limits::close_revoked(shard, &revoked);
@@ -50,6 +52,21 @@ pub fn handle_request(
             },
         );
     }
+}
+
+/// Queue churn for the statistics: a queue.declare that is not passive, and the queues the
+/// change created and deleted.
+fn count_queue_churn(shard: &Shard, declare: bool, deltas: &[MetaDelta]) {
+    let mut churn = shard.queue_churn.get();
+    churn.declared += u64::from(declare);
+    for delta in deltas {
+        match delta {
+            MetaDelta::QueueDeclared(_) => churn.created += 1,
+            MetaDelta::QueueDeleted { .. } => churn.deleted += 1,
+            _ => {}
+        }
+    }
+    shard.queue_churn.set(churn);
 }
 
 /// An answer held until every shard applied its version and the metadata log holds every

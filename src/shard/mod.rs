@@ -86,6 +86,8 @@ pub struct Shard {
     pub connections: Connections,
     /// Serves each socket this shard is handed.
     pub serve_connection: ServeConnection,
+    /// Metadata-shard state: queue declares, creations and deletions since start.
+    pub queue_churn: Cell<stats::QueueChurn>,
     /// Metadata-shard state: the next id to assign.
     pub next_metadata_id: Cell<u64>,
     /// Metadata-shard state: the version each shard has applied.
@@ -142,6 +144,7 @@ impl Shard {
             dedup_caches: RefCell::new(FastMap::default()),
             connections: Connections::default(),
             serve_connection,
+            queue_churn: Cell::new(stats::QueueChurn::default()),
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
             metadata_applied: RefCell::new(vec![0; shard_count]),
             metadata_answers: RefCell::new(VecDeque::new()),

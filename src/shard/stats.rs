@@ -37,6 +37,19 @@ pub struct ShardStats {
     pub connections_closed: u64,
     /// What the channels this shard closed since start had counted.
     pub closed_channels: ClosedChannels,
+    /// Queue declares, creations and deletions since start (counted by the metadata shard,
+    /// which decides them; zero elsewhere).
+    pub queue_churn: QueueChurn,
+}
+
+/// Queue churn as RabbitMQ counts it: every queue.declare (a redeclare too), every queue it
+/// created, every queue deleted (by queue.delete, auto-delete, expiry or an exclusive owner
+/// leaving). Counted on the metadata shard as it decides; not on the message path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueChurn {
+    pub declared: u64,
+    pub created: u64,
+    pub deleted: u64,
 }
 
 /// The channels a shard closed since start and what they counted, so node-wide totals (the
@@ -257,6 +270,7 @@ pub fn collect(shard: &Shard) -> ShardStats {
         connections_created: shard.connections.created(),
         connections_closed: shard.connections.closed(),
         closed_channels: shard.connections.closed_channels(),
+        queue_churn: shard.queue_churn.get(),
     };
     collect_queues(shard, &mut stats);
     collect_exchanges(shard, &mut stats);
