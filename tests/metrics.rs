@@ -74,13 +74,6 @@ async fn scraped_values_follow_declares_publishes_and_acks() {
     confirm_select(&channel).await;
     declare(&channel, QueueDeclareArguments::new("m1").finish()).await;
     declare(&channel, QueueDeclareArguments::new("m2").finish()).await;
-    // A redeclare counts as a declare, not a creation; a deleted queue counts once.
-    declare(&channel, QueueDeclareArguments::new("m2").finish()).await;
-    declare(&channel, QueueDeclareArguments::new("gone").finish()).await;
-    channel
-        .queue_delete(amqprs::channel::QueueDeleteArguments::new("gone"))
-        .await
-        .expect("queue.delete");
     for _ in 0..3 {
         publish(&channel, "", "m1", b"body").await;
     }
@@ -91,9 +84,6 @@ async fn scraped_values_follow_declares_publishes_and_acks() {
         "/metrics",
         &[
             ("rabbitmq_queues", 2.0),
-            ("rabbitmq_queues_declared_total", 4.0),
-            ("rabbitmq_queues_created_total", 3.0),
-            ("rabbitmq_queues_deleted_total", 1.0),
             ("rabbitmq_connections", 1.0),
             ("rabbitmq_channels", 1.0),
             ("rabbitmq_queue_messages_ready", 4.0),
@@ -221,4 +211,29 @@ async fn the_endpoint_needs_no_credentials_and_speaks_the_text_format() {
     assert_eq!(scrape_with(&broker, "GET", "/metrics/nope").status, 404);
     assert_eq!(scrape_with(&broker, "GET", "/api/overview").status, 404);
     assert_eq!(scrape_with(&broker, "POST", "/metrics").status, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_churn_counts_declares_creations_and_deletions() {
+    let broker = Broker::start(2);
+    let client = Client::connect(&broker).await;
+    let (channel, _events) = client.channel().await;
+    declare(&channel, QueueDeclareArguments::new("kept").finish()).await;
+    // A redeclare counts as a declare, not a creation; a deleted queue counts once.
+    declare(&channel, QueueDeclareArguments::new("kept").finish()).await;
+    declare(&channel, QueueDeclareArguments::new("gone").finish()).await;
+    channel
+        .queue_delete(amqprs::channel::QueueDeleteArguments::new("gone"))
+        .await
+        .expect("queue.delete");
+    until(
+        &broker,
+        "/metrics",
+        &[
+            ("rabbitmq_queues_declared_total", 3.0),
+            ("rabbitmq_queues_created_total", 2.0),
+            ("rabbitmq_queues_deleted_total", 1.0),
+        ],
+    )
+    .await;
 }
