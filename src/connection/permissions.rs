@@ -82,6 +82,8 @@ pub struct ConnectionAccess {
     topics: Vec<TopicRule>,
     /// The exchange the last publish was allowed to write to.
     last_written: Option<ShortStr>,
+    /// The vhost traces (`connection::trace`), as of `generation`.
+    tracing: bool,
 }
 
 impl ConnectionAccess {
@@ -93,7 +95,15 @@ impl ConnectionAccess {
             granted: None,
             topics: Vec::new(),
             last_written: None,
+            tracing: false,
         }
+    }
+
+    /// Whether the connection's vhost traces: a generation compare per publish and delivery,
+    /// not a lookup.
+    pub fn tracing(&mut self, registry: &Registry) -> bool {
+        self.refresh(registry);
+        self.tracing
     }
 
     /// Reloads the cache if the access state changed since it was loaded.
@@ -108,6 +118,10 @@ impl ConnectionAccess {
 
     fn load(&mut self, access: &AccessState) {
         self.last_written = None;
+        self.tracing = access
+            .vhosts
+            .get(&self.vhost)
+            .is_some_and(|vhost| vhost.tracing);
         self.granted = access
             .permission(&self.user, &self.vhost)
             .map(|compiled| Granted {

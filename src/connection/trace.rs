@@ -2,8 +2,8 @@
 //! is copied to its `amq.rabbitmq.trace` exchange with routing key `publish.<exchange>`, and
 //! every delivery and basic.get-ok as `deliver.<queue>`, with RabbitMQ's headers
 //! (docs/rabbitmq-compatibility.md §18). A copy is routed at most once, without confirms, and
-//! is never traced itself. A vhost that does not trace costs one flag read per publish and
-//! per delivery.
+//! is never traced itself. A vhost that does not trace costs a generation compare on the
+//! connection's cached access per publish and per delivery.
 
 use bytes::Bytes;
 
@@ -14,7 +14,7 @@ use crate::queue::message::Message;
 use crate::shard::message::{send_to_owners, QueueTargets};
 use crate::shard::Shard;
 use crate::vhost::route::{RouteScratch, RoutedMessage};
-use crate::vhost::VHost;
+use crate::vhost::{Registry, VHost};
 
 /// The exchange trace copies go to, in every vhost.
 pub const TRACE_EXCHANGE: &str = "amq.rabbitmq.trace";
@@ -29,10 +29,10 @@ pub fn published(
     routed: &[QueueId],
 ) {
     let registry = shard.registry.borrow();
-    let state = connection.state.borrow();
-    let Some(vhost) = registry.vhost(&state.vhost).filter(|vhost| vhost.tracing) else {
+    let Some(vhost) = tracing_vhost(&registry, connection) else {
         return;
     };
+    let state = connection.state.borrow();
     if message.exchange.as_bytes() == TRACE_EXCHANGE.as_bytes() {
         return;
     }
@@ -68,10 +68,10 @@ pub fn delivered(
     message: &Message,
 ) {
     let registry = shard.registry.borrow();
-    let state = connection.state.borrow();
-    let Some(vhost) = registry.vhost(&state.vhost).filter(|vhost| vhost.tracing) else {
+    let Some(vhost) = tracing_vhost(&registry, connection) else {
         return;
     };
+    let state = connection.state.borrow();
     if message.exchange.as_bytes() == TRACE_EXCHANGE.as_bytes() {
         return;
     }
@@ -93,6 +93,16 @@ pub fn delivered(
         headers,
         message.body.clone(),
     );
+}
+
+/// The connection's vhost if it traces; the flag is the connection's cached one, so a vhost
+/// that does not trace costs a generation compare.
+fn tracing_vhost<'a>(registry: &'a Registry, connection: &ConnectionShared) -> Option<&'a VHost> {
+    let mut state = connection.state.borrow_mut();
+    if !state.access.tracing(registry) {
+        return None;
+    }
+    registry.vhost(&state.vhost)
 }
 
 /// `exchange_name`, `routing_keys`, `properties` (the set ones, as a table) and `node`.
