@@ -13,6 +13,7 @@ use crate::protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
 use crate::queue::message::Message;
 use crate::shard::message::{send_to_owners, QueueTargets};
 use crate::shard::Shard;
+use crate::vhost::json_table::properties_table;
 use crate::vhost::route::{RouteScratch, RoutedMessage};
 use crate::vhost::{Registry, VHost};
 
@@ -121,40 +122,6 @@ fn message_headers(message: &Message, routing_keys: &[ShortStr]) -> FieldTable {
     );
     headers.insert(key("node"), long_str(crate::config::node_name().as_bytes()));
     headers
-}
-
-/// The properties that are set, named as RabbitMQ's `P_basic` fields; integers as `signedint`.
-fn properties_table(properties: &BasicProperties) -> FieldTable {
-    let mut table = FieldTable::new();
-    let mut text = |name: &'static str, value: &Option<ShortStr>| {
-        if let Some(value) = value {
-            table.insert(key(name), long_str(value.as_bytes()));
-        }
-    };
-    text("content_type", &properties.content_type);
-    text("content_encoding", &properties.content_encoding);
-    text("correlation_id", &properties.correlation_id);
-    text("reply_to", &properties.reply_to);
-    text("expiration", &properties.expiration);
-    text("message_id", &properties.message_id);
-    text("type", &properties.kind);
-    text("user_id", &properties.user_id);
-    text("app_id", &properties.app_id);
-    text("cluster_id", &properties.cluster_id);
-    if let Some(headers) = &properties.headers {
-        table.insert(key("headers"), FieldValue::Table(headers.clone()));
-    }
-    if let Some(mode) = properties.delivery_mode {
-        table.insert(key("delivery_mode"), FieldValue::I32(i32::from(mode)));
-    }
-    if let Some(priority) = properties.priority {
-        table.insert(key("priority"), FieldValue::I32(i32::from(priority)));
-    }
-    if let Some(timestamp) = properties.timestamp {
-        let seconds = i64::try_from(timestamp).unwrap_or(i64::MAX);
-        table.insert(key("timestamp"), FieldValue::I64(seconds));
-    }
-    table
 }
 
 /// Routes one trace copy through the vhost's trace exchange to the queues bound to it.

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::protocol::{FieldTable, FieldValue, ShortStr};
@@ -15,11 +14,7 @@ pub fn short(text: &ShortStr) -> Value {
 
 /// An AMQP table as a JSON object (docs/management-api.md, "Conventions").
 pub fn field_table(table: &FieldTable) -> Value {
-    let mut out = Map::new();
-    for (key, value) in table.iter() {
-        out.insert(key.to_string_lossy(), field_value(value));
-    }
-    Value::Object(out)
+    crate::vhost::json_table::table_to_json(table)
 }
 
 /// Binding arguments (already parsed into pairs) as a JSON object.
@@ -35,29 +30,7 @@ pub fn argument_pairs(pairs: &[(Vec<u8>, FieldValue)]) -> Value {
 }
 
 pub fn field_value(value: &FieldValue) -> Value {
-    match value {
-        FieldValue::Bool(value) => json!(value),
-        FieldValue::I8(value) => json!(value),
-        FieldValue::U8(value) => json!(value),
-        FieldValue::I16(value) => json!(value),
-        FieldValue::U16(value) => json!(value),
-        FieldValue::I32(value) => json!(value),
-        FieldValue::U32(value) => json!(value),
-        FieldValue::I64(value) => json!(value),
-        FieldValue::F32(value) => json!(value),
-        FieldValue::F64(value) => json!(value),
-        FieldValue::Decimal { scale, value } => {
-            json!(f64::from(*value) / 10f64.powi(i32::from(*scale)))
-        }
-        FieldValue::LongStr(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
-        FieldValue::Array(values) => Value::Array(values.iter().map(field_value).collect()),
-        FieldValue::Timestamp(seconds) => json!(seconds),
-        FieldValue::Table(table) => field_table(table),
-        FieldValue::Void => Value::Null,
-        FieldValue::ByteArray(bytes) => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-        }
-    }
+    crate::vhost::json_table::value_to_json(value)
 }
 
 /// `{"rate": rate}`.

@@ -10,18 +10,18 @@
 
 use base64::Engine;
 use hyper::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::management::auth::Access;
 use crate::management::body::{authorise, either, names, put_answer, refused};
 use crate::management::dto;
 use crate::management::response::{self, Response};
 use crate::management::router::Call;
-use crate::protocol::{BasicProperties, ShortStr};
+use crate::protocol::BasicProperties;
 use crate::shard::admin::{self, OperatorQueue};
 use crate::shard::message::DeleteConditions;
 use crate::shard::operator_messages::{self, GetAckMode};
-use crate::vhost::json_table::json_to_table;
+use crate::vhost::json_table::{json_to_table, properties_table, table_to_json};
 
 /// The ack modes of `get`, as RabbitMQ names them.
 pub const ACK_MODES: [&str; 4] = [
@@ -168,33 +168,5 @@ async fn get_inner(call: &Call<'_>, vhost: &str, name: &str) -> Result<Response,
 
 /// Basic properties with RabbitMQ's underscore names; unset ones are left out.
 pub fn properties_json(properties: &BasicProperties) -> Value {
-    let mut map = Map::new();
-    let mut text = |key: &str, value: &Option<ShortStr>| {
-        if let Some(value) = value {
-            map.insert(key.to_owned(), dto::short(value));
-        }
-    };
-    text("content_type", &properties.content_type);
-    text("content_encoding", &properties.content_encoding);
-    text("correlation_id", &properties.correlation_id);
-    text("reply_to", &properties.reply_to);
-    text("expiration", &properties.expiration);
-    text("message_id", &properties.message_id);
-    text("type", &properties.kind);
-    text("user_id", &properties.user_id);
-    text("app_id", &properties.app_id);
-    text("cluster_id", &properties.cluster_id);
-    if let Some(headers) = &properties.headers {
-        map.insert("headers".into(), dto::field_table(headers));
-    }
-    if let Some(mode) = properties.delivery_mode {
-        map.insert("delivery_mode".into(), json!(mode));
-    }
-    if let Some(priority) = properties.priority {
-        map.insert("priority".into(), json!(priority));
-    }
-    if let Some(timestamp) = properties.timestamp {
-        map.insert("timestamp".into(), json!(timestamp));
-    }
-    Value::Object(map)
+    table_to_json(&properties_table(properties))
 }

@@ -1,12 +1,14 @@
 //! AMQP field tables as JSON and back, as RabbitMQ's management API and definitions files
-//! show them: tables are objects, arrays arrays, strings strings, integers and floats numbers,
-//! booleans booleans, void null. From JSON an integer becomes a `long` (i64), a fraction a
+//! show them: tables are objects, arrays arrays, strings strings (byte arrays base64),
+//! integers and floats numbers, booleans booleans, void null. From JSON an integer becomes a `long` (i64), a fraction a
 //! double, a string a long string (RabbitMQ's `rabbit_mgmt_util:args`).
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Number, Value};
 
-use crate::protocol::{FieldTable, FieldValue, ShortStr};
+use crate::protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
 
 /// A table as a JSON object (keys in table order).
 pub fn table_to_json(table: &FieldTable) -> Value {
@@ -25,9 +27,8 @@ pub fn value_to_json(value: &FieldValue) -> Value {
         FieldValue::Decimal { scale, value } => {
             float(f64::from(*value) / 10f64.powi(i32::from(*scale)))
         }
-        FieldValue::LongStr(bytes) | FieldValue::ByteArray(bytes) => {
-            Value::String(String::from_utf8_lossy(bytes).into_owned())
-        }
+        FieldValue::LongStr(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+        FieldValue::ByteArray(bytes) => Value::String(BASE64.encode(bytes)),
         FieldValue::Array(values) => Value::Array(values.iter().map(value_to_json).collect()),
         FieldValue::Timestamp(seconds) => Value::Number(Number::from(*seconds)),
         FieldValue::Table(table) => table_to_json(table),
@@ -40,6 +41,54 @@ pub fn value_to_json(value: &FieldValue) -> Value {
 
 fn float(v: f64) -> Value {
     Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+/// The basic properties that are set, as a table named by RabbitMQ's `P_basic` fields with
+/// integers as `signedint`: the firehose's `properties` header, and (as JSON) the management
+/// API's `properties` of a message.
+pub fn properties_table(properties: &BasicProperties) -> FieldTable {
+    let mut table = FieldTable::new();
+    let mut text = |name: &'static str, value: &Option<ShortStr>| {
+        if let Some(value) = value {
+            table.insert(
+                ShortStr::from_static(name),
+                FieldValue::LongStr(Bytes::copy_from_slice(value.as_bytes())),
+            );
+        }
+    };
+    text("content_type", &properties.content_type);
+    text("content_encoding", &properties.content_encoding);
+    text("correlation_id", &properties.correlation_id);
+    text("reply_to", &properties.reply_to);
+    text("expiration", &properties.expiration);
+    text("message_id", &properties.message_id);
+    text("type", &properties.kind);
+    text("user_id", &properties.user_id);
+    text("app_id", &properties.app_id);
+    text("cluster_id", &properties.cluster_id);
+    if let Some(headers) = &properties.headers {
+        table.insert(
+            ShortStr::from_static("headers"),
+            FieldValue::Table(headers.clone()),
+        );
+    }
+    if let Some(mode) = properties.delivery_mode {
+        table.insert(
+            ShortStr::from_static("delivery_mode"),
+            FieldValue::I32(i32::from(mode)),
+        );
+    }
+    if let Some(priority) = properties.priority {
+        table.insert(
+            ShortStr::from_static("priority"),
+            FieldValue::I32(i32::from(priority)),
+        );
+    }
+    if let Some(timestamp) = properties.timestamp {
+        let seconds = i64::try_from(timestamp).unwrap_or(i64::MAX);
+        table.insert(ShortStr::from_static("timestamp"), FieldValue::I64(seconds));
+    }
+    table
 }
 
 /// Why a JSON value cannot be an AMQP table.
