@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::ids::ConnectionId;
 use crate::management::auth;
 use crate::management::dto::{self, short};
 use crate::management::response::{self, Response};
@@ -57,19 +58,39 @@ pub async fn close(call: &Call<'_>, name: &str) -> Response {
     let Some(connection) = find(call, snapshot.connections(), name) else {
         return response::not_found();
     };
-    if connection.user.to_string_lossy() != call.caller.name {
-        if let Err(refusal) = auth::require_administrator(call.caller) {
-            return refused(&refusal);
-        }
+    if let Some(refused) = refuse_close(call, &connection.user.to_string_lossy()) {
+        return refused;
     }
-    let reason = call
-        .request
+    if close_one(call, connection.id, close_reason(call)).await {
+        response::no_content()
+    } else {
+        response::not_found()
+    }
+}
+
+/// The 401 if the caller may not close `user`'s connections (another user's take an
+/// administrator); None if it may.
+fn refuse_close(call: &Call<'_>, user: &str) -> Option<Response> {
+    if user == call.caller.name {
+        return None;
+    }
+    auth::require_administrator(call.caller)
+        .err()
+        .map(|refusal| refused(&refusal))
+}
+
+/// The `X-Reason` header, or RabbitMQ's default text.
+fn close_reason(call: &Call<'_>) -> String {
+    call.request
         .headers()
         .get("x-reason")
         .and_then(|value| value.to_str().ok())
         .unwrap_or(CLOSE_REASON_DEFAULT)
-        .to_owned();
-    let id = connection.id;
+        .to_owned()
+}
+
+/// Closes one connection with 320 and `reason`; false if it was gone.
+async fn close_one(call: &Call<'_>, id: ConnectionId, reason: String) -> bool {
     let reply = call
         .context
         .shard
@@ -79,10 +100,7 @@ pub async fn close(call: &Call<'_>, name: &str) -> Response {
             reason: ForcedClose::Operator(reason),
         })
         .await;
-    match reply {
-        Reply::ConnectionClosed(true) => response::no_content(),
-        _ => response::not_found(),
-    }
+    matches!(reply, Reply::ConnectionClosed(true))
 }
 
 /// The connection named `name` that the caller may see.
@@ -180,30 +198,12 @@ pub async fn of_user(call: &Call<'_>, user: &str) -> Response {
             .collect();
         return call.list(items);
     }
-    if user != call.caller.name {
-        if let Err(refusal) = auth::require_administrator(call.caller) {
-            return refused(&refusal);
-        }
+    if let Some(refused) = refuse_close(call, user) {
+        return refused;
     }
-    let reason = call
-        .request
-        .headers()
-        .get("x-reason")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or(CLOSE_REASON_DEFAULT)
-        .to_owned();
+    let reason = close_reason(call);
     for connection in theirs {
-        let id = connection.id;
-        let reason = ForcedClose::Operator(reason.clone());
-        let _closed = call
-            .context
-            .shard
-            .request(id.shard(), |reply_to| ShardMessage::CloseConnection {
-                reply_to,
-                connection: id,
-                reason,
-            })
-            .await;
+        close_one(call, connection.id, reason.clone()).await;
     }
     response::no_content()
 }
