@@ -5,6 +5,8 @@
 #  - venv in .cache/venv: pika, amqp, kombu, celery (pinned), pytest, pytest-timeout
 #  - sdists of amqp and kombu (pinned) unpacked in .cache/src for their t/integration tests
 #  - apt: prometheus (for promtool, promtool.sh), without recommends
+#  - apt: chromium and chromium-driver, without recommends (the web UI and report suites
+#         drive a real headless browser through Selenium)
 #  - rabbitmqadmin v2 (pinned) with `cargo install` into ~/.cargo/bin (a few minutes the
 #    first time; skipped when `rabbitmqadmin --version` there already reports it)
 # Skips every step that is already done. Quiet unless something fails.
@@ -24,7 +26,7 @@ if ! command -v go >/dev/null || [ ! -f "$GO_SRC/integration_test.go" ] \
 fi
 
 # 2. Python venv with the client libraries and test runners.
-PIP_PKGS="pika==$PIKA_VERSION amqp==$AMQP_VERSION kombu==$KOMBU_VERSION celery==$CELERY_VERSION pytest==9.2.0 pytest-timeout==2.4.0"
+PIP_PKGS="pika==$PIKA_VERSION amqp==$AMQP_VERSION kombu==$KOMBU_VERSION celery==$CELERY_VERSION pytest==9.2.0 pytest-timeout==2.4.0 selenium==$SELENIUM_VERSION"
 if [ ! -x "$PY" ]; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
@@ -66,5 +68,14 @@ if [ "$("$RABBITMQADMIN_BIN" --version 2>/dev/null)" != "rabbitmqadmin $RABBITMQ
     || { echo "install: $RABBITMQADMIN_BIN is not rabbitmqadmin $RABBITMQADMIN_VERSION after cargo install" >&2; exit 1; }
 fi
 
+# 6. A real browser for the web UI and benchmark report suites: Debian's Chromium and its
+#    ChromeDriver (Selenium drives /usr/bin/chromedriver; it downloads nothing).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>"$CACHE_DIR/apt.log" \
+    || { cat "$CACHE_DIR/apt.log" >&2; exit 1; }
+fi
+
 touch "$CACHE_DIR/.install-ok"
-echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION, rabbitmqadmin $RABBITMQADMIN_VERSION, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3))"
+echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION, rabbitmqadmin $RABBITMQADMIN_VERSION, selenium $SELENIUM_VERSION, $(chromium --version 2>/dev/null | cut -d" " -f1-2), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3))"

@@ -12,6 +12,8 @@ KOMBU_VERSION=5.7.0
 PIKA_VERSION=1.4.4
 # Celery 5.7.0 is the first release that accepts kombu 5.7 (5.5.x wants kombu<5.6).
 CELERY_VERSION=5.7.0
+# Selenium drives Debian's chromium through Debian's chromedriver (web UI and report suites).
+SELENIUM_VERSION=4.45.0
 # The official management CLI (rabbitmqadmin-ng), from crates.io with cargo install.
 RABBITMQADMIN_VERSION=2.35.0
 RABBITMQADMIN_BIN=${CARGO_HOME:-$HOME/.cargo}/bin/rabbitmqadmin
