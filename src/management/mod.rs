@@ -14,6 +14,7 @@
 //! `body` (request bodies),
 //! `response` (status codes and error bodies), `listing` (sort, filter, pages, columns),
 //! `auth`, `dto` (shared JSON pieces), `stats` (the collector) and `http_io` (glommio ↔ hyper).
+//! `ui` is the web UI at `/`, which reads and changes the broker through the same `/api`.
 //! The metrics port serves `metrics` (its paths), which renders RabbitMQ's Prometheus families
 //! (`prometheus`) in the text format (`exposition`).
 
@@ -44,6 +45,7 @@ pub mod queues;
 pub mod response;
 pub mod router;
 pub mod stats;
+pub mod ui;
 pub mod users;
 pub mod vhosts;
 pub mod whoami;

@@ -119,7 +119,74 @@ pub async fn overview(call: &Call<'_>) -> Response {
     if let (Value::Object(item), Value::Object(more)) = (&mut item, more) {
         item.extend(more);
     }
+    let dead_lettered: u64 = snapshot
+        .queues()
+        .map(|queue| queue.counters.dead_lettered)
+        .sum();
+    if dead_lettered > 0 {
+        item["message_stats"]["dead_lettered"] = json!(dead_lettered);
+        item["message_stats"]["dead_lettered_details"] =
+            dto::details(rates.rate(|s| Some(s.dead_lettered)));
+    }
+    add_samples(call, &mut item);
     response::ok(&item)
+}
+
+/// The overview's series as RabbitMQ adds them when asked with `msg_rates_age` (message
+/// counters) or `lengths_age` (queued messages) and their `_incr`, in seconds as RabbitMQ
+/// takes them. Each `*_details` gets `samples`, newest first.
+fn add_samples(call: &Call<'_>, item: &mut Value) {
+    let seconds = |key: &str| {
+        call.query
+            .get(key)
+            .and_then(|text| text.parse::<u64>().ok())
+            .map(|value| value.saturating_mul(1000))
+    };
+    let collector = &call.context.collector;
+    if let Some(age) = seconds("msg_rates_age") {
+        let points = collector.history(age, seconds("msg_rates_incr").unwrap_or(5000));
+        let series: [(&str, fn(&stats::Point) -> u64); 9] = [
+            ("publish", |p| p.channel_totals.publish),
+            ("confirm", |p| p.channel_totals.confirm),
+            ("deliver_get", |p| {
+                let c = &p.channel_totals;
+                c.deliver + c.deliver_no_ack + c.get + c.get_no_ack
+            }),
+            ("ack", |p| p.channel_totals.ack),
+            ("redeliver", |p| p.channel_totals.redeliver),
+            ("return_unroutable", |p| p.channel_totals.return_unroutable),
+            ("drop_unroutable", |p| p.channel_totals.drop_unroutable),
+            ("dead_lettered", |p| p.dead_lettered),
+            ("get_empty", |p| p.channel_totals.get_empty),
+        ];
+        for (name, read) in series {
+            let details = &mut item["message_stats"][format!("{name}_details")];
+            if details.is_null() {
+                *details = dto::details(0.0);
+            }
+            details["samples"] = samples(&points, read);
+        }
+    }
+    if let Some(age) = seconds("lengths_age") {
+        let points = collector.history(age, seconds("lengths_incr").unwrap_or(5000));
+        let series: [(&str, fn(&stats::Point) -> u64); 3] = [
+            ("messages", |p| p.ready + p.unacked),
+            ("messages_ready", |p| p.ready),
+            ("messages_unacknowledged", |p| p.unacked),
+        ];
+        for (name, read) in series {
+            item["queue_totals"][format!("{name}_details")]["samples"] = samples(&points, read);
+        }
+    }
+}
+
+fn samples(points: &[stats::Point], read: fn(&stats::Point) -> u64) -> Value {
+    Value::Array(
+        points
+            .iter()
+            .map(|point| json!({"timestamp": point.timestamp, "sample": read(point)}))
+            .collect(),
+    )
 }
 
 /// The fields that do not depend on statistics.

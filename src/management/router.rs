@@ -23,7 +23,7 @@ use crate::management::response::{self, Response};
 use crate::management::{
     binding_actions, bindings, body, channels, connections, consumers, definitions,
     exchange_actions, exchanges, health, limits, nodes, overview, permissions, policies,
-    queue_actions, queues, users, vhosts, whoami, Context,
+    queue_actions, queues, ui, users, vhosts, whoami, Context,
 };
 use crate::vhost::access::PolicyKind;
 
@@ -139,6 +139,9 @@ pub async fn handle(
     let Some(segments) = decode_segments(request.uri().path()) else {
         return response::not_found();
     };
+    if ui::owns(&segments) {
+        return ui::serve(request.method(), request.headers(), &segments);
+    }
     let Some(route) = route(&segments) else {
         return response::not_found();
     };

@@ -6,11 +6,15 @@
 //! by the time between them, as RabbitMQ reports them (its samples are every 5 s; ours every
 //! `Config::stats_interval`). An object that appeared between the samples counts from zero.
 //! A sample keeps only counters, so its size grows with the objects, not with the traffic.
+//!
+//! The node-wide totals of each sample are also kept for an hour (`History`), so that the
+//! overview can answer RabbitMQ's `msg_rates_age`/`lengths_age` with `samples` and the web UI
+//! draws its charts from the first view instead of from the moment it was opened.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::fast_map::FastMap;
 use crate::ids::{ConnectionId, QueueId, ShardId};
@@ -122,6 +126,8 @@ pub struct Sample {
     pub channels: FastMap<(ConnectionId, u16), ChannelCounters>,
     pub channel_totals: ChannelCounters,
     pub queue_totals: QueueSample,
+    /// Messages dead-lettered out of every queue.
+    pub dead_lettered: u64,
     pub connections_created: u64,
     pub connections_closed: u64,
     pub queue_churn: crate::shard::stats::QueueChurn,
@@ -149,6 +155,7 @@ impl Sample {
                 unacked: queue.unacked_count,
             };
             sample.queue_totals.ready += entry.ready;
+            sample.dead_lettered += queue.counters.dead_lettered;
             sample.queue_totals.unacked += entry.unacked;
             sample.queues.insert(queue.id, entry);
         }
@@ -173,10 +180,34 @@ impl Sample {
     }
 }
 
-/// The last two periodic samples.
+/// The last two periodic samples, and an hour of node-wide totals.
 #[derive(Default)]
 pub struct Collector {
     samples: RefCell<(Rc<Sample>, Rc<Sample>)>,
+    history: RefCell<VecDeque<Point>>,
+}
+
+/// How long node-wide totals are kept (RabbitMQ's default for its overview samples).
+pub const HISTORY_MS: u64 = 60 * 60 * 1000;
+
+/// Node-wide totals at one moment (a few dozen bytes: an hour at 5 s is about 60 KiB).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Point {
+    /// Wall-clock milliseconds, as RabbitMQ's `timestamp`.
+    pub timestamp: u64,
+    pub channel_totals: ChannelCounters,
+    pub dead_lettered: u64,
+    pub ready: u64,
+    pub unacked: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Two samples to take rates between: `latest` and the one before it.
@@ -190,9 +221,52 @@ impl Collector {
     /// Records a periodic sample, dropping the oldest.
     pub fn record(&self, snapshot: &Snapshot, at: Instant) {
         let sample = Rc::new(Sample::of(snapshot, at));
+        self.remember(Point {
+            timestamp: wall_clock_ms(),
+            channel_totals: sample.channel_totals,
+            dead_lettered: sample.dead_lettered,
+            ready: sample.queue_totals.ready,
+            unacked: sample.queue_totals.unacked,
+        });
         let mut samples = self.samples.borrow_mut();
         let latest = std::mem::replace(&mut samples.1, sample);
         samples.0 = latest;
+    }
+
+    fn remember(&self, point: Point) {
+        let mut history = self.history.borrow_mut();
+        while history
+            .front()
+            .is_some_and(|oldest| point.timestamp.saturating_sub(oldest.timestamp) > HISTORY_MS)
+        {
+            history.pop_front();
+        }
+        history.push_back(point);
+    }
+
+    /// The totals of the last `age_ms`, newest first, at most one per `increment_ms` (the
+    /// newest of each step), as RabbitMQ's `samples` lists them.
+    pub fn history(&self, age_ms: u64, increment_ms: u64) -> Vec<Point> {
+        let history = self.history.borrow();
+        let Some(newest) = history.back() else {
+            return Vec::new();
+        };
+        let since = newest.timestamp.saturating_sub(age_ms);
+        let mut picked: Vec<Point> = Vec::new();
+        for point in history.iter().rev() {
+            if point.timestamp < since {
+                break;
+            }
+            let spaced = picked.last().is_none_or(|last| {
+                // Samples drift by a few milliseconds: a step a quarter short still counts.
+                last.timestamp.saturating_sub(point.timestamp)
+                    >= increment_ms.saturating_sub(increment_ms / 4)
+            });
+            if spaced {
+                picked.push(*point);
+            }
+        }
+        picked
     }
 
     pub fn rates(&self) -> Rates {

@@ -22,6 +22,9 @@ pub struct QueueCounters {
     pub redeliver: u64,
     /// Deliveries acknowledged.
     pub ack: u64,
+    /// Messages that left the queue through its dead-letter exchange (expired, rejected
+    /// without requeue, or pushed out by a length limit).
+    pub dead_lettered: u64,
 }
 
 impl QueueCounters {

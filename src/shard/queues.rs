@@ -182,7 +182,14 @@ pub fn finish_leaving(shard: &Rc<Shard>, id: QueueId) {
         if leaving.is_empty() {
             return;
         }
-        (leaving, dead_letter_target(queue))
+        let target = dead_letter_target(queue);
+        if target
+            .as_ref()
+            .is_some_and(|target| matches!(target.via, dead_letter::Via::DeadLetter { .. }))
+        {
+            queue.counters.dead_lettered += leaving.dead.len() as u64;
+        }
+        (leaving, target)
     };
     record_gone(shard, id, &leaving.gone);
     if let Some(target) = target.filter(|_| !leaving.dead.is_empty()) {

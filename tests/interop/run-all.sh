@@ -6,9 +6,9 @@
 # (M = unexpected failures). Exit status 1 if any suite had unexpected failures.
 # Env: AMQP_URL (required in practice; default amqp://guest:guest@127.0.0.1:5672/),
 #      HARE_METRICS_URL (promtool.sh; default http://AMQP_HOST:15692/metrics),
-#      HARE_MANAGEMENT_URL (management API base for the rabbitmqadmin suite; default
+#      HARE_MANAGEMENT_URL (management API base for the rabbitmqadmin and webui suites; default
 #      http://127.0.0.1:15672), INTEROP_SKIP_INSTALL=1 to skip install.sh,
-#      INTEROP_SUITES="go pyamqp kombu pika celery promtool rabbitmqadmin",
+#      INTEROP_SUITES="go pyamqp kombu pika celery promtool rabbitmqadmin webui",
 #      INTEROP_SUITE_LIMIT (seconds per suite, default 300), INTEROP_VERBOSE=1.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,9 +27,9 @@ t1=$(date +%s)
 metrics_host=$(sed -E 's#^[a-z]+://([^@/]*@)?(\[[^]]*\]|[^:/]*).*#\2#' <<<"$AMQP_URL")
 export HARE_METRICS_URL=${HARE_METRICS_URL:-http://${metrics_host:-127.0.0.1}:15692/metrics}
 hide_password() { sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#' <<<"$1"; }
-suites=${INTEROP_SUITES:-go pyamqp kombu pika celery promtool rabbitmqadmin}
+suites=${INTEROP_SUITES:-go pyamqp kombu pika celery promtool rabbitmqadmin webui}
 mgmt=
-[[ " $suites " == *" rabbitmqadmin "* ]] && mgmt=", management API $(hide_password "$HARE_MANAGEMENT_URL")"
+[[ " $suites " == *" rabbitmqadmin "* || " $suites " == *" webui "* ]] && mgmt=", management API $(hide_password "$HARE_MANAGEMENT_URL")"
 echo "interop: running against $(hide_password "$AMQP_URL") (metrics: $HARE_METRICS_URL$mgmt)"
 tp=0 tf=0 ts=0 summaries=()
 for suite in $suites; do
