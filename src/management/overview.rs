@@ -145,7 +145,7 @@ fn add_samples(call: &Call<'_>, item: &mut Value) {
     let collector = &call.context.collector;
     if let Some(age) = seconds("msg_rates_age") {
         let points = collector.history(age, seconds("msg_rates_incr").unwrap_or(5000));
-        let series: [(&str, fn(&stats::Point) -> u64); 9] = [
+        let series: [Series; 9] = [
             ("publish", |p| p.channel_totals.publish),
             ("confirm", |p| p.channel_totals.confirm),
             ("deliver_get", |p| {
@@ -169,7 +169,7 @@ fn add_samples(call: &Call<'_>, item: &mut Value) {
     }
     if let Some(age) = seconds("lengths_age") {
         let points = collector.history(age, seconds("lengths_incr").unwrap_or(5000));
-        let series: [(&str, fn(&stats::Point) -> u64); 3] = [
+        let series: [Series; 3] = [
             ("messages", |p| p.ready + p.unacked),
             ("messages_ready", |p| p.ready),
             ("messages_unacknowledged", |p| p.unacked),
@@ -179,6 +179,9 @@ fn add_samples(call: &Call<'_>, item: &mut Value) {
         }
     }
 }
+
+/// A series' name in the JSON and how to read it from a point.
+type Series = (&'static str, fn(&stats::Point) -> u64);
 
 fn samples(points: &[stats::Point], read: fn(&stats::Point) -> u64) -> Value {
     Value::Array(

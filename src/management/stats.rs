@@ -252,18 +252,20 @@ impl Collector {
             return Vec::new();
         };
         let since = newest.timestamp.saturating_sub(age_ms);
+        let increment = increment_ms.max(1);
         let mut picked: Vec<Point> = Vec::new();
+        let mut last_step = None;
         for point in history.iter().rev() {
             if point.timestamp < since {
                 break;
             }
-            let spaced = picked.last().is_none_or(|last| {
-                // Samples drift by a few milliseconds: a step a quarter short still counts.
-                last.timestamp.saturating_sub(point.timestamp)
-                    >= increment_ms.saturating_sub(increment_ms / 4)
-            });
-            if spaced {
+            // The nearest whole step back from the newest: samples drift by a few
+            // milliseconds, and rounding keeps a sample 4,998 ms old in step 1, not 0.
+            let back = newest.timestamp - point.timestamp;
+            let step = (back + increment / 2) / increment;
+            if last_step != Some(step) {
                 picked.push(*point);
+                last_step = Some(step);
             }
         }
         picked
@@ -293,5 +295,54 @@ impl Rates {
         let previous = read(&self.previous).unwrap_or(0);
         // A gauge (queue depth) may fall: its rate is negative, as in RabbitMQ.
         (latest as f64 - previous as f64) / self.seconds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(timestamp: u64, publish: u64) -> Point {
+        let mut point = Point {
+            timestamp,
+            ..Point::default()
+        };
+        point.channel_totals.publish = publish;
+        point
+    }
+
+    #[test]
+    fn history_answers_the_age_newest_first_at_most_one_per_increment() {
+        let collector = Collector::default();
+        // A sample every second for two minutes, a few milliseconds late each time.
+        for second in 0..120u64 {
+            collector.remember(point(1_000_000 + second * 1000 + second % 3, second));
+        }
+        let every_5s = collector.history(60_000, 5000);
+        assert_eq!(
+            every_5s.first().map(|p| p.channel_totals.publish),
+            Some(119)
+        );
+        assert!(every_5s.windows(2).all(|pair| {
+            let step = pair[0].timestamp - pair[1].timestamp;
+            (2500..=7500).contains(&step)
+        }));
+        assert_eq!(every_5s.len(), 13, "steps 0 to 12 of the last minute");
+        assert_eq!(collector.history(10_500, 1000).len(), 11);
+        assert!(Collector::default().history(60_000, 5000).is_empty());
+    }
+
+    #[test]
+    fn history_forgets_what_is_older_than_an_hour() {
+        let collector = Collector::default();
+        collector.remember(point(0, 1));
+        collector.remember(point(HISTORY_MS / 2, 2));
+        collector.remember(point(HISTORY_MS + 1, 3));
+        let kept: Vec<u64> = collector
+            .history(u64::MAX, 1)
+            .iter()
+            .map(|p| p.channel_totals.publish)
+            .collect();
+        assert_eq!(kept, vec![3, 2]);
     }
 }
