@@ -22,3 +22,6 @@ pub mod palette;
 pub mod rates;
 pub mod svg;
 pub mod verdict;
+
+#[cfg(test)]
+mod fixture_tests;
