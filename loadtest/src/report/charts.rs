@@ -128,7 +128,9 @@ pub fn rate(runs: &Runs<'_>, count: Count) -> Option<Chart> {
         Count::Confirmed => "confirmed per second",
         Count::Accepted => "accepted by consumers per second",
     };
-    let report = runs.first()?.1;
+    // Runs without confirms (or consumers) have nothing to show here.
+    let moved = lines.iter().flat_map(|l| &l.points).any(|p| p.1 > 0.0);
+    let report = runs.first().filter(|_| moved)?.1;
     time_chart(runs, rate_title(what, report, width), Unit::Rate, lines)
 }
 

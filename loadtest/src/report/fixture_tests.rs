@@ -208,6 +208,20 @@ fn long_runs_stay_small_and_older_reports_still_render() {
     );
     let page = html::render(&long).unwrap();
     assert!(page.contains("(buckets of 200 ms)"));
+    let columns = [
+        ("long", long.clone()),
+        ("transient", fixture("transient-hare")),
+    ]
+    .map(|(name, report)| Column {
+        name: name.into(),
+        runs: vec![report],
+    });
+    let page = compare_html::render(&columns).unwrap();
+    assert!(page.contains("<h2>Publish rate</h2>"));
+    assert!(
+        !page.contains("<h2>Confirm rate</h2>"),
+        "neither run had confirms"
+    );
     let mut old = fixture("transient-hare");
     old.series.timeline = Default::default();
     let page = html::render(&old).unwrap();
