@@ -5,8 +5,9 @@
 //! - `html`: the self-contained page of one run; `compare_html`: several runs side by side.
 //! - `charts`: which charts a page has, built from the reports; `rates`: rate buckets that fit
 //!   the run's length.
-//! - `chart`: one chart's layout (labels that never overlap) and SVG; `axis`: ticks in human
-//!   units; `svg`: the SVG writer and text measures; `palette`: colour-blind-safe strokes.
+//! - `chart`: a chart and its SVG; `layout`: where its labels go (never on each other or on
+//!   the plot); `axis`: ticks in human units; `svg`: the SVG writer and text measures;
+//!   `palette`: colour-blind-safe strokes.
 //! - `compare`: the Markdown side-by-side table of several reports (medians of several runs).
 //! - `verdict`: the one-line verdict at the end of a run.
 
@@ -17,6 +18,7 @@ pub mod charts;
 pub mod compare;
 pub mod compare_html;
 pub mod html;
+pub mod layout;
 pub mod model;
 pub mod palette;
 pub mod rates;
