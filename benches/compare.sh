@@ -30,7 +30,9 @@
 # brokers instead of landing on one of them. Every report hareperf writes stays under $OUT
 # (<scenario>/<broker>-<run>.json), with broker logs under $OUT/logs; at the end
 # benches/compare_medians.py prints the medians as a Markdown table, also kept in
-# $OUT/summary.md.
+# $OUT/summary.md, and `hareperf compare --median-runs --html` writes a page per scenario,
+# <scenario>/compare.html (the medians of the runs with ratios, and every chart with the
+# median run of each broker), listed by $OUT/compare.html next to summary.md.
 #
 # Build first: cargo build --release -p hare -p hare-loadtest --bins
 set -euo pipefail
@@ -297,6 +299,38 @@ scenario_delayed() {
     --delay-window-s "$DELAY_WINDOW_S" --delay-mode "$mode"
 }
 
+# ---------------------------------------------------------------------------------------------
+# Pages
+
+# One hareperf comparison page per scenario, and compare.html linking them. RabbitMQ's runs
+# come first so the page's ratio column is Hare ÷ RabbitMQ, as in summary.md. Only the reports
+# themselves: rss1m's <broker>-<run>.rss.json files hold compare.sh's own readings.
+write_compare_pages() {
+  local scenario broker file reports index="$OUT/compare.html"
+  {
+    echo '<!DOCTYPE html>'
+    echo '<html lang="en"><head><meta charset="utf-8"><title>Hare vs RabbitMQ</title></head><body>'
+    echo "<h1>Hare vs RabbitMQ, $(date -I)</h1>"
+    echo '<p>Medians of the runs in summary.md; one page per scenario with every chart:</p><ul>'
+  } >"$index"
+  for scenario in $SCENARIOS; do
+    reports=()
+    for broker in rabbitmq hare; do
+      for file in "$OUT/$scenario/$broker"-*.json; do
+        [[ $(basename "$file") =~ ^$broker-[0-9]+\.json$ ]] && reports+=("$file")
+      done
+    done
+    ((${#reports[@]} > 0)) || continue
+    if "$HAREPERF_BIN" compare --median-runs --html "$OUT/$scenario/compare.html" "${reports[@]}" \
+      >"$OUT/$scenario/compare.md" 2>&1; then
+      echo "<li><a href=\"$scenario/compare.html\">$scenario</a></li>" >>"$index"
+    else
+      log "$scenario: hareperf compare --html failed; see $OUT/$scenario/compare.md"
+    fi
+  done
+  echo '</ul></body></html>' >>"$index"
+}
+
 # VmRSS of a process, in KiB.
 rss_kib() {
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
@@ -350,4 +384,5 @@ rabbit_stop
 # Every Hare run removed its own data directory; only the empty parent is left.
 rmdir "$OUT/data" 2>/dev/null || true
 python3 benches/compare_medians.py "$OUT" | tee "$OUT/summary.md"
-log "reports under $OUT; table in $OUT/summary.md"
+write_compare_pages
+log "reports under $OUT; table in $OUT/summary.md, charts from $OUT/compare.html"

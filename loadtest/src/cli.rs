@@ -24,11 +24,21 @@ pub struct Cli {
 pub enum Command {
     /// Runs a scenario and writes its report.
     Run(Box<RunArgs>),
-    /// Prints a Markdown table comparing JSON reports, with ratios against the first.
+    /// Prints a Markdown table comparing JSON reports, with ratios against the first, and
+    /// with `--html` writes the comparison page with charts.
     Compare {
         /// Two or more reports written by `hareperf run --json`.
         #[arg(required = true, num_args = 1..)]
         reports: Vec<PathBuf>,
+        /// Also write a self-contained HTML page: the table and every chart with a line per
+        /// report, phases marked per report (with a single report: the page of `run --html`).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Treat reports named `<name>-<n>.json` as runs of one setup `<name>`: the table shows
+        /// the median of each figure over the runs (loss and duplicates: the worst run), the
+        /// charts the median run.
+        #[arg(long)]
+        median_runs: bool,
     },
 }
 

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hare_loadtest::cli::{Cli, Command};
+use hare_loadtest::report::compare_html::{self, Column};
 use hare_loadtest::report::model::Report;
-use hare_loadtest::report::{compare, html};
+use hare_loadtest::report::{compare, html, verdict};
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -31,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::write(path, html::render(&report)?)?;
             }
             let named = [(report.scenario.clone(), report.clone())];
+            println!("{}\n", verdict::verdict(&report));
             print!(
                 "{}{}{}",
                 compare::table(&named),
@@ -58,19 +60,69 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Compare { reports } => {
-            let loaded = reports
+        Command::Compare {
+            reports,
+            html,
+            median_runs,
+        } => {
+            let columns = load_columns(&reports, median_runs)?;
+            let shown: Vec<(String, Report)> = columns
                 .iter()
-                .map(|path| Ok((column_name(path), Report::read_json(path)?)))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .filter_map(|c| Some((c.name.clone(), compare_html::median_run(&c.runs)?.clone())))
+                .collect();
+            let table_columns: Vec<(String, Vec<&Report>)> = columns
+                .iter()
+                .map(|c| (c.name.clone(), c.runs.iter().collect()))
+                .collect();
             print!(
                 "{}{}{}",
-                compare::table(&loaded),
-                compare::curves(&loaded),
-                compare::details(&loaded)
+                compare::median_table(&table_columns),
+                compare::curves(&shown),
+                compare::details(&shown)
             );
+            if let Some(path) = &html {
+                // One report gets the page `run --html` writes.
+                let page = match columns.as_slice() {
+                    [Column { runs, .. }] if runs.len() == 1 => html::render(&runs[0])?,
+                    _ => compare_html::render(&columns)?,
+                };
+                std::fs::write(path, page)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The reports as columns: one per file, or with `median_runs` one per name of
+/// `<name>-<n>.json`, in the order the names first appear.
+fn load_columns(paths: &[std::path::PathBuf], median_runs: bool) -> anyhow::Result<Vec<Column>> {
+    let mut columns: Vec<Column> = Vec::new();
+    for path in paths {
+        let report = Report::read_json(path)?;
+        let mut name = column_name(path);
+        if median_runs {
+            name = run_group(&name).to_string();
+        }
+        match columns.iter_mut().find(|c| c.name == name && median_runs) {
+            Some(column) => column.runs.push(report),
+            None => columns.push(Column {
+                name,
+                runs: vec![report],
+            }),
+        }
+    }
+    Ok(columns)
+}
+
+/// `hare-2` → `hare`: the setup a numbered run belongs to (the name itself if unnumbered).
+fn run_group(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((group, n))
+            if !group.is_empty() && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            group
+        }
+        _ => name,
     }
 }
 

@@ -5,6 +5,7 @@
 //! - `rate_windows`: rates over consecutive windows of answers (the declare scenario's curves).
 //! - `received_ids`: per-consumer bitmaps of accepted message ids (loss and duplicate proof).
 //! - `sampler`: the once-a-second thread behind every time series and the progress line.
+//! - `timeline`: cumulative counts every 10 ms, for rates of runs shorter than a second.
 //! - `proc_stat`: CPU seconds and RSS from `/proc`, for hareperf and the broker.
 //! - `machine`: cores, CPU model, kernel and memory for the report.
 //! - `progress`: the stderr progress line.
@@ -17,3 +18,4 @@ pub mod progress;
 pub mod rate_windows;
 pub mod received_ids;
 pub mod sampler;
+pub mod timeline;

@@ -3,7 +3,8 @@
 //! queue depth every `depth_interval` (passive `queue.declare` on a connection of its own, so it
 //! works on any broker): a broker that drains a backlog in half a second still shows it.
 //! When told to stop it takes one last, shorter sample, so a run shorter than a second still
-//! has one.
+//! has one. Every 10 ms it also adds the counters to the fine `timeline`, from which reports
+//! draw rates of runs too short for per-second buckets.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::client::{AmqpUri, Connection};
 use super::counters::{CounterSnapshot, Counters, DEPTH_UNKNOWN};
 use super::proc_stat::{cpu_seconds, rss_kib, Process};
 use super::progress::Progress;
+use super::timeline::Timeline;
 
 /// Sampling period: the width of every time-series bucket (the last one may be shorter).
 pub const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
@@ -24,8 +26,8 @@ pub const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
 pub const DEPTH_INTERVAL_DEFAULT_MS: u64 = 100;
 /// The shortest last bucket worth a sample when the sampler stops.
 const FINAL_SAMPLE_MIN: Duration = Duration::from_millis(10);
-/// How often a sleeping sampler looks at its stop flag.
-const STOP_POLL: Duration = Duration::from_millis(20);
+/// How often a sleeping sampler looks at its stop flag, and the timeline's finest step.
+const STOP_POLL: Duration = Duration::from_millis(10);
 
 /// Per-second time series. Every vector but `queue_depth_polls` has one entry per sample.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,6 +55,10 @@ pub struct Series {
     /// `--depth-interval-ms`.
     #[serde(default)]
     pub queue_depth_polls: Vec<(f64, u64)>,
+    /// Cumulative counts every 10 ms (coarser in long runs); empty in reports written before
+    /// it existed.
+    #[serde(default)]
+    pub timeline: Timeline,
 }
 
 impl Series {
@@ -112,15 +118,18 @@ fn run(config: &SamplerConfig, counters: &Counters, stop: &AtomicBool) -> Series
     let mut progress = Progress::new(config.progress);
     let mut next_sample = sampler.last_at + SAMPLE_PERIOD;
     let mut next_poll = sampler.last_at;
+    sampler.record_timeline(false);
     loop {
         if stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if now.duration_since(sampler.last_at) >= FINAL_SAMPLE_MIN {
                 sampler.sample(now);
             }
+            sampler.record_timeline(true);
             progress.finish();
             return sampler.series;
         }
+        sampler.record_timeline(false);
         let now = Instant::now();
         if now >= next_poll {
             next_poll += config.depth_interval;
@@ -156,6 +165,13 @@ struct Sampler<'a> {
 }
 
 impl Sampler<'_> {
+    fn record_timeline(&mut self, force: bool) {
+        let t_us = u64::try_from(self.config.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.series
+            .timeline
+            .record(t_us, &self.counters.snapshot(), force);
+    }
+
     fn poll_depth(&mut self, depth: &mut DepthPoller) {
         let polled = depth.poll();
         let at_s = self.config.epoch.elapsed().as_secs_f64();

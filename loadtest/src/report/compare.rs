@@ -260,9 +260,23 @@ const ROWS: &[(&str, Unit, Figure)] = &[
 
 /// The Markdown table for `reports`, each with the name of its column.
 pub fn table(reports: &[(String, Report)]) -> String {
+    let columns: Vec<(String, Vec<&Report>)> = reports
+        .iter()
+        .map(|(name, report)| (name.clone(), vec![report]))
+        .collect();
+    median_table(&columns)
+}
+
+/// The Markdown table of several runs per column: each figure is the median over the column's
+/// runs, except loss and duplicates, which are the worst run's (one lost message in any run
+/// matters). The text rows (broker, parameters) are the first run's.
+pub fn median_table(reports: &[(String, Vec<&Report>)]) -> String {
     let mut out = String::new();
     let mut header = vec!["".to_string()];
-    header.extend(reports.iter().map(|(name, _)| format!("**{name}**")));
+    header.extend(reports.iter().map(|(name, runs)| match runs.len() {
+        0 | 1 => format!("**{name}**"),
+        n => format!("**{name}** (median of {n})"),
+    }));
     let first_name = reports.first().map(|(n, _)| n.clone()).unwrap_or_default();
     header.extend(
         reports
@@ -304,7 +318,11 @@ pub fn table(reports: &[(String, Report)]) -> String {
     ];
     for (label, text) in text_rows {
         let mut row = vec![label.to_string()];
-        row.extend(reports.iter().map(|(_, r)| text(r)));
+        row.extend(
+            reports
+                .iter()
+                .map(|(_, runs)| runs.first().map_or_else(String::new, |r| text(r))),
+        );
         row.extend(std::iter::repeat_n(
             String::new(),
             reports.len().saturating_sub(1),
@@ -312,9 +330,23 @@ pub fn table(reports: &[(String, Report)]) -> String {
         push_row(&mut out, &row);
     }
     // Runs that only changed metadata have no messages to count.
-    let metadata_only = reports.iter().all(|(_, r)| r.results.declare.is_some());
+    let metadata_only = reports
+        .iter()
+        .flat_map(|(_, runs)| runs)
+        .all(|r| r.results.declare.is_some());
     for &(label, unit, figure) in ROWS {
-        let values: Vec<Option<f64>> = reports.iter().map(|(_, r)| figure(r)).collect();
+        let worst = label == "lost" || label == "duplicates";
+        let values: Vec<Option<f64>> = reports
+            .iter()
+            .map(|(_, runs)| {
+                let values = runs.iter().filter_map(|r| figure(r));
+                if worst {
+                    values.reduce(f64::max)
+                } else {
+                    median(values.collect())
+                }
+            })
+            .collect();
         if values.iter().all(|v| v.is_none_or(|v| v == 0.0))
             && (is_optional(label) || metadata_only)
         {
@@ -334,6 +366,17 @@ pub fn table(reports: &[(String, Report)]) -> String {
         push_row(&mut out, &row);
     }
     out
+}
+
+/// The middle value (the mean of the two middle ones for an even count); `None` if empty.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => values.get(n / 2).copied(),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
 }
 
 /// The declare runs' curves: for each kind of change some report made, a heading and a table
@@ -532,7 +575,7 @@ fn format_value(value: f64, unit: Unit) -> String {
     }
 }
 
-fn group_thousands(n: i64) -> String {
+pub(crate) fn group_thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
