@@ -67,6 +67,7 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
   const table = h('table', { class: 'list', dataset: { list: label } });
   const error = h('p', { class: 'error', hidden: true });
   let debounce = null;
+  let requests = 0;
   filter.addEventListener('input', () => {
     clearTimeout(debounce);
     debounce = setTimeout(() => { query.page = 1; query.name = filter.value; refresh(); }, 250);
@@ -89,10 +90,14 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
     if (fields) params.set('columns', fields.join(','));
     const base = perVhost && state.vhost ? `${path}/${encodeURIComponent(state.vhost)}` : path;
     let result;
+    const ticket = ++requests;
     try {
       result = await api('GET', `${base}?${params}`);
+      // A tick's request sent before a click may answer after it: keep only the newest.
+      if (ticket !== requests) return;
       error.hidden = true;
     } catch (failure) {
+      if (ticket !== requests) return;
       error.textContent = `Cannot list ${label}: ${failure.message}`;
       error.hidden = false;
       return;
