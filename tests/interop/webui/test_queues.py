@@ -12,14 +12,22 @@ from selenium.webdriver.common.by import By
 from conftest import BASE, eventually, q, unique
 
 
+# Figures are read in one script call: the page redraws them as its refreshes bring news, and
+# an element found in one call may be gone by the next.
+
 def shown_count(ui, key):
     """A figure of the queue page's count cards (Ready, Unacked, Total, Consumers)."""
-    return int(ui.find(f"#queue-counts [data-count='{key}'] .value").text.replace(",", ""))
+    text = ui.driver.execute_script(
+        "const v = document.querySelector(`#queue-counts [data-count='${arguments[0]}'] .value`);"
+        "return v ? v.textContent : null;", key)
+    return int(text.replace(",", "")) if text else None
 
 
 def legend_value(ui, series):
     """The latest value a chart's legend reads out for `series` (None before a sample)."""
-    value = ui.find(f"li[data-series='{series}']").get_attribute("data-latest")
+    value = ui.driver.execute_script(
+        "const li = document.querySelector(`li[data-series='${arguments[0]}']`);"
+        "return li ? li.dataset.latest : null;", series)
     return float(value) if value else None
 
 
@@ -94,6 +102,7 @@ def test_declare_publish_get_purge_and_delete_a_queue(ui, api, amqp):
         if not seen_rate:
             eventually(lambda: (legend_value(ui, "publish") or 0) > 0, timeout=20)
         assert legend_value(ui, "messages_ready") == 5
+        ui.driver.execute_script("document.getElementById('queue-counts').scrollIntoView()")
         ui.shot("counted-and-charted")
 
         # Get with requeue: shown, still queued.
@@ -129,6 +138,8 @@ def test_declare_publish_get_purge_and_delete_a_queue(ui, api, amqp):
         assert status_of(api, path) == 404
         ui.shot("deleted")
     finally:
+        # The interval is kept in the browser's storage: leave the default for other tests.
+        ui.driver.execute_script("localStorage.setItem('hare.refreshMs', '5000')")
         api.delete(path)
 
 

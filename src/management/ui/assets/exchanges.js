@@ -145,10 +145,16 @@ export async function exchangePage(main, [vhost, pathName]) {
     }));
   }
 
+  let requests = 0;
   async function refresh() {
+    const ticket = ++requests;
     try {
-      draw(await api('GET', path));
+      const current = await api('GET', path);
+      // Only the newest answer is drawn (a tick may overlap a publish's refresh).
+      if (ticket !== requests) return;
+      draw(current);
     } catch (error) {
+      if (ticket !== requests) return;
       if (error instanceof ApiError && error.status === 404) {
         fill(details, h('p', { class: 'error', role: 'alert' }, `Exchange "${pathName}" no longer exists in virtual host "${vhost}".`));
         return;

@@ -124,11 +124,17 @@ export async function queuePage(main, [vhost, name]) {
   const got = h('div', { id: 'got-messages', 'aria-live': 'polite' });
   const changes = mayChange();
 
+  // A tick's request sent before an action (purge, get) may answer after the action's own
+  // refresh: only the newest answer is drawn.
+  let requests = 0;
   async function refresh() {
+    const ticket = ++requests;
     let current;
     try {
       current = await api('GET', path);
+      if (ticket !== requests) return;
     } catch (error) {
+      if (ticket !== requests) return;
       if (error instanceof ApiError && error.status === 404) {
         fill(counts, h('p', { class: 'error', role: 'alert' }, `Queue "${name}" no longer exists in virtual host "${vhost}".`));
         return;
@@ -143,7 +149,8 @@ export async function queuePage(main, [vhost, name]) {
     const stats = current.message_stats || {};
     lengths.update(lengthHistory.add(Object.fromEntries(LENGTH_SERIES.map(({ key }) => [key, current[key] ?? 0]))));
     rates.update(rateHistory.add(Object.fromEntries(RATE_SERIES.map(({ key }) => [key, stats[`${key}_details`]?.rate ?? 0]))));
-    fill(counts, countCards(current));
+    redrawIfChanged(counts, [current.messages_ready, current.messages_unacknowledged, current.messages, current.consumers],
+      () => countCards(current));
     redrawIfChanged(details, detailsOf(current), () => queueFacts(current));
     redrawIfChanged(consumers, current.consumer_details, () => consumersTable(current.consumer_details));
   }
@@ -153,13 +160,15 @@ export async function queuePage(main, [vhost, name]) {
     redrawIfChanged(bindings, items, () => bindingsTable(items, { ends: ['source'], onChange: refreshBindings }));
   }
 
+  // Side by side on a wide screen: the page stays short enough to see a publish and its get.
   const actions = changes ? [
-    panel('Publish message',
-      h('p', { class: 'muted' }, 'Sent through the default exchange with the queue\'s name as routing key.'),
-      publishForm({ vhost, exchange: '', routingKey: name, onPublished: refreshNow })),
-    panel('Get messages',
-      h('p', { class: 'muted' }, 'Getting messages is destructive unless they are put back (requeued).'),
-      getForm(path, got, refreshNow), got),
+    h('div', { class: 'row' },
+      panel('Publish message',
+        h('p', { class: 'muted' }, 'Sent through the default exchange with the queue\'s name as routing key.'),
+        publishForm({ vhost, exchange: '', routingKey: name, onPublished: refreshNow })),
+      panel('Get messages',
+        h('p', { class: 'muted' }, 'Getting messages is destructive unless they are put back (requeued).'),
+        getForm(path, got, refreshNow), got)),
     panel('Purge and delete', dangerZone(vhost, name, path)),
   ] : [];
 
@@ -267,7 +276,7 @@ function messageBlock(message, index) {
       ['Exchange', message.exchange === '' ? '(AMQP default)' : message.exchange],
       ['Routing key', message.routing_key],
       ['Redelivered', fmt.yes(message.redelivered)],
-      ['Left in queue', fmt.num(message.message_count)],
+      ['Queued behind it', fmt.num(message.message_count)],
       ['Properties', describeTable(message.properties)],
       ['Payload', `${fmt.num(message.payload_bytes)} bytes, encoding: ${message.payload_encoding}${truncated ? ' (truncated)' : ''}`],
     ]),
