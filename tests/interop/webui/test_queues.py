@@ -237,3 +237,28 @@ def test_the_queue_page_fits_a_phone(ui, api, amqp):
         ui.shot("phone-publish")
     finally:
         api.delete(path)
+
+
+def test_a_monitoring_user_sees_queues_but_no_forms(ui, api):
+    user = unique("ui-monitor")
+    name = unique("ui-q-seen")
+    path = f"/api/queues/%2F/{q(name)}"
+    api.call("PUT", f"/api/users/{user}", {"password": "pw", "tags": "monitoring"}, expect=201)
+    api.call("PUT", f"/api/permissions/%2F/{user}", {"configure": ".*", "write": ".*", "read": ".*"}, expect=201)
+    api.call("PUT", path, {"durable": True}, expect=201)
+    try:
+        ui.login(user, "pw")
+        ui.go("#/queues")
+        ui.type("input[name='filter']", name)
+        ui.wait_text(name, css="table.list")
+        assert not ui.finds("form#declare-queue")
+        ui.go(f"#/queues/%2F/{q(name)}")
+        ui.wait_text(f"Queue {name}", css="h1")
+        ui.wait_text("Bindings")
+        text = ui.text()
+        assert "Purge messages" not in text and "Delete queue" not in text and "Unbind" not in text
+        assert not ui.finds("form#publish-message") and not ui.finds("form#get-messages")
+        ui.shot("read-only")
+    finally:
+        api.delete(path)
+        api.delete(f"/api/users/{user}")
