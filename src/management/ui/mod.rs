@@ -48,6 +48,7 @@ const ASSETS: &[Asset] = &[
     asset!("forms.js", JS),
     asset!("overview.js", JS),
     asset!("connections.js", JS),
+    asset!("amqp.js", JS),
     asset!("exchanges.js", JS),
     asset!("queues.js", JS),
     asset!("admin.js", JS),

@@ -49,9 +49,10 @@ function makeControl(field, editors) {
     case 'checkbox':
       return h('input', { ...common, type: 'checkbox', checked: Boolean(field.value) });
     case 'args': {
-      const editor = argsEditor(field.name, field.value);
+      const editor = argsEditor(field.name, field.value, { placeholder: field.placeholder });
       editors.set(field.name, editor);
-      return editor.element;
+      if (!field.hints) return editor.element;
+      return h('div', { class: 'args-field' }, editor.element, hintButtons(editor, field.hints));
     }
     default:
       return h('input', { ...common, type: field.type || 'text', value: field.value ?? null, step: field.type === 'number' ? 'any' : null });
@@ -76,14 +77,30 @@ function readValues(element, fields, editors) {
 }
 
 /**
+ * Buttons under an args editor that add a usual key with its type (`hints`:
+ * `[{key, label, type?}]`), so nobody has to remember how `x-dead-letter-exchange` is spelled.
+ */
+function hintButtons(editor, hints) {
+  return h('p', { class: 'hints' }, h('span', { class: 'muted' }, 'Add: '), hints.map(({ key, label, type }) =>
+    h('button', {
+      type: 'button',
+      class: 'link hint',
+      title: key,
+      dataset: { hint: key },
+      on: { click: () => editor.add(key, type) },
+    }, label || key)));
+}
+
+/**
  * Rows of key, value and type (string, number, boolean, list as JSON), with a row added as
  * the last one is used. `value()` gives the arguments object; a bad number or JSON throws.
+ * `add(key, type)` fills the first empty row (or a new one) and puts the cursor on its value.
  */
-export function argsEditor(name, initial = {}) {
+export function argsEditor(name, initial = {}, { placeholder = 'x-message-ttl' } = {}) {
   const body = h('tbody');
   const addRow = (key = '', value = '', type = 'string') => {
     const row = h('tr', {},
-      h('td', {}, h('input', { name: `${name}-key`, 'aria-label': 'Argument name', value: key, placeholder: 'x-message-ttl' })),
+      h('td', {}, h('input', { name: `${name}-key`, 'aria-label': 'Argument name', value: key, placeholder })),
       h('td', {}, h('input', { name: `${name}-value`, 'aria-label': 'Argument value', value })),
       h('td', {}, h('select', { name: `${name}-type`, 'aria-label': 'Argument type' },
         ['string', 'number', 'boolean', 'list'].map((t) => h('option', { value: t, selected: t === type }, t)))));
@@ -103,6 +120,18 @@ export function argsEditor(name, initial = {}) {
     clear() {
       body.replaceChildren();
       addRow();
+    },
+    add(key, type = 'string') {
+      let row = [...body.rows].find((r) => !r.querySelector('input').value);
+      if (!row) {
+        addRow();
+        row = body.lastElementChild;
+      }
+      const [keyInput, valueInput, typeSelect] = row.querySelectorAll('input, select');
+      keyInput.value = key;
+      typeSelect.value = type;
+      if (row === body.lastElementChild) addRow();
+      valueInput.focus();
     },
     value() {
       const out = {};

@@ -67,6 +67,7 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
   const table = h('table', { class: 'list', dataset: { list: label } });
   const error = h('p', { class: 'error', hidden: true });
   let debounce = null;
+  let requests = 0;
   filter.addEventListener('input', () => {
     clearTimeout(debounce);
     debounce = setTimeout(() => { query.page = 1; query.name = filter.value; refresh(); }, 250);
@@ -77,6 +78,8 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
   function onSort(key) {
     if (query.sort === key) query.reverse = !query.reverse;
     else { query.sort = key; query.reverse = false; }
+    // A new order starts from its first rows.
+    query.page = 1;
     refresh();
   }
 
@@ -87,10 +90,14 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
     if (fields) params.set('columns', fields.join(','));
     const base = perVhost && state.vhost ? `${path}/${encodeURIComponent(state.vhost)}` : path;
     let result;
+    const ticket = ++requests;
     try {
       result = await api('GET', `${base}?${params}`);
+      // A tick's request sent before a click may answer after it: keep only the newest.
+      if (ticket !== requests) return;
       error.hidden = true;
     } catch (failure) {
+      if (ticket !== requests) return;
       error.textContent = `Cannot list ${label}: ${failure.message}`;
       error.hidden = false;
       return;
@@ -100,21 +107,37 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
       await refresh();
       return;
     }
-    table.replaceChildren(
-      h('thead', {}, headerRow(columns, query.sort ? { key: query.sort, reverse: query.reverse } : null, onSort)),
-      h('tbody', {}, result.items.length
-        ? bodyRows(columns, result.items, rowKey)
-        : h('tr', {}, h('td', { colspan: columns.length, class: 'muted empty' }, `No ${label}.`))));
+    // Each part is redrawn only when it changed: a refresh tick then leaves the focus of a
+    // keyboard user (on a sort or pager button, or a row's link) where it was.
+    const head = redraw(table, 'head', `${query.sort}/${query.reverse}`, () =>
+      h('thead', {}, headerRow(columns, query.sort ? { key: query.sort, reverse: query.reverse } : null, onSort)));
+    const body = redraw(table, 'body', JSON.stringify(result.items), () => h('tbody', {}, result.items.length
+      ? bodyRows(columns, result.items, rowKey)
+      : h('tr', {}, h('td', { colspan: columns.length, class: 'muted empty' }, `No ${label}.`))));
+    if (head || body) table.replaceChildren(head || table.tHead, body || table.tBodies[0]);
     summary.textContent = result.filtered_count === result.total_count
       ? `${fmt.num(result.total_count)} ${label}`
       : `${fmt.num(result.filtered_count)} of ${fmt.num(result.total_count)} ${label}`;
-    pager.replaceChildren(...pagerButtons(result, (pageNumber) => { query.page = pageNumber; refresh(); }));
+    if (redraw(pager, 'pages', `${result.page}/${result.page_count}`, () => true)) {
+      pager.replaceChildren(...pagerButtons(result, (pageNumber) => { query.page = pageNumber; refresh(); }));
+    }
   }
 
   const element = h('div', { class: 'list-table' },
     h('div', { class: 'toolbar' }, filter, h('label', { class: 'compact' }, regex, ' Regex'), size, summary),
     error, h('div', { class: 'table-wrap' }, table), pager);
   return { element, refresh };
+}
+
+/** What each part of a table was last drawn from. */
+const drawnFrom = new WeakMap();
+
+/** `make()` if `element`'s `part` was last drawn from another `key`, else null. */
+function redraw(element, part, key, make) {
+  const drawn = drawnFrom.get(element) || {};
+  if (drawn[part] === key) return null;
+  drawnFrom.set(element, { ...drawn, [part]: key });
+  return make();
 }
 
 function pagerButtons(result, go) {
