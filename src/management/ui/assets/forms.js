@@ -49,7 +49,7 @@ function makeControl(field, editors) {
     case 'checkbox':
       return h('input', { ...common, type: 'checkbox', checked: Boolean(field.value) });
     case 'args': {
-      const editor = argsEditor(field.name, field.value);
+      const editor = argsEditor(field.name, field.value, { keys: field.keys });
       editors.set(field.name, editor);
       return editor.element;
     }
@@ -75,20 +75,39 @@ function readValues(element, fields, editors) {
   return values;
 }
 
+/** Numbers the suggestion lists, whose ids must be unique in the page. */
+let suggestionLists = 0;
+
 /**
  * Rows of key, value and type (string, number, boolean, list as JSON), with a row added as
  * the last one is used. `value()` gives the arguments object; a bad number or JSON throws.
+ * `keys` (optional, `[{key, type, help}]`) are offered as suggestions for the name, and
+ * picking one sets its type, so `max-length` is sent as a number without a second step.
  */
-export function argsEditor(name, initial = {}) {
+export function argsEditor(name, initial = {}, { keys } = {}) {
   const body = h('tbody');
+  let listId = null;
+  let suggestions = null;
+  if (keys && keys.length) {
+    suggestionLists += 1;
+    listId = `${name}-keys-${suggestionLists}`;
+    suggestions = h('datalist', { id: listId },
+      keys.map((k) => h('option', { value: k.key, label: k.help || null })));
+  }
   const addRow = (key = '', value = '', type = 'string') => {
+    const keyInput = h('input', {
+      name: `${name}-key`, 'aria-label': 'Argument name', value: key,
+      placeholder: keys && keys.length ? keys[0].key : 'x-message-ttl', list: listId,
+    });
     const row = h('tr', {},
-      h('td', {}, h('input', { name: `${name}-key`, 'aria-label': 'Argument name', value: key, placeholder: 'x-message-ttl' })),
+      h('td', {}, keyInput),
       h('td', {}, h('input', { name: `${name}-value`, 'aria-label': 'Argument value', value })),
       h('td', {}, h('select', { name: `${name}-type`, 'aria-label': 'Argument type' },
         ['string', 'number', 'boolean', 'list'].map((t) => h('option', { value: t, selected: t === type }, t)))));
     row.querySelector('input').addEventListener('input', () => {
       if (row === body.lastElementChild) addRow();
+      const known = keys && keys.find((k) => k.key === keyInput.value);
+      if (known && known.type) row.querySelector('select').value = known.type;
     });
     body.append(row);
   };
@@ -97,7 +116,7 @@ export function argsEditor(name, initial = {}) {
   }
   addRow();
   const element = h('table', { class: 'args', 'aria-label': 'Arguments' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Value'), h('th', {}, 'Type'))), body);
+    h('thead', {}, h('tr', {}, h('th', {}, 'Name', suggestions), h('th', {}, 'Value'), h('th', {}, 'Type'))), body);
   return {
     element,
     clear() {

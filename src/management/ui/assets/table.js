@@ -52,9 +52,11 @@ export function staticTable(columns, items, { empty = 'None.', rowKey, caption }
 
 /**
  * A server-paged list of `path` (e.g. '/api/queues'; the selected vhost is appended when
- * `perVhost`). Returns `{element, refresh()}`; the page registers `refresh` with onRefresh.
+ * `perVhost`, or `vhostPath(vhost)` gives the path when the API spells it differently, as
+ * `/api/vhosts/{vhost}/connections`). Returns `{element, refresh()}`; the page registers
+ * `refresh` with onRefresh.
  */
-export function listTable({ path, perVhost = true, columns, rowKey, label, defaultSort, pageSize = 50, fields }) {
+export function listTable({ path, perVhost = true, vhostPath, columns, rowKey, label, defaultSort, pageSize = 50, fields }) {
   const query = { page: 1, name: '', regex: false, sort: defaultSort || null, reverse: false, pageSize };
   const filter = h('input', {
     type: 'search', name: 'filter', placeholder: 'Filter by name', 'aria-label': `Filter ${label}`,
@@ -85,7 +87,10 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
     if (query.name) { params.set('name', query.name); params.set('use_regex', String(query.regex)); }
     if (query.sort) { params.set('sort', query.sort); params.set('sort_reverse', String(query.reverse)); }
     if (fields) params.set('columns', fields.join(','));
-    const base = perVhost && state.vhost ? `${path}/${encodeURIComponent(state.vhost)}` : path;
+    let base = path;
+    if (perVhost && state.vhost) {
+      base = vhostPath ? vhostPath(state.vhost) : `${path}/${encodeURIComponent(state.vhost)}`;
+    }
     let result;
     try {
       result = await api('GET', `${base}?${params}`);
