@@ -3,8 +3,9 @@ policies, checked through the API; what a monitoring user sees (lists, no forms)
 import and export of a RabbitMQ definitions file."""
 
 import json
-import re
 import os
+import re
+import shutil
 import tempfile
 
 from selenium.webdriver.support.ui import Select
@@ -92,6 +93,24 @@ def test_users_vhosts_permissions_limits_and_the_monitoring_view(ui, api):
         ui.wait_text("Definitions are shown to administrators only")
         assert not ui.finds("form#definitions-import")
         ui.shot("monitoring-policies")
+
+        # Back as the administrator: delete both through their pages.
+        ui.login()
+        ui.wait_text("Totals")
+        ui.go(f"#/admin/vhosts/{q(vhost)}")
+        assert vhost in [o.get_attribute("value") for o in ui.finds("#vhost-filter option")]
+        ui.click_button("Delete virtual host")
+        ui.accept_confirm()
+        ui.wait_text(f"Virtual host {vhost} deleted.", css="#toasts")
+        assert "error" in api.call("GET", f"/api/vhosts/{q(vhost)}")
+        header_vhosts = [o.get_attribute("value") for o in ui.finds("#vhost-filter option")]
+        assert "/" in header_vhosts and vhost not in header_vhosts
+        ui.go(f"#/admin/users/{q(user)}")
+        ui.click_button("Delete user")
+        ui.accept_confirm()
+        ui.wait_text(f"User {user} deleted.", css="#toasts")
+        assert "error" in api.call("GET", f"/api/users/{q(user)}")
+        ui.shot("deleted")
     finally:
         api.delete(f"/api/users/{q(user)}")
         api.delete(f"/api/vhosts/{q(vhost)}")
@@ -172,6 +191,7 @@ def test_definitions_import_and_export(ui, api):
         json.dump(definitions_file(api, names), out)
     with open(bad, "w") as out:
         out.write("this is not JSON {")
+    downloads = None
     try:
         ui.login()
         ui.go("#/admin/definitions")
@@ -208,7 +228,8 @@ def test_definitions_import_and_export(ui, api):
         def saved():
             files = [f for f in os.listdir(downloads) if f.endswith(".json")]
             return files[0] if files else None
-        exported = json.load(open(os.path.join(downloads, eventually(saved))))
+        with open(os.path.join(downloads, eventually(saved))) as saved_file:
+            exported = json.load(saved_file)
         assert [x["name"] for x in exported["queues"]] == [names["queue"]]
         assert exported["queues"][0]["arguments"]["x-message-ttl"] == 60000
         assert "users" not in exported  # a one-vhost export holds no server-wide objects
@@ -224,6 +245,9 @@ def test_definitions_import_and_export(ui, api):
     finally:
         api.delete(f"/api/vhosts/{v}")
         api.delete(f"/api/users/{q(names['user'])}")
+        shutil.rmtree(work, ignore_errors=True)
+        if downloads:
+            shutil.rmtree(downloads, ignore_errors=True)
 
 
 def test_admin_pages_at_phone_width(ui):

@@ -4,6 +4,7 @@ the client with 320 CONNECTION_FORCED and the reason typed in."""
 
 import pika
 import pika.exceptions
+from selenium.webdriver.support.ui import Select
 
 from conftest import AMQP_URL, eventually, q, unique
 
@@ -53,6 +54,11 @@ def test_connections_channels_and_closing_one(ui, api):
         row = row_of(ui, kept_name)
         assert "guest" in row and "Pika Python Client Library" in row and "AMQP 0-9-1" in row, row
         ui.shot("list")
+        # One vhost's connections come from /api/vhosts/{vhost}/connections.
+        Select(ui.find("#vhost-filter")).select_by_value("/")
+        ui.wait_text("In virtual host /")
+        ui.wait_text(kept_name, css="table.list")
+        Select(ui.find("#vhost-filter")).select_by_value("")
 
         # The connection's page: its facts, its client properties and its one channel.
         ui.go(f"#/connections/{q(kept_key)}")
