@@ -264,3 +264,27 @@ def test_admin_pages_at_phone_width(ui):
     ui.find("form#policy-form")
     eventually(lambda: ui.driver.execute_script("return document.documentElement.scrollWidth") <= 390)
     ui.shot("phone-policies")
+
+
+def test_every_admin_tab_shows_its_content(ui):
+    ui.login()
+    ui.wait_text("Totals")
+    expected = {
+        "users": ("Users", "form#user-form"),
+        "vhosts": ("Virtual hosts", "form#vhost-form"),
+        "permissions": ("Permissions", "form#permission-form"),
+        "policies": ("Policies", "form#policy-form"),
+        "operator-policies": ("Operator policies", "form#operator-policy-form"),
+        "limits": ("Limits", "#all-limits"),
+        "definitions": ("Definitions", "form#definitions-import"),
+    }
+    for tab, (title, content) in expected.items():
+        ui.go(f"#/admin/{tab}")
+        ui.find(content)
+        assert ui.text("main h1") == title
+        assert ui.find("nav.tabs a[aria-current='page']").text == title
+        assert not [e for e in ui.finds("main .error") if e.is_displayed()], tab
+        if tab == "permissions":
+            assert "guest" in ui.text("#all-permissions")
+        if tab == "operator-policies":
+            ui.shot("operator-policies")
