@@ -48,10 +48,11 @@ export function setUnauthorisedHandler(handler) {
 
 /**
  * Calls the API. `path` starts with `/api/`; `body` (an object) is sent as JSON, a FormData
- * or string as is. Resolves to the parsed JSON (or null for 204); rejects with ApiError.
+ * or string as is. `headers` adds request headers (e.g. `X-Reason`, or a `Content-Type` for a
+ * string body). Resolves to the parsed JSON (or null for 204); rejects with ApiError.
  */
-export async function api(method, path, body, { quiet401 = false } = {}) {
-  const headers = { Accept: 'application/json' };
+export async function api(method, path, body, { quiet401 = false, headers: extra = {} } = {}) {
+  const headers = { Accept: 'application/json', ...extra };
   const auth = sessionStorage.getItem(AUTH_KEY);
   if (auth) headers.Authorization = `Basic ${auth}`;
   let payload = body;
@@ -174,7 +175,7 @@ export const fmt = {
       scaled /= 1024;
       unit += 1;
     }
-    return `${unit === 0 ? scaled : trim(scaled)} ${units[unit]}`;
+    return `${unit === 0 ? Math.round(scaled) : trim(scaled)} ${units[unit]}`;
   },
   /** Seconds as "3d 4h", "2h 5m", "4m 2s", "12s". */
   duration(seconds) {

@@ -49,7 +49,7 @@ function makeControl(field, editors) {
     case 'checkbox':
       return h('input', { ...common, type: 'checkbox', checked: Boolean(field.value) });
     case 'args': {
-      const editor = argsEditor(field.name, field.value, { placeholder: field.placeholder });
+      const editor = argsEditor(field.name, field.value, { placeholder: field.placeholder, keys: field.keys });
       editors.set(field.name, editor);
       if (!field.hints) return editor.element;
       return h('div', { class: 'args-field' }, editor.element, hintButtons(editor, field.hints));
@@ -76,6 +76,9 @@ function readValues(element, fields, editors) {
   return values;
 }
 
+/** Numbers the suggestion lists, whose ids must be unique in the page. */
+let suggestionLists = 0;
+
 /**
  * Buttons under an args editor that add a usual key with its type (`hints`:
  * `[{key, label, type?}]`), so nobody has to remember how `x-dead-letter-exchange` is spelled.
@@ -95,17 +98,33 @@ function hintButtons(editor, hints) {
  * Rows of key, value and type (string, number, boolean, list as JSON), with a row added as
  * the last one is used. `value()` gives the arguments object; a bad number or JSON throws.
  * `add(key, type)` fills the first empty row (or a new one) and puts the cursor on its value.
+ * `keys` (optional, `[{key, type, help}]`) are offered as suggestions for the name, and
+ * picking one sets its type, so `max-length` is sent as a number without a second step.
  */
-export function argsEditor(name, initial = {}, { placeholder = 'x-message-ttl' } = {}) {
+export function argsEditor(name, initial = {}, { placeholder, keys } = {}) {
   const body = h('tbody');
+  let listId = null;
+  let suggestions = null;
+  if (keys && keys.length) {
+    suggestionLists += 1;
+    listId = `${name}-keys-${suggestionLists}`;
+    suggestions = h('datalist', { id: listId },
+      keys.map((k) => h('option', { value: k.key, label: k.help || null })));
+  }
   const addRow = (key = '', value = '', type = 'string') => {
+    const keyInput = h('input', {
+      name: `${name}-key`, 'aria-label': 'Argument name', value: key,
+      placeholder: placeholder || (keys && keys.length ? keys[0].key : 'x-message-ttl'), list: listId,
+    });
     const row = h('tr', {},
-      h('td', {}, h('input', { name: `${name}-key`, 'aria-label': 'Argument name', value: key, placeholder })),
+      h('td', {}, keyInput),
       h('td', {}, h('input', { name: `${name}-value`, 'aria-label': 'Argument value', value })),
       h('td', {}, h('select', { name: `${name}-type`, 'aria-label': 'Argument type' },
         ['string', 'number', 'boolean', 'list'].map((t) => h('option', { value: t, selected: t === type }, t)))));
     row.querySelector('input').addEventListener('input', () => {
       if (row === body.lastElementChild) addRow();
+      const known = keys && keys.find((k) => k.key === keyInput.value);
+      if (known && known.type) row.querySelector('select').value = known.type;
     });
     body.append(row);
   };
@@ -114,7 +133,7 @@ export function argsEditor(name, initial = {}, { placeholder = 'x-message-ttl' }
   }
   addRow();
   const element = h('table', { class: 'args', 'aria-label': 'Arguments' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Value'), h('th', {}, 'Type'))), body);
+    h('thead', {}, h('tr', {}, h('th', {}, 'Name', suggestions), h('th', {}, 'Value'), h('th', {}, 'Type'))), body);
   return {
     element,
     clear() {

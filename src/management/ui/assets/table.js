@@ -52,9 +52,11 @@ export function staticTable(columns, items, { empty = 'None.', rowKey, caption }
 
 /**
  * A server-paged list of `path` (e.g. '/api/queues'; the selected vhost is appended when
- * `perVhost`). Returns `{element, refresh()}`; the page registers `refresh` with onRefresh.
+ * `perVhost`, or `vhostPath(vhost)` gives the path when the API spells it differently, as
+ * `/api/vhosts/{vhost}/connections`). Returns `{element, refresh()}`; the page registers
+ * `refresh` with onRefresh.
  */
-export function listTable({ path, perVhost = true, columns, rowKey, label, defaultSort, pageSize = 50, fields }) {
+export function listTable({ path, perVhost = true, vhostPath, columns, rowKey, label, defaultSort, pageSize = 50, fields }) {
   const query = { page: 1, name: '', regex: false, sort: defaultSort || null, reverse: false, pageSize };
   const filter = h('input', {
     type: 'search', name: 'filter', placeholder: 'Filter by name', 'aria-label': `Filter ${label}`,
@@ -88,7 +90,10 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
     if (query.name) { params.set('name', query.name); params.set('use_regex', String(query.regex)); }
     if (query.sort) { params.set('sort', query.sort); params.set('sort_reverse', String(query.reverse)); }
     if (fields) params.set('columns', fields.join(','));
-    const base = perVhost && state.vhost ? `${path}/${encodeURIComponent(state.vhost)}` : path;
+    let base = path;
+    if (perVhost && state.vhost) {
+      base = vhostPath ? vhostPath(state.vhost) : `${path}/${encodeURIComponent(state.vhost)}`;
+    }
     let result;
     const ticket = ++requests;
     try {
@@ -116,8 +121,8 @@ export function listTable({ path, perVhost = true, columns, rowKey, label, defau
       : h('tr', {}, h('td', { colspan: columns.length, class: 'muted empty' }, `No ${label}.`))));
     if (head || body) table.replaceChildren(head || table.tHead, body || table.tBodies[0]);
     summary.textContent = result.filtered_count === result.total_count
-      ? `${fmt.num(result.total_count)} ${label}`
-      : `${fmt.num(result.filtered_count)} of ${fmt.num(result.total_count)} ${label}`;
+      ? `${fmt.num(result.total_count)} ${counted(result.total_count, label)}`
+      : `${fmt.num(result.filtered_count)} of ${fmt.num(result.total_count)} ${counted(result.total_count, label)}`;
     if (redraw(pager, 'pages', `${result.page}/${result.page_count}`, () => true)) {
       pager.replaceChildren(...pagerButtons(result, (pageNumber) => { query.page = pageNumber; refresh(); }));
     }
@@ -138,6 +143,11 @@ function redraw(element, part, key, make) {
   if (drawn[part] === key) return null;
   drawnFrom.set(element, { ...drawn, [part]: key });
   return make();
+}
+
+/** "1 queue", "2 queues", "1 policy": the label is plural; one thing drops its ending. */
+function counted(count, label) {
+  return count === 1 ? label.replace(/ies$/, 'y').replace(/s$/, '') : label;
 }
 
 function pagerButtons(result, go) {
