@@ -90,7 +90,8 @@ class Ui:
 
     def login(self, user="guest", password="guest"):
         self.open("#/")
-        self.driver.execute_script("sessionStorage.clear()")
+        # Each test starts as a new visitor: no credentials, default refresh interval.
+        self.driver.execute_script("sessionStorage.clear(); localStorage.clear()")
         self.driver.refresh()
         self.type("#login-username", user)
         self.type("#login-password", password)

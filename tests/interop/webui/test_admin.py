@@ -142,7 +142,7 @@ def test_a_policy_made_with_the_form_keeps_its_number(ui, api):
         ui.type("form#policy-form [name='definition-key']", "max-length")
         ui.finds("form#policy-form [name='definition-value']")[0].send_keys("-4")
         ui.submit("policy-form")
-        assert "400" in ui.toast()
+        ui.wait_text("400", css="#toasts")
         ui.shot("policy-refused")
 
         ui.click_button("Delete", within=f"tr[data-key='//{name}']")
