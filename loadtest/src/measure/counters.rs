@@ -19,6 +19,9 @@ pub struct Counters {
     pub delivered: AtomicU64,
     /// Deliveries a consumer accepted (acked, or received with auto-ack).
     pub accepted: AtomicU64,
+    /// Accepted deliveries of an id the same consumer had accepted before. Ids accepted by two
+    /// different consumers are only found when their sets are merged at the end.
+    pub duplicates: AtomicU64,
     pub connections_opened: AtomicU64,
     /// Metadata changes the broker answered (declare-ok, bind-ok, delete-ok of the declare
     /// scenario), added to one by one: each is a round trip anyway.
@@ -40,6 +43,7 @@ impl Default for Counters {
             returned: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
             connections_opened: AtomicU64::new(0),
             metadata_changes: AtomicU64::new(0),
             queue_depth: AtomicU64::new(DEPTH_UNKNOWN),
@@ -57,6 +61,7 @@ pub struct CounterSnapshot {
     pub returned: u64,
     pub delivered: u64,
     pub accepted: u64,
+    pub duplicates: u64,
     pub connections_opened: u64,
     pub metadata_changes: u64,
 }
@@ -96,6 +101,7 @@ impl Counters {
             returned: get(&self.returned),
             delivered: get(&self.delivered),
             accepted: get(&self.accepted),
+            duplicates: get(&self.duplicates),
             connections_opened: get(&self.connections_opened),
             metadata_changes: get(&self.metadata_changes),
         }

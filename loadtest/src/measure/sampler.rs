@@ -17,7 +17,8 @@ use crate::client::{AmqpUri, Connection};
 
 use super::counters::{CounterSnapshot, Counters, DEPTH_UNKNOWN};
 use super::proc_stat::{cpu_seconds, rss_kib, Process};
-use super::progress::Progress;
+use super::progress::{Live, Progress};
+use super::run_status::RunStatus;
 use super::timeline::Timeline;
 
 /// Sampling period: the width of every time-series bucket (the last one may be shorter).
@@ -84,6 +85,8 @@ pub struct SamplerConfig {
     pub epoch: Instant,
     /// Time between two queue depth polls.
     pub depth_interval: Duration,
+    /// The scenario's phase, for the progress line.
+    pub status: Arc<RunStatus>,
 }
 
 /// Starts the sampler; it returns its series when `stop` is set.
@@ -139,8 +142,10 @@ fn run(config: &SamplerConfig, counters: &Counters, stop: &AtomicBool) -> Series
         }
         if Instant::now() >= next_sample {
             next_sample += SAMPLE_PERIOD;
-            sampler.sample(Instant::now());
-            progress.update(&sampler.series);
+            let now = Instant::now();
+            sampler.sample(now);
+            let live = Live::now(&sampler.last, &config.status, now);
+            progress.update(&sampler.series, &live);
         }
         // Sleep in short steps so a stop request is noticed quickly.
         let left = next_poll

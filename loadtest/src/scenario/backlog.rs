@@ -47,6 +47,7 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
     let troubled = start_trouble(ctx, &queue)?;
     let trouble_end =
         Instant::now() + Duration::from_secs_f64(ctx.args.backlog.trouble_time.max(0.0));
+    ctx.status.plan_end(trouble_end);
     while Instant::now() < trouble_end {
         std::thread::sleep(Duration::from_millis(20));
     }

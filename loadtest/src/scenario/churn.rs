@@ -47,8 +47,13 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
         );
     }
     ctx.publish_started_s = Some(ctx.now_s());
-    let time = publish_time(ctx).unwrap_or(super::run_context::RUN_TIME_DEFAULT_S);
-    std::thread::sleep(Duration::from_secs_f64(time.max(0.0)));
+    let time = Duration::from_secs_f64(
+        publish_time(ctx)
+            .unwrap_or(super::run_context::RUN_TIME_DEFAULT_S)
+            .max(0.0),
+    );
+    ctx.status.plan_end(Instant::now() + time);
+    std::thread::sleep(time);
     stop.store(true, Ordering::Relaxed);
     for thread in threads {
         let (result, latency) = thread.join().unwrap_or_else(|_| {

@@ -2,7 +2,7 @@
 //! `--consumers-join-after` seconds, then the consumers join and must catch up while publishing
 //! goes on. The depth chart shows whether the consumers win.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::report::model::PhaseKind;
 
@@ -18,7 +18,9 @@ pub fn run(ctx: &mut RunContext) -> anyhow::Result<()> {
     ctx.phase("producers only", PhaseKind::Publish);
     start_producers(ctx, &queues, &exchange)?;
     let join_after = ctx.args.late.consumers_join_after.max(0.0);
-    std::thread::sleep(Duration::from_secs_f64(join_after));
+    let wait = Duration::from_secs_f64(join_after);
+    ctx.status.plan_end(Instant::now() + wait);
+    std::thread::sleep(wait);
     ctx.phase("consumers joined", PhaseKind::Consume);
     let consumers = ctx.args.consumers.max(1);
     ctx.spawn_flag_consumers(&queues, consumers)?;

@@ -17,6 +17,7 @@ use crate::client::{AmqpUri, Connection, QueueOptions, ServerInfo};
 use crate::measure::counters::{CounterSnapshot, Counters};
 use crate::measure::latency::LatencyHistogram;
 use crate::measure::proc_stat::{cpu_seconds, rss_kib, Process};
+use crate::measure::run_status::RunStatus;
 use crate::measure::sampler::{self, SamplerConfig, Series};
 use crate::message_id::MESSAGE_STAMP_SIZE;
 use crate::report::model::{DeclareResults, DelayedResults, Phase, PhaseKind, RetryResults};
@@ -39,6 +40,8 @@ pub struct RunContext {
     pub uri: AmqpUri,
     pub epoch: Instant,
     pub counters: Arc<Counters>,
+    /// The current phase and its planned end, for the progress line.
+    pub status: Arc<RunStatus>,
     pub server: ServerInfo,
     pub started_unix_ms: u64,
     setup: Option<Connection>,
@@ -107,6 +110,7 @@ impl RunContext {
             uri,
             epoch: Instant::now(),
             counters: Arc::new(Counters::default()),
+            status: Arc::new(RunStatus::default()),
             server,
             started_unix_ms,
             setup: Some(setup),
@@ -263,6 +267,7 @@ impl RunContext {
             progress: !self.args.quiet,
             epoch: self.epoch,
             depth_interval: Duration::from_millis(self.args.depth_interval_ms.max(1)),
+            status: Arc::clone(&self.status),
         };
         self.sampler = Some(sampler::start(
             config,
@@ -295,6 +300,7 @@ impl RunContext {
     ) -> anyhow::Result<()> {
         let index = u16::try_from(self.producers.len() + self.producer_results.len())
             .context("at most 65536 producers")?;
+        self.status.set_deliveries_per_publish(groups.len() as u64);
         let config = ProducerConfig {
             index,
             uri: self.uri.clone(),
@@ -426,6 +432,9 @@ impl RunContext {
     /// the last message was published (or, with confirms, confirmed).
     pub fn publish_until_done(&mut self, time_s: Option<f64>) {
         let deadline = time_s.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        if let Some(deadline) = deadline {
+            self.status.plan_end(deadline);
+        }
         while !self.producers.iter().all(|(h, _)| h.is_finished()) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
@@ -527,6 +536,7 @@ impl RunContext {
     pub fn phase(&mut self, name: &str, kind: PhaseKind) {
         let now = self.now_s();
         self.end_phase(now);
+        self.status.start_phase(name);
         let depth = self.poll_depth_now();
         self.read_broker_rss();
         self.phase_start_counts = self.counters.snapshot();

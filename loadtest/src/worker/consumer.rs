@@ -259,6 +259,7 @@ impl Consumer<'_> {
             }
             self.now_ns = self.clock_ns();
             let (delivered, accepted) = (self.result.deliveries, self.result.accepted);
+            let duplicates = self.result.ids.duplicates();
             let mut step = Step::Continue;
             while let Some((frame, used)) = scan_frame(read.unread(), self.frame_max)? {
                 step = self.on_frame(frame)?;
@@ -268,6 +269,10 @@ impl Consumer<'_> {
                 }
             }
             Counters::add(&self.counters.delivered, self.result.deliveries - delivered);
+            Counters::add(
+                &self.counters.duplicates,
+                self.result.ids.duplicates() - duplicates,
+            );
             self.counters
                 .add_accepted(self.result.accepted - accepted, self.clock_ns());
             self.queue_ack();

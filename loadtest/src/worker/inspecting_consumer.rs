@@ -235,6 +235,7 @@ impl Inspector<'_> {
             }
             self.now_ns = self.clock_ns();
             let (delivered, accepted) = (self.result.base.deliveries, self.result.base.accepted);
+            let duplicates = self.result.base.ids.duplicates();
             let mut cancelled = false;
             while let Some((frame, used)) = scan_frame(read.unread(), self.frame_max)? {
                 cancelled = self.on_frame(frame)?;
@@ -246,6 +247,10 @@ impl Inspector<'_> {
             Counters::add(
                 &self.counters.delivered,
                 self.result.base.deliveries - delivered,
+            );
+            Counters::add(
+                &self.counters.duplicates,
+                self.result.base.ids.duplicates() - duplicates,
             );
             self.counters
                 .add_accepted(self.result.base.accepted - accepted, self.clock_ns());
