@@ -87,21 +87,8 @@ pub fn apply(mut items: Vec<Value>, query: &Query) -> Result<Value, ListError> {
     if query.get("page").is_none() && !query.flag("pagination") {
         return Ok(Value::Array(project(items)));
     }
-    let page = parse_number(query.get("page"), 1, "page")?;
-    let page_size = parse_number(query.get("page_size"), PAGE_SIZE_DEFAULT, "page_size")?;
-    if page == 0 {
-        return Err(ListError("Page out of range".into()));
-    }
-    if page_size == 0 || page_size > PAGE_SIZE_MAX {
-        return Err(ListError(format!(
-            "Invalid page size {page_size}: must be between 1 and {PAGE_SIZE_MAX}"
-        )));
-    }
     let filtered_count = items.len();
-    let page_count = filtered_count.div_ceil(page_size).max(1);
-    if page > page_count {
-        return Err(ListError("Page out of range".into()));
-    }
+    let (page, page_size, page_count) = page_bounds(filtered_count, query)?;
     let on_page: Vec<Value> = items
         .into_iter()
         .skip((page - 1) * page_size)
@@ -129,16 +116,7 @@ fn parse_number(text: Option<&str>, default: usize, name: &str) -> Result<usize,
 }
 
 fn filter_by_name(items: Vec<Value>, name: &str, use_regex: bool) -> Result<Vec<Value>, ListError> {
-    let matches: Box<dyn Fn(&str) -> bool> = if use_regex {
-        let regex = regex::RegexBuilder::new(name)
-            .size_limit(1 << 20)
-            .build()
-            .map_err(|error| ListError(format!("invalid regex: {error}")))?;
-        Box::new(move |text| regex.is_match(text))
-    } else {
-        let needle = name.to_lowercase();
-        Box::new(move |text| text.to_lowercase().contains(&needle))
-    };
+    let matches = name_matcher(name, use_regex)?;
     Ok(items
         .into_iter()
         .filter(|item| {
@@ -147,6 +125,127 @@ fn filter_by_name(items: Vec<Value>, name: &str, use_regex: bool) -> Result<Vec<
                 .is_some_and(&matches)
         })
         .collect())
+}
+
+/// The `name` filter: a case-insensitive substring, or a regex with `use_regex=true`.
+fn name_matcher(name: &str, use_regex: bool) -> Result<Box<dyn Fn(&str) -> bool>, ListError> {
+    if use_regex {
+        let regex = regex::RegexBuilder::new(name)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|error| ListError(format!("invalid regex: {error}")))?;
+        Ok(Box::new(move |text| regex.is_match(text)))
+    } else {
+        let needle = name.to_lowercase();
+        Ok(Box::new(move |text| text.to_lowercase().contains(&needle)))
+    }
+}
+
+/// An object of a costly list, known by the names it can be sorted by before it is built.
+pub struct Keyed<T> {
+    pub vhost: String,
+    pub name: String,
+    pub object: T,
+}
+
+/// A page chosen before its items are built, and the counts its answer reports.
+pub struct EarlyPage<T> {
+    pub objects: Vec<T>,
+    total_count: usize,
+    filtered_count: usize,
+    page: usize,
+    page_count: usize,
+    page_size: usize,
+}
+
+/// For lists whose items are costly to build (a queue's JSON resolves its policy and reads its
+/// statistics): when the query asks for one page, sorted by nothing, `name` or `vhost`, the
+/// page is chosen among the keys, the same one `apply` would pick from the built items, and
+/// only its objects are built (`EarlyPage::answer`). Only for queries that need not have every item
+/// built (`pages_early` is false: no pagination, or a sort by another field).
+pub fn early_page<T>(mut keyed: Vec<Keyed<T>>, query: &Query) -> Result<EarlyPage<T>, ListError> {
+    let sort = query.get("sort").filter(|field| !field.is_empty());
+    {
+        let total_count = keyed.len();
+        if let Some(name) = query.get("name").filter(|name| !name.is_empty()) {
+            let matches = name_matcher(name, query.flag("use_regex"))?;
+            keyed.retain(|item| matches(&item.name));
+        }
+        match sort {
+            Some("name") => keyed.sort_by(|a, b| a.name.cmp(&b.name)),
+            Some(_) => keyed.sort_by(|a, b| a.vhost.cmp(&b.vhost)),
+            None => {}
+        }
+        if query.flag("sort_reverse") {
+            keyed.reverse();
+        }
+        let (page, page_size, page_count) = page_bounds(keyed.len(), query)?;
+        let filtered_count = keyed.len();
+        let objects = keyed
+            .into_iter()
+            .skip((page - 1) * page_size)
+            .take(page_size)
+            .map(|item| item.object)
+            .collect();
+        Ok(EarlyPage {
+            objects,
+            total_count,
+            filtered_count,
+            page,
+            page_count,
+            page_size,
+        })
+    }
+}
+
+/// Whether `early_page` can choose the query's page before the items are built.
+pub fn pages_early(query: &Query) -> bool {
+    let paged = query.get("page").is_some() || query.flag("pagination");
+    let sort = query.get("sort").filter(|field| !field.is_empty());
+    paged && matches!(sort, None | Some("name" | "vhost"))
+}
+
+impl<T> EarlyPage<T> {
+    /// The paged answer for the page's built `items` (in the page's order), with the query's
+    /// columns.
+    pub fn answer(&self, items: Vec<Value>, query: &Query) -> Value {
+        let items: Vec<Value> = match query.get("columns").filter(|c| !c.is_empty()) {
+            Some(columns) => items
+                .iter()
+                .map(|item| only_columns(item, columns))
+                .collect(),
+            None => items,
+        };
+        json!({
+            "filtered_count": self.filtered_count,
+            "item_count": items.len(),
+            "items": items,
+            "page": self.page,
+            "page_count": self.page_count,
+            "page_size": self.page_size,
+            "total_count": self.total_count,
+        })
+    }
+}
+
+/// The page, page size and page count a query asks for among `filtered_count` items, or
+/// RabbitMQ's refusal.
+fn page_bounds(filtered_count: usize, query: &Query) -> Result<(usize, usize, usize), ListError> {
+    let page = parse_number(query.get("page"), 1, "page")?;
+    let page_size = parse_number(query.get("page_size"), PAGE_SIZE_DEFAULT, "page_size")?;
+    if page == 0 {
+        return Err(ListError("Page out of range".into()));
+    }
+    if page_size == 0 || page_size > PAGE_SIZE_MAX {
+        return Err(ListError(format!(
+            "Invalid page size {page_size}: must be between 1 and {PAGE_SIZE_MAX}"
+        )));
+    }
+    let page_count = filtered_count.div_ceil(page_size).max(1);
+    if page > page_count {
+        return Err(ListError("Page out of range".into()));
+    }
+    Ok((page, page_size, page_count))
 }
 
 /// The value at a dotted path, if every step exists.
@@ -208,6 +307,48 @@ fn insert_path(out: &mut Map<String, Value>, path: &[&str], value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The early page is the page `apply` picks from the built items, for every query it
+    /// takes, and refuses what `apply` refuses.
+    #[test]
+    fn an_early_page_is_the_page_apply_would_choose() {
+        let objects: Vec<(String, String)> = (0..23)
+            .map(|i| (format!("v{}", i % 3), format!("q-{:02}", (i * 7) % 23)))
+            .collect();
+        let built = |objects: &[(String, String)]| -> Vec<Value> {
+            objects
+                .iter()
+                .map(|(vhost, name)| json!({"vhost": vhost, "name": name, "messages": 1}))
+                .collect()
+        };
+        for query in [
+            "pagination=true",
+            "page=2&page_size=5&sort=name",
+            "page=3&page_size=4&sort=name&sort_reverse=true",
+            "page=1&page_size=3&sort=vhost",
+            "page=2&page_size=2&name=Q-1",
+            "page=1&page_size=4&name=%5Eq-0%5B2-5%5D&use_regex=true&columns=name",
+            "page=9&page_size=5",
+            "page=1&page_size=501",
+            "page=1&name=(&use_regex=true",
+        ] {
+            let query = Query::parse(Some(query));
+            assert!(pages_early(&query));
+            let keyed = objects
+                .iter()
+                .map(|(vhost, name)| Keyed {
+                    vhost: vhost.clone(),
+                    name: name.clone(),
+                    object: (vhost.clone(), name.clone()),
+                })
+                .collect();
+            let early =
+                early_page(keyed, &query).map(|page| page.answer(built(&page.objects), &query));
+            assert_eq!(early, apply(built(&objects), &query), "{query:?}");
+        }
+        assert!(!pages_early(&Query::parse(Some("page=1&sort=messages"))));
+        assert!(!pages_early(&Query::parse(Some("sort=name"))));
+    }
 
     fn items() -> Vec<Value> {
         vec![
