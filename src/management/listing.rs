@@ -127,8 +127,10 @@ fn filter_by_name(items: Vec<Value>, name: &str, use_regex: bool) -> Result<Vec<
         .collect())
 }
 
+type NameMatcher = Box<dyn Fn(&str) -> bool>;
+
 /// The `name` filter: a case-insensitive substring, or a regex with `use_regex=true`.
-fn name_matcher(name: &str, use_regex: bool) -> Result<Box<dyn Fn(&str) -> bool>, ListError> {
+fn name_matcher(name: &str, use_regex: bool) -> Result<NameMatcher, ListError> {
     if use_regex {
         let regex = regex::RegexBuilder::new(name)
             .size_limit(1 << 20)
