@@ -12,6 +12,11 @@ pub const CONSUMER_TIMEOUT_MS_DEFAULT: u64 = 1_800_000;
 /// Default of `Config::stats_interval`, in milliseconds.
 pub const STATS_INTERVAL_MS_DEFAULT: u64 = 5_000;
 
+/// Default of `Config::listen_retry`, in seconds: far longer than a dead broker's sockets
+/// outlive it (milliseconds; a few hundred on a busy disk), short enough that a port another
+/// program holds is reported soon.
+pub const LISTEN_RETRY_SECS_DEFAULT: u64 = 10;
+
 /// Default of `Config::metadata_compaction_bytes`.
 pub const METADATA_COMPACTION_BYTES_DEFAULT: u64 = 16 << 20;
 
@@ -57,6 +62,12 @@ pub struct Config {
     pub management_listen: Option<SocketAddr>,
     /// Where Prometheus metrics are served (RabbitMQ: 15692); None: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// How long start-up keeps trying to bind a listening address that is still in use
+    /// (EADDRINUSE) before it gives up; zero fails at once. A broker killed a moment ago keeps
+    /// its listening sockets open for some milliseconds after it is gone, while the kernel
+    /// tears down its io_uring instance (which still holds an accept and disk I/O), and a
+    /// supervisor restarting it at once would otherwise see the port taken.
+    pub listen_retry: Duration,
     /// How often the management API samples every shard's counters; rates are the change
     /// between the last two samples (RabbitMQ collects every 5 s).
     pub stats_interval: Duration,
@@ -87,6 +98,7 @@ impl Default for Config {
             management_listen: None,
             metrics_listen: None,
             stats_interval: Duration::from_millis(STATS_INTERVAL_MS_DEFAULT),
+            listen_retry: Duration::from_secs(LISTEN_RETRY_SECS_DEFAULT),
             storage_fault: None,
         }
     }

@@ -22,6 +22,11 @@ struct Cli {
     /// Address of the Prometheus metrics endpoint (/metrics).
     #[arg(long, default_value = "0.0.0.0:15692")]
     metrics_listen: SocketAddr,
+    /// How long to keep trying to bind a listening address that is still in use, in seconds
+    /// (0: fail at once). A broker killed a moment ago holds its ports for a few more
+    /// milliseconds; another live program holding one makes the start fail after this time.
+    #[arg(long, default_value_t = hare::config::LISTEN_RETRY_SECS_DEFAULT)]
+    listen_retry_secs: u64,
     /// How often the management API samples statistics for its rates, in milliseconds.
     #[arg(long, default_value_t = hare::config::STATS_INTERVAL_MS_DEFAULT, hide = true)]
     stats_interval_ms: u64,
@@ -104,6 +109,7 @@ fn main() -> anyhow::Result<()> {
         management_listen: Some(cli.management_listen),
         metrics_listen: Some(cli.metrics_listen),
         stats_interval: std::time::Duration::from_millis(cli.stats_interval_ms.max(100)),
+        listen_retry: std::time::Duration::from_secs(cli.listen_retry_secs),
         default_user: setting(
             cli.default_user,
             "HARE_DEFAULT_USER",

@@ -1,17 +1,19 @@
-//! Start-up and shut-down: check that io_uring and enough locked memory are available, bind the
-//! AMQP listener, create the shard mesh, start one glommio executor per shard, hand accepted
+//! Start-up and shut-down: check that io_uring and enough locked memory are available, lock the
+//! data directory, bind the listeners (waiting a bounded time for an address a broker that just
+//! died still holds), create the shard mesh, start one glommio executor per shard, hand accepted
 //! sockets to the least-loaded shard (which serves them with the `ServeConnection` start-up was
 //! given), and stop everything when asked.
 //!
 //! The listener is a plain `std` socket (no SO_REUSEPORT: glommio's own `bind` sets it, and a
 //! stray process on the same port would then silently take connections).
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::net::{AcceptedTcpStream, TcpListener};
@@ -55,10 +57,12 @@ pub enum StartError {
         needed_bytes: u64,
         shards: usize,
     },
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {source}{}", waited_for(*.waited))]
     Listen {
         address: SocketAddr,
         source: std::io::Error,
+        /// How long start-up kept trying while the address was in use (zero: it did not).
+        waited: Duration,
     },
     #[error("cannot start shard executor: {0}")]
     Executor(#[source] glommio::GlommioError<()>),
@@ -82,6 +86,17 @@ pub enum StartError {
     },
     #[error("the data directory was written with {written} shards; start with --shards {written} (changing the shard count of existing data is not supported yet)")]
     ShardCountChanged { written: u16 },
+}
+
+/// The end of a `StartError::Listen` message when start-up waited for the address.
+fn waited_for(waited: Duration) -> String {
+    if waited.is_zero() {
+        return String::new();
+    }
+    format!(
+        " (still in use after waiting {:.1} s: another program listens there)",
+        waited.as_secs_f64()
+    )
 }
 
 /// A running broker: where it listens, and how to stop it.
@@ -142,10 +157,15 @@ pub fn start(
     let mut metadata_log = Some(metadata.log);
     let definitions = Arc::new(metadata.snapshot);
     let mut load_definitions = read_definitions_file(&config)?;
-    let (listener, local_addr) = bind_listener(config.listen)?;
+    // The data directory lock proves no live Hare uses this directory; an address still in
+    // use now is most likely held by the broker that used it and just died, so each bind
+    // waits for it until one shared deadline.
+    let bind_deadline = Instant::now() + config.listen_retry;
+    let bind = |address| bind_listener(address, bind_deadline);
+    let (listener, local_addr) = bind(config.listen)?;
     let mut listener_fd = Some(listener.into_raw_fd());
-    let management = config.management_listen.map(bind_listener).transpose()?;
-    let metrics = config.metrics_listen.map(bind_listener).transpose()?;
+    let management = config.management_listen.map(bind).transpose()?;
+    let metrics = config.metrics_listen.map(bind).transpose()?;
     let management_addr = management.as_ref().map(|(_, address)| *address);
     let metrics_addr = metrics.as_ref().map(|(_, address)| *address);
     // Every shard sees the addresses actually bound (port 0 picks one): the management API
@@ -268,11 +288,66 @@ fn open_metadata(config: &Config) -> Result<metadata_recovery::OpenedMetadata, S
     Ok(metadata)
 }
 
-/// Binds the AMQP listener, returning it with the address it got (the port, for port 0).
-fn bind_listener(address: SocketAddr) -> Result<(StdTcpListener, SocketAddr), StartError> {
-    let listen_error = |source| StartError::Listen { address, source };
-    let listener = StdTcpListener::bind(address).map_err(listen_error)?;
-    let local_addr = listener.local_addr().map_err(listen_error)?;
+/// First and longest pause between two attempts to bind an address in use.
+const BIND_BACKOFF_FIRST: Duration = Duration::from_millis(20);
+const BIND_BACKOFF_MAX: Duration = Duration::from_millis(250);
+
+/// Binds a listener, returning it with the address it got (the port, for port 0). While the
+/// address is in use (EADDRINUSE) it tries again, with a growing pause, until `deadline`: a
+/// killed broker's listening socket stays open until the kernel has torn down its io_uring
+/// instance, some milliseconds after the process is gone. Any other error fails at once.
+///
+/// std's bind sets SO_REUSEADDR, which lets the port be reused at once from connections in
+/// TIME_WAIT but never while any socket listens on it; and Hare never sets SO_REUSEPORT, so
+/// a live program on the port makes this fail at the deadline rather than share it.
+fn bind_listener(
+    address: SocketAddr,
+    deadline: Instant,
+) -> Result<(StdTcpListener, SocketAddr), StartError> {
+    let started = Instant::now();
+    let mut pause = BIND_BACKOFF_FIRST;
+    let mut waiting = false;
+    let listener = loop {
+        match StdTcpListener::bind(address) {
+            Ok(listener) => break listener,
+            Err(source) if source.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                if !waiting {
+                    waiting = true;
+                    tracing::warn!(
+                        %address,
+                        wait_secs = deadline.saturating_duration_since(started).as_secs_f64(),
+                        "address in use (a broker that just stopped may still hold it); waiting for it"
+                    );
+                }
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(BIND_BACKOFF_MAX);
+            }
+            Err(source) => {
+                let waited = if waiting {
+                    started.elapsed()
+                } else {
+                    Duration::ZERO
+                };
+                return Err(StartError::Listen {
+                    address,
+                    source,
+                    waited,
+                });
+            }
+        }
+    };
+    if waiting {
+        tracing::info!(
+            %address,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "address free again; listening"
+        );
+    }
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        address,
+        source,
+        waited: Duration::ZERO,
+    })?;
     Ok((listener, local_addr))
 }
 

@@ -69,6 +69,12 @@ impl Events {
             .expect("channel event stream ended")
     }
 
+    /// The next event, waiting without a limit; None once the stream ends. For a task that
+    /// is aborted when it is no longer needed.
+    pub async fn next_unbounded(&mut self) -> Option<Event> {
+        self.0.recv().await
+    }
+
     /// An event the server already sent, if any, without waiting.
     pub fn already_sent(&mut self) -> Option<Event> {
         self.0.try_recv().ok()

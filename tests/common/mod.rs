@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 pub struct Broker {
     child: Child,
     pub addr: SocketAddr,
-    /// The management HTTP API and the metrics endpoint (both on 127.0.0.1, port 0).
+    /// The management HTTP API and the metrics endpoint (127.0.0.1, port 0 unless `start_on`
+    /// chose the ports).
     pub management: SocketAddr,
     pub metrics: SocketAddr,
     /// The broker's stdout, kept open so its later prints never hit a closed pipe.
@@ -47,18 +48,23 @@ impl Broker {
         let data_dir = fresh_data_dir();
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).expect("create test data dir");
-        Broker::spawn(&data_dir, shards, extra_args)
+        Broker::spawn(&data_dir, shards, Listen::ANY, extra_args)
     }
 
     /// A broker on an existing data directory, which is NOT wiped: it recovers what is there.
     /// The new broker owns the directory again and deletes it when dropped.
     pub fn start_in(data_dir: &Path, shards: usize) -> Broker {
-        Broker::spawn(data_dir, shards, &[])
+        Broker::spawn(data_dir, shards, Listen::ANY, &[])
     }
 
     /// `start_in` with extra command-line arguments.
     pub fn start_in_with(data_dir: &Path, shards: usize, extra_args: &[&str]) -> Broker {
-        Broker::spawn(data_dir, shards, extra_args)
+        Broker::spawn(data_dir, shards, Listen::ANY, extra_args)
+    }
+
+    /// `start_in_with` on fixed addresses, for a restart that must get the same ports.
+    pub fn start_on(data_dir: &Path, shards: usize, listen: Listen, extra_args: &[&str]) -> Broker {
+        Broker::spawn(data_dir, shards, listen, extra_args)
     }
 
     /// Runs the binary on `data_dir` expecting it to refuse to start; returns its exit status
@@ -73,7 +79,17 @@ impl Broker {
         shards: usize,
         extra_args: &[&str],
     ) -> (ExitStatus, String) {
-        let mut child = broker_command(data_dir, shards, extra_args)
+        Broker::start_failure_on(data_dir, shards, Listen::ANY, extra_args)
+    }
+
+    /// `start_failure_with` on fixed addresses.
+    pub fn start_failure_on(
+        data_dir: &Path,
+        shards: usize,
+        listen: Listen,
+        extra_args: &[&str],
+    ) -> (ExitStatus, String) {
+        let mut child = broker_command(data_dir, shards, listen, extra_args)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn hare");
@@ -113,8 +129,8 @@ impl Broker {
         (status, err.join().expect("stderr reader"))
     }
 
-    fn spawn(data_dir: &Path, shards: usize, extra_args: &[&str]) -> Broker {
-        let mut child = broker_command(data_dir, shards, extra_args)
+    fn spawn(data_dir: &Path, shards: usize, listen: Listen, extra_args: &[&str]) -> Broker {
+        let mut child = broker_command(data_dir, shards, listen, extra_args)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn hare");
@@ -229,12 +245,46 @@ pub fn fresh_data_dir() -> PathBuf {
     ))
 }
 
-fn broker_command(data_dir: &Path, shards: usize, extra_args: &[&str]) -> Command {
+/// Where a test broker's three listeners go.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    pub amqp: SocketAddr,
+    pub management: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+impl Listen {
+    /// 127.0.0.1 port 0 for each: the broker picks free ports and prints them.
+    pub const ANY: Listen = Listen {
+        amqp: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0),
+        management: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0),
+        metrics: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0),
+    };
+
+    /// Three distinct ports free right now on 127.0.0.1 (bound together on port 0, then
+    /// released), for brokers that must come back on the same ports.
+    pub fn free() -> Listen {
+        let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let (amqp, management, metrics) = (bind(), bind(), bind());
+        let address = |listener: &std::net::TcpListener| listener.local_addr().expect("address");
+        Listen {
+            amqp: address(&amqp),
+            management: address(&management),
+            metrics: address(&metrics),
+        }
+    }
+}
+
+fn broker_command(data_dir: &Path, shards: usize, listen: Listen, extra_args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hare"));
     command
-        .args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string()])
-        .args(["--management-listen", "127.0.0.1:0"])
-        .args(["--metrics-listen", "127.0.0.1:0"])
+        .arg("--listen")
+        .arg(listen.amqp.to_string())
+        .args(["--shards", &shards.to_string()])
+        .arg("--management-listen")
+        .arg(listen.management.to_string())
+        .arg("--metrics-listen")
+        .arg(listen.metrics.to_string())
         .arg("--data-dir")
         .arg(data_dir)
         // Small segments keep each test broker's disk work small.
