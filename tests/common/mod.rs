@@ -135,6 +135,7 @@ impl Broker {
             .spawn()
             .expect("spawn hare");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let started = start_watchdog(child.id());
         let mut management = None;
         let mut metrics = None;
         // One line per control-plane listener, then the AMQP address line.
@@ -150,9 +151,12 @@ impl Broker {
                     .strip_prefix("hare listening on ")
                     .and_then(|rest| rest.split_whitespace().next())
                     .and_then(|word| word.parse().ok())
-                    .unwrap_or_else(|| panic!("hare did not print its address: {line:?}"));
+                    .unwrap_or_else(|| {
+                        panic!("hare did not print its address (killed after {START_LIMIT:?} without it?): {line:?}")
+                    });
             }
         };
+        let _ = started.send(());
         Broker {
             child,
             addr,
@@ -318,4 +322,20 @@ pub async fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// How long a broker may take to print its address before its test gives up on it.
+const START_LIMIT: Duration = Duration::from_secs(120);
+
+/// Kills the broker `pid` with SIGKILL unless told within `START_LIMIT` that it started: a
+/// start that hangs then fails its test (its stdout ends) instead of blocking the suite.
+fn start_watchdog(pid: u32) -> std::sync::mpsc::Sender<()> {
+    let (started, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(START_LIMIT) {
+            eprintln!("hare (pid {pid}) did not start within {START_LIMIT:?}: killing it");
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    started
 }
