@@ -33,11 +33,15 @@ export function lineChart({ title, series, format = fmt.rate, height = 170, wind
   return chart;
 }
 
-function draw(svg, legend, points, { series, format, height, windowMs }) {
+function draw(svg, legend, points, { series, format, height, windowMs: fullWindowMs }) {
   svg.replaceChildren();
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = height - MARGIN.top - MARGIN.bottom;
   const end = points.length ? points[points.length - 1].t : Date.now();
+  // A chart with a minute of history spreads that minute over its width rather than
+  // squeezing it into the right edge of the full window; it widens as history grows.
+  const span = points.length ? end - points[0].t : 0;
+  const windowMs = Math.max(Math.min(fullWindowMs, span), Math.min(fullWindowMs, 60 * 1000));
   const start = end - windowMs;
   const shown = points.filter((p) => p.t >= start);
   let max = 0;
@@ -53,8 +57,11 @@ function draw(svg, legend, points, { series, format, height, windowMs }) {
     svg.append(h('svg:line', { x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y(tick), y2: y(tick), class: 'grid' }));
     svg.append(h('svg:text', { x: MARGIN.left - 6, y: y(tick) + 4, class: 'axis', 'text-anchor': 'end' }, format(tick)));
   }
-  for (const t of timeTicks(start, end, windowMs)) {
-    svg.append(h('svg:text', { x: x(t), y: height - 6, class: 'axis', 'text-anchor': 'middle' }, fmt.clock(t).slice(0, 5)));
+  const { step, ticks: times } = timeTicks(start, end, windowMs);
+  for (const t of times) {
+    // Whole minutes read as HH:MM; steps under a minute need their seconds.
+    const label = step < 60e3 ? fmt.clock(t) : fmt.clock(t).slice(0, 5);
+    svg.append(h('svg:text', { x: x(t), y: height - 6, class: 'axis', 'text-anchor': 'middle' }, label));
   }
   series.forEach((s, index) => {
     const path = linePath(shown, s.key, x, y);
@@ -117,13 +124,13 @@ export function niceTicks(max) {
   return ticks;
 }
 
-/** Times for the time axis: whole minutes (or seconds for short windows), about five. */
+/** Times for the time axis, about five, and the step between them. */
 function timeTicks(start, end, windowMs) {
   const steps = [10e3, 30e3, 60e3, 120e3, 300e3, 600e3, 1800e3, 3600e3];
   const step = steps.find((s) => windowMs / s <= 6) || 3600e3;
   const ticks = [];
   for (let t = Math.ceil(start / step) * step; t <= end; t += step) ticks.push(t);
-  return ticks;
+  return { step, ticks };
 }
 
 /**
