@@ -17,6 +17,15 @@ pub const STATS_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// program holds is reported soon.
 pub const LISTEN_RETRY_SECS_DEFAULT: u64 = 10;
 
+/// Default of `Config::message_size_max`: RabbitMQ 3.13's `max_message_size` (128 MiB).
+pub const MESSAGE_SIZE_MAX_DEFAULT: u64 = 128 << 20;
+
+/// Default of `Config::frame_max`: RabbitMQ's `frame_max`.
+pub const FRAME_MAX_DEFAULT: u32 = 131_072;
+
+/// Default of `Config::channel_max`: RabbitMQ's `channel_max`.
+pub const CHANNEL_MAX_DEFAULT: u16 = 2047;
+
 /// Default of `Config::metadata_compaction_bytes`.
 pub const METADATA_COMPACTION_BYTES_DEFAULT: u64 = 16 << 20;
 
@@ -27,10 +36,18 @@ pub struct Config {
     pub shards: usize,
     /// Bind each shard to one CPU (production) or let the OS place them (tests).
     pub pin_shards: bool,
-    /// Largest frame we accept and propose in connection.tune.
+    /// Largest frame we accept and propose in connection.tune; a client may ask for less,
+    /// never for more or for no limit (0).
     pub frame_max: u32,
-    /// Highest channel number a client may open.
+    /// Channels a connection may have open at once, proposed in connection.tune; a client
+    /// may ask for fewer. 0: no limit.
     pub channel_max: u16,
+    /// Connections this node keeps open at once (RabbitMQ's `connection_max`); None: no
+    /// limit. A socket still in its handshake does not count.
+    pub connection_max: Option<u32>,
+    /// Queues this node holds, in all vhosts together (RabbitMQ's `cluster_queue_limit`);
+    /// None: no limit.
+    pub queue_max: Option<u32>,
     /// Heartbeat interval we propose; the client's tune-ok value is final.
     pub heartbeat_interval: Duration,
     /// Time a client has to finish the handshake (RabbitMQ: 10 s).
@@ -41,7 +58,8 @@ pub struct Config {
     /// (RabbitMQ's `consumer_timeout`; a queue's `x-consumer-timeout` overrides it). None
     /// disables it.
     pub consumer_timeout: Option<Duration>,
-    /// Largest message body accepted (RabbitMQ's default max_message_size: 16 MiB).
+    /// Largest message body accepted (RabbitMQ's `max_message_size`, 128 MiB by default),
+    /// checked against the content header's body size before any body frame is read.
     pub message_size_max: u64,
     /// The user `guest` may log in only from loopback addresses (RabbitMQ's default).
     pub guest_loopback_only: bool,
@@ -82,13 +100,15 @@ impl Default for Config {
             data_dir: PathBuf::from("hare-data"),
             shards: 1,
             pin_shards: false,
-            frame_max: 131_072,
-            channel_max: 2047,
+            frame_max: FRAME_MAX_DEFAULT,
+            channel_max: CHANNEL_MAX_DEFAULT,
+            connection_max: None,
+            queue_max: None,
             heartbeat_interval: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
             consumer_timeout: Some(Duration::from_millis(CONSUMER_TIMEOUT_MS_DEFAULT)),
-            message_size_max: 16 * 1024 * 1024,
+            message_size_max: MESSAGE_SIZE_MAX_DEFAULT,
             guest_loopback_only: true,
             default_user: "guest".into(),
             default_pass: "guest".into(),

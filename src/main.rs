@@ -47,9 +47,31 @@ struct Cli {
     /// argument overrides it.
     #[arg(long, default_value_t = hare::config::CONSUMER_TIMEOUT_MS_DEFAULT)]
     consumer_timeout_ms: u64,
-    /// Time a client has to finish the handshake, in milliseconds (tests shorten it).
-    #[arg(long, default_value_t = 10_000, hide = true)]
+    /// Time a client has to finish the handshake, in milliseconds (RabbitMQ's
+    /// handshake_timeout); a socket that has not opened by then is closed.
+    #[arg(long, default_value_t = 10_000)]
     handshake_timeout_ms: u64,
+    /// Largest message body accepted, in bytes (RabbitMQ's max_message_size); larger
+    /// publishes are refused with 406 PRECONDITION_FAILED.
+    #[arg(long, default_value_t = hare::config::MESSAGE_SIZE_MAX_DEFAULT)]
+    max_message_size: u64,
+    /// Largest frame, in bytes, proposed in connection.tune (RabbitMQ's frame_max; at least
+    /// 4096).
+    #[arg(long, default_value_t = hare::config::FRAME_MAX_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(4096..))]
+    frame_max: u32,
+    /// Channels per connection, proposed in connection.tune (RabbitMQ's channel_max; 0: no
+    /// limit).
+    #[arg(long, default_value_t = hare::config::CHANNEL_MAX_DEFAULT)]
+    channel_max: u16,
+    /// Open connections this node accepts at once (RabbitMQ's connection_max); more are
+    /// refused at connection.open with 530 NOT_ALLOWED. Default: no limit.
+    #[arg(long)]
+    max_connections: Option<u32>,
+    /// Queues this node holds in all vhosts together (RabbitMQ's cluster_queue_limit); more
+    /// are refused with 406 PRECONDITION_FAILED. Default: no limit.
+    #[arg(long)]
+    max_queues: Option<u32>,
     /// Size of each log segment file in bytes (tests use small segments).
     #[arg(long, default_value_t = hare_storage::SEGMENT_SIZE_BYTES_DEFAULT, hide = true)]
     segment_size_bytes: u64,
@@ -101,6 +123,11 @@ fn main() -> anyhow::Result<()> {
         pin_shards: cli.pin_shards,
         heartbeat_interval: std::time::Duration::from_secs(cli.heartbeat_secs),
         handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout_ms),
+        message_size_max: cli.max_message_size,
+        frame_max: cli.frame_max,
+        channel_max: cli.channel_max,
+        connection_max: cli.max_connections,
+        queue_max: cli.max_queues,
         consumer_timeout: (cli.consumer_timeout_ms > 0)
             .then(|| std::time::Duration::from_millis(cli.consumer_timeout_ms)),
         segment_size_bytes: cli.segment_size_bytes,

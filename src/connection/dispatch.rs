@@ -267,10 +267,15 @@ fn channel_lifecycle(
     let channel_max = state.channel_max;
     match (method, state.channels.get(&id).map(|c| c.state)) {
         (Method::ChannelOpen(_), None) => {
-            if id > channel_max {
+            // RabbitMQ bounds the number of open channels (closing ones included), not the
+            // channel numbers, and answers 530 with no method named.
+            let open = state.channels.len();
+            if channel_max != 0 && open >= usize::from(channel_max) {
                 return Err(Exception::connection(
-                    HardError::ChannelError,
-                    format!("channel {id} exceeds channel_max {channel_max}"),
+                    HardError::NotAllowed,
+                    format!(
+                        "number of channels opened ({open}) has reached the negotiated channel_max ({channel_max})"
+                    ),
                 ));
             }
             state.channels.insert(id, Channel::new(ChannelId(id)));

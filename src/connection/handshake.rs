@@ -20,7 +20,7 @@ use crate::protocol::{
     ConnectionStartOk, ConnectionTune, DecodeError, FieldTable, FieldValue, FrameType, HardError,
     LongStr, Method, ProtocolHeader, ReplyCode, ShortStr, SoftError, PROTOCOL_HEADER,
 };
-use crate::shard::vhost_limits::{self, VHostSlot};
+use crate::shard::vhost_limits::{self, ConnectionLimit, VHostSlot};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
 
@@ -58,13 +58,22 @@ pub enum Refusal {
         String::from_utf8_lossy(user)
     )]
     LoopbackOnly { user: Bytes },
+    /// RabbitMQ's `fail_negotiation` text for a tune-ok value below the minimum or above
+    /// (or, as 0, without) the server's limit.
     #[error(
-        "frame_max={frame_max} outside the allowed range {FRAME_MIN_SIZE}..={frame_max_allowed}"
+        "negotiated {field} = {value}{detail} is {comparison} than the {bound} allowed value ({allowed})",
+        detail = if *field == "channel_max" && *value == 0 { " (no limit)" } else { "" },
+        comparison = if *too_high { "higher" } else { "lower" },
+        bound = if *too_high { "maximum" } else { "minimum" },
     )]
-    FrameMaxOutOfRange {
-        frame_max: u32,
-        frame_max_allowed: u32,
+    Negotiation {
+        field: &'static str,
+        value: u32,
+        too_high: bool,
+        allowed: u32,
     },
+    #[error("connection refused: node connection limit ({limit}) is reached")]
+    NodeConnectionLimit { limit: u32 },
     #[error("vhost {vhost} not found")]
     VhostNotFound { vhost: ShortStr },
     #[error("access to vhost '{vhost}' refused for user '{user}'")]
@@ -95,7 +104,8 @@ impl Refusal {
             Refusal::LoginRefused { .. } | Refusal::LoopbackOnly { .. } => {
                 ReplyCode::Soft(SoftError::AccessRefused)
             }
-            Refusal::FrameMaxOutOfRange { .. }
+            Refusal::Negotiation { .. }
+            | Refusal::NodeConnectionLimit { .. }
             | Refusal::VhostNotFound { .. }
             | Refusal::VhostAccessRefused { .. }
             | Refusal::VhostConnectionLimit { .. } => ReplyCode::Hard(HardError::NotAllowed),
@@ -109,8 +119,9 @@ pub struct Negotiated {
     pub output: Output,
     pub state: ConnectionState,
     pub writer_stream: TcpStream,
-    /// The connection's place in its vhost's connection count, given back when dropped.
-    pub vhost_slot: Option<VHostSlot>,
+    /// The connection's place in the node's and its vhost's connection counts, given back
+    /// when dropped.
+    pub vhost_slot: VHostSlot,
 }
 
 struct Credentials {
@@ -161,22 +172,21 @@ pub async fn run(
         other => return refuse_unexpected(&mut writer, &other).await,
     };
     let user = ShortStr::try_from_bytes(credentials.user).unwrap_or_default();
-    // RabbitMQ checks the vhost's connection limit before the user's access to it.
-    let vhost_exists = shard.registry.borrow().vhost(&open.virtual_host).is_some();
-    let vhost_slot = if vhost_exists {
-        match vhost_limits::admit(shard, id, &open.virtual_host).await {
-            Ok(slot) => Some(slot),
-            Err(limit) => {
-                let refusal = Refusal::VhostConnectionLimit {
+    // RabbitMQ checks the node's connection limit, then the vhost's, before the user's
+    // access to the vhost.
+    let vhost_slot = match vhost_limits::admit(shard, id, &open.virtual_host).await {
+        Ok(slot) => slot,
+        Err(limit) => {
+            let refusal = match limit {
+                ConnectionLimit::Node(limit) => Refusal::NodeConnectionLimit { limit },
+                ConnectionLimit::VHost(limit) => Refusal::VhostConnectionLimit {
                     vhost: open.virtual_host.clone(),
                     user,
                     limit,
-                };
-                return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
-            }
+                },
+            };
+            return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
         }
-    } else {
-        None
     };
     if let Err(refusal) = check_vhost_access(shard, &open.virtual_host, &user) {
         return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
@@ -276,43 +286,71 @@ async fn tune(
     writer: &mut TcpStream,
 ) -> Result<Tuned, HandshakeError> {
     let heartbeat_secs = u16::try_from(config.heartbeat_interval.as_secs()).unwrap_or(u16::MAX);
-    send_method(
-        writer,
-        &Method::ConnectionTune(ConnectionTune {
-            channel_max: config.channel_max,
-            frame_max: config.frame_max,
-            heartbeat: heartbeat_secs,
-        }),
-    )
-    .await?;
+    let tune_method = Method::ConnectionTune(ConnectionTune {
+        channel_max: config.channel_max,
+        frame_max: config.frame_max,
+        heartbeat: heartbeat_secs,
+    });
+    send_method(writer, &tune_method).await?;
     let tune_ok = match next_method(reader, FRAME_MAX_BEFORE_TUNE).await? {
         Method::ConnectionTuneOk(tune_ok) => tune_ok,
         other => return refuse_unexpected(writer, &other).await,
     };
-    // 0 means "no limit from the client": use ours. Below the spec minimum or above ours is
-    // refused with 530, as RabbitMQ does.
-    let frame_max = if tune_ok.frame_max == 0 {
-        config.frame_max
-    } else {
-        tune_ok.frame_max
-    };
-    if frame_max < FRAME_MIN_SIZE || frame_max > config.frame_max {
-        let refusal = Refusal::FrameMaxOutOfRange {
-            frame_max,
-            frame_max_allowed: config.frame_max,
-        };
-        return refuse(writer, refusal, &Method::ConnectionTuneOk(tune_ok.clone())).await;
+    let checks = [
+        (
+            "frame_max",
+            tune_ok.frame_max,
+            FRAME_MIN_SIZE,
+            config.frame_max,
+        ),
+        (
+            "channel_max",
+            u32::from(tune_ok.channel_max),
+            1,
+            u32::from(config.channel_max),
+        ),
+    ];
+    for (field, value, minimum, maximum) in checks {
+        if let Err(refusal) = check_negotiated(field, value, minimum, maximum) {
+            // RabbitMQ names connection.tune, the method whose limits were overstepped.
+            return refuse(writer, refusal, &tune_method).await;
+        }
     }
-    let channel_max = if tune_ok.channel_max == 0 {
-        config.channel_max
-    } else {
-        tune_ok.channel_max.min(config.channel_max)
-    };
+    let frame_max = tune_ok.frame_max;
+    let channel_max = tune_ok.channel_max;
     Ok(Tuned {
         frame_max,
         channel_max,
         heartbeat_interval: Duration::from_secs(u64::from(tune_ok.heartbeat)),
     })
+}
+
+/// RabbitMQ's rule for a tune-ok value (`validate_negotiated_integer_value`): a client may
+/// lower a limit, but not below `minimum`, and may not raise it or lift it with 0 unless the
+/// server has none (`maximum` 0).
+fn check_negotiated(
+    field: &'static str,
+    value: u32,
+    minimum: u32,
+    maximum: u32,
+) -> Result<(), Refusal> {
+    if value != 0 && value < minimum {
+        return Err(Refusal::Negotiation {
+            field,
+            value,
+            too_high: false,
+            allowed: minimum,
+        });
+    }
+    if maximum != 0 && (value == 0 || value > maximum) {
+        return Err(Refusal::Negotiation {
+            field,
+            value,
+            too_high: true,
+            allowed: maximum,
+        });
+    }
+    Ok(())
 }
 
 /// The next method on channel 0, skipping heartbeats (clients start them right after tune).

@@ -193,12 +193,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     let local = stream.local_addr().unwrap_or(peer);
     let _ = stream.set_nodelay(true);
-    let writer_stream = match io::duplicate_socket(&stream) {
-        Ok(writer) => writer,
-        Err(error) => {
-            tracing::warn!(%error, "cannot duplicate socket");
-            return;
-        }
+    let Some(writer_stream) = writer_socket(&stream) else {
+        return;
     };
     let mut reader = FrameReader::new(stream);
     let id = shard.next_connection_id();
@@ -289,6 +285,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     drop(connection.close_timer.borrow_mut().take());
     io::shutdown_socket(reader.raw_fd());
     tracing::debug!(%peer, connection = %id, "connection closed");
+}
+
+/// The writer task's duplicate of the socket; None (logged) when the process is out of
+/// descriptors or the socket is gone.
+fn writer_socket(stream: &TcpStream) -> Option<TcpStream> {
+    match io::duplicate_socket(stream) {
+        Ok(writer) => {
+            crate::shard::descriptors::descriptors_available();
+            Some(writer)
+        }
+        Err(error) => {
+            if !crate::shard::descriptors::out_of_descriptors(&error) {
+                tracing::warn!(%error, "cannot duplicate socket");
+            }
+            None
+        }
+    }
 }
 
 fn return_credit(shard: &Rc<Shard>, key: CreditKey, count: u32) {

@@ -144,23 +144,7 @@ fn thread_count() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn open_descriptors() -> u64 {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |entries| entries.count() as u64)
-}
-
-pub fn descriptor_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit struct into `limit`.
-    let status = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    if status == 0 {
-        limit.rlim_cur
-    } else {
-        0
-    }
-}
+pub use crate::shard::descriptors::{descriptor_limit, open_descriptors};
 
 /// Bytes available to us on the data directory's filesystem.
 pub fn disk_free_bytes(path: &std::path::Path) -> u64 {

@@ -233,7 +233,11 @@ fn alarms(out: &mut Writer, node: &Node) {
             "is 1 if VM memory watermark alarm is in effect",
         ),
     ];
-    let values = [0, u64::from(node.disk_alarm), 0];
+    let values = [
+        u64::from(crate::shard::descriptors::alarm()),
+        u64::from(node.disk_alarm),
+        0,
+    ];
     for (family, value) in FAMILIES.iter().zip(values) {
         out.single(family, &[], value);
     }

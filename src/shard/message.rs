@@ -331,7 +331,7 @@ pub enum Reply {
     /// Whether the connection to close was still open.
     ConnectionClosed(bool),
     /// The connection has a place in its vhost; Err is the `max-connections` reached.
-    VHostAdmitted(Result<(), i64>),
+    VHostAdmitted(Result<(), crate::shard::vhost_limits::ConnectionLimit>),
 }
 
 /// What queue.delete-ok reports, and the metadata version that removed the queue.

@@ -107,9 +107,14 @@ fn decide(shard: &Shard, vhost_name: &ShortStr, request: MetaRequest) -> Option<
     };
     if let MetaRequest::QueueDeclare(declare) = &request {
         let registry = shard.registry.borrow();
-        let limited = registry
-            .vhost(vhost_name)
-            .map(|vhost| super::vhost_limits::check_queue_limit(&registry, vhost, declare));
+        let limited = registry.vhost(vhost_name).map(|vhost| {
+            super::vhost_limits::check_queue_limit(
+                &registry,
+                vhost,
+                declare,
+                shard.config.queue_max,
+            )
+        });
         if let Some(Err(error)) = limited {
             return Some(Decision {
                 outcome: Outcome::Done(Err(error)),

@@ -16,6 +16,7 @@ pub mod dead_letter;
 pub mod dedup;
 pub mod definitions_transfer;
 pub mod delayed;
+pub mod descriptors;
 pub mod endpoint;
 pub mod fault;
 pub mod fetcher;

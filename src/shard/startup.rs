@@ -28,7 +28,9 @@ use crate::shard::message::ShardMessage;
 use crate::shard::pressure::{Pressure, QueueMemoryScan};
 use crate::shard::recovery::{self, ShardRecovery};
 use crate::shard::waker::{self, Ticker, WakeHandles, WakeReader};
-use crate::shard::{definitions_transfer, metadata_recovery, metadata_writer, queues, Shard};
+use crate::shard::{
+    definitions_transfer, descriptors, metadata_recovery, metadata_writer, queues, Shard,
+};
 use crate::vhost::definitions_json::DefinitionsJson;
 use crate::vhost::metadata_record::MetadataSnapshot;
 use hare_storage::MetadataLog;
@@ -562,6 +564,7 @@ fn serve_clients(
         // `into_raw_fd`; nothing else uses or closes it.
         let listener = unsafe { TcpListener::from_raw_fd(fd) };
         glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
+        glommio::spawn_local(descriptors::watch(shard.clone())).detach();
     }
     if let Some(fds) = control_fds {
         start_control(shard, fds, control);
@@ -635,9 +638,9 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             None => return,
             Some(Ok(stream)) => hand_off(&shard, stream),
             Some(Err(error)) => {
-                // Running out of file descriptors must not spin: back off briefly.
-                tracing::warn!(%error, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
+                // Running out of file descriptors must not spin (`descriptors.rs`).
+                let error = std::io::Error::from(error);
+                glommio::timer::sleep(descriptors::accept_failed(&error)).await;
             }
         }
     }

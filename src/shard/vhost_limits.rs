@@ -1,4 +1,5 @@
-//! Vhost limits (`max-connections`, `max-queues`) and what follows the deletion of a user or
+//! Vhost limits (`max-connections`, `max-queues`), the node's (`--max-connections`,
+//! `--max-queues`), and what follows the deletion of a user or
 //! a vhost (its connections close), with RabbitMQ's codes and texts
 //! (docs/rabbitmq-compatibility.md §18).
 //!
@@ -24,7 +25,16 @@ use crate::vhost::delta::MetaDelta;
 use crate::vhost::rules::QueueDeclare;
 use crate::vhost::{Registry, VHost};
 
-/// The metadata shard's count of open connections per vhost.
+/// Why a connection was not admitted: the limit that is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionLimit {
+    /// The node's `--max-connections` (RabbitMQ's `connection_max`).
+    Node(u32),
+    /// The vhost's `max-connections`.
+    VHost(i64),
+}
+
+/// The metadata shard's count of open connections, per vhost and in all.
 #[derive(Default)]
 pub struct VHostConnections {
     admitted: RefCell<FastMap<ConnectionId, ShortStr>>,
@@ -32,14 +42,21 @@ pub struct VHostConnections {
 }
 
 impl VHostConnections {
-    /// Takes a slot in `vhost` for `connection` unless its `max-connections` is reached; Err
-    /// is the limit.
+    /// Takes a slot in `vhost` for `connection` unless the node's `node_limit` or the vhost's
+    /// `max-connections` is reached (checked in that order, as RabbitMQ does); Err is the
+    /// limit.
     fn admit(
         &self,
         registry: &Registry,
         connection: ConnectionId,
         vhost: ShortStr,
-    ) -> Result<(), i64> {
+        node_limit: Option<u32>,
+    ) -> Result<(), ConnectionLimit> {
+        if let Some(limit) = node_limit {
+            if self.admitted.borrow().len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+                return Err(ConnectionLimit::Node(limit));
+            }
+        }
         let limit = registry
             .access()
             .vhosts
@@ -50,7 +67,7 @@ impl VHostConnections {
         let count = counts.get(&vhost).copied().unwrap_or(0);
         if let Some(limit) = limit {
             if i64::from(count) >= limit {
-                return Err(limit);
+                return Err(ConnectionLimit::VHost(limit));
             }
         }
         counts.insert(vhost.clone(), count + 1);
@@ -83,7 +100,9 @@ pub fn handle(shard: &Shard, connection: ConnectionId, change: VHostConnectionCh
     let connections = &shard.vhost_connections;
     match change {
         VHostConnectionChange::Admit { reply_to, vhost } => {
-            let admitted = connections.admit(&shard.registry.borrow(), connection, vhost);
+            let node_limit = shard.config.connection_max;
+            let admitted =
+                connections.admit(&shard.registry.borrow(), connection, vhost, node_limit);
             shard.reply(reply_to, Reply::VHostAdmitted(admitted));
         }
         VHostConnectionChange::Release => connections.release(connection),
@@ -109,13 +128,13 @@ impl Drop for VHostSlot {
 }
 
 /// Asks the metadata shard for a slot in `vhost`. The slot exists before the question is
-/// sent, so a connection that gives up waiting still gives it back; Err is the
-/// `max-connections` reached.
+/// sent, so a connection that gives up waiting still gives it back; Err is the limit
+/// reached.
 pub async fn admit(
     shard: &Rc<Shard>,
     connection: ConnectionId,
     vhost: &ShortStr,
-) -> Result<VHostSlot, i64> {
+) -> Result<VHostSlot, ConnectionLimit> {
     let slot = VHostSlot {
         shard: shard.clone(),
         connection,
@@ -134,37 +153,47 @@ pub async fn admit(
     match reply {
         Reply::VHostAdmitted(Ok(())) => Ok(slot),
         Reply::VHostAdmitted(Err(limit)) => Err(limit),
-        _ => Err(0),
+        _ => Err(ConnectionLimit::VHost(0)),
     }
 }
 
 /// RabbitMQ's refusal of a new queue in a vhost at its `max-queues` (406, as
 /// `rabbit_queue_type:check_vhost_queue_limit` answers): checked by the metadata shard for
-/// queues that do not exist yet, from clients and operators alike.
+/// queues that do not exist yet, from clients and operators alike. Then the node's
+/// `--max-queues` (`node_limit`, RabbitMQ's `cluster_queue_limit`, whose text it uses).
 pub fn check_queue_limit(
     registry: &Registry,
     vhost: &VHost,
     declare: &QueueDeclare,
+    node_limit: Option<u32>,
 ) -> Result<(), Exception> {
     if declare.passive || vhost.queue(&declare.name).is_some() {
         return Ok(());
     }
     let vhost_name = vhost.name.to_string_lossy();
-    let Some(limit) = registry
+    let vhost_limit = registry
         .access()
         .vhosts
         .get(&vhost_name)
         .and_then(|entry| entry.limits.max_queues)
-        .filter(|limit| *limit >= 0)
-    else {
-        return Ok(());
-    };
-    let count = vhost.queues().count();
-    if limit == 0 || i64::try_from(count + 1).unwrap_or(i64::MAX) > limit {
-        return Err(Exception::precondition_failed(format!(
-            "cannot declare queue '{}': queue limit in vhost '{vhost_name}' ({limit}) is reached",
-            declare.name
-        )));
+        .filter(|limit| *limit >= 0);
+    if let Some(limit) = vhost_limit {
+        let count = vhost.queues().count();
+        if limit == 0 || i64::try_from(count + 1).unwrap_or(i64::MAX) > limit {
+            return Err(Exception::precondition_failed(format!(
+                "cannot declare queue '{}': queue limit in vhost '{vhost_name}' ({limit}) is reached",
+                declare.name
+            )));
+        }
+    }
+    if let Some(limit) = node_limit {
+        let count: usize = registry.vhosts().map(|vhost| vhost.queues().count()).sum();
+        if count >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Err(Exception::precondition_failed(format!(
+                "cannot declare queue '{}': queue limit in cluster ({limit}) is reached",
+                declare.name
+            )));
+        }
     }
     Ok(())
 }
@@ -224,16 +253,19 @@ mod tests {
         let counts = VHostConnections::default();
         let v = ShortStr::from_static("v");
         let id = |n| ConnectionId::new(ShardId(1), n);
-        assert_eq!(counts.admit(&registry, id(1), v.clone()), Ok(()));
-        assert_eq!(counts.admit(&registry, id(2), v.clone()), Ok(()));
-        assert_eq!(counts.admit(&registry, id(3), v.clone()), Err(2));
+        assert_eq!(counts.admit(&registry, id(1), v.clone(), None), Ok(()));
+        assert_eq!(counts.admit(&registry, id(2), v.clone(), None), Ok(()));
+        assert_eq!(
+            counts.admit(&registry, id(3), v.clone(), None),
+            Err(ConnectionLimit::VHost(2))
+        );
         // A refused connection's release changes nothing; a release counts once.
         counts.release(id(3));
         assert_eq!(counts.count(&v), 2);
         counts.release(id(1));
         counts.release(id(1));
         assert_eq!(counts.count(&v), 1);
-        assert_eq!(counts.admit(&registry, id(4), v.clone()), Ok(()));
+        assert_eq!(counts.admit(&registry, id(4), v.clone(), None), Ok(()));
     }
 
     #[test]
@@ -242,13 +274,31 @@ mod tests {
         let counts = VHostConnections::default();
         let id = ConnectionId::new(ShardId(0), 1);
         assert_eq!(
-            counts.admit(&registry_with_limit(Some(0)), id, v.clone()),
-            Err(0)
+            counts.admit(&registry_with_limit(Some(0)), id, v.clone(), None),
+            Err(ConnectionLimit::VHost(0))
         );
         assert_eq!(
-            counts.admit(&registry_with_limit(Some(-1)), id, v.clone()),
+            counts.admit(&registry_with_limit(Some(-1)), id, v.clone(), None),
             Ok(())
         );
+    }
+
+    #[test]
+    fn the_node_limit_counts_every_vhost_and_comes_first() {
+        let registry = registry_with_limit(Some(0));
+        let counts = VHostConnections::default();
+        let id = |n| ConnectionId::new(ShardId(0), n);
+        let other = ShortStr::from_static("/");
+        assert_eq!(
+            counts.admit(&registry, id(1), other.clone(), Some(1)),
+            Ok(())
+        );
+        assert_eq!(
+            counts.admit(&registry, id(2), ShortStr::from_static("v"), Some(1)),
+            Err(ConnectionLimit::Node(1))
+        );
+        counts.release(id(1));
+        assert_eq!(counts.admit(&registry, id(3), other, Some(1)), Ok(()));
     }
 
     #[test]
