@@ -358,8 +358,11 @@ fn ensure_spare(core: &Rc<LogCore>) {
     let dir: PathBuf = core.dir.clone();
     let size = core.segment_size_bytes;
     let faults = core.faults.clone();
+    let lock = core.lock.clone();
     glommio::spawn_local(async move {
         let result = create_zeroed_segment(&dir, next, size, faults.as_ref()).await;
+        // The directory stays locked until the file is written (see `LogCore::lock`).
+        drop(lock);
         let Some(core) = weak.upgrade() else { return };
         let spare = match result {
             Ok(file) => {

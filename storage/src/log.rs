@@ -70,6 +70,10 @@ pub(crate) struct LogCore {
     /// Notified when a spare segment finishes preparing.
     pub spare_ready: Event,
     pub waiters: LsnWaiters,
+    /// The directory lock. The task preparing a spare segment holds a clone: a log dropped
+    /// while it zero-fills keeps its directory locked until the task is done, so a log opened
+    /// again on the directory never sees that file change under it.
+    pub lock: Rc<DirLock>,
 }
 
 impl LogCore {
@@ -85,7 +89,6 @@ impl LogCore {
 pub struct Log {
     committer: RefCell<Option<Task<()>>>,
     core: Rc<LogCore>,
-    _lock: DirLock,
 }
 
 impl Log {
@@ -145,12 +148,12 @@ impl Log {
             durable_changed: Event::default(),
             spare_ready: Event::default(),
             waiters: LsnWaiters::default(),
+            lock: Rc::new(lock),
         });
         let committer = glommio::spawn_local(committer::run(core.clone()));
         let log = Log {
             committer: RefCell::new(Some(committer)),
             core,
-            _lock: lock,
         };
         Ok((log, report))
     }
@@ -323,13 +326,22 @@ impl Log {
         self.core.segments.borrow().check_invariants();
     }
 
-    /// Flushes what is buffered, stops the committer and releases the directory lock.
+    /// Flushes what is buffered, stops the committer, waits for a spare segment being prepared
+    /// and releases the directory lock.
     pub async fn close(self) -> Result<(), StorageError> {
         self.core.state.borrow_mut().closing = true;
         self.core.work.notify();
         let committer = self.committer.borrow_mut().take();
         if let Some(task) = committer {
             task.await;
+        }
+        // A spare segment still being zero-filled would be written after the log is closed.
+        loop {
+            let listener = self.core.spare_ready.listen();
+            if !matches!(*self.core.spare.borrow(), Spare::Preparing(_)) {
+                break;
+            }
+            listener.await;
         }
         self.health()
     }
