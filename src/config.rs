@@ -84,7 +84,9 @@ pub struct Config {
     /// (EADDRINUSE) before it gives up; zero fails at once. A broker killed a moment ago keeps
     /// its listening sockets open for some milliseconds after it is gone, while the kernel
     /// tears down its io_uring instance (which still holds an accept and disk I/O), and a
-    /// supervisor restarting it at once would otherwise see the port taken.
+    /// supervisor restarting it at once would otherwise see the port taken. Each shard also
+    /// waits this long at most, before recovery, for log files another process still has
+    /// open (the same broker's O_DIRECT writes still in flight; hare_storage's `in_use_wait`).
     pub listen_retry: Duration,
     /// How often the management API samples every shard's counters; rates are the change
     /// between the last two samples (RabbitMQ collects every 5 s).

@@ -25,6 +25,8 @@ struct Cli {
     /// How long to keep trying to bind a listening address that is still in use, in seconds
     /// (0: fail at once). A broker killed a moment ago holds its ports for a few more
     /// milliseconds; another live program holding one makes the start fail after this time.
+    /// Also how long each shard waits, before recovery, for log files such a broker still has
+    /// open (its last writes in flight).
     #[arg(long, default_value_t = hare::config::LISTEN_RETRY_SECS_DEFAULT)]
     listen_retry_secs: u64,
     /// How often the management API samples statistics for its rates, in milliseconds.

@@ -91,6 +91,8 @@ fn open(dir: &std::path::Path) -> Result<(Vec<Seen>, u64), hare_storage::Storage
         dir: dir.to_path_buf(),
         segment_size_bytes: SEGMENT_SIZE_BYTES,
         faults: None,
+        // Nothing else opens these files: check once, never wait.
+        in_use_wait: std::time::Duration::ZERO,
     };
     EXECUTOR.with(|executor| {
         executor.run(async move {

@@ -98,6 +98,7 @@ impl Persistence {
         dir: PathBuf,
         segment_size_bytes: u64,
         faults: Option<Rc<dyn hare_storage::FaultInjector>>,
+        in_use_wait: Duration,
     ) -> Result<(Persistence, Recovered, RecoveryReport), PersistenceError> {
         let mut recovered: HashMap<QueueId, RecoveredQueue> = HashMap::new();
         // Absolute deadlines of recovered messages, by queue (settled ones included).
@@ -110,6 +111,7 @@ impl Persistence {
             dir,
             segment_size_bytes,
             faults,
+            in_use_wait,
         };
         let (log, report) = Log::open(config.clone(), |record| {
             let applied = match record.kind {

@@ -82,8 +82,11 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<ShardRecovery, PersistenceErro
         Rc::new(crate::shard::fault::CountingFault::new(fault))
             as Rc<dyn hare_storage::FaultInjector>
     });
+    // A broker killed a moment ago may still have writes to this log in flight: the log waits
+    // for them as long as start-up waits for the addresses it held.
+    let in_use_wait = shard.config.listen_retry;
     let (persistence, recovered, report) =
-        Persistence::open(dir, shard.config.segment_size_bytes, faults).await?;
+        Persistence::open(dir, shard.config.segment_size_bytes, faults, in_use_wait).await?;
     let mut summary = ShardRecovery {
         shard: shard.id,
         queues: 0,

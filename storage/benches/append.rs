@@ -149,6 +149,7 @@ async fn serve(
         dir: dir.join("log"),
         segment_size_bytes: 64 << 20,
         faults: None,
+        in_use_wait: hare_storage::IN_USE_WAIT_DEFAULT,
     };
     let (log, _) = Log::open(config, |_| {}).await.expect("bench log opens");
     let mut checksum = 0u64;

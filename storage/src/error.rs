@@ -19,6 +19,20 @@ pub enum StorageError {
     )]
     Locked { path: PathBuf },
 
+    /// A segment file was still open in another process (another open file description
+    /// exists) when `Log::open` gave up waiting: most likely a broker killed a moment ago whose
+    /// writes are still in flight, or another program reading the file.
+    #[error(
+        "log file {path} is still open in another process after waiting {:.1} s (a stopped \
+         broker's writes still in flight, or another program has it open); recovery would not \
+         be safe",
+        waited.as_secs_f64()
+    )]
+    InUse {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
+
     /// An operating-system I/O error.
     #[error("{operation} failed on {path}: {source}")]
     Io {

@@ -27,7 +27,8 @@
 //!
 //! Modules: [`format`](mod@format) (bytes), `aligned` (DMA chunks), `segment` (files, GC table),
 //! `writer` (placement, bounded buffer), `committer` (pipelined group commit), `reader` (O_DIRECT reads),
-//! `recovery` (scan, torn tail), `lock` (directory lock), [`fault`] (fault injection),
+//! `recovery` (scan, torn tail), `lock` (directory lock), `quiesce` (waiting for another
+//! process's writes in flight before recovery), [`fault`] (fault injection),
 //! `notify` (waiters).
 //!
 //! Beside the segment logs, [`MetadataLog`] (`metadata_log`, bytes in
@@ -44,6 +45,7 @@ mod log;
 pub mod metadata_format;
 mod metadata_log;
 mod notify;
+mod quiesce;
 mod reader;
 mod recovery;
 mod segment;
@@ -62,6 +64,7 @@ pub use crate::metadata_log::{
     metadata_generation_file_name, CompactionSource, MetadataLog, MetadataLogError,
     MetadataOpenReport, RecoveredMetadata,
 };
+pub use crate::quiesce::{InUseWait, IN_USE_WAIT_DEFAULT};
 pub use crate::reader::{READ_COALESCE_GAP_BYTES, READ_COALESCE_SPAN_BYTES_MAX};
 pub use crate::segment::segment_file_name;
 pub use crate::writer::{WRITE_BUFFER_BYTES_MAX, WRITE_CHUNK_BYTES};
@@ -78,6 +81,10 @@ pub struct LogConfig {
     pub segment_size_bytes: u64,
     /// Fault injection for tests; `None` in production.
     pub faults: Option<Rc<dyn FaultInjector>>,
+    /// How long `Log::open` waits, before recovery, for segment files another process still
+    /// has open (a killed broker's writes in flight); then it fails with `InUse`. Zero checks
+    /// once.
+    pub in_use_wait: Duration,
 }
 
 impl LogConfig {
@@ -87,6 +94,7 @@ impl LogConfig {
             dir: dir.into(),
             segment_size_bytes: SEGMENT_SIZE_BYTES_DEFAULT,
             faults: None,
+            in_use_wait: IN_USE_WAIT_DEFAULT,
         }
     }
 }
@@ -97,6 +105,7 @@ impl std::fmt::Debug for LogConfig {
             .field("dir", &self.dir)
             .field("segment_size_bytes", &self.segment_size_bytes)
             .field("faults", &self.faults.is_some())
+            .field("in_use_wait", &self.in_use_wait)
             .finish()
     }
 }
@@ -138,4 +147,6 @@ pub struct RecoveryReport {
     pub duration: Duration,
     /// Highest recovered LSN (`Lsn(0)` for an empty log).
     pub last_lsn: Lsn,
+    /// The wait, before the scan, for segment files another process still had open.
+    pub in_use: InUseWait,
 }

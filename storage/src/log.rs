@@ -92,7 +92,8 @@ pub struct Log {
 }
 
 impl Log {
-    /// Locks `config.dir`, recovers it (calling `on_record` for every valid record in LSN order,
+    /// Locks `config.dir`, waits until no other process has its segment files open (at most
+    /// `config.in_use_wait`, else `InUse`), recovers it (calling `on_record` for every valid record in LSN order,
     /// cutting a torn tail, failing with `Corrupt` for damage in an older segment) and starts the
     /// committer. Must be called inside a glommio executor.
     pub async fn open(
@@ -104,6 +105,9 @@ impl Log {
         std::fs::create_dir_all(&config.dir)
             .map_err(|source| StorageError::io("create log directory", &config.dir, source))?;
         let lock = DirLock::acquire(&config.dir)?;
+        // The lock proves no live process uses the directory, not that a killed one has no
+        // writes in flight: wait for those before reading the tail (see quiesce.rs).
+        let in_use = crate::quiesce::wait_until_unused(&config.dir, config.in_use_wait).await?;
         // glommio probes O_DIRECT polling support with the first DMA file an executor opens;
         // the lock file is non-empty, so the probe is meaningful (see lock.rs).
         let probe = DmaFile::open(lock.path())
@@ -114,7 +118,10 @@ impl Log {
             .await
             .map_err(|source| StorageError::io("close lock file", lock.path(), source))?;
         let recovered = recover(&config.dir, config.segment_size_bytes, &mut on_record).await?;
-        let report = recovered.report.clone();
+        let report = RecoveryReport {
+            in_use,
+            ..recovered.report.clone()
+        };
         let state = WriterState {
             segment_size_bytes: config.segment_size_bytes,
             next_lsn: recovered.next_lsn,
@@ -343,7 +350,36 @@ impl Log {
             }
             listener.await;
         }
-        self.health()
+        let health = self.health();
+        self.close_files().await;
+        health
+    }
+
+    /// Closes the segment files now rather than on drop: glommio closes a dropped file at its
+    /// next I/O cycle, which never comes if the executor stops first, and a descriptor left
+    /// open would keep the files looking in use to the next open (see quiesce.rs).
+    async fn close_files(&self) {
+        let mut files: Vec<Rc<DmaFile>> = self
+            .core
+            .segments
+            .borrow_mut()
+            .entries
+            .values_mut()
+            .filter_map(|entry| entry.file.take())
+            .collect();
+        if let Spare::Ready(_, file) =
+            std::mem::replace(&mut *self.core.spare.borrow_mut(), Spare::None)
+        {
+            files.push(file);
+        }
+        for file in files {
+            // A file a reader still holds is closed when that reader drops it.
+            if let Ok(file) = Rc::try_unwrap(file) {
+                if let Err(error) = file.close().await {
+                    tracing::warn!(%error, "could not close a segment file");
+                }
+            }
+        }
     }
 }
 

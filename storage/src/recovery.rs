@@ -365,6 +365,7 @@ impl LogScan {
             torn_tail_bytes: self.torn_tail_bytes,
             duration,
             last_lsn: self.last_lsn,
+            in_use: Default::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ fn recover(name: &str, data: &[u8]) -> (Vec<Seen>, Vec<Seen>) {
         dir: dir.clone(),
         segment_size_bytes: SEGMENT_SIZE_BYTES,
         faults: None,
+        in_use_wait: hare_storage::IN_USE_WAIT_DEFAULT,
     };
     run(async move {
         let (log, _, first) = open_collect(config.clone()).await.expect("log opens");

@@ -67,6 +67,23 @@ impl Broker {
         Broker::spawn(data_dir, shards, listen, extra_args)
     }
 
+    /// `start_on` with the broker's log (stderr) appended to the file `log`, for tests that
+    /// check what it logged.
+    pub fn start_on_logged(
+        data_dir: &Path,
+        shards: usize,
+        listen: Listen,
+        extra_args: &[&str],
+        log: &Path,
+    ) -> Broker {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the broker log file");
+        Broker::spawn_with_stderr(data_dir, shards, listen, extra_args, file.into())
+    }
+
     /// Runs the binary on `data_dir` expecting it to refuse to start; returns its exit status
     /// and its stderr. Panics if it prints its listening line or runs for more than 10 s.
     pub fn start_failure(data_dir: &Path, shards: usize) -> (ExitStatus, String) {
@@ -130,8 +147,18 @@ impl Broker {
     }
 
     fn spawn(data_dir: &Path, shards: usize, listen: Listen, extra_args: &[&str]) -> Broker {
+        Broker::spawn_with_stderr(data_dir, shards, listen, extra_args, Stdio::inherit())
+    }
+
+    fn spawn_with_stderr(
+        data_dir: &Path,
+        shards: usize,
+        listen: Listen,
+        extra_args: &[&str],
+        stderr: Stdio,
+    ) -> Broker {
         let mut child = broker_command(data_dir, shards, listen, extra_args)
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn hare");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));

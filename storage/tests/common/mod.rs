@@ -45,6 +45,7 @@ pub fn config(dir: &std::path::Path) -> LogConfig {
         dir: dir.to_path_buf(),
         segment_size_bytes: TEST_SEGMENT_SIZE_BYTES,
         faults: None,
+        in_use_wait: hare_storage::IN_USE_WAIT_DEFAULT,
     }
 }
 
