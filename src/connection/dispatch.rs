@@ -268,7 +268,8 @@ fn channel_lifecycle(
     match (method, state.channels.get(&id).map(|c| c.state)) {
         (Method::ChannelOpen(_), None) => {
             // RabbitMQ bounds the number of open channels (closing ones included), not the
-            // channel numbers, and answers 530 with no method named.
+            // channel numbers, with 530 and this text (its close names no method; ours names
+            // channel.open, docs/rabbitmq-compatibility.md).
             let open = state.channels.len();
             if channel_max != 0 && open >= usize::from(channel_max) {
                 return Err(Exception::connection(

@@ -82,11 +82,14 @@ fn update_alarm(used: u64, limit: u64) -> bool {
     false
 }
 
-/// Counts the descriptors every few seconds on the accepting shard until shutdown.
+/// Counts the descriptors every few seconds for the accepting shard until shutdown. The count
+/// reads /proc/self/fd, whose length grows with the connections (two entries each), so it
+/// runs on glommio's blocking thread rather than on the shard's data path.
 pub async fn watch(shard: Rc<Shard>) {
     let checks = async {
         loop {
-            update_alarm(open_descriptors(), descriptor_limit());
+            let used = glommio::executor().spawn_blocking(open_descriptors).await;
+            update_alarm(used, descriptor_limit());
             glommio::timer::sleep(CHECK_INTERVAL).await;
         }
     };
