@@ -124,3 +124,75 @@ async fn one_channel_publish_order_is_kept_into_a_queue_on_another_shard() {
         .await
         .expect("publisher task");
 }
+
+/// Confirms that complete together go out as one `multiple=true` ack, whether the publishes
+/// are transient (answered at once) or persistent (answered after the fdatasync), and whether
+/// the queue is on the publisher's shard or the other one. amqplib's own test publishes 640
+/// messages at once and expects at least one multiple ack.
+#[test]
+fn confirms_that_complete_together_are_coalesced_into_multiple_acks() {
+    use common::raw::RawClient;
+
+    let broker = Broker::start(2);
+    // Two connections land on the two shards; each declares a queue, which is placed on its
+    // shard, so `first` publishes to a local and a remote queue.
+    let mut first = RawClient::open(broker.addr);
+    let mut second = RawClient::open(broker.addr);
+    first.confirming_durable_queue(1, "coalesced-a");
+    second.confirming_durable_queue(1, "coalesced-b");
+    let mut confirmed = 0;
+    for queue in ["coalesced-a", "coalesced-b"] {
+        for persistent in [false, true] {
+            let (frames, multiple) = publish_at_once(&mut first, queue, persistent, confirmed);
+            confirmed += PUBLISHED_AT_ONCE;
+            assert!(
+                multiple >= 1,
+                "{queue}, persistent {persistent}: no multiple ack among {frames}"
+            );
+            assert!(
+                frames < PUBLISHED_AT_ONCE,
+                "{queue}, persistent {persistent}: {frames} ack frames"
+            );
+        }
+    }
+}
+
+const PUBLISHED_AT_ONCE: u64 = 640;
+
+/// Publishes `PUBLISHED_AT_ONCE` messages without waiting, then reads acks until all are
+/// confirmed, checking that they move forward and that a single ack names exactly the next
+/// publish. Returns the ack frames and how many of them were `multiple`.
+fn publish_at_once(
+    client: &mut common::raw::RawClient,
+    queue: &str,
+    persistent: bool,
+    confirmed_before: u64,
+) -> (u64, u64) {
+    use hare::protocol::Method;
+
+    for n in 0..PUBLISHED_AT_ONCE {
+        client.publish_with_mode(1, queue, &n.to_be_bytes(), persistent);
+    }
+    let last = confirmed_before + PUBLISHED_AT_ONCE;
+    let mut acked = confirmed_before;
+    let (mut frames, mut multiple) = (0, 0);
+    while acked < last {
+        match client.next_method() {
+            (1, Method::BasicAck(ack)) => {
+                assert!(
+                    ack.delivery_tag > acked && ack.delivery_tag <= last,
+                    "ack {ack:?} after {acked}, last {last}"
+                );
+                assert!(
+                    ack.multiple || ack.delivery_tag == acked + 1,
+                    "a single ack names the next publish: {ack:?} after {acked}"
+                );
+                acked = ack.delivery_tag;
+                frames += 1;
+                multiple += u64::from(ack.multiple);
+            }
+            other => panic!("expected basic.ack, got {other:?}"),
+        }
+    }
+    (frames, multiple)
+}

@@ -30,6 +30,8 @@ pub struct ConfirmTracker {
     pending: VecDeque<Pending>,
     /// Publishes confirmed (acked or nacked) so far, for the channel's statistics.
     confirmed: u64,
+    /// The channel is listed in its connection's channels with confirms to write.
+    due: bool,
 }
 
 impl ConfirmTracker {
@@ -40,6 +42,7 @@ impl ConfirmTracker {
             next_seq: 1,
             pending: VecDeque::new(),
             confirmed: 0,
+            due: false,
         }
     }
 
@@ -79,6 +82,7 @@ impl ConfirmTracker {
 
     /// Pops the completed publishes at the front as coalesced acks and single nacks.
     pub fn drain_completed(&mut self, out: &mut Vec<ConfirmFrame>) {
+        self.due = false;
         let mut ack_run_end: Option<u64> = None;
         let mut ack_run_len = 0u64;
         while let Some(front) = self.pending.front() {
@@ -113,6 +117,12 @@ impl ConfirmTracker {
                 ack: true,
             });
         }
+    }
+
+    /// Notes that confirms may be ready to write; true if the channel was not noted yet, so
+    /// the caller lists it once.
+    pub fn mark_due(&mut self) -> bool {
+        !std::mem::replace(&mut self.due, true)
     }
 
     /// Publishes confirmed so far.

@@ -295,6 +295,10 @@ fn channel_lifecycle(
         )),
         (Method::ChannelClose(_), Some(_)) => {
             let mut channel = state.channels.remove(&id).expect("matched Some above");
+            if let Some(tracker) = channel.confirm.as_mut() {
+                // Confirms noted as due go out before close-ok, as they would have at once.
+                crate::connection::events::write_confirms(connection, ChannelId(id), tracker);
+            }
             stats::channel_closed(shard, &channel);
             release_channel(shard, connection.id, &state.vhost, &mut channel);
             drop(state);

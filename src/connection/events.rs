@@ -181,7 +181,7 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
                 return;
             };
             tracker.answered(seq, ok);
-            write_confirms(connection, channel, tracker);
+            confirms_due(connection, channel, tracker);
         }
         ConnectionEvent::DirectReply {
             channel,
@@ -191,7 +191,45 @@ fn handle(connection: &ConnectionShared, event: ConnectionEvent) {
     }
 }
 
-/// Writes the acks and nacks that became due.
+/// Notes that the channel's confirms may be ready. They are written just before the writer's
+/// next write (`flush_confirms`), so every confirm that completes before the socket is written
+/// goes out in one `multiple=true` ack: answers arrive one by one from the shards, and writing
+/// each at once would cost a client one ack frame per message (docs/ARCHITECTURE.md,
+/// Publisher confirms).
+pub fn confirms_due(
+    connection: &ConnectionShared,
+    channel: ChannelId,
+    tracker: &mut ConfirmTracker,
+) {
+    if tracker.mark_due() {
+        connection.confirms_due.borrow_mut().push(channel);
+        connection.output.wake();
+    }
+}
+
+/// Writes the confirms of every channel noted by `confirms_due`. The writer calls it before
+/// each write; a channel that closes writes its own first (`write_confirms`), so its acks
+/// still precede the close.
+pub fn flush_confirms(connection: &ConnectionShared) {
+    let mut due = connection.confirms_due.borrow_mut();
+    if due.is_empty() {
+        return;
+    }
+    let mut state = connection.state.borrow_mut();
+    for channel in due.drain(..) {
+        let Some(open) = state.channels.get_mut(&channel.0) else {
+            continue;
+        };
+        if !open.is_open() {
+            continue;
+        }
+        if let Some(tracker) = open.confirm.as_mut() {
+            write_confirms(connection, channel, tracker);
+        }
+    }
+}
+
+/// Writes the acks and nacks that became due, coalesced.
 pub fn write_confirms(
     connection: &ConnectionShared,
     channel: ChannelId,

@@ -225,6 +225,12 @@ impl Output {
         *self.credit_owed.borrow_mut().entry(key).or_insert(0) += 1;
     }
 
+    /// Wakes the writer without writing: something is to be written just before its next
+    /// write (the `before_write` of `run_writer`).
+    pub fn wake(&self) {
+        self.ready.notify();
+    }
+
     /// Write what is buffered, then shut the socket down.
     pub fn close_after_flush(&self) {
         self.close_after_flush.set(true);
@@ -240,17 +246,20 @@ impl Output {
         self.finished.get()
     }
 
-    /// Writes the buffer to the socket until the connection ends. `return_credit` is called
+    /// Writes the buffer to the socket until the connection ends. `before_write` may append
+    /// to the buffer just before each write (coalesced confirms); `return_credit` is called
     /// with the credit of the deliveries each write carried, once they are on the socket.
     pub async fn run_writer(
         &self,
         mut stream: TcpStream,
+        mut before_write: impl FnMut(),
         mut return_credit: impl FnMut(CreditKey, u32),
     ) {
         let mut spare = Vec::with_capacity(READ_CHUNK_SIZE);
         loop {
             self.ready.wait().await;
             loop {
+                before_write();
                 std::mem::swap(&mut spare, &mut *self.buffer.borrow_mut());
                 if spare.is_empty() {
                     break;

@@ -121,6 +121,8 @@ pub struct ConnectionShared {
     blocked: Cell<bool>,
     /// The connection has published: queue memory pressure slows its reads.
     pub published: Cell<bool>,
+    /// Channels whose confirms are to be written before the next write (`events::confirms_due`).
+    pub confirms_due: RefCell<Vec<ChannelId>>,
     /// Shuts the socket if our connection.close goes unanswered.
     close_timer: RefCell<Option<glommio::Task<()>>>,
     /// Wakes the consumer timeout task (`ack_timeout.rs`).
@@ -233,6 +235,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         close_timeout: shard.config.close_timeout,
         closing: Cell::new(false),
         close_timer: RefCell::new(None),
+        confirms_due: RefCell::new(Vec::new()),
         blocked: Cell::new(false),
         published: Cell::new(false),
         ack_timer: ack_timeout::AckTimer::default(),
@@ -246,7 +249,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         glommio::spawn_local(async move {
             connection
                 .output
-                .run_writer(stream, |key, count| return_credit(&shard, key, count))
+                .run_writer(
+                    stream,
+                    || events::flush_confirms(&connection),
+                    |key, count| return_credit(&shard, key, count),
+                )
                 .await;
         })
     };
@@ -449,6 +456,9 @@ fn close_channel(
     };
     if !open.is_open() {
         return;
+    }
+    if let Some(tracker) = open.confirm.as_mut() {
+        events::write_confirms(connection, channel, tracker);
     }
     release_channel(shard, connection.id, &state.vhost, open);
     open.state = channel::ChannelState::Closing;

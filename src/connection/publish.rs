@@ -274,7 +274,7 @@ fn send_routed(
         }
         if let Some(tracker) = open.confirm.as_mut() {
             tracker.publish(0);
-            crate::connection::events::write_confirms(connection, channel, tracker);
+            crate::connection::events::confirms_due(connection, channel, tracker);
         }
         state.route_queues = queues;
         return;
@@ -463,7 +463,7 @@ fn confirm_at_once(connection: &ConnectionShared, channel: ChannelId) {
     };
     if let Some(tracker) = open.confirm.as_mut() {
         tracker.publish(0);
-        crate::connection::events::write_confirms(connection, channel, tracker);
+        crate::connection::events::confirms_due(connection, channel, tracker);
     }
 }
 

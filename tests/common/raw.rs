@@ -393,6 +393,35 @@ impl RawClient {
         self.send_bytes(&out);
     }
 
+    /// basic.publish to the default exchange with delivery-mode 2 (persistent) or 1, header
+    /// and one body frame in one write.
+    pub fn publish_with_mode(
+        &mut self,
+        channel: u16,
+        routing_key: &str,
+        body: &[u8],
+        persistent: bool,
+    ) {
+        let mut out = method_frame(
+            channel,
+            &Method::BasicPublish(BasicPublish {
+                routing_key: ShortStr::copy_from_str(routing_key).expect("short key"),
+                ..Default::default()
+            }),
+        );
+        let mut header = 60u16.to_be_bytes().to_vec();
+        header.extend_from_slice(&[0, 0]);
+        header.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        // Property flags: only delivery-mode (bit 12).
+        header.extend_from_slice(&0x1000u16.to_be_bytes());
+        header.push(if persistent { 2 } else { 1 });
+        out.extend(raw_frame(2, channel, &header));
+        if !body.is_empty() {
+            out.extend(raw_frame(3, channel, body));
+        }
+        self.send_bytes(&out);
+    }
+
     /// basic.get with no-ack: the body, or None on get-empty.
     pub fn get(&mut self, channel: u16, queue: &str) -> Option<Vec<u8>> {
         self.send_method(
