@@ -15,7 +15,7 @@ use glommio::net::TcpStream;
 
 use crate::ids::{QueueId, ShardId};
 use crate::protocol::{parse_frame, scan_frame, Frame, FrameError};
-use crate::queue::consumer::ConsumerKey;
+use crate::queue::consumer::{ConsumerKey, FLOW_CREDIT_INITIAL};
 use crate::shard::notify::Notify;
 use crate::shard::stats::SocketCounters;
 
@@ -171,6 +171,16 @@ impl FrameReader {
     }
 }
 
+/// Credit for a queue on another shard is returned once this much has gathered for one
+/// consumer. Each return is a mesh message that may wake that shard, and at low rates a wake
+/// costs more than a message; a tenth of `FLOW_CREDIT_INITIAL` leaves a consumer at least nine
+/// tenths of its credit, so holding it back never stalls a consumer whose socket keeps up.
+pub const CREDIT_RETURN_BATCH: u32 = FLOW_CREDIT_INITIAL / 10;
+
+/// Consumers at most with credit held back (`CREDIT_RETURN_BATCH`); past that, all of it is
+/// returned, so consumers that come and go on one connection cannot grow the table.
+pub const CREDIT_HELD_KEYS_MAX: usize = 1024;
+
 /// Flow credit owed to one consumer for deliveries written to the output buffer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CreditKey {
@@ -248,14 +258,17 @@ impl Output {
 
     /// Writes the buffer to the socket until the connection ends. `before_write` may append
     /// to the buffer just before each write (coalesced confirms); `return_credit` is called
-    /// with the credit of the deliveries each write carried, once they are on the socket.
+    /// with the credit of the deliveries each write carried, once they are on the socket: at
+    /// once for queues on `local`, in batches for the others (`CreditReturns`).
     pub async fn run_writer(
         &self,
         mut stream: TcpStream,
+        local: ShardId,
         mut before_write: impl FnMut(),
         mut return_credit: impl FnMut(CreditKey, u32),
     ) {
         let mut spare = Vec::with_capacity(READ_CHUNK_SIZE);
+        let mut held = CreditReturns::default();
         loop {
             self.ready.wait().await;
             loop {
@@ -275,7 +288,11 @@ impl Output {
                 }
                 self.last_write.set(Instant::now());
                 for (key, count) in credit {
-                    return_credit(key, count);
+                    if key.owner == local {
+                        return_credit(key, count);
+                    } else {
+                        held.add(key, count, &mut return_credit);
+                    }
                 }
             }
             if self.close_after_flush.get() {
@@ -285,6 +302,39 @@ impl Output {
                 // last frame (the connection task drains its input meanwhile), since a FIN or
                 // an RST now could reach a client thread still waiting for its close-ok.
                 return;
+            }
+        }
+    }
+}
+
+/// Credit written for consumers of queues on other shards, held back until
+/// `CREDIT_RETURN_BATCH` has gathered for one consumer.
+#[derive(Default)]
+struct CreditReturns {
+    held: FastMap<CreditKey, u32>,
+}
+
+impl CreditReturns {
+    fn add(&mut self, key: CreditKey, count: u32, return_credit: &mut impl FnMut(CreditKey, u32)) {
+        use std::collections::hash_map::Entry;
+        match self.held.entry(key) {
+            Entry::Occupied(mut entry) => {
+                *entry.get_mut() += count;
+                if *entry.get() >= CREDIT_RETURN_BATCH {
+                    let (key, count) = entry.remove_entry();
+                    return_credit(key, count);
+                }
+            }
+            Entry::Vacant(entry) if count >= CREDIT_RETURN_BATCH => {
+                return_credit(entry.into_key(), count);
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(count);
+            }
+        }
+        if self.held.len() > CREDIT_HELD_KEYS_MAX {
+            for (key, count) in self.held.drain() {
+                return_credit(key, count);
             }
         }
     }
@@ -309,4 +359,53 @@ pub fn duplicate_socket(stream: &TcpStream) -> std::io::Result<TcpStream> {
     }
     // SAFETY: `fd` is a fresh descriptor for the same connected socket, owned by nobody else.
     Ok(unsafe { TcpStream::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ChannelId, ConnectionId};
+    use crate::protocol::ShortStr;
+
+    fn key(tag: u64) -> CreditKey {
+        CreditKey {
+            owner: ShardId(1),
+            queue: QueueId(7),
+            consumer: ConsumerKey {
+                connection: ConnectionId::new(ShardId(0), 1),
+                channel: ChannelId(1),
+                tag: ShortStr::copy_from_str(&format!("c{tag}")).expect("short tag"),
+            },
+        }
+    }
+
+    #[test]
+    fn credit_is_returned_in_batches_and_none_is_lost() {
+        let mut held = CreditReturns::default();
+        let mut returned: Vec<(CreditKey, u32)> = Vec::new();
+        for _ in 0..CREDIT_RETURN_BATCH - 1 {
+            held.add(key(1), 1, &mut |k, n| returned.push((k, n)));
+        }
+        assert!(returned.is_empty(), "nothing returned below the batch");
+        held.add(key(1), 3, &mut |k, n| returned.push((k, n)));
+        assert_eq!(returned, vec![(key(1), CREDIT_RETURN_BATCH + 2)]);
+        returned.clear();
+        // A large write returns its credit at once.
+        held.add(key(2), CREDIT_RETURN_BATCH * 2, &mut |k, n| {
+            returned.push((k, n))
+        });
+        assert_eq!(returned, vec![(key(2), CREDIT_RETURN_BATCH * 2)]);
+    }
+
+    #[test]
+    fn too_many_consumers_held_returns_everything() {
+        let mut held = CreditReturns::default();
+        let mut returned = 0u64;
+        let keys = CREDIT_HELD_KEYS_MAX as u64 + 1;
+        for tag in 0..keys {
+            held.add(key(tag), 1, &mut |_, n| returned += u64::from(n));
+        }
+        assert_eq!(returned, keys, "every held credit went back");
+        assert!(held.held.is_empty());
+    }
 }

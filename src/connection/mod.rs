@@ -251,6 +251,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 .output
                 .run_writer(
                     stream,
+                    shard.id,
                     || events::flush_confirms(&connection),
                     |key, count| return_credit(&shard, key, count),
                 )
