@@ -29,6 +29,17 @@ pub const CHANNEL_MAX_DEFAULT: u16 = 2047;
 /// Default of `Config::metadata_compaction_bytes`.
 pub const METADATA_COMPACTION_BYTES_DEFAULT: u64 = 16 << 20;
 
+/// Where a new queue declared over AMQP goes (RabbitMQ's `queue_leader_locator` names, here
+/// across the shards of one node). Exclusive queues always stay with their connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum QueuePlacement {
+    /// The declaring connection's shard.
+    ClientLocal,
+    /// Round the shards, starting with the declaring connection's.
+    #[default]
+    Balanced,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -36,6 +47,12 @@ pub struct Config {
     pub shards: usize,
     /// Bind each shard to one CPU (production) or let the OS place them (tests).
     pub pin_shards: bool,
+    /// Where the queues that connections declare are placed (`Shard::place_queue`).
+    pub queue_placement: QueuePlacement,
+    /// Move a connection to its queue's shard at a basic.consume, or its first basic.publish
+    /// through the default exchange, for a queue on another shard, when nothing else ties it
+    /// to its shard (`connection::moving`).
+    pub move_connections: bool,
     /// Largest frame we accept and propose in connection.tune; a client may ask for less,
     /// never for more or for no limit (0).
     pub frame_max: u32,
@@ -102,6 +119,8 @@ impl Default for Config {
             data_dir: PathBuf::from("hare-data"),
             shards: 1,
             pin_shards: false,
+            move_connections: true,
+            queue_placement: QueuePlacement::Balanced,
             frame_max: FRAME_MAX_DEFAULT,
             channel_max: CHANNEL_MAX_DEFAULT,
             connection_max: None,

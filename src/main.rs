@@ -41,6 +41,16 @@ struct Cli {
     /// Pin each shard to a CPU.
     #[arg(long)]
     pin_shards: bool,
+    /// Move a connection to the shard of the queue it consumes from (at a basic.consume) or
+    /// publishes to (its first basic.publish, default exchange), when nothing else ties it to
+    /// its shard (true or false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    move_connections: bool,
+    /// Where a new queue goes: balanced (round the shards, starting with the declaring
+    /// connection's) or client-local (the declaring connection's shard). Exclusive queues stay
+    /// with their connection.
+    #[arg(long, value_enum, default_value_t = hare::config::QueuePlacement::Balanced)]
+    queue_placement: hare::config::QueuePlacement,
     /// Heartbeat interval proposed to clients, in seconds (0 disables).
     #[arg(long, default_value_t = 60)]
     heartbeat_secs: u64,
@@ -123,6 +133,8 @@ fn main() -> anyhow::Result<()> {
         data_dir: cli.data_dir,
         shards,
         pin_shards: cli.pin_shards,
+        move_connections: cli.move_connections,
+        queue_placement: cli.queue_placement,
         heartbeat_interval: std::time::Duration::from_secs(cli.heartbeat_secs),
         handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout_ms),
         message_size_max: cli.max_message_size,

@@ -6,12 +6,11 @@
 use std::rc::Rc;
 
 use futures_lite::future::BoxedLocal;
-use glommio::net::TcpStream;
 
 use crate::config::Config;
 use crate::connection;
 use crate::management;
-use crate::shard::endpoint::ControlListeners;
+use crate::shard::endpoint::{ControlListeners, IncomingConnection};
 use crate::shard::startup::{self, Broker, StartError};
 use crate::shard::Shard;
 
@@ -24,6 +23,6 @@ fn serve_control(shard: Rc<Shard>, listeners: ControlListeners) -> BoxedLocal<()
     Box::pin(management::serve(shard, listeners))
 }
 
-fn serve(shard: Rc<Shard>, stream: TcpStream) -> BoxedLocal<()> {
-    Box::pin(connection::serve(shard, stream))
+fn serve(shard: Rc<Shard>, incoming: IncomingConnection) -> BoxedLocal<()> {
+    Box::pin(connection::serve(shard, incoming))
 }

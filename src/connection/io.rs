@@ -57,6 +57,24 @@ impl FrameReader {
         }
     }
 
+    /// A reader that goes on where another shard's left off: `unread` is parsed before the
+    /// socket is read again.
+    pub fn resume(stream: TcpStream, unread: &[u8], received: SocketCounters) -> FrameReader {
+        let mut buffer = BytesMut::with_capacity(unread.len().max(READ_CHUNK_SIZE_MIN));
+        buffer.extend_from_slice(unread);
+        FrameReader {
+            stream,
+            buffer,
+            read_size: READ_CHUNK_SIZE_MIN,
+            received: Rc::new(received),
+        }
+    }
+
+    /// The bytes read from the socket and not parsed yet.
+    pub fn unread(&self) -> &[u8] {
+        &self.buffer
+    }
+
     /// What this reader has read, for the connection's statistics.
     pub fn received(&self) -> Rc<SocketCounters> {
         self.received.clone()
@@ -196,6 +214,8 @@ pub struct Output {
     credit_owed: RefCell<FastMap<CreditKey, u32>>,
     /// Set once nothing more may be written (socket gone or close-ok sent).
     finished: Cell<bool>,
+    /// The writer has bytes on their way to the socket.
+    writing: Cell<bool>,
     /// Shut the socket down once the buffer is written (after close-ok or a fatal error).
     close_after_flush: Cell<bool>,
     pub last_write: Cell<Instant>,
@@ -216,6 +236,7 @@ impl Output {
             ready: Notify::new(),
             credit_owed: RefCell::new(FastMap::default()),
             finished: Cell::new(false),
+            writing: Cell::new(false),
             close_after_flush: Cell::new(false),
             last_write: Cell::new(Instant::now()),
             sent: SocketCounters::default(),
@@ -256,6 +277,14 @@ impl Output {
         self.finished.get()
     }
 
+    /// Nothing buffered and nothing being written: the socket has everything written so far.
+    pub fn is_idle(&self) -> bool {
+        !self.writing.get()
+            && self.buffer.borrow().is_empty()
+            && !self.finished.get()
+            && !self.close_after_flush.get()
+    }
+
     /// Writes the buffer to the socket until the connection ends. `before_write` may append
     /// to the buffer just before each write (coalesced confirms); `return_credit` is called
     /// with the credit of the deliveries each write carried, once they are on the socket: at
@@ -278,7 +307,9 @@ impl Output {
                     break;
                 }
                 let credit = std::mem::take(&mut *self.credit_owed.borrow_mut());
+                self.writing.set(true);
                 let written = stream.write_all(&spare).await;
+                self.writing.set(false);
                 self.sent.add(spare.len());
                 spare.clear();
                 if written.is_err() {

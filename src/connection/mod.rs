@@ -21,6 +21,7 @@ pub mod exchange_methods;
 pub mod handshake;
 pub mod heartbeat;
 pub mod io;
+pub mod moving;
 pub mod permissions;
 pub mod publish;
 pub mod queue_methods;
@@ -45,7 +46,7 @@ use crate::protocol::{
     Method, ShortStr,
 };
 use crate::queue::consumer::ChannelKey;
-use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
+use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose, IncomingConnection};
 use crate::shard::message::{DeleteConditions, QueueOp, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
@@ -187,8 +188,38 @@ impl ConnectionShared {
     }
 }
 
-/// Serves one accepted socket until it closes.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one connection until it closes or moves to another shard.
+pub async fn serve(shard: Rc<Shard>, incoming: IncomingConnection) {
+    match incoming {
+        IncomingConnection::Accepted(stream) => serve_accepted(shard, stream).await,
+        IncomingConnection::Moved(moved) => {
+            if let Some(opened) = moving::adopt(&shard, moved) {
+                run_open(shard, opened).await;
+            }
+        }
+    }
+}
+
+/// A connection past its handshake: freshly opened here, or moved here from another shard.
+pub struct Opened {
+    pub id: ConnectionId,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// When the handshake finished, ms since the epoch.
+    pub connected_at_ms: u64,
+    pub reader: FrameReader,
+    pub output: Output,
+    pub state: ConnectionState,
+    pub writer_stream: TcpStream,
+    pub vhost_slot: crate::shard::vhost_limits::VHostSlot,
+    /// The connection has published (`ConnectionShared::published`).
+    pub published: bool,
+    /// It moved here from another shard (`moving`).
+    pub moved: bool,
+}
+
+/// Serves an accepted socket: the handshake, then the open connection.
+async fn serve_accepted(shard: Rc<Shard>, stream: TcpStream) {
     let peer = match stream.peer_addr() {
         Ok(peer) => peer,
         Err(_) => return,
@@ -220,15 +251,46 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
         }
     };
+    let opened = Opened {
+        id,
+        peer,
+        local,
+        connected_at_ms: crate::queue::expiry::now_ms(),
+        reader,
+        output: negotiated.output,
+        state: negotiated.state,
+        writer_stream: negotiated.writer_stream,
+        vhost_slot: negotiated.vhost_slot,
+        published: false,
+        moved: false,
+    };
+    run_open(shard, opened).await;
+}
+
+/// Serves an open connection until it closes or moves to another shard.
+async fn run_open(shard: Rc<Shard>, opened: Opened) {
+    let Opened {
+        id,
+        peer,
+        local,
+        connected_at_ms,
+        mut reader,
+        output,
+        state,
+        writer_stream,
+        vhost_slot,
+        published,
+        moved,
+    } = opened;
     let connection = Rc::new(ConnectionShared {
         id,
         shard: Rc::downgrade(&shard),
         peer,
         local,
-        connected_at_ms: crate::queue::expiry::now_ms(),
+        connected_at_ms,
         received: reader.received(),
-        output: negotiated.output,
-        state: RefCell::new(negotiated.state),
+        output,
+        state: RefCell::new(state),
         last_read: Cell::new(Instant::now()),
         fd: reader.raw_fd(),
         reply_secret: fastrand::u64(..),
@@ -237,15 +299,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         close_timer: RefCell::new(None),
         confirms_due: RefCell::new(Vec::new()),
         blocked: Cell::new(false),
-        published: Cell::new(false),
+        published: Cell::new(published),
         ack_timer: ack_timeout::AckTimer::default(),
     });
-    shard.connections.insert(id, connection.clone());
-    let vhost_slot = negotiated.vhost_slot;
+    if moved {
+        shard.connections.insert_moved(id, connection.clone());
+    } else {
+        shard.connections.insert(id, connection.clone());
+    }
     let writer = {
         let connection = connection.clone();
         let shard = shard.clone();
-        let stream = negotiated.writer_stream;
+        let stream = writer_stream;
         glommio::spawn_local(async move {
             connection
                 .output
@@ -269,6 +334,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     tracing::debug!(%peer, connection = %id, "connection open");
 
     let ending = run_frames(&shard, &connection, &mut reader).await;
+    if let Ending::Move(move_to) = ending {
+        // Nothing is buffered or being written (`moving::destination` waited for that), so
+        // the tasks stop with nothing lost; the socket lives on in `move_to`'s descriptor.
+        drop(writer);
+        drop(heartbeat);
+        drop(ack_timeout);
+        shard.connections.remove_moved(id);
+        moving::hand_over(&shard, &connection, &reader, vhost_slot, move_to);
+        return;
+    }
 
     clean_up(&shard, &connection);
     connection.output.close_after_flush();
@@ -288,7 +363,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         // After a framing error the stream is out of sync: give the client a moment to read
         // our connection.close, discarding what it sends.
         Ending::FramingError => reader.drain_until_close_ok(FRAMING_ERROR_GRACE).await,
-        Ending::Closed | Ending::PeerGone => {}
+        Ending::Closed | Ending::PeerGone | Ending::Move(_) => {}
     }
     drop(connection.close_timer.borrow_mut().take());
     io::shutdown_socket(reader.raw_fd());
@@ -297,7 +372,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
 /// The writer task's duplicate of the socket; None (logged) when the process is out of
 /// descriptors or the socket is gone.
-fn writer_socket(stream: &TcpStream) -> Option<TcpStream> {
+pub fn writer_socket(stream: &TcpStream) -> Option<TcpStream> {
     match io::duplicate_socket(stream) {
         Ok(writer) => {
             crate::shard::descriptors::descriptors_available();
@@ -335,6 +410,8 @@ enum Ending {
     FramingError,
     /// The socket closed or failed.
     PeerGone,
+    /// The connection moves to another shard before running the frame it carries.
+    Move(moving::MoveTo),
 }
 
 /// Queues hold too much in RAM: wait until they drain, up to `PUBLISHER_PAUSE_MAX`.
@@ -382,6 +459,11 @@ async fn run_frames(
                 return ending;
             }
             continue;
+        }
+        if let Some(to) = moving::destination(shard, connection, &frame) {
+            if let Some(move_to) = moving::prepare(shard, connection, reader, to, &frame).await {
+                return Ending::Move(move_to);
+            }
         }
         let channel = frame.channel;
         match dispatch::frame(shard, connection, frame).await {

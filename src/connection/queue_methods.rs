@@ -67,7 +67,7 @@ pub async fn declare(
         auto_delete: method.auto_delete,
         arguments: method.arguments,
         connection: connection.id,
-        preferred_shard: shard.id,
+        preferred_shard: shard.place_queue(method.exclusive),
         server_named,
     });
     let reply = shard

@@ -131,6 +131,8 @@ pub fn connection_json(
     let mut item = json!({
         "name": name,
         "node": context.node,
+        // Hare addition: the shard that serves the connection (docs/management-api.md).
+        "hare_shard": connection.id.shard().0,
         "user": short(&connection.user),
         "vhost": short(&connection.vhost),
         "state": connection.state.as_str(),

@@ -175,6 +175,8 @@ impl<'a> View<'a> {
             "exclusive": definition.exclusive_owner.is_some(),
             "arguments": dto::field_table(&definition.arguments),
             "node": self.call.context.node,
+            // Hare addition: the shard that owns the queue (docs/management-api.md).
+            "hare_shard": definition.owner_shard.0,
             "state": "running",
             "policy": policy.policy,
             "operator_policy": policy.operator_policy,

@@ -78,9 +78,28 @@ impl ForcedClose {
     }
 }
 
-/// Serves one accepted socket (already bound to this shard's executor) until it closes. The
-/// future is boxed once per connection, never per message.
-pub type ServeConnection = fn(Rc<Shard>, TcpStream) -> BoxedLocal<()>;
+/// A connection for this shard to serve: a socket it was handed at accept, or a connection
+/// another shard moved here whole.
+pub enum IncomingConnection {
+    /// A freshly accepted socket, already bound to this shard's executor.
+    Accepted(TcpStream),
+    /// An open connection another shard handed over (the connection layer moves a consumer's
+    /// connection to its queue's shard); only that layer reads what is inside.
+    Moved(MovedConnection),
+}
+
+/// An open connection on its way between shards: its socket and state, opaque to the runtime.
+pub struct MovedConnection(pub Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for MovedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MovedConnection")
+    }
+}
+
+/// Serves one connection until it closes. The future is boxed once per connection, never per
+/// message.
+pub type ServeConnection = fn(Rc<Shard>, IncomingConnection) -> BoxedLocal<()>;
 
 /// Serves the control plane (the management HTTP API and the metrics endpoint) on the
 /// metadata shard, from the listeners start-up bound. Runs in its own task queue with fewer
@@ -115,6 +134,18 @@ impl Connections {
         if self.endpoints.borrow_mut().remove(&id).is_some() {
             self.closed.set(self.closed.get() + 1);
         }
+    }
+
+    /// Registers a connection that moved here from another shard: open all along, so not
+    /// counted as created.
+    pub fn insert_moved(&self, id: ConnectionId, endpoint: Rc<dyn ConnectionEndpoint>) {
+        let old = self.endpoints.borrow_mut().insert(id, endpoint);
+        assert!(old.is_none(), "connection ids are never reused");
+    }
+
+    /// Forgets a connection that moves to another shard: it is not closed.
+    pub fn remove_moved(&self, id: ConnectionId) {
+        self.endpoints.borrow_mut().remove(&id);
     }
 
     pub fn created(&self) -> u64 {

@@ -62,6 +62,8 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             shard.pending.borrow_mut().complete(request, reply);
         }
         ShardMessage::Accepted(stream) => startup::serve_accepted(shard, stream),
+        ShardMessage::Moved(moved) => startup::serve_moved(shard, moved),
+        ShardMessage::ConnectionMoved { from, to } => startup::connection_moved(shard, from, to),
         ShardMessage::StorageAlarm(alarm) => {
             let first = shard.storage_alarms.borrow().is_empty();
             shard

@@ -69,6 +69,15 @@ pub enum ShardMessage {
     StorageAlarmCleared { shard: ShardId },
     /// A connection on `shard` ended (for least-loaded placement on the accepting shard).
     ConnectionEnded { shard: ShardId },
+    /// An open connection moved to the receiving shard, which serves it from now on.
+    Moved(crate::shard::endpoint::MovedConnection),
+    /// To the metadata shard: the connection `from` now lives on as `to` (on `to`'s shard),
+    /// for the placement counts and the vhost connection counts. Sent by the new shard, so it
+    /// arrives before that shard reports the connection's end.
+    ConnectionMoved {
+        from: ConnectionId,
+        to: ConnectionId,
+    },
     /// Is a deduplication header value new for a deduplication exchange? To the exchange's
     /// cache shard (`shard::dedup`), answered with `Reply::DedupChecked`.
     DedupCheck {

@@ -108,6 +108,8 @@ pub struct Shard {
     /// Metadata-shard state: open connections per vhost, for `max-connections`.
     pub vhost_connections: vhost_limits::VHostConnections,
     next_connection_sequence: Cell<u64>,
+    /// Queues placed by `place_queue` so far: whose turn is next.
+    queue_placement_turn: Cell<usize>,
     /// The shard's log, installed by start-up once recovery is done.
     persistence: RefCell<Option<Rc<persistence::Persistence>>>,
     /// Shards whose log failed, with the reason: while any is set, connections are blocked.
@@ -156,6 +158,7 @@ impl Shard {
             connection_counts: RefCell::new(vec![0; shard_count]),
             vhost_connections: vhost_limits::VHostConnections::default(),
             next_connection_sequence: Cell::new(1),
+            queue_placement_turn: Cell::new(0),
             persistence: RefCell::new(None),
             storage_alarms: RefCell::new(std::collections::BTreeMap::new()),
             shutting_down: Cell::new(false),
@@ -189,6 +192,22 @@ impl Shard {
         let sequence = self.next_connection_sequence.get();
         self.next_connection_sequence.set(sequence + 1);
         ConnectionId::new(self.id, sequence)
+    }
+
+    /// The shard for a queue a connection of this shard declares, if it is new. An exclusive
+    /// queue stays here, with its only possible consumer. Others go round the shards starting
+    /// here (`--queue-placement balanced`, the default), so the queues a set-up connection
+    /// declares spread over every core and the connections that use them follow
+    /// (`connection::moving`); or all stay here (`client-local`, RabbitMQ's default locator).
+    pub fn place_queue(&self, exclusive: bool) -> ShardId {
+        if exclusive || self.config.queue_placement == crate::config::QueuePlacement::ClientLocal {
+            return self.id;
+        }
+        let turn = self.queue_placement_turn.get();
+        self.queue_placement_turn.set(turn.wrapping_add(1));
+        let count = self.shard_count();
+        let index = (usize::from(self.id.0) + turn % count) % count;
+        ShardId(u16::try_from(index).expect("shard index fits u16"))
     }
 
     pub fn send(&self, target: ShardId, message: ShardMessage) {

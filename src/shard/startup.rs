@@ -20,8 +20,11 @@ use glommio::net::{AcceptedTcpStream, TcpListener};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
-use crate::ids::ShardId;
-use crate::shard::endpoint::{ControlListeners, ForcedClose, ServeConnection, ServeControl};
+use crate::ids::{ConnectionId, ShardId};
+use crate::shard::endpoint::{
+    ControlListeners, ForcedClose, IncomingConnection, MovedConnection, ServeConnection,
+    ServeControl,
+};
 use crate::shard::inbox;
 use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
@@ -667,11 +670,44 @@ fn hand_off(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
 
 /// Takes ownership of an accepted socket on this shard and serves it.
 pub fn serve_accepted(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
-    let stream = stream.bind_to_executor();
+    serve_incoming(
+        shard,
+        IncomingConnection::Accepted(stream.bind_to_executor()),
+    );
+}
+
+/// Serves a connection another shard moved here. Its place in the counts moves with it
+/// (`connection_moved`, told by the connection layer once it has its new id).
+pub fn serve_moved(shard: &Rc<Shard>, moved: MovedConnection) {
+    serve_incoming(shard, IncomingConnection::Moved(moved));
+}
+
+/// On the metadata shard (the caller sends `ShardMessage::ConnectionMoved` from any other):
+/// the connection `from` lives on as `to`. Its old shard reports `from`'s end as any
+/// connection's end; `to`'s shard counts one more.
+pub fn connection_moved(shard: &Shard, from: ConnectionId, to: ConnectionId) {
+    if shard.id != ShardId::METADATA {
+        shard.send(
+            ShardId::METADATA,
+            ShardMessage::ConnectionMoved { from, to },
+        );
+        return;
+    }
+    if let Some(count) = shard
+        .connection_counts
+        .borrow_mut()
+        .get_mut(to.shard().index())
+    {
+        *count += 1;
+    }
+    shard.vhost_connections.rename(from, to);
+}
+
+fn serve_incoming(shard: &Rc<Shard>, incoming: IncomingConnection) {
     let shard = shard.clone();
     let serve = shard.serve_connection;
     glommio::spawn_local(async move {
-        serve(shard.clone(), stream).await;
+        serve(shard.clone(), incoming).await;
         if shard.id == ShardId::METADATA {
             let mut counts = shard.connection_counts.borrow_mut();
             counts[0] = counts[0].saturating_sub(1);

@@ -141,6 +141,14 @@ impl SocketCounters {
         self.octets.get()
     }
 
+    /// Counters carried over from the connection's previous shard (it moved here).
+    pub fn carried_over(octets: u64, operations: u64) -> SocketCounters {
+        SocketCounters {
+            octets: Cell::new(octets),
+            operations: Cell::new(operations),
+        }
+    }
+
     pub fn operations(&self) -> u64 {
         self.operations.get()
     }

@@ -89,6 +89,15 @@ impl VHostConnections {
         }
     }
 
+    /// The connection `from` lives on as `to` (it moved to another shard): same vhost, same
+    /// count.
+    pub fn rename(&self, from: ConnectionId, to: ConnectionId) {
+        let mut admitted = self.admitted.borrow_mut();
+        if let Some(vhost) = admitted.remove(&from) {
+            admitted.insert(to, vhost);
+        }
+    }
+
     /// Open connections in `vhost`, on every shard.
     pub fn count(&self, vhost: &ShortStr) -> u32 {
         self.counts.borrow().get(vhost).copied().unwrap_or(0)
@@ -111,13 +120,33 @@ pub fn handle(shard: &Shard, connection: ConnectionId, change: VHostConnectionCh
 
 /// A connection's place in its vhost's count, given back when dropped.
 pub struct VHostSlot {
-    shard: Rc<Shard>,
+    /// None once handed over to another shard (`hand_over`).
+    shard: Option<Rc<Shard>>,
     connection: ConnectionId,
+}
+
+impl VHostSlot {
+    /// The slot of a connection that moved here as `connection`: the metadata shard renamed
+    /// it (`ShardMessage::ConnectionMoved`), nothing is admitted again.
+    pub fn adopt(shard: &Rc<Shard>, connection: ConnectionId) -> VHostSlot {
+        VHostSlot {
+            shard: Some(shard.clone()),
+            connection,
+        }
+    }
+
+    /// The connection moves to another shard, which adopts its slot: not given back here.
+    pub fn hand_over(mut self) {
+        self.shard = None;
+    }
 }
 
 impl Drop for VHostSlot {
     fn drop(&mut self) {
-        self.shard.send(
+        let Some(shard) = &self.shard else {
+            return;
+        };
+        shard.send(
             ShardId::METADATA,
             ShardMessage::VHostConnection {
                 connection: self.connection,
@@ -136,7 +165,7 @@ pub async fn admit(
     vhost: &ShortStr,
 ) -> Result<VHostSlot, ConnectionLimit> {
     let slot = VHostSlot {
-        shard: shard.clone(),
+        shard: Some(shard.clone()),
         connection,
     };
     let reply = shard
