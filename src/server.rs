@@ -11,12 +11,15 @@ use glommio::net::TcpStream;
 use crate::config::Config;
 use crate::connection;
 use crate::management;
-use crate::shard::endpoint::ControlListeners;
+use crate::shard::endpoint::{ControlListeners, Listener};
 use crate::shard::startup::{self, Broker, StartError};
 use crate::shard::Shard;
 
 /// Starts an AMQP 0-9-1 broker with `config`.
 pub fn start(config: Config) -> Result<Broker, StartError> {
+    if let Some(tls) = &config.tls {
+        crate::tls::reload::watch(tls).map_err(StartError::TlsReload)?;
+    }
     startup::start(config, serve, serve_control)
 }
 
@@ -24,6 +27,6 @@ fn serve_control(shard: Rc<Shard>, listeners: ControlListeners) -> BoxedLocal<()
     Box::pin(management::serve(shard, listeners))
 }
 
-fn serve(shard: Rc<Shard>, stream: TcpStream) -> BoxedLocal<()> {
-    Box::pin(connection::serve(shard, stream))
+fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) -> BoxedLocal<()> {
+    Box::pin(connection::serve(shard, stream, listener))
 }

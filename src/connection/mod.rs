@@ -28,6 +28,7 @@ pub mod requests;
 pub mod server_properties;
 pub mod stats;
 pub mod trace;
+pub mod transport;
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
@@ -45,7 +46,7 @@ use crate::protocol::{
     Method, ShortStr,
 };
 use crate::queue::consumer::ChannelKey;
-use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose};
+use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose, Listener};
 use crate::shard::message::{DeleteConditions, QueueOp, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
@@ -186,37 +187,16 @@ impl ConnectionShared {
 }
 
 /// Serves one accepted socket until it closes.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
     let peer = match stream.peer_addr() {
         Ok(peer) => peer,
         Err(_) => return,
     };
     let local = stream.local_addr().unwrap_or(peer);
     let _ = stream.set_nodelay(true);
-    let Some(writer_stream) = writer_socket(&stream) else {
-        return;
-    };
-    let mut reader = FrameReader::new(stream);
     let id = shard.next_connection_id();
-    let negotiated = {
-        let handshake = handshake::run(&shard, &mut reader, writer_stream, peer, id);
-        let deadline = shard.config.handshake_timeout;
-        let timed_out = async {
-            glommio::timer::sleep(deadline).await;
-            None
-        };
-        match futures_lite::future::or(async { Some(handshake.await) }, timed_out).await {
-            Some(Ok(negotiated)) => negotiated,
-            Some(Err(error)) => {
-                tracing::debug!(%peer, %error, "handshake failed");
-                return;
-            }
-            None => {
-                tracing::debug!(%peer, "handshake timed out");
-                io::shutdown_socket(reader.raw_fd());
-                return;
-            }
-        }
+    let Some((mut reader, negotiated)) = open(&shard, stream, listener, peer, id).await else {
+        return;
     };
     let connection = Rc::new(ConnectionShared {
         id,
@@ -287,18 +267,51 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     tracing::debug!(%peer, connection = %id, "connection closed");
 }
 
-/// The writer task's duplicate of the socket; None (logged) when the process is out of
-/// descriptors or the socket is gone.
-fn writer_socket(stream: &TcpStream) -> Option<TcpStream> {
-    match io::duplicate_socket(stream) {
-        Ok(writer) => {
-            crate::shard::descriptors::descriptors_available();
-            Some(writer)
-        }
+/// The transport (TLS handshake on an AMQPS socket) and the AMQP handshake, together under
+/// the handshake timeout; None (logged at debug) if the client did not get through.
+async fn open(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    listener: Listener,
+    peer: SocketAddr,
+    id: ConnectionId,
+) -> Option<(FrameReader, handshake::Negotiated)> {
+    let deadline = Instant::now() + shard.config.handshake_timeout;
+    let opened = match listener {
+        Listener::Amqp => transport::plain(stream),
+        Listener::Amqps => transport::tls(shard, stream, deadline).await,
+    };
+    let transport = match opened {
+        Ok(transport) => transport,
         Err(error) => {
-            if !crate::shard::descriptors::out_of_descriptors(&error) {
-                tracing::warn!(%error, "cannot duplicate socket");
-            }
+            // Debug, like a failed AMQP handshake: a scanner or a misconfigured client
+            // must not flood the log.
+            tracing::debug!(%peer, %error, "connection not opened");
+            return None;
+        }
+    };
+    let mut reader = FrameReader::new(transport.reader);
+    let handshake = handshake::run(
+        shard,
+        &mut reader,
+        transport.writer,
+        transport.peer_certificate,
+        peer,
+        id,
+    );
+    let timed_out = async {
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+        None
+    };
+    match futures_lite::future::or(async { Some(handshake.await) }, timed_out).await {
+        Some(Ok(negotiated)) => Some((reader, negotiated)),
+        Some(Err(error)) => {
+            tracing::debug!(%peer, %error, "handshake failed");
+            None
+        }
+        None => {
+            tracing::debug!(%peer, "handshake timed out");
+            io::shutdown_socket(reader.raw_fd());
             None
         }
     }

@@ -78,9 +78,17 @@ impl ForcedClose {
     }
 }
 
+/// Which listener accepted a socket: the connection layer runs the TLS handshake first on
+/// an AMQPS one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Amqp,
+    Amqps,
+}
+
 /// Serves one accepted socket (already bound to this shard's executor) until it closes. The
 /// future is boxed once per connection, never per message.
-pub type ServeConnection = fn(Rc<Shard>, TcpStream) -> BoxedLocal<()>;
+pub type ServeConnection = fn(Rc<Shard>, TcpStream, Listener) -> BoxedLocal<()>;
 
 /// Serves the control plane (the management HTTP API and the metrics endpoint) on the
 /// metadata shard, from the listeners start-up bound. Runs in its own task queue with fewer

@@ -61,7 +61,9 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             }
             shard.pending.borrow_mut().complete(request, reply);
         }
-        ShardMessage::Accepted(stream) => startup::serve_accepted(shard, stream),
+        ShardMessage::Accepted(stream, listener) => {
+            startup::serve_accepted(shard, stream, listener);
+        }
         ShardMessage::StorageAlarm(alarm) => {
             let first = shard.storage_alarms.borrow().is_empty();
             shard
