@@ -576,3 +576,60 @@ async fn a_replaced_certificate_is_used_for_new_connections_without_a_restart() 
     connection.close().await.expect("close");
     open_before.close().await.expect("close");
 }
+
+#[test]
+fn hareperf_runs_over_amqps_with_confirms_and_loses_nothing() {
+    let setup = Setup::new("tls-hareperf");
+    let broker = setup.start(&[]);
+    let uri = format!(
+        "amqps://guest:guest@localhost:{}/%2f",
+        tls_addr(&broker).port()
+    );
+    let ca = setup.path("ca.pem");
+    let args = hare_loadtest::cli::RunArgs::parse_from([
+        "throughput",
+        "-x",
+        "2",
+        "-y",
+        "2",
+        "-C",
+        "3000",
+        "-c",
+        "100",
+        "-s",
+        "2000",
+        "--uri",
+        &uri,
+        "--tls-ca",
+        &ca,
+        "--quiet",
+        "--drain-timeout",
+        "5",
+    ])
+    .expect("valid hareperf arguments");
+    let report = hare_loadtest::scenario::run(args).expect("hareperf reaches the broker over TLS");
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    let results = &report.results;
+    assert_eq!(results.published, 6000);
+    assert_eq!(results.confirmed, 6000);
+    assert_eq!(results.accepted, 6000);
+    assert_eq!(results.verification.lost, 0);
+    assert_eq!(results.verification.duplicates, 0);
+
+    // A CA that did not sign the broker's certificate: no connection.
+    let other = Authority::new("Another CA");
+    std::fs::write(setup.dir.join("other-ca.pem"), &other.pem).expect("write");
+    let other_ca = setup.path("other-ca.pem");
+    let args = hare_loadtest::cli::RunArgs::parse_from([
+        "throughput",
+        "-C",
+        "10",
+        "--uri",
+        &uri,
+        "--tls-ca",
+        &other_ca,
+        "--quiet",
+    ])
+    .expect("valid hareperf arguments");
+    assert!(hare_loadtest::scenario::run(args).is_err());
+}
