@@ -351,6 +351,33 @@ async fn external_refusal(addr: SocketAddr, config: Arc<ClientConfig>) -> (u16, 
     }
 }
 
+/// The management API's entry for `user`'s connection, once it is listed.
+async fn listed_connection(broker: &Broker, user: &str) -> serde_json::Value {
+    let guest = common::http::basic("guest", "guest");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = common::http::exchange(
+            broker.management,
+            "GET",
+            "/api/connections",
+            &[("authorization", guest.as_str())],
+            b"",
+        )
+        .json();
+        let found = listed
+            .as_array()
+            .and_then(|all| all.iter().find(|item| item["user"] == user).cloned());
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user}'s connection is not listed: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn verify_peer_args(setup: &Setup) -> Vec<String> {
     vec![
         "--tls-ca".into(),
@@ -407,6 +434,17 @@ async fn external_logs_in_the_certificate_common_name() {
     .await
     .expect("EXTERNAL login as alice");
     round_trip(&connection, "external", b"by certificate").await;
+    // The management API shows the session and the mechanism, in RabbitMQ's words.
+    let listed = listed_connection(&broker, "alice").await;
+    assert_eq!(listed["ssl"], true, "{listed}");
+    assert_eq!(listed["ssl_protocol"], "tlsv1.3", "{listed}");
+    assert_eq!(listed["auth_mechanism"], "EXTERNAL", "{listed}");
+    assert!(
+        listed["ssl_cipher"]
+            .as_str()
+            .is_some_and(|cipher| cipher != "unknown"),
+        "{listed}"
+    );
     connection.close().await.expect("close");
 
     let mallory = pki::client_config(&setup.ca.pem, Some(&setup.ca.client("mallory")));
@@ -488,6 +526,22 @@ async fn management_and_metrics_over_https() {
     let (status, body) = https_get(broker.management, config.clone(), "/api/overview").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(body.contains("\"node\""), "{body}");
+    assert!(body.contains("\"amqp/ssl\""), "{body}");
+    let tls_port = tls_addr(&broker).port();
+    for check in [
+        format!("/api/health/checks/port-listener/{tls_port}"),
+        "/api/health/checks/protocol-listener/amqps,https,https%2Fprometheus".to_owned(),
+    ] {
+        let (status, body) = https_get(broker.management, config.clone(), &check).await;
+        assert_eq!(status, "HTTP/1.1 200 OK", "{check}: {body}");
+    }
+    let (status, _) = https_get(
+        broker.management,
+        config.clone(),
+        "/api/health/checks/protocol-listener/http",
+    )
+    .await;
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
     let (status, body) = https_get(broker.metrics, config, "/metrics").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(body.contains("rabbitmq_"), "{body}");

@@ -119,6 +119,8 @@ pub struct Negotiated {
     pub output: Output,
     pub state: ConnectionState,
     pub writer_stream: WriteHalf,
+    /// The TLS session's protocol and cipher suite, for an AMQPS connection.
+    pub tls: Option<crate::tls::session_info::SessionInfo>,
     /// The connection's place in the node's and its vhost's connection counts, given back
     /// when dropped.
     pub vhost_slot: VHostSlot,
@@ -224,6 +226,7 @@ pub async fn run(
         heartbeat_interval,
         capabilities,
         client_properties: start_ok.client_properties,
+        auth_mechanism: start_ok.mechanism,
         channels: crate::fast_map::FastMap::default(),
         exclusive_queues: Vec::new(),
         route_scratch: RouteScratch::default(),
@@ -236,6 +239,8 @@ pub async fn run(
         output: Output::new(),
         state,
         writer_stream: writer,
+        // The caller, which opened the transport, fills it in.
+        tls: None,
         vhost_slot,
     })
 }

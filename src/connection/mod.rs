@@ -75,6 +75,8 @@ pub struct ConnectionState {
     pub heartbeat_interval: Duration,
     pub capabilities: ClientCapabilities,
     pub client_properties: FieldTable,
+    /// The SASL mechanism of start-ok (PLAIN, AMQPLAIN or EXTERNAL).
+    pub auth_mechanism: ShortStr,
     pub channels: FastMap<u16, Channel>,
     /// Exclusive queues this connection declared, deleted when it closes.
     pub exclusive_queues: Vec<(ShardId, QueueId)>,
@@ -106,6 +108,8 @@ pub struct ConnectionShared {
     pub local: SocketAddr,
     /// When the handshake finished, ms since the epoch.
     pub connected_at_ms: u64,
+    /// The TLS session's protocol and cipher suite, for an AMQPS connection.
+    pub tls: Option<crate::tls::session_info::SessionInfo>,
     /// What the frame reader has read, for the statistics.
     pub received: Rc<crate::shard::stats::SocketCounters>,
     pub output: Output,
@@ -204,6 +208,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
         peer,
         local,
         connected_at_ms: crate::queue::expiry::now_ms(),
+        tls: negotiated.tls,
         received: reader.received(),
         output: negotiated.output,
         state: RefCell::new(negotiated.state),
@@ -291,6 +296,7 @@ async fn open(
         }
     };
     let mut reader = FrameReader::new(transport.reader);
+    let tls = transport.tls;
     let handshake = handshake::run(
         shard,
         &mut reader,
@@ -304,7 +310,10 @@ async fn open(
         None
     };
     match futures_lite::future::or(async { Some(handshake.await) }, timed_out).await {
-        Some(Ok(negotiated)) => Some((reader, negotiated)),
+        Some(Ok(mut negotiated)) => {
+            negotiated.tls = tls;
+            Some((reader, negotiated))
+        }
         Some(Err(error)) => {
             tracing::debug!(%peer, %error, "handshake failed");
             None

@@ -15,6 +15,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::shard::Shard;
+use crate::tls::session_info::{session_info, SessionInfo};
 use crate::tls::stream::{TlsReader, TlsWriter};
 
 /// The reading half.
@@ -82,6 +83,8 @@ pub struct Transport {
     pub writer: WriteHalf,
     /// Set when a TLS client presented a certificate the broker verified.
     pub peer_certificate: Option<PeerCertificate>,
+    /// The TLS session's protocol and cipher suite, for the management API.
+    pub tls: Option<SessionInfo>,
 }
 
 /// Why an accepted socket could not become a transport; the socket is gone.
@@ -104,6 +107,7 @@ pub fn plain(stream: TcpStream) -> Result<Transport, TransportError> {
         reader: ReadHalf::Plain(stream),
         writer: WriteHalf::Plain(writer),
         peer_certificate: None,
+        tls: None,
     })
 }
 
@@ -136,12 +140,14 @@ pub async fn tls(
         .map(|leaf| PeerCertificate {
             common_name: crate::tls::cert_name::common_name(leaf),
         });
+    let tls = session_info(&session);
     let writer = duplicate(&stream)?;
     let session = Rc::new(std::cell::RefCell::new(session));
     Ok(Transport {
         reader: ReadHalf::Tls(TlsReader::new(stream, session.clone())),
         writer: WriteHalf::Tls(TlsWriter::new(writer, session)),
         peer_certificate,
+        tls,
     })
 }
 

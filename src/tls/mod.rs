@@ -8,10 +8,12 @@
 //! - `stream.rs` runs the server handshake on a glommio socket and splits the session into a
 //!   reading and a writing half that share it on one thread.
 //! - `cert_name.rs` reads the common name out of a client certificate's subject for the
-//!   `EXTERNAL` mechanism.
+//!   `EXTERNAL` mechanism; `session_info.rs` names a session's protocol and cipher suite as
+//!   RabbitMQ's management API does.
 
 pub mod cert_name;
 pub mod reload;
+pub mod session_info;
 pub mod stream;
 
 use std::path::{Path, PathBuf};
