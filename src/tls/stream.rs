@@ -19,8 +19,9 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
-/// Ciphertext read from the socket per call at most: one TLS record and its overhead.
-pub const CIPHERTEXT_CHUNK_BYTES: usize = 16 * 1024 + 512;
+/// Ciphertext read from the socket per call at most: a few TLS records (16 KiB of plaintext
+/// each), as a plain connection reads up to 64 KiB at a time.
+pub const CIPHERTEXT_CHUNK_BYTES: usize = 64 * 1024;
 
 pub type Session = Rc<RefCell<ServerConnection>>;
 
@@ -105,18 +106,27 @@ impl TlsReader {
         &self.stream
     }
 
-    /// Plaintext the session already holds, decrypting buffered ciphertext as needed; None
-    /// when more must be read from the socket. Some(0): the peer sent close_notify.
+    /// Plaintext the session already holds, decrypting buffered ciphertext as needed to fill
+    /// `into` (several records' worth, like one plain read); None when more must be read from
+    /// the socket first. Some(0): the peer sent close_notify.
     fn take_plaintext(&mut self, into: &mut [u8]) -> io::Result<Option<usize>> {
         let mut session = self.session.borrow_mut();
+        let mut filled = 0;
         loop {
-            match session.reader().read(into) {
-                Ok(read) => return Ok(Some(read)),
+            match session.reader().read(&mut into[filled..]) {
+                Ok(0) => return Ok(Some(filled)),
+                Ok(read) => {
+                    filled += read;
+                    if filled == into.len() {
+                        return Ok(Some(filled));
+                    }
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) if filled > 0 => return Ok(Some(filled)),
                 Err(error) => return Err(error),
             }
             if self.start == self.end {
-                return Ok(None);
+                return Ok((filled > 0).then_some(filled));
             }
             let mut pending = &self.ciphertext[self.start..self.end];
             let taken = session.read_tls(&mut pending)?;

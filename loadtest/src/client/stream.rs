@@ -18,8 +18,8 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
-/// Ciphertext read from the socket per call at most: one TLS record and its overhead.
-const CIPHERTEXT_CHUNK_BYTES: usize = 16 * 1024 + 512;
+/// Ciphertext read from the socket per call at most: a few TLS records.
+const CIPHERTEXT_CHUNK_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub enum Stream {
@@ -32,8 +32,11 @@ pub struct TlsStream {
     socket: TcpStream,
     session: Arc<Mutex<ClientConnection>>,
     write_order: Arc<Mutex<()>>,
-    /// Ciphertext this handle read and the session did not take yet.
+    /// Ciphertext read from the socket (allocated at the first read: a writing handle never
+    /// needs it); `pending[start..end]` is what the session did not take yet.
     pending: Vec<u8>,
+    start: usize,
+    end: usize,
     /// Records sealed for the socket, reused between writes.
     sealed: Vec<u8>,
 }
@@ -71,6 +74,8 @@ impl Stream {
             session: Arc::new(Mutex::new(session)),
             write_order: Arc::new(Mutex::new(())),
             pending: Vec::new(),
+            start: 0,
+            end: 0,
             sealed: Vec::new(),
         }))
     }
@@ -91,6 +96,8 @@ impl Stream {
                 session: Arc::clone(&tls.session),
                 write_order: Arc::clone(&tls.write_order),
                 pending: Vec::new(),
+                start: 0,
+                end: 0,
                 sealed: Vec::new(),
             }),
         })
@@ -145,25 +152,33 @@ impl Write for Stream {
 }
 
 impl TlsStream {
-    /// Plaintext the session holds, after giving it the ciphertext this handle has; None if
-    /// the socket must be read first.
+    /// Plaintext the session holds, after giving it the ciphertext this handle has, as much
+    /// as fits in `into`; None if the socket must be read first. Some(0): close_notify.
     fn take_plaintext(&mut self, into: &mut [u8]) -> io::Result<Option<usize>> {
         let mut session = lock(&self.session);
+        let mut filled = 0;
         loop {
-            match session.reader().read(into) {
-                Ok(read) => return Ok(Some(read)),
+            match session.reader().read(&mut into[filled..]) {
+                Ok(0) => return Ok(Some(filled)),
+                Ok(read) => {
+                    filled += read;
+                    if filled == into.len() {
+                        return Ok(Some(filled));
+                    }
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) if filled > 0 => return Ok(Some(filled)),
                 Err(error) => return Err(error),
             }
-            if self.pending.is_empty() {
-                return Ok(None);
+            if self.start == self.end {
+                return Ok((filled > 0).then_some(filled));
             }
-            let mut pending = self.pending.as_slice();
+            let mut pending = &self.pending[self.start..self.end];
             let taken = session.read_tls(&mut pending)?;
             if taken == 0 {
                 return Err(io::Error::other("TLS session takes no more input"));
             }
-            self.pending.drain(..taken);
+            self.start += taken;
             session.process_new_packets().map_err(tls_error)?;
         }
     }
@@ -172,16 +187,19 @@ impl TlsStream {
         if into.is_empty() {
             return Ok(0);
         }
-        let mut ciphertext = [0u8; CIPHERTEXT_CHUNK_BYTES];
         loop {
             if let Some(read) = self.take_plaintext(into)? {
                 return Ok(read);
             }
-            let read = self.socket.read(&mut ciphertext)?;
+            if self.pending.is_empty() {
+                self.pending = vec![0; CIPHERTEXT_CHUNK_BYTES];
+            }
+            let read = self.socket.read(&mut self.pending)?;
             if read == 0 {
                 return Ok(0);
             }
-            self.pending.extend_from_slice(&ciphertext[..read]);
+            self.start = 0;
+            self.end = read;
         }
     }
 
