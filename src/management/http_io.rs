@@ -32,10 +32,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an HTTPS client has for the TLS handshake (the AMQP handshake's default).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The socket, or the two halves of a TLS session over it.
+/// The socket, or the two halves of a TLS session over it (boxed: three times the socket's
+/// size).
 enum Transport {
     Plain(TcpStream),
-    Tls(TlsReader, TlsWriter),
+    Tls(Box<(TlsReader, TlsWriter)>),
 }
 
 /// Bytes read from the socket per call at most.
@@ -72,7 +73,7 @@ impl HttpStream {
             }
         };
         let (reader, writer) = crate::tls::stream::split(stream, session)?;
-        Ok(HttpStream::with(Transport::Tls(reader, writer)))
+        Ok(HttpStream::with(Transport::Tls(Box::new((reader, writer)))))
     }
 
     fn with(stream: Transport) -> HttpStream {
@@ -89,28 +90,28 @@ impl Transport {
     fn poll_read(&mut self, cx: &mut Context<'_>, into: &mut [u8]) -> Poll<io::Result<usize>> {
         match self {
             Transport::Plain(stream) => Pin::new(stream).poll_read(cx, into),
-            Transport::Tls(reader, _) => Pin::new(reader).poll_read(cx, into),
+            Transport::Tls(halves) => Pin::new(&mut halves.0).poll_read(cx, into),
         }
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
         match self {
             Transport::Plain(stream) => Pin::new(stream).poll_write(cx, bytes),
-            Transport::Tls(_, writer) => Pin::new(writer).poll_write(cx, bytes),
+            Transport::Tls(halves) => Pin::new(&mut halves.1).poll_write(cx, bytes),
         }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Transport::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            Transport::Tls(_, writer) => Pin::new(writer).poll_flush(cx),
+            Transport::Tls(halves) => Pin::new(&mut halves.1).poll_flush(cx),
         }
     }
 
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Transport::Plain(stream) => Pin::new(stream).poll_close(cx),
-            Transport::Tls(_, writer) => Pin::new(writer).poll_close(cx),
+            Transport::Tls(halves) => Pin::new(&mut halves.1).poll_close(cx),
         }
     }
 }

@@ -19,9 +19,15 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
-/// Ciphertext read from the socket per call at most: a few TLS records (16 KiB of plaintext
-/// each), as a plain connection reads up to 64 KiB at a time.
-pub const CIPHERTEXT_CHUNK_BYTES: usize = 64 * 1024;
+/// Ciphertext the handshake reads from the socket per call at most.
+pub const CIPHERTEXT_CHUNK_BYTES: usize = 16 * 1024 + 512;
+/// Most ciphertext a connection's reader asks the socket for at once: a few TLS records (16
+/// KiB of plaintext each), as a plain connection reads up to 64 KiB at a time.
+pub const CIPHERTEXT_READ_SIZE_MAX: usize = 64 * 1024;
+/// Least it asks for; the size adapts as a plain connection's reads do (`connection/io.rs`),
+/// so an idle TLS connection holds 4 KiB here, a flooding one 64 KiB. The session takes
+/// partial records, so any size works.
+pub const CIPHERTEXT_READ_SIZE_MIN: usize = 4 * 1024;
 
 pub type Session = Rc<RefCell<ServerConnection>>;
 
@@ -85,7 +91,10 @@ fn feed(session: &mut ServerConnection, mut ciphertext: &[u8]) -> io::Result<()>
 pub struct TlsReader {
     stream: TcpStream,
     session: Session,
-    ciphertext: Box<[u8]>,
+    /// `read_size` bytes long whenever the socket is read.
+    ciphertext: Vec<u8>,
+    /// Doubled after a read that filled it, halved after one that used less than a quarter.
+    read_size: usize,
     /// `ciphertext[start..end]` was read from the socket and not yet given to the session.
     start: usize,
     end: usize,
@@ -96,7 +105,8 @@ impl TlsReader {
         TlsReader {
             stream,
             session,
-            ciphertext: vec![0; CIPHERTEXT_CHUNK_BYTES].into_boxed_slice(),
+            ciphertext: vec![0; CIPHERTEXT_READ_SIZE_MIN],
+            read_size: CIPHERTEXT_READ_SIZE_MIN,
             start: 0,
             end: 0,
         }
@@ -153,11 +163,21 @@ impl AsyncRead for TlsReader {
             if let Some(read) = this.take_plaintext(into)? {
                 return Poll::Ready(Ok(read));
             }
+            // Everything read before is in the session: the buffer may change size.
+            if this.ciphertext.len() != this.read_size {
+                this.ciphertext.resize(this.read_size, 0);
+                this.ciphertext.shrink_to(this.read_size);
+            }
             match Pin::new(&mut this.stream).poll_read(cx, &mut this.ciphertext) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
                 Poll::Ready(Ok(read)) => {
                     this.start = 0;
                     this.end = read;
+                    if read == this.read_size {
+                        this.read_size = (this.read_size * 2).min(CIPHERTEXT_READ_SIZE_MAX);
+                    } else if read < this.read_size / 4 {
+                        this.read_size = (this.read_size / 2).max(CIPHERTEXT_READ_SIZE_MIN);
+                    }
                 }
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => return Poll::Pending,
