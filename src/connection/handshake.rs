@@ -264,10 +264,12 @@ async fn log_in(
     let credentials = match start_ok.mechanism.as_bytes() {
         b"PLAIN" => parse_plain(start_ok.response.as_bytes()),
         b"AMQPLAIN" => parse_amqplain(start_ok.response.bytes()),
+        // Offered only with a verified certificate; without one it is a mechanism this
+        // connection does not know (503), as RabbitMQ answers a mechanism it did not offer.
         // The user is the certificate's common name (RabbitMQ's `ssl_cert_login_from =
-        // common_name`); the response, an authorisation identity at most, is ignored. Without
-        // a verified certificate there is no user: the login is refused below.
-        b"EXTERNAL" => Some(Credentials {
+        // common_name`); the response, an authorisation identity at most, is ignored. A
+        // certificate without a common name names no user: the login is refused below.
+        b"EXTERNAL" if client.certificate.is_some() => Some(Credentials {
             user: client
                 .certificate
                 .and_then(|certificate| certificate.common_name.clone())
