@@ -93,8 +93,17 @@ pub struct Config {
     /// the next generation (also at least twice the snapshot, so rewrites stay O(1) per
     /// change on average). Tests use small values to rewrite often.
     pub metadata_compaction_bytes: u64,
+    /// Where AMQP over TLS is accepted (RabbitMQ: 5671); None: no TLS listener. Needs `tls`.
+    pub tls_listen: Option<SocketAddr>,
+    /// The certificate, key and client-certificate settings every TLS listener uses, and the
+    /// server configuration built from them (reloaded when the files change).
+    pub tls: Option<std::sync::Arc<crate::tls::TlsContext>>,
     /// Where the management HTTP API listens (RabbitMQ: 15672); None: not served.
     pub management_listen: Option<SocketAddr>,
+    /// The management API speaks HTTPS (with `tls`'s certificate) instead of HTTP.
+    pub management_tls: bool,
+    /// The metrics endpoint speaks HTTPS (with `tls`'s certificate) instead of HTTP.
+    pub metrics_tls: bool,
     /// Where Prometheus metrics are served (RabbitMQ: 15692); None: not served.
     pub metrics_listen: Option<SocketAddr>,
     /// How long start-up keeps trying to bind a listening address that is still in use
@@ -136,8 +145,12 @@ impl Default for Config {
             load_definitions: None,
             segment_size_bytes: hare_storage::SEGMENT_SIZE_BYTES_DEFAULT,
             metadata_compaction_bytes: METADATA_COMPACTION_BYTES_DEFAULT,
+            tls_listen: None,
+            tls: None,
             management_listen: None,
+            management_tls: false,
             metrics_listen: None,
+            metrics_tls: false,
             stats_interval: Duration::from_millis(STATS_INTERVAL_MS_DEFAULT),
             listen_retry: Duration::from_secs(LISTEN_RETRY_SECS_DEFAULT),
             storage_fault: None,

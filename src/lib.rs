@@ -21,6 +21,9 @@
 //!   shard messages and shard 0's read-only registry copy.
 //! - [`server`]: the broker, wired: starts the runtime with the connection layer and the
 //!   management API plugged in. `main.rs` calls it.
+//! - [`tls`]: TLS for the AMQPS and HTTPS listeners (rustls): the certificate files, their
+//!   reload, the server handshake and a session split for a connection's two tasks. A leaf
+//!   like `protocol`: nothing of AMQP or the shards.
 //! - [`config`] and [`storage_fault`]: what the command line sets (the latter the test-only
 //!   `--storage-fault` value); they import nothing of the layers above.
 
@@ -36,4 +39,5 @@ pub mod routing;
 pub mod server;
 pub mod shard;
 pub mod storage_fault;
+pub mod tls;
 pub mod vhost;

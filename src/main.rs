@@ -16,6 +16,34 @@ struct Cli {
     /// Address for AMQP 0-9-1 clients.
     #[arg(long, default_value = "0.0.0.0:5672")]
     listen: SocketAddr,
+    /// Address for AMQP over TLS (AMQPS; RabbitMQ's port is 5671). No TLS listener unless
+    /// given; needs --tls-cert and --tls-key.
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// The server's certificate chain (PEM, leaf first), for AMQPS and HTTPS. Reloaded when
+    /// the file changes.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) client certificates are verified against.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Ask TLS clients for a certificate and verify it against --tls-ca (RabbitMQ's
+    /// verify_peer); a verified certificate's CN can log in with EXTERNAL.
+    #[arg(long)]
+    tls_verify_peer: bool,
+    /// With --tls-verify-peer: refuse TLS clients without a certificate (RabbitMQ's
+    /// fail_if_no_peer_cert).
+    #[arg(long, requires = "tls_verify_peer")]
+    tls_fail_if_no_peer_cert: bool,
+    /// Serve the management API over HTTPS with the --tls-cert certificate.
+    #[arg(long)]
+    management_tls: bool,
+    /// Serve the metrics endpoint over HTTPS with the --tls-cert certificate.
+    #[arg(long)]
+    metrics_tls: bool,
     /// Address of the management HTTP API (RabbitMQ-compatible, under /api/).
     #[arg(long, default_value = "0.0.0.0:15672")]
     management_listen: SocketAddr,
@@ -128,8 +156,13 @@ fn main() -> anyhow::Result<()> {
         (1..=1024).contains(&shards),
         "--shards must be between 1 and 1024"
     );
+    let tls = tls_context(&cli)?;
     let config = Config {
         listen: cli.listen,
+        tls_listen: cli.tls_listen,
+        tls,
+        management_tls: cli.management_tls,
+        metrics_tls: cli.metrics_tls,
         data_dir: cli.data_dir,
         shards,
         pin_shards: cli.pin_shards,
@@ -189,11 +222,21 @@ fn main() -> anyhow::Result<()> {
         );
     }
     // The address line comes last: tests read up to it.
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
     if let Some(address) = broker.management_addr {
-        println!("hare management API on http://{address}");
+        println!(
+            "hare management API on {}://{address}",
+            scheme(cli.management_tls)
+        );
     }
     if let Some(address) = broker.metrics_addr {
-        println!("hare metrics on http://{address}/metrics");
+        println!(
+            "hare metrics on {}://{address}/metrics",
+            scheme(cli.metrics_tls)
+        );
+    }
+    if let Some(address) = broker.tls_addr {
+        println!("hare AMQPS (TLS) on {address}");
     }
     println!(
         "hare listening on {} (AMQP 0-9-1, {shards} shards)",
@@ -204,6 +247,38 @@ fn main() -> anyhow::Result<()> {
     broker.request_stop();
     broker.join();
     Ok(())
+}
+
+/// The TLS settings, loaded (an unreadable or invalid file stops the start, named), if
+/// anything uses TLS.
+fn tls_context(cli: &Cli) -> anyhow::Result<Option<std::sync::Arc<hare::tls::TlsContext>>> {
+    let wanted = cli.tls_listen.is_some() || cli.management_tls || cli.metrics_tls;
+    if !wanted {
+        anyhow::ensure!(
+            cli.tls_cert.is_none() && cli.tls_key.is_none(),
+            "--tls-cert and --tls-key are used by --tls-listen, --management-tls or --metrics-tls; none is given"
+        );
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (cli.tls_cert.clone(), cli.tls_key.clone()) else {
+        anyhow::bail!(
+            "TLS (--tls-listen, --management-tls, --metrics-tls) needs --tls-cert and --tls-key"
+        );
+    };
+    let settings = hare::tls::TlsSettings {
+        cert,
+        key,
+        ca: cli.tls_ca.clone(),
+        verify_peer: cli.tls_verify_peer,
+        fail_if_no_peer_cert: cli.tls_fail_if_no_peer_cert,
+    };
+    match hare::tls::TlsContext::load(settings) {
+        Ok(context) => Ok(Some(std::sync::Arc::new(context))),
+        Err(error) => {
+            eprintln!("hare: cannot start: TLS: {error}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// A flag's value, else the first of two environment variables that is set (containers set

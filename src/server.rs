@@ -16,6 +16,9 @@ use crate::shard::Shard;
 
 /// Starts an AMQP 0-9-1 broker with `config`.
 pub fn start(config: Config) -> Result<Broker, StartError> {
+    if let Some(tls) = &config.tls {
+        crate::tls::reload::watch(tls).map_err(StartError::TlsReload)?;
+    }
     startup::start(config, serve, serve_control)
 }
 

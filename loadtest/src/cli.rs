@@ -91,9 +91,18 @@ impl ScenarioKind {
 pub struct RunArgs {
     #[arg(value_enum)]
     pub scenario: ScenarioKind,
-    /// Broker URI.
+    /// Broker URI: amqp://, or amqps:// (TLS; needs --tls-ca or --insecure).
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub uri: String,
+    /// CA bundle (PEM) an amqps:// broker's certificate is verified against.
+    #[arg(long)]
+    #[serde(default)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// amqps:// without verifying the broker's certificate (still encrypted): for a test
+    /// broker with a self-made certificate.
+    #[arg(long, conflicts_with = "tls_ca")]
+    #[serde(default)]
+    pub insecure: bool,
     /// Producer connections, one thread each [default: 1; backlog: 4].
     #[arg(short = 'x', long)]
     pub producers: Option<usize>,

@@ -1,4 +1,5 @@
-//! The connection handshake: protocol header, start/start-ok (PLAIN and AMQPLAIN), tune/tune-ok,
+//! The connection handshake: protocol header, start/start-ok (PLAIN and AMQPLAIN, and EXTERNAL
+//! for a TLS client with a verified certificate), tune/tune-ok,
 //! open/open-ok. Runs before the connection is registered on its shard, under the handshake
 //! timeout. Errors during the handshake are connection errors (docs/rabbitmq-compatibility.md §4).
 
@@ -7,12 +8,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 
 use crate::config::Config;
 use crate::connection::io::{FrameReader, Output, ReadError};
 use crate::connection::server_properties::server_properties;
+use crate::connection::transport::{PeerCertificate, WriteHalf};
 use crate::connection::{ClientCapabilities, ConnectionState};
 use crate::ids::ConnectionId;
 use crate::protocol::{
@@ -118,7 +118,9 @@ impl Refusal {
 pub struct Negotiated {
     pub output: Output,
     pub state: ConnectionState,
-    pub writer_stream: TcpStream,
+    pub writer_stream: WriteHalf,
+    /// The TLS session's protocol and cipher suite, for an AMQPS connection.
+    pub tls: Option<crate::tls::session_info::SessionInfo>,
     /// The connection's place in the node's and its vhost's connection counts, given back
     /// when dropped.
     pub vhost_slot: VHostSlot,
@@ -126,15 +128,22 @@ pub struct Negotiated {
 
 struct Credentials {
     user: Bytes,
-    password: Bytes,
+    /// None for EXTERNAL: the verified client certificate stands for the password.
+    password: Option<Bytes>,
 }
+
+/// Mechanisms offered in connection.start. EXTERNAL only to a client whose certificate was
+/// verified, first as in RabbitMQ's configuration for certificate login.
+const MECHANISMS: &str = "PLAIN AMQPLAIN";
+const MECHANISMS_WITH_EXTERNAL: &str = "EXTERNAL PLAIN AMQPLAIN";
 
 /// Runs the handshake on a fresh socket, up to open-ok: the negotiated state, or why the
 /// client was refused (it has been told, where the protocol allows).
 pub async fn run(
     shard: &Rc<Shard>,
     reader: &mut FrameReader,
-    mut writer: TcpStream,
+    mut writer: WriteHalf,
+    peer_certificate: Option<PeerCertificate>,
     peer: SocketAddr,
     id: ConnectionId,
 ) -> Result<Negotiated, HandshakeError> {
@@ -150,7 +159,11 @@ pub async fn run(
             version_major: 0,
             version_minor: 9,
             server_properties: server_properties(),
-            mechanisms: LongStr::from_static("PLAIN AMQPLAIN"),
+            mechanisms: LongStr::from_static(if peer_certificate.is_some() {
+                MECHANISMS_WITH_EXTERNAL
+            } else {
+                MECHANISMS
+            }),
             locales: LongStr::from_static("en_US"),
         }),
     )
@@ -161,7 +174,12 @@ pub async fn run(
         other => return refuse_unexpected(&mut writer, &other).await,
     };
     let capabilities = client_capabilities(&start_ok.client_properties);
-    let credentials = log_in(shard, &mut writer, &start_ok, capabilities, peer).await?;
+    let client = Client {
+        peer,
+        certificate: peer_certificate.as_ref(),
+        capabilities,
+    };
+    let credentials = log_in(shard, &mut writer, &start_ok, &client).await?;
     let Tuned {
         frame_max,
         channel_max,
@@ -208,6 +226,7 @@ pub async fn run(
         heartbeat_interval,
         capabilities,
         client_properties: start_ok.client_properties,
+        auth_mechanism: start_ok.mechanism,
         channels: crate::fast_map::FastMap::default(),
         exclusive_queues: Vec::new(),
         route_scratch: RouteScratch::default(),
@@ -220,22 +239,44 @@ pub async fn run(
         output: Output::new(),
         state,
         writer_stream: writer,
+        // The caller, which opened the transport, fills it in.
+        tls: None,
         vhost_slot,
     })
+}
+
+/// Who is logging in: what start-ok does not say.
+struct Client<'a> {
+    peer: SocketAddr,
+    certificate: Option<&'a PeerCertificate>,
+    capabilities: ClientCapabilities,
 }
 
 /// Checks the start-ok response: a known mechanism, well-formed credentials, and a user that
 /// may log in from `peer`.
 async fn log_in(
     shard: &Shard,
-    writer: &mut TcpStream,
+    writer: &mut WriteHalf,
     start_ok: &ConnectionStartOk,
-    capabilities: ClientCapabilities,
-    peer: SocketAddr,
+    client: &Client<'_>,
 ) -> Result<Credentials, HandshakeError> {
+    let (capabilities, peer) = (client.capabilities, client.peer);
     let credentials = match start_ok.mechanism.as_bytes() {
         b"PLAIN" => parse_plain(start_ok.response.as_bytes()),
         b"AMQPLAIN" => parse_amqplain(start_ok.response.bytes()),
+        // Offered only with a verified certificate; without one it is a mechanism this
+        // connection does not know (503), as RabbitMQ answers a mechanism it did not offer.
+        // The user is the certificate's common name (RabbitMQ's `ssl_cert_login_from =
+        // common_name`); the response, an authorisation identity at most, is ignored. A
+        // certificate without a common name names no user: the login is refused below.
+        b"EXTERNAL" if client.certificate.is_some() => Some(Credentials {
+            user: client
+                .certificate
+                .and_then(|certificate| certificate.common_name.clone())
+                .map(Bytes::from)
+                .unwrap_or_default(),
+            password: None,
+        }),
         other => {
             let refusal = Refusal::UnknownMechanism {
                 mechanism: Bytes::copy_from_slice(other),
@@ -283,7 +324,7 @@ struct Tuned {
 async fn tune(
     config: &Config,
     reader: &mut FrameReader,
-    writer: &mut TcpStream,
+    writer: &mut WriteHalf,
 ) -> Result<Tuned, HandshakeError> {
     let heartbeat_secs = u16::try_from(config.heartbeat_interval.as_secs()).unwrap_or(u16::MAX);
     let tune_method = Method::ConnectionTune(ConnectionTune {
@@ -370,7 +411,7 @@ async fn next_method(reader: &mut FrameReader, frame_max: u32) -> Result<Method,
 
 /// Refuses a method that does not belong at this point of the handshake.
 async fn refuse_unexpected<T>(
-    writer: &mut TcpStream,
+    writer: &mut WriteHalf,
     method: &Method,
 ) -> Result<T, HandshakeError> {
     let refusal = Refusal::UnexpectedMethod {
@@ -381,7 +422,7 @@ async fn refuse_unexpected<T>(
 
 /// Writes one method on channel 0 straight to the socket (the writer task starts after the
 /// handshake).
-async fn send_method(writer: &mut TcpStream, method: &Method) -> std::io::Result<()> {
+async fn send_method(writer: &mut WriteHalf, method: &Method) -> std::io::Result<()> {
     let mut out = Vec::new();
     write_method_frame(&mut out, 0, method);
     writer.write_all(&out).await
@@ -390,7 +431,7 @@ async fn send_method(writer: &mut TcpStream, method: &Method) -> std::io::Result
 /// Closes the connection during the handshake with the refusal's code and text, naming the
 /// method that failed.
 async fn refuse<T>(
-    writer: &mut TcpStream,
+    writer: &mut WriteHalf,
     refusal: Refusal,
     method: &Method,
 ) -> Result<T, HandshakeError> {
@@ -438,7 +479,7 @@ fn parse_plain(response: &[u8]) -> Option<Credentials> {
     }
     Some(Credentials {
         user: Bytes::copy_from_slice(user),
-        password: Bytes::copy_from_slice(password),
+        password: Some(Bytes::copy_from_slice(password)),
     })
 }
 
@@ -454,7 +495,7 @@ fn parse_amqplain(response: &Bytes) -> Option<Credentials> {
     };
     Some(Credentials {
         user: text("LOGIN")?,
-        password: text("PASSWORD")?,
+        password: Some(text("PASSWORD")?),
     })
 }
 
@@ -468,12 +509,14 @@ fn authenticate(
     peer: SocketAddr,
 ) -> Result<(), Refusal> {
     let user = std::str::from_utf8(&credentials.user).unwrap_or_default();
-    let known = shard
-        .registry
-        .borrow()
-        .access()
-        .authenticate(user, &credentials.password)
-        .is_some();
+    let registry = shard.registry.borrow();
+    let access = registry.access();
+    let known = match &credentials.password {
+        Some(password) => access.authenticate(user, password).is_some(),
+        // EXTERNAL: the certificate was verified; the user must exist.
+        None => !user.is_empty() && access.users.contains_key(user),
+    };
+    drop(registry);
     if !known {
         return Err(Refusal::LoginRefused {
             mechanism: mechanism.clone(),
@@ -517,7 +560,7 @@ mod tests {
     fn plain_response_splits_on_nul() {
         let credentials = parse_plain(b"\0guest\0secret").expect("valid PLAIN");
         assert_eq!(credentials.user.as_ref(), b"guest");
-        assert_eq!(credentials.password.as_ref(), b"secret");
+        assert_eq!(credentials.password.as_deref(), Some(&b"secret"[..]));
         assert!(parse_plain(b"guest").is_none());
     }
 }

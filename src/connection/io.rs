@@ -1,17 +1,18 @@
 //! Socket I/O of one connection. The socket's descriptor is duplicated so the reader (the
-//! connection task) and the writer task each own a glommio stream: no lock between them.
+//! connection task) and the writer task each own a glommio stream (`transport.rs`, which
+//! also puts a TLS session between them and the socket on an AMQPS connection).
 //! Reads land in a `BytesMut` and frames are split off it zero-copy; writes go through one
 //! output buffer that the connection task and the shard's event handlers append to.
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::RawFd;
 use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+
+use crate::connection::transport::{ReadHalf, WriteHalf};
 
 use crate::ids::{QueueId, ShardId};
 use crate::protocol::{parse_frame, scan_frame, Frame, FrameError};
@@ -38,7 +39,7 @@ pub enum ReadError {
 
 /// Splits frames off the socket's byte stream.
 pub struct FrameReader {
-    stream: TcpStream,
+    stream: ReadHalf,
     buffer: BytesMut,
     /// Bytes the next read asks for: doubled after a read that filled it, halved after one
     /// that used less than a quarter.
@@ -48,7 +49,7 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
-    pub fn new(stream: TcpStream) -> FrameReader {
+    pub fn new(stream: ReadHalf) -> FrameReader {
         FrameReader {
             stream,
             buffer: BytesMut::with_capacity(READ_CHUNK_SIZE_MIN),
@@ -59,7 +60,7 @@ impl FrameReader {
 
     /// A reader that goes on where another shard's left off: `unread` is parsed before the
     /// socket is read again.
-    pub fn resume(stream: TcpStream, unread: &[u8], received: SocketCounters) -> FrameReader {
+    pub fn resume(stream: ReadHalf, unread: &[u8], received: SocketCounters) -> FrameReader {
         let mut buffer = BytesMut::with_capacity(unread.len().max(READ_CHUNK_SIZE_MIN));
         buffer.extend_from_slice(unread);
         FrameReader {
@@ -68,6 +69,11 @@ impl FrameReader {
             read_size: READ_CHUNK_SIZE_MIN,
             received: Rc::new(received),
         }
+    }
+
+    /// A plain socket, no TLS session over it.
+    pub fn is_plain(&self) -> bool {
+        matches!(self.stream, ReadHalf::Plain(_))
     }
 
     /// The bytes read from the socket and not parsed yet.
@@ -81,7 +87,7 @@ impl FrameReader {
     }
 
     pub fn raw_fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+        self.stream.raw_fd()
     }
 
     /// Reads exactly `N` bytes (the protocol header).
@@ -291,7 +297,7 @@ impl Output {
     /// once for queues on `local`, in batches for the others (`CreditReturns`).
     pub async fn run_writer(
         &self,
-        mut stream: TcpStream,
+        mut stream: WriteHalf,
         local: ShardId,
         mut before_write: impl FnMut(),
         mut return_credit: impl FnMut(CreditKey, u32),
@@ -314,7 +320,7 @@ impl Output {
                 spare.clear();
                 if written.is_err() {
                     self.finished.set(true);
-                    shutdown_socket(stream.as_raw_fd());
+                    shutdown_socket(stream.raw_fd());
                     return;
                 }
                 self.last_write.set(Instant::now());
@@ -378,18 +384,6 @@ pub fn shutdown_socket(fd: RawFd) {
     unsafe {
         libc::shutdown(fd, libc::SHUT_RDWR);
     }
-}
-
-/// Duplicates a socket descriptor so reading and writing each own a stream.
-pub fn duplicate_socket(stream: &TcpStream) -> std::io::Result<TcpStream> {
-    use std::os::unix::io::FromRawFd;
-    // SAFETY: dup(2) of a descriptor owned by `stream`; the copy is owned by the new stream.
-    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor for the same connected socket, owned by nobody else.
-    Ok(unsafe { TcpStream::from_raw_fd(fd) })
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod requests;
 pub mod server_properties;
 pub mod stats;
 pub mod trace;
+pub mod transport;
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
@@ -46,7 +47,7 @@ use crate::protocol::{
     Method, ShortStr,
 };
 use crate::queue::consumer::ChannelKey;
-use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose, IncomingConnection};
+use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose, IncomingConnection, Listener};
 use crate::shard::message::{DeleteConditions, QueueOp, ShardMessage};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
@@ -75,6 +76,8 @@ pub struct ConnectionState {
     pub heartbeat_interval: Duration,
     pub capabilities: ClientCapabilities,
     pub client_properties: FieldTable,
+    /// The SASL mechanism of start-ok (PLAIN, AMQPLAIN or EXTERNAL).
+    pub auth_mechanism: ShortStr,
     pub channels: FastMap<u16, Channel>,
     /// Exclusive queues this connection declared, deleted when it closes.
     pub exclusive_queues: Vec<(ShardId, QueueId)>,
@@ -106,6 +109,8 @@ pub struct ConnectionShared {
     pub local: SocketAddr,
     /// When the handshake finished, ms since the epoch.
     pub connected_at_ms: u64,
+    /// The TLS session's protocol and cipher suite, for an AMQPS connection.
+    pub tls: Option<crate::tls::session_info::SessionInfo>,
     /// What the frame reader has read, for the statistics.
     pub received: Rc<crate::shard::stats::SocketCounters>,
     pub output: Output,
@@ -191,7 +196,9 @@ impl ConnectionShared {
 /// Serves one connection until it closes or moves to another shard.
 pub async fn serve(shard: Rc<Shard>, incoming: IncomingConnection) {
     match incoming {
-        IncomingConnection::Accepted(stream) => serve_accepted(shard, stream).await,
+        IncomingConnection::Accepted(stream, listener) => {
+            serve_accepted(shard, stream, listener).await;
+        }
         IncomingConnection::Moved(moved) => {
             if let Some(opened) = moving::adopt(&shard, moved) {
                 run_open(shard, opened).await;
@@ -210,7 +217,9 @@ pub struct Opened {
     pub reader: FrameReader,
     pub output: Output,
     pub state: ConnectionState,
-    pub writer_stream: TcpStream,
+    pub writer_stream: transport::WriteHalf,
+    /// The TLS session's protocol and cipher suite, for an AMQPS connection.
+    pub tls: Option<crate::tls::session_info::SessionInfo>,
     pub vhost_slot: crate::shard::vhost_limits::VHostSlot,
     /// The connection has published (`ConnectionShared::published`).
     pub published: bool,
@@ -219,37 +228,16 @@ pub struct Opened {
 }
 
 /// Serves an accepted socket: the handshake, then the open connection.
-async fn serve_accepted(shard: Rc<Shard>, stream: TcpStream) {
+async fn serve_accepted(shard: Rc<Shard>, stream: TcpStream, listener: Listener) {
     let peer = match stream.peer_addr() {
         Ok(peer) => peer,
         Err(_) => return,
     };
     let local = stream.local_addr().unwrap_or(peer);
     let _ = stream.set_nodelay(true);
-    let Some(writer_stream) = writer_socket(&stream) else {
-        return;
-    };
-    let mut reader = FrameReader::new(stream);
     let id = shard.next_connection_id();
-    let negotiated = {
-        let handshake = handshake::run(&shard, &mut reader, writer_stream, peer, id);
-        let deadline = shard.config.handshake_timeout;
-        let timed_out = async {
-            glommio::timer::sleep(deadline).await;
-            None
-        };
-        match futures_lite::future::or(async { Some(handshake.await) }, timed_out).await {
-            Some(Ok(negotiated)) => negotiated,
-            Some(Err(error)) => {
-                tracing::debug!(%peer, %error, "handshake failed");
-                return;
-            }
-            None => {
-                tracing::debug!(%peer, "handshake timed out");
-                io::shutdown_socket(reader.raw_fd());
-                return;
-            }
-        }
+    let Some((reader, negotiated)) = open(&shard, stream, listener, peer, id).await else {
+        return;
     };
     let opened = Opened {
         id,
@@ -261,6 +249,7 @@ async fn serve_accepted(shard: Rc<Shard>, stream: TcpStream) {
         state: negotiated.state,
         writer_stream: negotiated.writer_stream,
         vhost_slot: negotiated.vhost_slot,
+        tls: negotiated.tls,
         published: false,
         moved: false,
     };
@@ -279,6 +268,7 @@ async fn run_open(shard: Rc<Shard>, opened: Opened) {
         state,
         writer_stream,
         vhost_slot,
+        tls,
         published,
         moved,
     } = opened;
@@ -288,6 +278,7 @@ async fn run_open(shard: Rc<Shard>, opened: Opened) {
         peer,
         local,
         connected_at_ms,
+        tls,
         received: reader.received(),
         output,
         state: RefCell::new(state),
@@ -370,18 +361,55 @@ async fn run_open(shard: Rc<Shard>, opened: Opened) {
     tracing::debug!(%peer, connection = %id, "connection closed");
 }
 
-/// The writer task's duplicate of the socket; None (logged) when the process is out of
-/// descriptors or the socket is gone.
-pub fn writer_socket(stream: &TcpStream) -> Option<TcpStream> {
-    match io::duplicate_socket(stream) {
-        Ok(writer) => {
-            crate::shard::descriptors::descriptors_available();
-            Some(writer)
-        }
+/// The transport (TLS handshake on an AMQPS socket) and the AMQP handshake, together under
+/// the handshake timeout; None (logged at debug) if the client did not get through.
+async fn open(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    listener: Listener,
+    peer: SocketAddr,
+    id: ConnectionId,
+) -> Option<(FrameReader, handshake::Negotiated)> {
+    let deadline = Instant::now() + shard.config.handshake_timeout;
+    let opened = match listener {
+        Listener::Amqp => transport::plain(stream),
+        Listener::Amqps => transport::tls(shard, stream, deadline).await,
+    };
+    let transport = match opened {
+        Ok(transport) => transport,
         Err(error) => {
-            if !crate::shard::descriptors::out_of_descriptors(&error) {
-                tracing::warn!(%error, "cannot duplicate socket");
-            }
+            // Debug, like a failed AMQP handshake: a scanner or a misconfigured client
+            // must not flood the log.
+            tracing::debug!(%peer, %error, "connection not opened");
+            return None;
+        }
+    };
+    let mut reader = FrameReader::new(transport.reader);
+    let tls = transport.tls;
+    let handshake = handshake::run(
+        shard,
+        &mut reader,
+        transport.writer,
+        transport.peer_certificate,
+        peer,
+        id,
+    );
+    let timed_out = async {
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+        None
+    };
+    match futures_lite::future::or(async { Some(handshake.await) }, timed_out).await {
+        Some(Ok(mut negotiated)) => {
+            negotiated.tls = tls;
+            Some((reader, negotiated))
+        }
+        Some(Err(error)) => {
+            tracing::debug!(%peer, %error, "handshake failed");
+            None
+        }
+        None => {
+            tracing::debug!(%peer, "handshake timed out");
+            io::shutdown_socket(reader.raw_fd());
             None
         }
     }

@@ -9,7 +9,8 @@
 //! shard, or its first basic.publish to such a queue through the default exchange, it moves
 //! there first: its socket (a duplicated descriptor), its negotiated state and channels, and
 //! the bytes read but not parsed yet, starting with that method frame, which the new shard
-//! runs as its first frame. The client sees nothing of it.
+//! runs as its first frame. The client sees nothing of it. TLS connections stay: their
+//! session lives in this shard's memory.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -22,6 +23,7 @@ use crate::connection::channel::Channel;
 use crate::connection::io::{self, FrameReader, Output};
 use crate::connection::permissions::ConnectionAccess;
 use crate::connection::requests::{queue_name, resolve_queue};
+use crate::connection::transport;
 use crate::connection::{events, ClientCapabilities, ConnectionShared, ConnectionState, Opened};
 use crate::fast_map::FastMap;
 use crate::ids::{ChannelId, ConnectionId, ShardId};
@@ -69,6 +71,7 @@ struct Moving {
     heartbeat_interval: Duration,
     capabilities: ClientCapabilities,
     client_properties: FieldTable,
+    auth_mechanism: ShortStr,
     channels: FastMap<u16, Channel>,
     published: bool,
 }
@@ -144,6 +147,10 @@ pub async fn prepare(
     to: ShardId,
     frame: &Frame,
 ) -> Option<MoveTo> {
+    if !reader.is_plain() {
+        // A TLS session's state lives in this shard's memory: the connection stays.
+        return None;
+    }
     let started = Instant::now();
     while !connection.output.is_idle() {
         if started.elapsed() > OUTPUT_SETTLE_MAX || connection.output.is_finished() {
@@ -218,6 +225,7 @@ pub fn hand_over(
         heartbeat_interval: state.heartbeat_interval,
         capabilities: state.capabilities,
         client_properties: state.client_properties.clone(),
+        auth_mechanism: state.auth_mechanism.clone(),
         channels: std::mem::take(&mut state.channels),
         published: connection.published.get(),
     };
@@ -237,8 +245,9 @@ pub fn adopt(shard: &Rc<Shard>, moved: MovedConnection) -> Option<Opened> {
     };
     // SAFETY: the descriptor was duplicated for this move and nothing else owns it.
     let stream = unsafe { TcpStream::from_raw_fd(moving.socket.into_raw_fd()) };
-    let Some(writer_stream) = crate::connection::writer_socket(&stream) else {
-        io::shutdown_socket(stream.as_raw_fd());
+    let fd = stream.as_raw_fd();
+    let Ok(transport) = transport::plain(stream) else {
+        io::shutdown_socket(fd);
         // Gives the connection's place in its vhost's count back under its old id.
         drop(VHostSlot::adopt(shard, moving.from));
         return None;
@@ -247,7 +256,7 @@ pub fn adopt(shard: &Rc<Shard>, moved: MovedConnection) -> Option<Opened> {
     startup::connection_moved(shard, moving.from, id);
     let (octets, reads) = moving.received;
     let reader = FrameReader::resume(
-        stream,
+        transport.reader,
         &moving.unread,
         SocketCounters::carried_over(octets, reads),
     );
@@ -262,6 +271,7 @@ pub fn adopt(shard: &Rc<Shard>, moved: MovedConnection) -> Option<Opened> {
         heartbeat_interval: moving.heartbeat_interval,
         capabilities: moving.capabilities,
         client_properties: moving.client_properties,
+        auth_mechanism: moving.auth_mechanism,
         channels: moving.channels,
         exclusive_queues: Vec::new(),
         route_scratch: RouteScratch::default(),
@@ -279,7 +289,8 @@ pub fn adopt(shard: &Rc<Shard>, moved: MovedConnection) -> Option<Opened> {
         reader,
         output,
         state,
-        writer_stream,
+        writer_stream: transport.writer,
+        tls: None,
         vhost_slot: VHostSlot::adopt(shard, id),
         published: moving.published,
         moved: true,

@@ -32,6 +32,8 @@ pub fn collect(connection: &ConnectionShared) -> ConnectionStats {
         channel_max: state.channel_max,
         frame_max: state.frame_max,
         heartbeat_secs: state.heartbeat_interval.as_secs(),
+        auth_mechanism: state.auth_mechanism.clone(),
+        tls: connection.tls,
         recv_oct: connection.received.octets(),
         recv_cnt: connection.received.operations(),
         send_oct: connection.output.sent.octets(),

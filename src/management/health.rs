@@ -67,11 +67,24 @@ fn alarms(call: &Call<'_>) -> Response {
 fn listeners(call: &Call<'_>) -> Vec<(u16, &'static str)> {
     let config = &call.context.shard.config;
     let mut ports = vec![(config.listen.port(), "amqp")];
+    if let Some(address) = config.tls_listen {
+        ports.push((address.port(), "amqp/ssl"));
+    }
     if let Some(address) = call.context.management_addr {
-        ports.push((address.port(), "http"));
+        let protocol = if config.management_tls {
+            "https"
+        } else {
+            "http"
+        };
+        ports.push((address.port(), protocol));
     }
     if let Some(address) = call.context.metrics_addr {
-        ports.push((address.port(), "http/prometheus"));
+        let protocol = if config.metrics_tls {
+            "https/prometheus"
+        } else {
+            "http/prometheus"
+        };
+        ports.push((address.port(), protocol));
     }
     ports
 }
@@ -99,6 +112,9 @@ fn protocol_listener(call: &Call<'_>, protocols: &str) -> Response {
         "amqp" | "amqp091" | "amqp0-9-1" => ours.iter().any(|(_, p)| *p == "amqp"),
         "http" | "management" => ours.iter().any(|(_, p)| *p == "http"),
         "http/prometheus" | "prometheus" => ours.iter().any(|(_, p)| *p == "http/prometheus"),
+        "amqp/ssl" | "amqps" => ours.iter().any(|(_, p)| *p == "amqp/ssl"),
+        "https" => ours.iter().any(|(_, p)| *p == "https"),
+        "https/prometheus" => ours.iter().any(|(_, p)| *p == "https/prometheus"),
         _ => false,
     };
     let wanted: Vec<&str> = protocols.split(',').map(str::trim).collect();

@@ -212,7 +212,21 @@ async fn serve_http(
     peer: SocketAddr,
     server: Server,
 ) {
-    let io = http_io::HttpStream::new(stream);
+    let config = &context.shard.config;
+    let tls = match server {
+        Server::Management => config.management_tls,
+        Server::Metrics => config.metrics_tls,
+    };
+    let io = match config.tls.as_ref().filter(|_| tls) {
+        None => http_io::HttpStream::new(stream),
+        Some(context) => match http_io::HttpStream::tls(stream, context.server_config()).await {
+            Ok(io) => io,
+            Err(error) => {
+                tracing::debug!(%error, %peer, "management HTTPS connection not opened");
+                return;
+            }
+        },
+    };
     let service = hyper::service::service_fn(|request| {
         let context = context.clone();
         async move {

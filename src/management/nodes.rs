@@ -46,7 +46,7 @@ fn node_json(context: &Context) -> Value {
             "description": "RabbitMQ Management",
             "path": "/",
             "port": address.port().to_string(),
-            "ssl": false,
+            "ssl": config.management_tls,
         }));
     }
     let sockets_used: usize = context.shard.connection_counts.borrow().iter().sum();
@@ -88,6 +88,8 @@ fn node_json(context: &Context) -> Value {
         "auth_mechanisms": [
             {"name": "PLAIN", "description": "SASL PLAIN authentication mechanism", "enabled": true},
             {"name": "AMQPLAIN", "description": "QPid AMQPLAIN mechanism", "enabled": true},
+            {"name": "EXTERNAL", "description": "SASL EXTERNAL authentication mechanism",
+             "enabled": config.tls.as_ref().is_some_and(|tls| tls.settings().verify_peer)},
         ],
         "contexts": contexts,
         "log_files": [],

@@ -203,22 +203,32 @@ fn identity(context: &Context) -> Value {
         "socket_opts": {},
         "tls": false,
     })];
+    if let Some(address) = config.tls_listen {
+        listeners.push(json!({
+            "node": context.node,
+            "protocol": "amqp/ssl",
+            "ip_address": address.ip().to_string(),
+            "port": address.port(),
+            "socket_opts": {},
+            "tls": true,
+        }));
+    }
     let mut contexts = Vec::new();
     if let Some(address) = context.management_addr {
         listeners.push(json!({
             "node": context.node,
-            "protocol": "http",
+            "protocol": if config.management_tls { "https" } else { "http" },
             "ip_address": address.ip().to_string(),
             "port": address.port(),
             "socket_opts": {},
-            "tls": false,
+            "tls": config.management_tls,
         }));
         contexts.push(json!({
             "node": context.node,
             "description": "RabbitMQ Management",
             "path": "/",
             "port": address.port().to_string(),
-            "ssl": false,
+            "ssl": config.management_tls,
         }));
     }
     json!({

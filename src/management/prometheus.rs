@@ -853,6 +853,8 @@ mod tests {
             channel_max: 2047,
             frame_max: 131_072,
             heartbeat_secs: 60,
+            auth_mechanism: short("PLAIN"),
+            tls: None,
             recv_oct: 1000,
             recv_cnt: 10,
             send_oct: 2000,

@@ -78,13 +78,21 @@ impl ForcedClose {
     }
 }
 
+/// Which listener accepted a socket: the connection layer runs the TLS handshake first on
+/// an AMQPS one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Amqp,
+    Amqps,
+}
+
 /// A connection for this shard to serve: a socket it was handed at accept, or a connection
 /// another shard moved here whole.
 pub enum IncomingConnection {
-    /// A freshly accepted socket, already bound to this shard's executor.
-    Accepted(TcpStream),
-    /// An open connection another shard handed over (the connection layer moves a consumer's
-    /// connection to its queue's shard); only that layer reads what is inside.
+    /// A freshly accepted socket, already bound to this shard's executor, and its listener.
+    Accepted(TcpStream, Listener),
+    /// An open connection another shard handed over (the connection layer moves a connection
+    /// to its queue's shard); only that layer reads what is inside.
     Moved(MovedConnection),
 }
 

@@ -61,7 +61,9 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             }
             shard.pending.borrow_mut().complete(request, reply);
         }
-        ShardMessage::Accepted(stream) => startup::serve_accepted(shard, stream),
+        ShardMessage::Accepted(stream, listener) => {
+            startup::serve_accepted(shard, stream, listener);
+        }
         ShardMessage::Moved(moved) => startup::serve_moved(shard, moved),
         ShardMessage::ConnectionMoved { from, to } => startup::connection_moved(shard, from, to),
         ShardMessage::StorageAlarm(alarm) => {

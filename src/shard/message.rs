@@ -61,7 +61,10 @@ pub enum ShardMessage {
     /// The answer to a request.
     Reply { request: u64, reply: Reply },
     /// A freshly accepted socket for the receiving shard to own.
-    Accepted(glommio::net::AcceptedTcpStream),
+    Accepted(
+        glommio::net::AcceptedTcpStream,
+        crate::shard::endpoint::Listener,
+    ),
     /// A shard's log failed: every shard raises the storage alarm and blocks its publishers
     /// (connection.blocked) until the log is back.
     StorageAlarm(StorageAlarm),

@@ -22,7 +22,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::config::Config;
 use crate::ids::{ConnectionId, ShardId};
 use crate::shard::endpoint::{
-    ControlListeners, ForcedClose, IncomingConnection, MovedConnection, ServeConnection,
+    ControlListeners, ForcedClose, IncomingConnection, Listener, MovedConnection, ServeConnection,
     ServeControl,
 };
 use crate::shard::inbox;
@@ -89,6 +89,10 @@ pub enum StartError {
         path: std::path::PathBuf,
         reason: String,
     },
+    #[error("a TLS listener needs a certificate and a key (--tls-cert, --tls-key)")]
+    TlsNotConfigured,
+    #[error("cannot start the TLS certificate reload thread: {0}")]
+    TlsReload(std::io::Error),
     #[error("the data directory was written with {written} shards; start with --shards {written} (changing the shard count of existing data is not supported yet)")]
     ShardCountChanged { written: u16 },
 }
@@ -107,6 +111,8 @@ fn waited_for(waited: Duration) -> String {
 /// A running broker: where it listens, and how to stop it.
 pub struct Broker {
     pub local_addr: SocketAddr,
+    /// Where AMQP over TLS is accepted, if configured.
+    pub tls_addr: Option<SocketAddr>,
     /// Where the management API and the metrics endpoint listen, if configured.
     pub management_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
@@ -149,6 +155,7 @@ pub fn start(
     assert!(config.shards >= 1);
     assert!(config.shards <= usize::from(u16::MAX));
     check_io_uring()?;
+    check_tls(&config)?;
     let io_memory_bytes = io_memory_per_executor(config.shards)?;
     let data_dir_lock = recovery::lock_data_dir(&config.data_dir)?;
     // glommio opens a relative directory path against no directory descriptor (EBADF), so the
@@ -169,6 +176,9 @@ pub fn start(
     let bind = |address| bind_listener(address, bind_deadline);
     let (listener, local_addr) = bind(config.listen)?;
     let mut listener_fd = Some(listener.into_raw_fd());
+    let tls_listener = config.tls_listen.map(bind).transpose()?;
+    let tls_addr = tls_listener.as_ref().map(|(_, address)| *address);
+    let mut tls_listener_fd = tls_listener.map(|(listener, _)| listener.into_raw_fd());
     let management = config.management_listen.map(bind).transpose()?;
     let metrics = config.metrics_listen.map(bind).transpose()?;
     let management_addr = management.as_ref().map(|(_, address)| *address);
@@ -176,6 +186,7 @@ pub fn start(
     // Every shard sees the addresses actually bound (port 0 picks one): the management API
     // reports them and checks them in its port-listener health check.
     config.listen = local_addr;
+    config.tls_listen = tls_addr;
     config.management_listen = management_addr;
     config.metrics_listen = metrics_addr;
     let mut control_fds = Some(ControlFds {
@@ -207,6 +218,11 @@ pub fn start(
             wake: wake.clone(),
             wake_reader,
             listener_fd: if index == 0 { listener_fd.take() } else { None },
+            tls_listener_fd: if index == 0 {
+                tls_listener_fd.take()
+            } else {
+                None
+            },
             control_fds: if index == 0 { control_fds.take() } else { None },
             definitions: definitions.clone(),
             metadata_log: metadata_log.take(),
@@ -233,6 +249,7 @@ pub fn start(
     let recovered = wait_for_recovery(&ready_receiver, shard_count, &stop)?;
     Ok(Broker {
         local_addr,
+        tls_addr,
         management_addr,
         metrics_addr,
         stop,
@@ -426,6 +443,8 @@ struct ShardStart {
     wake_reader: WakeReader,
     /// The listening socket, for the one shard that accepts.
     listener_fd: Option<RawFd>,
+    /// The AMQPS listening socket, if configured, for the same shard.
+    tls_listener_fd: Option<RawFd>,
     /// The control plane's listening sockets, for shard 0.
     control_fds: Option<ControlFds>,
     /// The durable metadata every shard installs before it serves.
@@ -461,6 +480,7 @@ async fn run_shard(start: ShardStart) {
         wake,
         wake_reader,
         listener_fd,
+        tls_listener_fd,
         control_fds,
         definitions,
         metadata_log,
@@ -536,7 +556,11 @@ async fn run_shard(start: ShardStart) {
         return;
     }
     let _ = ready.send(Ok(recovered));
-    serve_clients(&shard, listener_fd, control_fds, control);
+    let listeners = [
+        (listener_fd, Listener::Amqp),
+        (tls_listener_fd, Listener::Amqps),
+    ];
+    serve_clients(&shard, listeners, control_fds, control);
 
     // The housekeeping tick: watches for the stop request and measures queue memory.
     let mut memory = QueueMemoryScan::default();
@@ -558,16 +582,19 @@ async fn run_shard(start: ShardStart) {
 /// Starts accepting AMQP clients and the control plane, on the shard that holds the listeners.
 fn serve_clients(
     shard: &Rc<Shard>,
-    listener_fd: Option<RawFd>,
+    listeners: [(Option<RawFd>, Listener); 2],
     control_fds: Option<ControlFds>,
     control: ServeControl,
 ) {
-    if let Some(fd) = listener_fd {
+    for (fd, kind) in listeners {
+        let Some(fd) = fd else { continue };
         // SAFETY: `fd` is a bound, listening socket whose ownership `start` gave up with
         // `into_raw_fd`; nothing else uses or closes it.
         let listener = unsafe { TcpListener::from_raw_fd(fd) };
-        glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
-        glommio::spawn_local(descriptors::watch(shard.clone())).detach();
+        glommio::spawn_local(accept_loop(shard.clone(), listener, kind)).detach();
+        if kind == Listener::Amqp {
+            glommio::spawn_local(descriptors::watch(shard.clone())).detach();
+        }
     }
     if let Some(fds) = control_fds {
         start_control(shard, fds, control);
@@ -629,7 +656,7 @@ async fn shut_down(shard: &Rc<Shard>, ticker: &Ticker) {
     }
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: Listener) {
     loop {
         let accepted =
             futures_lite::future::or(async { Some(listener.shared_accept().await) }, async {
@@ -639,7 +666,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             .await;
         match accepted {
             None => return,
-            Some(Ok(stream)) => hand_off(&shard, stream),
+            Some(Ok(stream)) => hand_off(&shard, stream, kind),
             Some(Err(error)) => {
                 // Running out of file descriptors must not spin (`descriptors.rs`).
                 let error = std::io::Error::from(error);
@@ -650,7 +677,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
 }
 
 /// Gives a new socket to the shard with the fewest connections; it owns it for life.
-fn hand_off(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
+fn hand_off(shard: &Rc<Shard>, stream: AcceptedTcpStream, listener: Listener) {
     let target = {
         let mut counts = shard.connection_counts.borrow_mut();
         let (index, _) = counts
@@ -662,17 +689,17 @@ fn hand_off(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
         ShardId(u16::try_from(index).expect("shard count fits u16"))
     };
     if target == shard.id {
-        serve_accepted(shard, stream);
+        serve_accepted(shard, stream, listener);
     } else {
-        shard.send(target, ShardMessage::Accepted(stream));
+        shard.send(target, ShardMessage::Accepted(stream, listener));
     }
 }
 
 /// Takes ownership of an accepted socket on this shard and serves it.
-pub fn serve_accepted(shard: &Rc<Shard>, stream: AcceptedTcpStream) {
+pub fn serve_accepted(shard: &Rc<Shard>, stream: AcceptedTcpStream, listener: Listener) {
     serve_incoming(
         shard,
-        IncomingConnection::Accepted(stream.bind_to_executor()),
+        IncomingConnection::Accepted(stream.bind_to_executor(), listener),
     );
 }
 
@@ -719,6 +746,15 @@ fn serve_incoming(shard: &Rc<Shard>, incoming: IncomingConnection) {
         }
     })
     .detach();
+}
+
+/// A TLS listener needs the certificate settings.
+fn check_tls(config: &Config) -> Result<(), StartError> {
+    let wanted = config.tls_listen.is_some() || config.management_tls || config.metrics_tls;
+    if wanted && config.tls.is_none() {
+        return Err(StartError::TlsNotConfigured);
+    }
+    Ok(())
 }
 
 fn num_cpus() -> usize {

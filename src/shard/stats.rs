@@ -169,6 +169,10 @@ pub struct ConnectionStats {
     pub channel_max: u16,
     pub frame_max: u32,
     pub heartbeat_secs: u64,
+    /// The SASL mechanism the client logged in with.
+    pub auth_mechanism: ShortStr,
+    /// The TLS session, for a connection from the AMQPS listener.
+    pub tls: Option<crate::tls::session_info::SessionInfo>,
     pub recv_oct: u64,
     pub recv_cnt: u64,
     pub send_oct: u64,

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod pki;
 pub mod raw;
 
 use std::io::Read;
@@ -27,6 +28,8 @@ pub struct Broker {
     /// chose the ports).
     pub management: SocketAddr,
     pub metrics: SocketAddr,
+    /// The AMQPS listener, when started with `--tls-listen`.
+    pub tls: Option<SocketAddr>,
     /// The broker's stdout, kept open so its later prints never hit a closed pipe.
     _stdout: BufReader<std::process::ChildStdout>,
     pub data_dir: PathBuf,
@@ -165,14 +168,23 @@ impl Broker {
         let started = start_watchdog(child.id());
         let mut management = None;
         let mut metrics = None;
-        // One line per control-plane listener, then the AMQP address line.
+        let mut tls = None;
+        // One line per control-plane listener and the AMQPS one, then the AMQP address line.
         let addr = loop {
             let mut line = String::new();
             stdout.read_line(&mut line).expect("read hare's stdout");
-            if let Some(rest) = line.strip_prefix("hare management API on http://") {
-                management = rest.trim().parse().ok();
-            } else if let Some(rest) = line.strip_prefix("hare metrics on http://") {
-                metrics = rest.trim().trim_end_matches("/metrics").parse().ok();
+            let url = |prefix: &str| {
+                let rest = line.strip_prefix(prefix)?;
+                rest.strip_prefix("http://")
+                    .or_else(|| rest.strip_prefix("https://"))
+                    .map(|address| address.trim().trim_end_matches("/metrics").to_owned())
+            };
+            if let Some(address) = url("hare management API on ") {
+                management = address.parse().ok();
+            } else if let Some(address) = url("hare metrics on ") {
+                metrics = address.parse().ok();
+            } else if let Some(rest) = line.strip_prefix("hare AMQPS (TLS) on ") {
+                tls = rest.trim().parse().ok();
             } else {
                 break line
                     .strip_prefix("hare listening on ")
@@ -189,6 +201,7 @@ impl Broker {
             addr,
             management: management.expect("hare printed its management address"),
             metrics: metrics.expect("hare printed its metrics address"),
+            tls,
             _stdout: stdout,
             data_dir: data_dir.to_path_buf(),
             shards,

@@ -124,33 +124,7 @@ impl RawClient {
     }
 
     pub fn send_start_ok(&mut self, mechanism: &str, response: &[u8], auth_failure_close: bool) {
-        let capabilities: FieldTable = [
-            (
-                ShortStr::from_static("authentication_failure_close"),
-                FieldValue::Bool(auth_failure_close),
-            ),
-            (
-                ShortStr::from_static("connection.blocked"),
-                FieldValue::Bool(true),
-            ),
-        ]
-        .into_iter()
-        .collect();
-        let properties: FieldTable = [(
-            ShortStr::from_static("capabilities"),
-            FieldValue::Table(capabilities),
-        )]
-        .into_iter()
-        .collect();
-        self.send_method(
-            0,
-            ConnectionStartOk {
-                client_properties: properties,
-                mechanism: ShortStr::copy_from_str(mechanism).expect("short mechanism"),
-                response: LongStr::from_bytes(Bytes::copy_from_slice(response)),
-                locale: ShortStr::from_static("en_US"),
-            },
-        );
+        self.send_method(0, start_ok(mechanism, response, auth_failure_close));
     }
 
     pub fn send_tune_ok(&mut self, channel_max: u16, frame_max: u32, heartbeat: u16) {
@@ -504,4 +478,33 @@ fn assert_reply_text(code: u16, text: &ShortStr) {
         text.to_string_lossy().starts_with(&format!("{name} - ")),
         "reply text {text:?} for code {code}"
     );
+}
+
+/// connection.start-ok with `mechanism` and `response`, announcing the
+/// authentication_failure_close and connection.blocked capabilities.
+pub fn start_ok(mechanism: &str, response: &[u8], auth_failure_close: bool) -> ConnectionStartOk {
+    let capabilities: FieldTable = [
+        (
+            ShortStr::from_static("authentication_failure_close"),
+            FieldValue::Bool(auth_failure_close),
+        ),
+        (
+            ShortStr::from_static("connection.blocked"),
+            FieldValue::Bool(true),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let properties: FieldTable = [(
+        ShortStr::from_static("capabilities"),
+        FieldValue::Table(capabilities),
+    )]
+    .into_iter()
+    .collect();
+    ConnectionStartOk {
+        client_properties: properties,
+        mechanism: ShortStr::copy_from_str(mechanism).expect("short mechanism"),
+        response: LongStr::from_bytes(Bytes::copy_from_slice(response)),
+        locale: ShortStr::from_static("en_US"),
+    }
 }

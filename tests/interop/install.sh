@@ -52,6 +52,14 @@ done
 
 # 4. promtool, from Debian's prometheus package (promtool.sh). The package also ships the
 #    Prometheus server and its unit; recommends (node exporter and friends) are left out.
+# tls-certs.sh makes the TLS suite's certificates with the openssl CLI.
+if ! command -v openssl >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends openssl >/dev/null 2>"$CACHE_DIR/apt.log" \
+    || { cat "$CACHE_DIR/apt.log" >&2; exit 1; }
+fi
+
 if ! command -v promtool >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null

@@ -2,13 +2,15 @@
 //! methods, and a clean close. The hot paths (publishing, consuming, confirms) take the socket
 //! and buffers apart with `into_parts` and run their own loops over them.
 //!
-//! Handshake: protocol header → `connection.start` → `start-ok` (PLAIN) → `tune` → `tune-ok`
+//! Handshake: the TLS handshake for `amqps://`, then protocol header → `connection.start` → `start-ok` (PLAIN) → `tune` → `tune-ok`
 //! (the server's frame_max and channel_max, heartbeats off) → `connection.open` → `open-ok`.
 //! A broker that closes the connection or a channel is reported as `ClientError` with its reply
 //! code and text; `connection.blocked` is remembered, since a blocked broker stops reading.
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
+
+use super::stream::Stream;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,7 +35,7 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection during setup: socket, receive buffer, send buffer and the negotiated limits.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     read: ReadBuffer,
     out: Vec<u8>,
     pub frame_max: u32,
@@ -46,7 +48,7 @@ pub struct Connection {
 /// What the hot loops take over from a `Connection`.
 #[derive(Debug)]
 pub struct ConnectionParts {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub read: ReadBuffer,
     pub frame_max: u32,
 }
@@ -54,9 +56,19 @@ pub struct ConnectionParts {
 impl Connection {
     /// Connects and runs the handshake. `name` shows up in the broker's connection list.
     pub fn open(uri: &AmqpUri, name: &str) -> Result<Connection, ClientError> {
-        let stream = TcpStream::connect(uri.address())?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(RPC_TIMEOUT))?;
+        let socket = TcpStream::connect(uri.address())?;
+        socket.set_nodelay(true)?;
+        socket.set_read_timeout(Some(RPC_TIMEOUT))?;
+        let stream = match (uri.secure, &uri.tls) {
+            (false, _) => Stream::Plain(socket),
+            (true, Some(tls)) => Stream::tls(socket, tls.0.clone(), &uri.host)?,
+            (true, None) => {
+                return Err(ClientError::Uri {
+                    uri: uri.address(),
+                    reason: "amqps:// needs --tls-ca FILE or --insecure",
+                })
+            }
+        };
         let mut connection = Connection {
             stream,
             read: ReadBuffer::with_size(64 * 1024),

@@ -1,12 +1,14 @@
-//! `AmqpUri`: the parts of `amqp://user:pass@host:port/vhost` hareperf needs.
-//!
-//! Only plain `amqp://` is supported (no TLS). The vhost is percent-decoded, so `/%2f` and the
+//! `AmqpUri`: the parts of `amqp://user:pass@host:port/vhost` (or `amqps://`, TLS) hareperf
+//! needs. An `amqps://` URI also needs a TLS client configuration (`--tls-ca` or
+//! `--insecure`), set in `tls` after parsing. The vhost is percent-decoded, so `/%2f` and the
 //! empty path both mean `/`, as in RabbitMQ's URI spec.
 
 use super::error::ClientError;
 
 /// Default AMQP port when the URI names none.
 pub const AMQP_PORT_DEFAULT: u16 = 5672;
+/// Default AMQPS port when an `amqps://` URI names none.
+pub const AMQPS_PORT_DEFAULT: u16 = 5671;
 
 /// A parsed `amqp://` URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +18,10 @@ pub struct AmqpUri {
     pub user: String,
     pub password: String,
     pub vhost: String,
+    /// `amqps://`: connect with TLS.
+    pub secure: bool,
+    /// The TLS client configuration an `amqps://` URI connects with.
+    pub tls: Option<super::tls::TlsClient>,
 }
 
 impl AmqpUri {
@@ -24,9 +30,14 @@ impl AmqpUri {
             uri: uri.to_string(),
             reason,
         };
-        let rest = uri
-            .strip_prefix("amqp://")
-            .ok_or_else(|| bad("only amqp:// URIs are supported"))?;
+        let (rest, secure) = match uri.strip_prefix("amqps://") {
+            Some(rest) => (rest, true),
+            None => (
+                uri.strip_prefix("amqp://")
+                    .ok_or_else(|| bad("only amqp:// and amqps:// URIs are supported"))?,
+                false,
+            ),
+        };
         let (authority, path) = match rest.split_once('/') {
             Some((authority, path)) => (authority, Some(path)),
             None => (rest, None),
@@ -52,6 +63,7 @@ impl AmqpUri {
                 port.parse::<u16>()
                     .map_err(|_| bad("port is not a number"))?,
             ),
+            None if secure => (host_port, AMQPS_PORT_DEFAULT),
             None => (host_port, AMQP_PORT_DEFAULT),
         };
         if host.is_empty() {
@@ -67,6 +79,8 @@ impl AmqpUri {
             user,
             password,
             vhost,
+            secure,
+            tls: None,
         })
     }
 
@@ -118,8 +132,18 @@ mod tests {
 
     #[test]
     fn refuses_other_schemes_and_bad_ports() {
-        assert!(AmqpUri::parse("amqps://h").is_err());
         assert!(AmqpUri::parse("amqp://h:port").is_err());
+        assert!(AmqpUri::parse("http://h/").is_err());
         assert!(AmqpUri::parse("amqp://h/%zz").is_err());
+    }
+
+    #[test]
+    fn amqps_is_tls_on_5671_unless_a_port_is_given() {
+        let uri = AmqpUri::parse("amqps://u:p@broker/%2f").unwrap();
+        assert!(uri.secure);
+        assert_eq!(uri.port, AMQPS_PORT_DEFAULT);
+        assert_eq!(uri.tls, None);
+        assert_eq!(AmqpUri::parse("amqps://h:5999").unwrap().port, 5999);
+        assert!(!AmqpUri::parse("amqp://h").unwrap().secure);
     }
 }

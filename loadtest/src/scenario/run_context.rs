@@ -93,7 +93,14 @@ impl RunContext {
             args.size >= MESSAGE_STAMP_SIZE,
             "--size must be at least {MESSAGE_STAMP_SIZE} bytes: every body carries its id and publish time"
         );
-        let uri = AmqpUri::parse(&args.uri)?;
+        let mut uri = AmqpUri::parse(&args.uri)?;
+        if uri.secure {
+            uri.tls = Some(match &args.tls_ca {
+                Some(ca) => crate::client::tls::TlsClient::trusting(ca)?,
+                None if args.insecure => crate::client::tls::TlsClient::insecure()?,
+                None => anyhow::bail!("an amqps:// URI needs --tls-ca FILE or --insecure"),
+            });
+        }
         let mut setup = Connection::open(&uri, "hareperf setup")
             .with_context(|| format!("connecting to {}", uri.address()))?;
         setup.open_channel(1)?;

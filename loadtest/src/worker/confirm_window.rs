@@ -8,7 +8,9 @@
 //! channel or connection, which it reports back as the producer's error.
 
 use std::collections::VecDeque;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
+
+use crate::client::Stream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -204,7 +206,7 @@ impl ConfirmWindow {
 
 /// The publisher's reader loop; returns the publish→confirm latencies it saw.
 pub fn read_confirms(
-    mut stream: TcpStream,
+    mut stream: Stream,
     mut read: ReadBuffer,
     frame_max: u32,
     window: &Arc<ConfirmWindow>,

@@ -7,7 +7,9 @@
 //! hold it and then lose its connection (socket shut down without `connection.close`).
 
 use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
+
+use crate::client::Stream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -229,7 +231,7 @@ struct InFlight {
 struct Consumer<'a> {
     config: &'a ConsumerConfig,
     counters: &'a Counters,
-    stream: TcpStream,
+    stream: Stream,
     frame_max: u32,
     out: Vec<u8>,
     rng: Rng,

@@ -14,7 +14,9 @@
 //!   message fired: now − (publish time + delay).
 
 use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
+
+use crate::client::Stream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -212,7 +214,7 @@ struct InFlight {
 struct Inspector<'a> {
     config: &'a InspectingConsumerConfig,
     counters: &'a Counters,
-    stream: TcpStream,
+    stream: Stream,
     frame_max: u32,
     out: Vec<u8>,
     in_flight: Option<InFlight>,
