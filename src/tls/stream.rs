@@ -5,8 +5,8 @@
 //! both run on the socket's shard thread, and neither holds the borrow across an await.
 //!
 //! Outgoing TLS records are written only by the writer. Records rustls queues while reading
-//! (a TLS 1.3 key update's answer) go out with the writer's next write, which the heartbeat
-//! task brings within half a heartbeat interval at most.
+//! (a TLS 1.3 key update's answer) go out with the writer's next write; with heartbeats on,
+//! one comes within half a heartbeat interval.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
