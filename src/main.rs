@@ -141,6 +141,21 @@ fn parse_storage_fault(text: &str) -> Result<hare::storage_fault::StorageFault, 
     })
 }
 
+/// One line per shard: what it recovered from its log.
+fn log_recovery(broker: &hare::shard::startup::Broker) {
+    for summary in &broker.recovered {
+        tracing::info!(
+            shard = summary.shard.0,
+            queues = summary.queues,
+            messages = summary.messages,
+            records = summary.records,
+            torn_tail_bytes = summary.torn_tail_bytes,
+            duration_ms = summary.duration.as_millis() as u64,
+            "recovered"
+        );
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -210,17 +225,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
-    for summary in &broker.recovered {
-        tracing::info!(
-            shard = summary.shard.0,
-            queues = summary.queues,
-            messages = summary.messages,
-            records = summary.records,
-            torn_tail_bytes = summary.torn_tail_bytes,
-            duration_ms = summary.duration.as_millis() as u64,
-            "recovered"
-        );
-    }
+    log_recovery(&broker);
     // The address line comes last: tests read up to it.
     let scheme = |tls: bool| if tls { "https" } else { "http" };
     if let Some(address) = broker.management_addr {
