@@ -151,6 +151,12 @@ pub struct RunArgs {
     /// Messages per write syscall.
     #[arg(long, default_value_t = 256)]
     pub publish_batch: usize,
+    /// Like ordinary clients: each publish (method, header and body frames) goes out with its
+    /// own write, and consumers ack every delivery on its own (multiple=false) with its own
+    /// write as soon as they accept it. Overrides --publish-batch and --multi-ack-every.
+    #[arg(long)]
+    #[serde(default)]
+    pub one_per_write: bool,
     /// Seconds to wait for consumers to drain after publishing ends, without progress.
     #[arg(long, default_value_t = 10.0)]
     pub drain_timeout: f64,

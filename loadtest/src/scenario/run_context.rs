@@ -327,7 +327,12 @@ impl RunContext {
             confirm_window: self.args.confirm,
             rate_per_s: self.args.rate,
             message_count,
-            batch_size: self.args.publish_batch,
+            // One publish per buffer is one write_all: one write syscall per message.
+            batch_size: if self.args.one_per_write {
+                1
+            } else {
+                self.args.publish_batch
+            },
             delay,
             epoch: self.epoch,
         };
@@ -370,6 +375,7 @@ impl RunContext {
             prefetch,
             auto_ack: self.args.auto_ack,
             multi_ack_every: self.args.multi_ack_every,
+            ack_each_at_once: self.args.one_per_write,
             behaviour,
             epoch: self.epoch,
         };
