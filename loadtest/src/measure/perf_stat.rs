@@ -46,7 +46,7 @@ pub struct PerfStat {
 
 impl PerfStat {
     /// Attaches `perf stat` to `pid`. perf needs a moment to attach, so its window starts a
-    /// few milliseconds after this returns.
+    /// little after this returns.
     pub fn start(pid: u32) -> PerfStat {
         let events = format!("{SYSCALLS},{IO_URING_ENTER},{CONTEXT_SWITCHES}");
         let child = Command::new("perf")
@@ -84,12 +84,7 @@ impl PerfStat {
         }
         let counts = parse_csv(&output);
         if exited_early || counts.is_empty() {
-            let first = output
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or("no output");
-            return Err(format!("perf counted nothing: {first}"));
+            return Err(format!("perf counted nothing: {}", first_words(&output)));
         }
         Ok(counts)
     }
@@ -101,6 +96,22 @@ impl Drop for PerfStat {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The start of perf's complaint: its first two non-empty lines (perf says "Error:" on a line
+/// of its own, then why).
+fn first_words(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .take(2)
+        .collect();
+    if lines.is_empty() {
+        "no output".to_string()
+    } else {
+        lines.join(" ")
     }
 }
 
@@ -159,8 +170,14 @@ mod tests {
                 ..Default::default()
             }
         );
-        let refused = "Error:\nNo permission to enable raw_syscalls:sys_enter event.\n";
+        let refused = "Error:\nNo permission to enable raw_syscalls:sys_enter event.\n\n\
+                       You may not have permission to collect stats.\n";
         assert!(parse_csv(refused).is_empty());
+        assert_eq!(
+            first_words(refused),
+            "Error: No permission to enable raw_syscalls:sys_enter event."
+        );
+        assert_eq!(first_words(""), "no output");
     }
 
     #[test]
