@@ -83,6 +83,76 @@ fn throughput_run_delivers_every_message_once() {
     assert!(r.broker_rss_end_kib.is_some_and(|k| k > 0));
     assert!(r.broker_rss_max_kib >= r.broker_rss_end_kib);
     assert_eq!(r.queue_depth_end, Some(0));
+    // --broker-pid alone: the /proc counters, and no perf (nor a complaint about it).
+    let switches = r
+        .broker_context_switches
+        .expect("context switches with --broker-pid");
+    assert!(
+        switches > 0,
+        "a broker that delivered 4000 messages slept at least once"
+    );
+    assert_eq!(r.broker_syscalls, None);
+    assert_eq!(r.broker_perf_unavailable, None);
+}
+
+#[test]
+fn one_per_write_run_loses_nothing_and_reports_the_broker_cost_per_message() {
+    let broker = common::Broker::start(2);
+    let report = run(
+        &broker,
+        &[
+            "throughput",
+            "-C",
+            "3000",
+            "-r",
+            "20000",
+            "--one-per-write",
+            "--broker-pid",
+            &broker.pid().to_string(),
+            "--broker-perf",
+        ],
+    );
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    assert!(report.passed());
+    assert!(report.parameters.one_per_write);
+    let r = &report.results;
+    assert_eq!((r.published, r.accepted), (3000, 3000));
+    assert_eq!(r.verification.lost, 0);
+    assert_eq!(r.verification.duplicates, 0);
+
+    // Every figure per message is its count over the messages published.
+    let cpu_s = finite(r.broker_cpu_s, "broker CPU");
+    let cpu_us = finite(r.broker_cpu_us_per_message, "broker CPU per message");
+    assert!((cpu_us - cpu_s * 1e6 / 3000.0).abs() < 1e-6, "{cpu_us}");
+    let switches = r.broker_context_switches.expect("context switches") as f64;
+    assert!(switches > 0.0);
+    let per_message = finite(
+        r.broker_context_switches_per_message,
+        "switches per message",
+    );
+    assert!((per_message - switches / 3000.0).abs() < 1e-9);
+
+    // perf either counted or says why not; the run passes either way.
+    match (&r.broker_perf_unavailable, r.broker_syscalls) {
+        (None, Some(syscalls)) => {
+            let io_uring_enter = r
+                .broker_io_uring_enter
+                .expect("io_uring_enter with syscalls");
+            assert!(
+                syscalls >= io_uring_enter && io_uring_enter > 0,
+                "{syscalls} {io_uring_enter}"
+            );
+            let per_message = finite(r.broker_syscalls_per_message, "syscalls per message");
+            assert!((per_message - syscalls as f64 / 3000.0).abs() < 1e-9);
+        }
+        (Some(reason), None) => assert!(!reason.is_empty()),
+        other => panic!("perf counts and a reason at once: {other:?}"),
+    }
+    let table = compare::table(&[("run".into(), report.clone())]);
+    assert!(
+        table.contains("| broker context switches per message |"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -160,12 +160,24 @@ pub struct RunArgs {
     /// Messages per write syscall.
     #[arg(long, default_value_t = 256)]
     pub publish_batch: usize,
+    /// Like ordinary clients: each publish (method, header and body frames) goes out with its
+    /// own write, and consumers ack every delivery on its own (multiple=false) with its own
+    /// write as soon as they accept it. Overrides --publish-batch and --multi-ack-every.
+    #[arg(long)]
+    #[serde(default)]
+    pub one_per_write: bool,
     /// Seconds to wait for consumers to drain after publishing ends, without progress.
     #[arg(long, default_value_t = 10.0)]
     pub drain_timeout: f64,
     /// Broker process id: sample its CPU (utime+stime) and RSS from /proc.
     #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// With --broker-pid: also count the broker's syscalls, io_uring_enter calls and context
+    /// switches with `perf stat` over the run. The tracepoints slow every syscall of the broker
+    /// a little, so this is off by default; without a usable perf the counts are absent.
+    #[arg(long, requires = "broker_pid")]
+    #[serde(default)]
+    pub broker_perf: bool,
     /// Milliseconds between two queue depth polls (passive queue.declare).
     #[arg(long, default_value_t = DEPTH_INTERVAL_DEFAULT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     #[serde(default = "depth_interval_default_ms")]

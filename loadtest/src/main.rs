@@ -39,6 +39,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 compare::curves(&named),
                 compare::details(&named)
             );
+            if let Some(reason) = &report.results.broker_perf_unavailable {
+                eprintln!("hareperf: perf unavailable, no syscall counts: {reason}");
+            }
             for error in &report.errors {
                 eprintln!("hareperf: {error}");
             }

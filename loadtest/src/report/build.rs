@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::measure::context_switches::context_switches;
 use crate::measure::latency::LatencyHistogram;
 use crate::measure::machine::Machine;
+use crate::measure::perf_stat::{PerfCounts, PerfStat};
 use crate::measure::proc_stat::{cpu_seconds, Process};
 use crate::measure::received_ids::ReceivedIds;
 use crate::measure::sampler::Series;
@@ -22,12 +24,8 @@ pub fn finish(mut ctx: RunContext) -> Report {
     let series = ctx.stop_all();
     let duration_s = ctx.now_s();
     let client_cpu_s = cpu_seconds(Process::OwnProcess).unwrap_or(0.0) - ctx.client_cpu_start_s;
-    let broker_cpu_s = ctx
-        .args
-        .broker_pid
-        .and_then(|p| cpu_seconds(Process::Pid(p)).ok())
-        .zip(ctx.broker_cpu_start_s)
-        .map(|(end, start)| end - start);
+    let broker = BrokerEnd::read(&mut ctx);
+    let broker_cpu_s = broker.cpu_s;
 
     let ProducerTotals {
         confirm_latency,
@@ -59,7 +57,7 @@ pub fn finish(mut ctx: RunContext) -> Report {
         queue_depth_max(&ctx, &series),
         broker_rss_max_kib(&ctx, &series),
     );
-    let results = Results {
+    let mut results = Results {
         duration_s,
         publish_duration_s,
         publish_start_s: ctx.publish_started_s,
@@ -101,6 +99,7 @@ pub fn finish(mut ctx: RunContext) -> Report {
         queue_depth_end: ctx.queue_depth_end,
         ..scenario_results(&ctx)
     };
+    broker.add_cost(&mut results);
     Report {
         format_version: REPORT_FORMAT_VERSION,
         hareperf_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -118,6 +117,58 @@ pub fn finish(mut ctx: RunContext) -> Report {
         consumers: consumer_reports(&ctx.consumer_results),
         series,
         errors: ctx.errors.clone(),
+    }
+}
+
+/// The broker's counters at the end of the run, read together so they share one window.
+struct BrokerEnd {
+    /// CPU seconds since the run started.
+    cpu_s: Option<f64>,
+    /// Context switches since the run started.
+    switches: Option<u64>,
+    perf: Option<Result<PerfCounts, String>>,
+}
+
+impl BrokerEnd {
+    fn read(ctx: &mut RunContext) -> BrokerEnd {
+        let process = ctx.args.broker_pid.map(Process::Pid);
+        let cpu_s = process
+            .and_then(|p| cpu_seconds(p).ok())
+            .zip(ctx.broker_cpu_start_s)
+            .map(|(end, start)| end - start);
+        let switches = process
+            .and_then(|p| context_switches(p).ok())
+            .zip(ctx.broker_switches_start)
+            .map(|(end, start)| end.switches.saturating_sub(start.switches));
+        let perf = ctx.broker_perf.take().map(PerfStat::stop);
+        BrokerEnd {
+            cpu_s,
+            switches,
+            perf,
+        }
+    }
+
+    /// The per-message figures: each count ÷ the messages published.
+    fn add_cost(self, results: &mut Results) {
+        let messages = results.published;
+        let per_message = |count: f64| (messages > 0).then(|| count / messages as f64);
+        results.broker_cpu_us_per_message = self.cpu_s.and_then(|s| per_message(s * 1e6));
+        results.broker_context_switches = self.switches;
+        results.broker_context_switches_per_message =
+            self.switches.and_then(|n| per_message(n as f64));
+        match self.perf {
+            Some(Ok(counts)) => {
+                results.broker_syscalls = counts.syscalls;
+                results.broker_syscalls_per_message =
+                    counts.syscalls.and_then(|n| per_message(n as f64));
+                results.broker_io_uring_enter = counts.io_uring_enter;
+                results.broker_io_uring_enter_per_message =
+                    counts.io_uring_enter.and_then(|n| per_message(n as f64));
+                results.broker_perf_context_switches = counts.context_switches;
+            }
+            Some(Err(reason)) => results.broker_perf_unavailable = Some(reason),
+            None => {}
+        }
     }
 }
 

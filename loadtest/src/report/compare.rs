@@ -235,15 +235,31 @@ const ROWS: &[(&str, Unit, Figure)] = &[
     ("hareperf CPU (% of a core)", Unit::Percent, |r| {
         Some(r.results.client_cpu_percent)
     }),
-    ("hareperf CPU µs per message", Unit::Micros, |r| {
-        per_message(r.results.client_cpu_s, r)
-    }),
+    (
+        "hareperf CPU µs per message in or out",
+        Unit::Micros,
+        |r| per_message(r.results.client_cpu_s, r),
+    ),
     ("broker CPU (% of a core)", Unit::Percent, |r| {
         r.results.broker_cpu_percent
     }),
-    ("broker CPU µs per message", Unit::Micros, |r| {
+    ("broker CPU µs per message in or out", Unit::Micros, |r| {
         r.results.broker_cpu_s.and_then(|s| per_message(s, r))
     }),
+    ("broker CPU µs per published message", Unit::Micros, |r| {
+        r.results.broker_cpu_us_per_message
+    }),
+    ("broker context switches per message", Unit::Ratio, |r| {
+        r.results.broker_context_switches_per_message
+    }),
+    ("broker syscalls per message (perf)", Unit::Ratio, |r| {
+        r.results.broker_syscalls_per_message
+    }),
+    (
+        "broker io_uring_enter per message (perf)",
+        Unit::Ratio,
+        |r| r.results.broker_io_uring_enter_per_message,
+    ),
     ("broker RSS max", Unit::Kib, |r| {
         r.results.broker_rss_max_kib.map(|k| k as f64)
     }),

@@ -1,13 +1,15 @@
 //! The pages and charts of recorded runs (`loadtest/tests/fixtures/`): a backlog run on Hare
-//! and on RabbitMQ (three each), a 2 s transient run and a 25 s run at a fixed rate. What they
-//! check: the series and labels each chart should have, that no label overlaps another or the
-//! plot area, human units on the axes, and pages without any external reference.
+//! and on RabbitMQ (three each), a 2 s transient run, a 25 s run at a fixed rate and a 2 s run at
+//! 5,000 msg/s with `--one-per-write --broker-perf`. What they check: the series and labels each
+//! chart should have, that no label overlaps another or the plot area, human units on the axes,
+//! pages without any external reference, and the broker's cost rows of new and older reports.
 
 use crate::measure::timeline::{Count, POINTS_MAX};
 
 use super::chart::tests::assert_no_overlap;
 use super::chart::{render, Chart, LabelKind};
 use super::charts;
+use super::compare;
 use super::compare_html::{self, Column};
 use super::html;
 use super::model::Report;
@@ -227,4 +229,53 @@ fn long_runs_stay_small_and_older_reports_still_render() {
     let page = html::render(&old).unwrap();
     assert_self_contained(&page);
     assert!(page.contains("messages per second (per-second samples)"));
+}
+
+/// The rows a run with `--broker-pid --broker-perf` adds to the summary.
+const COST_ROWS: [&str; 4] = [
+    "| broker CPU µs per published message | 117.1 µs |",
+    "| broker context switches per message | 3.393 |",
+    "| broker syscalls per message (perf) | 28.018 |",
+    "| broker io_uring_enter per message (perf) | 21.275 |",
+];
+
+#[test]
+fn the_broker_cost_per_message_shows_for_new_reports_only() {
+    let cost = fixture("cost-hare");
+    assert_eq!(cost.results.broker_syscalls, Some(282_223));
+    assert_eq!(cost.results.broker_perf_unavailable, None);
+    let table = compare::table(&[("cost".into(), cost.clone())]);
+    for row in COST_ROWS {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
+    let page = html::render(&cost).unwrap();
+    assert!(page.contains("<td>broker syscalls per message (perf)</td><td>28.018</td>"));
+    assert!(!page.contains("perf unavailable"));
+
+    // A report written before these fields existed reads, and has none of the rows.
+    let old = fixture("transient-hare");
+    assert_eq!(old.results.broker_context_switches, None);
+    let table = compare::table(&[("old".into(), old.clone())]);
+    assert!(!table.contains("context switches"), "{table}");
+    // Side by side, the older report's cells and the ratios are empty.
+    let table = compare::table(&[("cost".into(), cost.clone()), ("old".into(), old)]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| broker syscalls per message"))
+        .unwrap();
+    assert_eq!(
+        row,
+        "| broker syscalls per message (perf) | 28.018 | – | – |"
+    );
+
+    // A run perf could not count says so once, and has the /proc figures only.
+    let mut refused = cost;
+    refused.results.broker_syscalls_per_message = None;
+    refused.results.broker_io_uring_enter_per_message = None;
+    refused.results.broker_perf_unavailable =
+        Some("perf counted nothing: Error: No permission".into());
+    let page = html::render(&refused).unwrap();
+    assert_eq!(page.matches("perf unavailable").count(), 1);
+    assert!(page.contains("broker context switches per message"));
+    assert!(!page.contains("syscalls per message"));
 }

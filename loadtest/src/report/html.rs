@@ -46,6 +46,13 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
         report.scenario.clone(),
         report.clone(),
     )])));
+    if let Some(reason) = &report.results.broker_perf_unavailable {
+        let _ = writeln!(
+            page,
+            "<p>perf unavailable, no syscall counts: {}</p>",
+            escape(reason)
+        );
+    }
     page.push_str(&phases_list(report));
     if let Some(chart) = charts::declare(report) {
         push_chart(&mut page, "Metadata changes per window", &chart);

@@ -112,8 +112,38 @@ pub struct Results {
     pub client_cpu_s: f64,
     /// hareperf's CPU over the run, in percent of one core.
     pub client_cpu_percent: f64,
+    /// The broker's CPU (utime + stime) from just after hareperf's setup connection opened to
+    /// the end of the run, after the queues were deleted: the window of every `broker_*`
+    /// count below.
     pub broker_cpu_s: Option<f64>,
     pub broker_cpu_percent: Option<f64>,
+    /// `broker_cpu_s` ÷ `published`, in µs.
+    #[serde(default)]
+    pub broker_cpu_us_per_message: Option<f64>,
+    /// Voluntary + involuntary context switches summed over the broker's threads (from
+    /// `/proc/PID/task/*/status`), end − start; threads that exited during the run are lost.
+    #[serde(default)]
+    pub broker_context_switches: Option<u64>,
+    /// `broker_context_switches` ÷ `published`.
+    #[serde(default)]
+    pub broker_context_switches_per_message: Option<f64>,
+    /// The broker's syscalls as counted by `perf stat` (`--broker-perf`).
+    #[serde(default)]
+    pub broker_syscalls: Option<u64>,
+    #[serde(default)]
+    pub broker_syscalls_per_message: Option<f64>,
+    /// The broker's `io_uring_enter` calls as counted by `perf stat` (`--broker-perf`).
+    #[serde(default)]
+    pub broker_io_uring_enter: Option<u64>,
+    #[serde(default)]
+    pub broker_io_uring_enter_per_message: Option<f64>,
+    /// Context switches as counted by `perf stat` (`--broker-perf`): a check on
+    /// `broker_context_switches`, counting threads that exited too.
+    #[serde(default)]
+    pub broker_perf_context_switches: Option<u64>,
+    /// Why `--broker-perf` counted nothing (no perf, no permission, no tracepoints).
+    #[serde(default)]
+    pub broker_perf_unavailable: Option<String>,
     /// The largest broker RSS read: per-second samples, phase boundaries and the run's end.
     pub broker_rss_max_kib: Option<u64>,
     /// Broker RSS when the run started (after connecting, before declaring anything).

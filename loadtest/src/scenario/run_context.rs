@@ -14,8 +14,10 @@ use anyhow::Context;
 
 use crate::cli::RunArgs;
 use crate::client::{AmqpUri, Connection, QueueOptions, ServerInfo};
+use crate::measure::context_switches::{context_switches, ThreadSwitches};
 use crate::measure::counters::{CounterSnapshot, Counters};
 use crate::measure::latency::LatencyHistogram;
+use crate::measure::perf_stat::PerfStat;
 use crate::measure::proc_stat::{cpu_seconds, rss_kib, Process};
 use crate::measure::run_status::RunStatus;
 use crate::measure::sampler::{self, SamplerConfig, Series};
@@ -82,6 +84,10 @@ pub struct RunContext {
     pub(crate) delayed: Option<DelayedResults>,
     pub(crate) client_cpu_start_s: f64,
     pub(crate) broker_cpu_start_s: Option<f64>,
+    /// The broker's context switches (every thread) when `broker_cpu_start_s` was read.
+    pub(crate) broker_switches_start: Option<ThreadSwitches>,
+    /// `perf stat` attached to the broker (`--broker-perf`), stopped when the run is written up.
+    pub(crate) broker_perf: Option<PerfStat>,
     queues: Vec<String>,
     exchanges: Vec<String>,
 }
@@ -108,9 +114,17 @@ impl RunContext {
         let started_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        // perf first: it takes a moment to attach, and the /proc reads below are instant.
+        let broker_perf = args
+            .broker_pid
+            .filter(|_| args.broker_perf)
+            .map(PerfStat::start);
         let broker_cpu_start_s = args
             .broker_pid
             .and_then(|p| cpu_seconds(Process::Pid(p)).ok());
+        let broker_switches_start = args
+            .broker_pid
+            .and_then(|p| context_switches(Process::Pid(p)).ok());
         let broker_rss_start_kib = args.broker_pid.and_then(|p| rss_kib(Process::Pid(p)).ok());
         Ok(RunContext {
             args,
@@ -149,6 +163,8 @@ impl RunContext {
             delayed: None,
             client_cpu_start_s: cpu_seconds(Process::OwnProcess).unwrap_or(0.0),
             broker_cpu_start_s,
+            broker_switches_start,
+            broker_perf,
             queues: Vec::new(),
             exchanges: Vec::new(),
         })
@@ -318,7 +334,12 @@ impl RunContext {
             confirm_window: self.args.confirm,
             rate_per_s: self.args.rate,
             message_count,
-            batch_size: self.args.publish_batch,
+            // One publish per buffer is one write_all: one write syscall per message.
+            batch_size: if self.args.one_per_write {
+                1
+            } else {
+                self.args.publish_batch
+            },
             delay,
             epoch: self.epoch,
         };
@@ -361,6 +382,7 @@ impl RunContext {
             prefetch,
             auto_ack: self.args.auto_ack,
             multi_ack_every: self.args.multi_ack_every,
+            ack_each_at_once: self.args.one_per_write,
             behaviour,
             epoch: self.epoch,
         };

@@ -2,7 +2,9 @@
 //! parses them in place, checks each message's stamp and acks with multiple=true.
 //!
 //! Acks go out every `multi_ack_every` accepted messages and always before the thread blocks in
-//! `read`, so a prefetch window can never stall on acks sitting in our own buffer. What a
+//! `read`, so a prefetch window can never stall on acks sitting in our own buffer. With
+//! `ack_each_at_once` (`--one-per-write`) every accepted delivery is acked on its own
+//! (multiple=false) with a write of its own, the way ordinary client libraries ack. What a
 //! consumer does with a delivery is its `Behaviour`: accept, refuse with requeue, hold it, or
 //! hold it and then lose its connection (socket shut down without `connection.close`).
 
@@ -49,6 +51,8 @@ pub struct ConsumerConfig {
     /// Ack (multiple=true) after this many accepted messages; they are also acked before
     /// every blocking read.
     pub multi_ack_every: u64,
+    /// Ack each accepted delivery alone (multiple=false), written at once.
+    pub ack_each_at_once: bool,
     pub behaviour: Behaviour,
     pub epoch: Instant,
 }
@@ -400,6 +404,14 @@ impl Consumer<'_> {
         self.result.accepted += 1;
         if self.config.auto_ack {
             return Ok(());
+        }
+        if self.config.ack_each_at_once {
+            let ack = Method::BasicAck(BasicAck {
+                delivery_tag: tag,
+                multiple: false,
+            });
+            write_method_frame(&mut self.out, 1, &ack);
+            return self.flush();
         }
         self.last_accepted_tag = tag;
         self.unacked += 1;

@@ -1,7 +1,8 @@
 //! A producer: one connection, one channel, one thread writing batches of stamped messages.
 //!
 //! Each batch is many complete publishes appended to one reused buffer and sent with one
-//! `write_all`, so the per-message cost is a memcpy and a 16-byte patch. With confirms, a batch
+//! `write_all`, so the per-message cost is a memcpy and a 16-byte patch. With `--one-per-write`
+//! the batch is one message: every publish is a write of its own, as with ordinary clients. With confirms, a batch
 //! only goes out when the confirm window has room (see `confirm_window`). With `rate_per_s` the
 //! producer paces itself against the clock, not by sleeping a fixed time per message.
 
