@@ -121,6 +121,9 @@ pub struct ConnectionShared {
     blocked: Cell<bool>,
     /// The connection has published: queue memory pressure slows its reads.
     pub published: Cell<bool>,
+    /// It published while the memory or disk alarm was up: its socket is not read until
+    /// every such alarm has cleared (RabbitMQ's `blocked` reader state).
+    pub held: Cell<bool>,
     /// Shuts the socket if our connection.close goes unanswered.
     close_timer: RefCell<Option<glommio::Task<()>>>,
     /// Wakes the consumer timeout task (`ack_timeout.rs`).
@@ -235,6 +238,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         close_timer: RefCell::new(None),
         blocked: Cell::new(false),
         published: Cell::new(false),
+        held: Cell::new(false),
         ack_timer: ack_timeout::AckTimer::default(),
     });
     shard.connections.insert(id, connection.clone());
@@ -252,8 +256,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     let heartbeat = glommio::spawn_local(heartbeat::run(connection.clone()));
     let ack_timeout = glommio::spawn_local(ack_timeout::run(shard.clone(), connection.clone()));
-    if let Some(reason) = shard.storage_alarms.borrow().values().next() {
-        connection.block(reason);
+    if let Some(reason) = shard.alarm_reason() {
+        connection.block(&reason);
     }
     if shard.shutting_down.get() {
         connection.close_forced(ForcedClose::Shutdown);
@@ -339,6 +343,20 @@ async fn pause_publisher(shard: &Shard) {
     }
 }
 
+/// The connection published while the memory or disk alarm was up: read nothing more until
+/// every such alarm has cleared, unless the connection is closing (its close-ok must be read).
+/// A socket not read fills its kernel buffers and TCP stops the publisher; what this
+/// connection's consumers receive is written by other tasks and goes on. The alarms are shared
+/// atomics, so a 10 ms poll sees a clear within a tick.
+async fn hold_while_alarmed(shard: &Shard, connection: &ConnectionShared) {
+    while shard.mesh.alarms.any() && !connection.is_closing() && !connection.output.is_finished() {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    connection.held.set(false);
+    // The heartbeat monitor did not count the time we were not reading.
+    connection.last_read.set(Instant::now());
+}
+
 /// The frame loop: runs until the peer closes, a close handshake completes, or a fatal error.
 async fn run_frames(
     shard: &Rc<Shard>,
@@ -346,6 +364,9 @@ async fn run_frames(
     reader: &mut FrameReader,
 ) -> Ending {
     loop {
+        if connection.held.get() {
+            hold_while_alarmed(shard, connection).await;
+        }
         if !reader.has_buffered() && shard.mesh.is_congested() {
             // Back-pressure: stop reading until the shard's outboxes drain.
             shard.mesh.wait_uncongested().await;

@@ -54,6 +54,9 @@ pub async fn complete(
     completed: Completed,
 ) -> Result<(), Exception> {
     connection.published.set(true);
+    if shard.mesh.alarms.any() {
+        connection.held.set(true);
+    }
     {
         let mut state = connection.state.borrow_mut();
         // Write on the exchange comes first, as in RabbitMQ (before the exchange must exist).
