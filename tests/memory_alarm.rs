@@ -21,7 +21,7 @@ use client::{within, Client};
 use common::http::{basic, exchange};
 use common::raw::{Incoming, RawClient};
 use common::Broker;
-use hare::protocol::{FrameType, Method};
+use hare::protocol::{ConnectionClose, FrameType, Method, ShortStr};
 use serde_json::Value;
 
 const WATERMARK: u64 = 128 << 20;
@@ -31,12 +31,16 @@ const PER_PUBLISHER: usize = 4096;
 /// Messages of the raw publisher, which announces the `connection.blocked` capability
 /// (amqprs does not) and so sees the notifications.
 const RAW_MESSAGES: usize = 1024;
-/// How far above the watermark resident memory may go. The alarm is measured every 50 ms,
-/// and each publisher is stopped after the message it is sending when it is raised: what the
-/// broker reads in one period at the flood's rate, plus one partly read message per
-/// connection, plus the allocator's slack. The measured peak is printed.
+/// How far above the watermark resident memory may go. The alarm is measured every 10 ms, and
+/// each publisher is stopped after the message it is sending when it is raised: what the
+/// broker reads in one period at the flood's rate (about 10 MB), a partly read message and a
+/// read buffer per connection, and, while the consumer drains, its unacknowledged deliveries
+/// (`PREFETCH` × 64 KiB) and their copies in its output buffer, plus the allocator's slack.
+/// Measured in debug builds: 128–138 MiB while blocked, 135–145 MiB over the whole run. The
+/// peaks are printed.
 const MARGIN: u64 = 64 << 20;
 const QUEUE: &str = "flood";
+const PREFETCH: u16 = 100;
 
 /// Resident memory of `pid` (VmRSS of /proc/PID/status), in bytes.
 fn rss(pid: u32) -> u64 {
@@ -114,6 +118,19 @@ fn node(broker: &Broker) -> Value {
     answer.json()[0].clone()
 }
 
+/// Every queue's depth, for a failure's message.
+fn queues(broker: &Broker) -> String {
+    let authorization = basic("guest", "guest");
+    exchange(
+        broker.management,
+        "GET",
+        "/api/queues?columns=name,messages,messages_unacknowledged",
+        &[("authorization", &authorization)],
+        b"",
+    )
+    .text
+}
+
 /// Publishes `count` messages `p{publisher}-{n}` through amqprs.
 async fn publish_all(broker: &Broker, publisher: usize, count: usize) {
     let client = Client::connect(broker).await;
@@ -148,8 +165,8 @@ struct Notices {
     unblocked: usize,
 }
 
-/// Publishes `RAW_MESSAGES` messages `r-{n}` with the raw client, then collects the
-/// connection.blocked and connection.unblocked the broker sent meanwhile, until it is unblocked.
+/// Publishes `RAW_MESSAGES` messages `r-{n}` with the raw client, then closes the connection,
+/// collecting the connection.blocked and connection.unblocked the broker sent meanwhile.
 fn publish_raw(broker: &Broker) -> Notices {
     let mut client = RawClient::open(broker.addr);
     // Writes wait while the broker holds this connection: as long as the flood lasts.
@@ -161,6 +178,17 @@ fn publish_raw(broker: &Broker) -> Notices {
     for n in 0..RAW_MESSAGES {
         client.publish(1, QUEUE, &body(&format!("r-{n}")));
     }
+    // Closing is the round trip that proves every publish was read (a socket closed with
+    // unread input is reset, and the broker would lose what it had not read yet).
+    client.send_method(
+        0,
+        ConnectionClose {
+            reply_code: 200,
+            reply_text: ShortStr::from_static("done"),
+            class_id: 0,
+            method_id: 0,
+        },
+    );
     let mut notices = Notices {
         blocked: Vec::new(),
         unblocked: 0,
@@ -173,22 +201,16 @@ fn publish_raw(broker: &Broker) -> Notices {
                     Method::ConnectionBlocked(blocked) => {
                         notices.blocked.push(blocked.reason.to_string_lossy());
                     }
-                    Method::ConnectionUnblocked(_) => {
-                        notices.unblocked += 1;
-                        if notices.unblocked == notices.blocked.len() {
-                            return notices;
-                        }
-                    }
+                    Method::ConnectionUnblocked(_) => notices.unblocked += 1,
+                    Method::ConnectionCloseOk(_) => return notices,
                     other => panic!("unexpected {other:?}"),
                 }
             }
-            Incoming::Frame(_) => {}
-            Incoming::Timeout if notices.blocked.is_empty() => return notices,
-            Incoming::Timeout => {}
+            Incoming::Frame(_) | Incoming::Timeout => {}
             Incoming::Closed => panic!("the broker closed the raw publisher"),
         }
     }
-    panic!("no connection.unblocked within 120 s");
+    panic!("no connection.close-ok within 120 s");
 }
 
 /// Waits until `/api/nodes` says the memory alarm is `raised`.
@@ -203,12 +225,12 @@ async fn until_alarm(broker: &Broker, raised: bool) {
     }
 }
 
-/// Consumes until `total` messages arrived, acking every 100; the ids received.
+/// Consumes until `total` messages arrived, acking every 50; the ids received.
 async fn drain(broker: &Broker, total: usize) -> Vec<String> {
     let client = Client::connect(broker).await;
     let (channel, _events) = client.channel().await;
     channel
-        .basic_qos(BasicQosArguments::new(0, 500, false))
+        .basic_qos(BasicQosArguments::new(0, PREFETCH, false))
         .await
         .expect("qos");
     let (_, mut deliveries) = channel
@@ -217,15 +239,23 @@ async fn drain(broker: &Broker, total: usize) -> Vec<String> {
         .expect("consume");
     let mut ids = Vec::with_capacity(total);
     while ids.len() < total {
-        let message = tokio::time::timeout(Duration::from_secs(60), deliveries.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no delivery for 60 s after {} messages", ids.len()))
-            .expect("consumer ended");
+        let Ok(message) = tokio::time::timeout(Duration::from_secs(60), deliveries.recv()).await
+        else {
+            let stats = node(broker);
+            panic!(
+                "no delivery for 60 s after {} messages; RSS {} (alarm {}), queues {}",
+                ids.len(),
+                stats["mem_used"],
+                stats["mem_alarm"],
+                queues(broker)
+            );
+        };
+        let message = message.expect("consumer ended");
         let body = message.content.expect("content");
         assert_eq!(body.len(), BODY_BYTES);
         ids.push(id_of(&body));
         let tag = message.deliver.expect("deliver").delivery_tag();
-        if ids.len() % 100 == 0 || ids.len() == total {
+        if ids.len() % 50 == 0 || ids.len() == total {
             channel
                 .basic_ack(BasicAckArguments::new(tag, true))
                 .await
@@ -322,7 +352,14 @@ async fn a_transient_flood_is_blocked_under_the_watermark_and_drains_without_los
         "{:?}",
         notices.blocked
     );
-    assert_eq!(notices.unblocked, notices.blocked.len());
+    // The alarm flaps while the flood drains; one raised after the last clear may come
+    // before close-ok.
+    assert!(
+        notices.unblocked >= 1 && notices.blocked.len() - notices.unblocked <= 1,
+        "{} connection.blocked, {} connection.unblocked",
+        notices.blocked.len(),
+        notices.unblocked
+    );
     until_alarm(&broker, false).await;
     let peak = watch.peak();
     eprintln!("peak RSS over the whole run: {} MiB", peak >> 20);

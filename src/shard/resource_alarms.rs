@@ -222,26 +222,35 @@ pub fn start_monitor(
     let per_disk_check =
         (DISK_CHECK_INTERVAL.as_millis() / MEMORY_CHECK_INTERVAL.as_millis()).max(1);
     let per_trim = (TRIM_INTERVAL.as_millis() / MEMORY_CHECK_INTERVAL.as_millis()).max(1);
+    // The first measurement before start-up goes on: an alarm that holds from the start is
+    // in effect for the first client.
+    measure(&alarms, &data_dir, true, false);
     std::thread::Builder::new()
         .name("hare-alarms".into())
         .spawn(move || {
-            let mut round: u128 = 0;
+            let mut round: u128 = 1;
             while !stop.load(Ordering::Acquire) {
-                if alarms.raised(Resource::Memory) && round.is_multiple_of(per_trim) {
-                    release_free_memory();
-                }
-                if alarms.record_resident(resident_bytes()) {
-                    log_change(&alarms, Resource::Memory);
-                }
-                if round.is_multiple_of(per_disk_check)
-                    && alarms.record_disk_free(disk_free_bytes(&data_dir))
-                {
-                    log_change(&alarms, Resource::Disk);
-                }
-                round += 1;
                 std::thread::sleep(MEMORY_CHECK_INTERVAL);
+                let check_disk = round.is_multiple_of(per_disk_check);
+                let trim = alarms.raised(Resource::Memory) && round.is_multiple_of(per_trim);
+                measure(&alarms, &data_dir, check_disk, trim);
+                round += 1;
             }
         })
+}
+
+/// One measurement of memory (after giving free memory back, if `trim`) and, if `check_disk`,
+/// of free disk space; a change of alarm is logged.
+fn measure(alarms: &ResourceAlarms, data_dir: &std::path::Path, check_disk: bool, trim: bool) {
+    if trim {
+        release_free_memory();
+    }
+    if alarms.record_resident(resident_bytes()) {
+        log_change(alarms, Resource::Memory);
+    }
+    if check_disk && alarms.record_disk_free(disk_free_bytes(data_dir)) {
+        log_change(alarms, Resource::Disk);
+    }
 }
 
 /// Hands the allocator's free pages back to the kernel. glibc's malloc returns memory to the
