@@ -2,7 +2,8 @@
 //! flooding 64 KiB transient messages into a queue nobody consumes, several times the
 //! watermark in all, are blocked before the broker's resident memory goes far past the
 //! watermark; the broker stays up; a consumer then drains every message, each exactly once;
-//! the alarm clears and the publishers finish.
+//! the alarm clears and the publishers finish. And a queued large body costs about its own
+//! size in RSS (docs/ARCHITECTURE.md, Socket and frames).
 
 mod client;
 mod common;
@@ -367,4 +368,71 @@ async fn a_transient_flood_is_blocked_under_the_watermark_and_drains_without_los
         peak <= WATERMARK + MARGIN,
         "RSS reached {peak} bytes, over the watermark {WATERMARK} + {MARGIN}"
     );
+}
+
+/// A body whose every byte depends on its id and position, to check it arrives intact.
+fn patterned(id: usize, size: usize) -> Vec<u8> {
+    (0..size).map(|i| ((i * 7 + id * 13) % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_large_body_costs_about_its_own_size() {
+    const MESSAGES: usize = 1024;
+    let broker = Broker::start_with(1, &[]);
+    let client = Client::connect(&broker).await;
+    let (channel, _events) = client.channel().await;
+    channel
+        .queue_declare(QueueDeclareArguments::new(QUEUE))
+        .await
+        .expect("declare");
+    let before = rss(broker.pid());
+    for id in 0..MESSAGES {
+        let args = BasicPublishArguments::new("", QUEUE);
+        channel
+            .basic_publish(BasicProperties::default(), patterned(id, BODY_BYTES), args)
+            .await
+            .expect("publish");
+    }
+    client::until_ready(&channel, QUEUE, MESSAGES as u32).await;
+    let grown = rss(broker.pid()).saturating_sub(before);
+    let held = (MESSAGES * BODY_BYTES) as u64;
+    eprintln!(
+        "RSS grew {} KiB for {} KiB of bodies: {:.2}",
+        grown >> 10,
+        held >> 10,
+        grown as f64 / held as f64
+    );
+    // Sliced from shared reads, each body pinned about 1.6 times its size.
+    assert!(
+        grown < held * 5 / 4,
+        "RSS grew {grown} bytes for {held} bytes of bodies"
+    );
+
+    // Sizes around the own-allocation threshold and bodies split over several frames arrive
+    // intact.
+    let sizes = [16 * 1024 - 1, 16 * 1024, 100 * 1024, 300 * 1024];
+    for (n, size) in sizes.iter().enumerate() {
+        let args = BasicPublishArguments::new("", QUEUE);
+        channel
+            .basic_publish(
+                BasicProperties::default(),
+                patterned(MESSAGES + n, *size),
+                args,
+            )
+            .await
+            .expect("publish");
+    }
+    let mut deliveries = client::consume(&channel, QUEUE, true).await;
+    for id in 0..MESSAGES {
+        assert_eq!(
+            deliveries.next().await.body,
+            patterned(id, BODY_BYTES),
+            "body {id}"
+        );
+    }
+    for (n, size) in sizes.iter().enumerate() {
+        let body = deliveries.next().await.body;
+        assert_eq!(body.len(), *size);
+        assert_eq!(body, patterned(MESSAGES + n, *size), "body of {size} bytes");
+    }
 }
