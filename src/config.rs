@@ -45,9 +45,11 @@ pub enum MemoryWatermark {
 }
 
 impl MemoryWatermark {
-    /// The watermark in bytes, given the host's physical memory.
+    /// The watermark in bytes, given the host's physical memory. Unknown memory (0: no
+    /// /proc/meminfo) gives no relative watermark rather than one every process is over.
     pub fn bytes(self, memory_total: u64) -> u64 {
         match self {
+            MemoryWatermark::Relative(_) if memory_total == 0 => u64::MAX,
             MemoryWatermark::Relative(fraction) => (memory_total as f64 * fraction) as u64,
             MemoryWatermark::Absolute(bytes) => bytes,
         }
@@ -230,5 +232,6 @@ mod tests {
     fn relative_watermark_is_a_share_of_ram() {
         assert_eq!(MemoryWatermark::Relative(0.4).bytes(1000), 400);
         assert_eq!(MemoryWatermark::Absolute(123).bytes(1000), 123);
+        assert_eq!(MemoryWatermark::Relative(0.4).bytes(0), u64::MAX);
     }
 }

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How often resident memory is measured. A flood of 64 KiB publishes reaches about 1 GB/s
-/// into one broker on this class of machine, so a period lets RSS overshoot the watermark by
-/// about 10 MB before readers stop; reading /proc/self/statm costs a few microseconds of
-/// kernel time, a hundred times a second.
+/// How often resident memory is measured. Floods of 64 KiB publishes were measured at a few
+/// hundred MB/s into one broker on the 2-core development machine; even at 1 GB/s a period
+/// lets RSS overshoot the watermark by about 10 MB before readers stop. Reading
+/// /proc/self/statm costs a few microseconds of kernel time, a hundred times a second.
 pub const MEMORY_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 /// How often, while the memory alarm is raised, the allocator is asked to give free pages
 /// back (`release_free_memory`).
