@@ -40,6 +40,58 @@ pub enum QueuePlacement {
     Balanced,
 }
 
+/// Default memory high watermark: RabbitMQ's `vm_memory_high_watermark.relative` (0.4 of RAM).
+pub const MEMORY_HIGH_WATERMARK_DEFAULT: f64 = 0.4;
+
+/// Default of `Config::disk_free_limit`: RabbitMQ's `disk_free_limit.absolute` (50 MB).
+pub const DISK_FREE_LIMIT_DEFAULT: u64 = 50_000_000;
+
+/// Resident memory above which publishers are blocked (the memory alarm).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MemoryWatermark {
+    /// A fraction of physical memory (RabbitMQ's `vm_memory_high_watermark.relative`).
+    Relative(f64),
+    /// Bytes (RabbitMQ's `vm_memory_high_watermark.absolute`).
+    Absolute(u64),
+}
+
+impl MemoryWatermark {
+    /// The watermark in bytes, given the host's physical memory. Unknown memory (0: no
+    /// /proc/meminfo) gives no relative watermark rather than one every process is over.
+    pub fn bytes(self, memory_total: u64) -> u64 {
+        match self {
+            MemoryWatermark::Relative(_) if memory_total == 0 => u64::MAX,
+            MemoryWatermark::Relative(fraction) => (memory_total as f64 * fraction) as u64,
+            MemoryWatermark::Absolute(bytes) => bytes,
+        }
+    }
+}
+
+/// A byte count as RabbitMQ's configuration writes it: a plain number, or one with a unit
+/// suffix, decimal (kB, MB, GB, TB: powers of 1000) or binary (KiB, MiB, GiB, TiB, and
+/// RabbitMQ's k/K, m/M, g/G, t/T: powers of 1024).
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let multiplier: u64 = match unit.trim() {
+        "" => 1,
+        "kB" | "KB" => 1000,
+        "MB" => 1000_u64.pow(2),
+        "GB" => 1000_u64.pow(3),
+        "TB" => 1000_u64.pow(4),
+        "k" | "K" | "KiB" => 1 << 10,
+        "m" | "M" | "MiB" => 1 << 20,
+        "g" | "G" | "GiB" => 1 << 30,
+        "t" | "T" | "TiB" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -119,6 +171,18 @@ pub struct Config {
     pub stats_interval: Duration,
     /// Test-only: make every shard's log fail after some operations.
     pub storage_fault: Option<crate::storage_fault::StorageFault>,
+    /// Resident memory above which publishers are blocked (`shard::resource_alarms`).
+    pub memory_high_watermark: MemoryWatermark,
+    /// Free space on the data directory's filesystem below which publishers are blocked.
+    pub disk_free_limit: u64,
+}
+
+impl Config {
+    /// The memory high watermark in bytes on this host.
+    pub fn memory_limit_bytes(&self) -> u64 {
+        self.memory_high_watermark
+            .bytes(crate::shard::resource_alarms::memory_total_bytes())
+    }
 }
 
 impl Default for Config {
@@ -154,6 +218,8 @@ impl Default for Config {
             stats_interval: Duration::from_millis(STATS_INTERVAL_MS_DEFAULT),
             listen_retry: Duration::from_secs(LISTEN_RETRY_SECS_DEFAULT),
             storage_fault: None,
+            memory_high_watermark: MemoryWatermark::Relative(MEMORY_HIGH_WATERMARK_DEFAULT),
+            disk_free_limit: DISK_FREE_LIMIT_DEFAULT,
         }
     }
 }
@@ -174,4 +240,30 @@ fn hostname() -> String {
     }
     let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
     String::from_utf8_lossy(&buffer[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_take_rabbitmq_units() {
+        assert_eq!(parse_byte_size("50000000"), Some(50_000_000));
+        assert_eq!(parse_byte_size("50MB"), Some(50_000_000));
+        assert_eq!(parse_byte_size("1GB"), Some(1_000_000_000));
+        assert_eq!(parse_byte_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_byte_size("128M"), Some(128 << 20));
+        assert_eq!(parse_byte_size("64 MiB"), Some(64 << 20));
+        assert_eq!(parse_byte_size("MB"), None);
+        assert_eq!(parse_byte_size("5 parsecs"), None);
+        assert_eq!(parse_byte_size("-5"), None);
+        assert_eq!(parse_byte_size("99999999999999999999TB"), None);
+    }
+
+    #[test]
+    fn relative_watermark_is_a_share_of_ram() {
+        assert_eq!(MemoryWatermark::Relative(0.4).bytes(1000), 400);
+        assert_eq!(MemoryWatermark::Absolute(123).bytes(1000), 123);
+        assert_eq!(MemoryWatermark::Relative(0.4).bytes(0), u64::MAX);
+    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use hare::config::Config;
+use hare::config::{Config, MemoryWatermark};
 
 /// Hare: an AMQP 0-9-1 message broker that RabbitMQ clients use unchanged.
 #[derive(Debug, Parser)]
@@ -130,6 +130,20 @@ struct Cli {
     /// are accepted.
     #[arg(long)]
     load_definitions: Option<PathBuf>,
+    /// Resident memory above which publishers are blocked, as a fraction of physical memory
+    /// (RabbitMQ's vm_memory_high_watermark.relative).
+    #[arg(long, default_value_t = hare::config::MEMORY_HIGH_WATERMARK_DEFAULT,
+          value_parser = parse_fraction, conflicts_with = "vm_memory_high_watermark_bytes")]
+    vm_memory_high_watermark: f64,
+    /// The memory high watermark in bytes instead (RabbitMQ's
+    /// vm_memory_high_watermark.absolute); units as for --disk-free-limit.
+    #[arg(long, value_parser = parse_byte_size)]
+    vm_memory_high_watermark_bytes: Option<u64>,
+    /// Free space on the data directory's filesystem below which publishers are blocked, in
+    /// bytes or with a unit: 50MB, 1GB (powers of 1000), 512MiB, 2GiB (powers of 1024)
+    /// (RabbitMQ's disk_free_limit.absolute).
+    #[arg(long, default_value = "50MB", value_parser = parse_byte_size)]
+    disk_free_limit: u64,
     /// Test-only storage fault, e.g. `fdatasync-error-after=20` or `enospc-after=5`.
     #[arg(long, hide = true, value_parser = parse_storage_fault)]
     storage_fault: Option<hare::storage_fault::StorageFault>,
@@ -153,6 +167,19 @@ fn log_recovery(broker: &hare::shard::startup::Broker) {
             duration_ms = summary.duration.as_millis() as u64,
             "recovered"
         );
+    }
+}
+
+fn parse_byte_size(text: &str) -> Result<u64, String> {
+    hare::config::parse_byte_size(text).ok_or_else(|| {
+        "expected a byte count, optionally with a unit: 50MB, 1GB, 512MiB, 2GiB".to_string()
+    })
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(fraction) if fraction > 0.0 && fraction <= 1.0 => Ok(fraction),
+        _ => Err("expected a fraction of physical memory above 0 and at most 1, e.g. 0.4".into()),
     }
 }
 
@@ -212,6 +239,11 @@ fn main() -> anyhow::Result<()> {
         )
         .unwrap_or_else(|| "guest".into()),
         load_definitions: cli.load_definitions,
+        memory_high_watermark: cli.vm_memory_high_watermark_bytes.map_or(
+            MemoryWatermark::Relative(cli.vm_memory_high_watermark),
+            MemoryWatermark::Absolute,
+        ),
+        disk_free_limit: cli.disk_free_limit,
         ..Config::default()
     };
 

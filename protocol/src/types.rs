@@ -56,6 +56,12 @@ impl ShortStr {
         (s.len() <= SHORT_STR_LEN_MAX).then(|| ShortStr(Bytes::copy_from_slice(s.as_bytes())))
     }
 
+    /// A copy in an allocation of its own, so that it no longer keeps the buffer it was read
+    /// from alive.
+    pub fn detached(&self) -> ShortStr {
+        ShortStr(Bytes::copy_from_slice(&self.0))
+    }
+
     /// Wraps bytes whose length came from a one-octet prefix.
     pub(crate) fn from_wire(b: Bytes) -> ShortStr {
         assert!(b.len() <= SHORT_STR_LEN_MAX);

@@ -16,9 +16,7 @@ use crate::protocol::{
 use crate::queue::consumer::ConsumerKey;
 use crate::queue::message::Content;
 use crate::shard::endpoint::{ConnectionEndpoint, ForcedClose, Revoked};
-use crate::shard::message::{
-    AckDeadline, ConnectionEvent, ConsumeOk, StorageAlarm, UnackedDelivery,
-};
+use crate::shard::message::{AckDeadline, ConnectionEvent, ConsumeOk, UnackedDelivery};
 use crate::shard::stats::ConnectionStats;
 
 impl ConnectionEndpoint for ConnectionShared {
@@ -32,7 +30,7 @@ impl ConnectionEndpoint for ConnectionShared {
 
     /// Tells a client that supports it (`connection.blocked` capability) to stop publishing.
     /// Sent once per alarm; `unblock` ends it.
-    fn block(&self, alarm: &StorageAlarm) {
+    fn block(&self, reason: &str) {
         let supported = self.state.borrow().capabilities.connection_blocked;
         if !supported || self.blocked.replace(true) {
             return;
@@ -40,7 +38,7 @@ impl ConnectionEndpoint for ConnectionShared {
         self.write_method(
             0,
             &Method::ConnectionBlocked(ConnectionBlocked {
-                reason: ShortStr::from_str_truncated(&alarm.to_string()),
+                reason: ShortStr::from_str_truncated(reason),
             }),
         );
     }

@@ -23,7 +23,9 @@ pub async fn run(connection: Rc<ConnectionShared>) {
         if connection.output.last_write.get().elapsed() >= half {
             connection.output.write(write_heartbeat);
         }
-        if connection.last_read.get().elapsed() > interval * 2 {
+        // A connection held by the memory or disk alarm is not read, so its peer's
+        // heartbeats wait in the socket: RabbitMQ pauses this check while blocked too.
+        if !connection.held.get() && connection.last_read.get().elapsed() > interval * 2 {
             tracing::info!(connection = %connection.id, peer = %connection.peer, "missed heartbeats from client, closing");
             shutdown_socket(connection.fd);
             return;

@@ -15,7 +15,9 @@ use bytes::BytesMut;
 use crate::connection::transport::{ReadHalf, WriteHalf};
 
 use crate::ids::{QueueId, ShardId};
-use crate::protocol::{parse_frame, scan_frame, Frame, FrameError};
+use crate::protocol::{
+    parse_frame, scan_frame, Frame, FrameError, FRAME_HEADER_SIZE, FRAME_OVERHEAD_SIZE,
+};
 use crate::queue::consumer::{ConsumerKey, FLOW_CREDIT_INITIAL};
 use crate::shard::notify::Notify;
 use crate::shard::stats::SocketCounters;
@@ -26,6 +28,12 @@ pub const READ_CHUNK_SIZE: usize = 64 * 1024;
 /// and every frame sliced from it pins that allocation until the message is gone: a client
 /// sending one small message at a time must not cost 64 KiB per message.
 pub const READ_CHUNK_SIZE_MIN: usize = 4 * 1024;
+/// Frames at least this long are read into an allocation of exactly their size. A body frame
+/// sliced from a shared read buffer pins the whole allocation: a 64 KiB body straddling two
+/// 64 KiB reads pinned an allocation holding the next message's start and the unread room
+/// after it, and a queued transient 64 KiB message cost 1.57 times its size in RSS. Below
+/// this, frames share their reads (many small messages fill an allocation).
+pub const OWN_ALLOCATION_FRAME_MIN: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -107,8 +115,42 @@ impl FrameReader {
             if let Some(frame) = parse_frame(&mut self.buffer, frame_max)? {
                 return Ok(frame);
             }
-            self.fill().await?;
+            match self.large_frame_missing(frame_max) {
+                Some(missing) => self.fill_exact(missing).await?,
+                None => self.fill().await?,
+            }
         }
+    }
+
+    /// The bytes still to read of a frame of at least `OWN_ALLOCATION_FRAME_MIN` that the
+    /// buffer starts with. Its length is trusted only once `parse_frame` has checked it
+    /// against `frame_max` (which it did: it returned no frame and no error), and never
+    /// without a limit.
+    fn large_frame_missing(&self, frame_max: u32) -> Option<usize> {
+        let header = self.buffer.first_chunk::<FRAME_HEADER_SIZE>()?;
+        let payload = u32::from_be_bytes([header[3], header[4], header[5], header[6]]);
+        if frame_max == 0 || payload > frame_max {
+            return None;
+        }
+        let length = usize::try_from(payload).ok()? + FRAME_OVERHEAD_SIZE;
+        (length >= OWN_ALLOCATION_FRAME_MIN).then(|| length.saturating_sub(self.buffer.len()))
+    }
+
+    /// Reads the rest of a large frame (`missing` bytes) into an allocation of exactly its
+    /// size: the part already read is copied there once (the buffer's allocation is shared
+    /// with the frames split off before it), and the read asks for no byte past the frame's
+    /// end, so the frame pins nothing but itself. The next frames go to a fresh buffer.
+    async fn fill_exact(&mut self, missing: usize) -> Result<(), ReadError> {
+        let length = self.buffer.len() + missing;
+        if self.buffer.capacity() != length {
+            let mut own = BytesMut::with_capacity(length);
+            own.extend_from_slice(&self.buffer);
+            self.buffer = own;
+        }
+        let start = self.buffer.len();
+        self.buffer.resize(length, 0);
+        let result = self.stream.read(&mut self.buffer[start..]).await;
+        self.after_read(start, missing, result, false)
     }
 
     /// Reads and discards input until the peer closes or `timeout` passes: the lingering
@@ -170,8 +212,21 @@ impl FrameReader {
 
     async fn fill(&mut self) -> Result<(), ReadError> {
         let start = self.buffer.len();
-        self.buffer.resize(start + self.read_size, 0);
+        let request = self.read_size;
+        self.buffer.resize(start + request, 0);
         let result = self.stream.read(&mut self.buffer[start..]).await;
+        self.after_read(start, request, result, true)
+    }
+
+    /// Keeps what a read of `request` bytes at `start` brought; `adapt`: the read size
+    /// follows how much it got.
+    fn after_read(
+        &mut self,
+        start: usize,
+        request: usize,
+        result: std::io::Result<usize>,
+        adapt: bool,
+    ) -> Result<(), ReadError> {
         match result {
             Ok(0) => {
                 self.buffer.truncate(start);
@@ -180,9 +235,9 @@ impl FrameReader {
             Ok(read) => {
                 self.received.add(read);
                 self.buffer.truncate(start + read);
-                if read == self.read_size {
+                if adapt && read == request {
                     self.read_size = (self.read_size * 2).min(READ_CHUNK_SIZE);
-                } else if read < self.read_size / 4 {
+                } else if adapt && read < request / 4 {
                     self.read_size = (self.read_size / 2).max(READ_CHUNK_SIZE_MIN);
                 }
                 Ok(())

@@ -129,6 +129,9 @@ pub struct ConnectionShared {
     pub published: Cell<bool>,
     /// Channels whose confirms are to be written before the next write (`events::confirms_due`).
     pub confirms_due: RefCell<Vec<ChannelId>>,
+    /// It published while the memory or disk alarm was up: its socket is not read until
+    /// every such alarm has cleared (RabbitMQ's `blocked` reader state).
+    pub held: Cell<bool>,
     /// Shuts the socket if our connection.close goes unanswered.
     close_timer: RefCell<Option<glommio::Task<()>>>,
     /// Wakes the consumer timeout task (`ack_timeout.rs`).
@@ -291,6 +294,7 @@ async fn run_open(shard: Rc<Shard>, opened: Opened) {
         confirms_due: RefCell::new(Vec::new()),
         blocked: Cell::new(false),
         published: Cell::new(published),
+        held: Cell::new(false),
         ack_timer: ack_timeout::AckTimer::default(),
     });
     if moved {
@@ -316,8 +320,8 @@ async fn run_open(shard: Rc<Shard>, opened: Opened) {
     };
     let heartbeat = glommio::spawn_local(heartbeat::run(connection.clone()));
     let ack_timeout = glommio::spawn_local(ack_timeout::run(shard.clone(), connection.clone()));
-    if let Some(reason) = shard.storage_alarms.borrow().values().next() {
-        connection.block(reason);
+    if let Some(reason) = shard.alarm_reason() {
+        connection.block(&reason);
     }
     if shard.shutting_down.get() {
         connection.close_forced(ForcedClose::Shutdown);
@@ -452,6 +456,20 @@ async fn pause_publisher(shard: &Shard) {
     }
 }
 
+/// The connection published while the memory or disk alarm was up: read nothing more until
+/// every such alarm has cleared, unless the connection is closing (its close-ok must be read).
+/// A socket not read fills its kernel buffers and TCP stops the publisher; what this
+/// connection's consumers receive is written by other tasks and goes on. The alarms are shared
+/// atomics, so a 10 ms poll sees a clear within a tick.
+async fn hold_while_alarmed(shard: &Shard, connection: &ConnectionShared) {
+    while shard.mesh.alarms.any() && !connection.is_closing() && !connection.output.is_finished() {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    connection.held.set(false);
+    // The heartbeat monitor did not count the time we were not reading.
+    connection.last_read.set(Instant::now());
+}
+
 /// The frame loop: runs until the peer closes, a close handshake completes, or a fatal error.
 async fn run_frames(
     shard: &Rc<Shard>,
@@ -459,6 +477,9 @@ async fn run_frames(
     reader: &mut FrameReader,
 ) -> Ending {
     loop {
+        if connection.held.get() {
+            hold_while_alarmed(shard, connection).await;
+        }
         if !reader.has_buffered() && shard.mesh.is_congested() {
             // Back-pressure: stop reading until the shard's outboxes drain.
             shard.mesh.wait_uncongested().await;

@@ -115,7 +115,11 @@ pub fn destination(shard: &Shard, connection: &ConnectionShared, frame: &Frame) 
 /// their owner by connection id), no queue it ever consumed from or got from (their channel
 /// state names it by id), and no close or alarm in progress.
 fn holds_nothing_here(connection: &ConnectionShared) -> bool {
-    if connection.is_closing() || connection.is_blocked() || connection.output.is_finished() {
+    if connection.is_closing()
+        || connection.is_blocked()
+        || connection.held.get()
+        || connection.output.is_finished()
+    {
         return false;
     }
     let state = connection.state.borrow();

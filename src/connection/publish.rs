@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::connection::content::Completed;
+use crate::connection::io::OWN_ALLOCATION_FRAME_MIN;
 use crate::connection::permissions::Access;
 use crate::connection::trace;
 use crate::connection::{direct_reply, ConnectionShared};
@@ -54,6 +55,9 @@ pub async fn complete(
     completed: Completed,
 ) -> Result<(), Exception> {
     connection.published.set(true);
+    if shard.mesh.alarms.any() {
+        connection.held.set(true);
+    }
     {
         let mut state = connection.state.borrow_mut();
         // Write on the exchange comes first, as in RabbitMQ (before the exchange must exist).
@@ -93,7 +97,7 @@ pub async fn route_and_send(
         properties_raw,
         extra_keys,
     } = outgoing_properties(connection, channel, &header)?;
-    let message = Message {
+    let mut message = Message {
         exchange: publish.exchange,
         routing_key: publish.routing_key,
         persistent: properties.is_persistent(),
@@ -102,6 +106,15 @@ pub async fn route_and_send(
         properties_raw,
         body,
     };
+    if message.body.len() >= OWN_ALLOCATION_FRAME_MIN {
+        // The body has an allocation of its own (`FrameReader::fill_exact`, or joined from
+        // several frames); the names and properties are slices of a shared read buffer that
+        // they would keep alive for as long as the message is queued. A few dozen bytes are
+        // copied per large message; small messages share their reads anyway.
+        message.exchange = message.exchange.detached();
+        message.routing_key = message.routing_key.detached();
+        message.properties_raw = Bytes::copy_from_slice(&message.properties_raw);
+    }
     if message.exchange.is_empty() {
         if let Some(token) = direct_reply::ReplyToken::decode(message.routing_key.as_bytes()) {
             // Counts as routed even if the requester is gone (docs/rabbitmq-compatibility.md §13).

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::management::response::{self, Response};
 use crate::management::router::Call;
+use crate::shard::resource_alarms::Resource;
 
 /// The checks under `/api/health/checks/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,15 +47,26 @@ pub fn check(call: &Call<'_>, check: Check) -> Response {
     }
 }
 
-/// A storage alarm (a shard's log failed) is the disk alarm.
+/// RabbitMQ's `rabbit_health_check` answer: one entry per resource alarm in effect. A storage
+/// alarm (a shard's log failed) counts as the disk alarm.
 fn alarms(call: &Call<'_>) -> Response {
-    let alarms = call.context.shard.storage_alarms.borrow();
-    if alarms.is_empty() {
+    let shard = &call.context.shard;
+    let mut resources: Vec<&str> = shard
+        .mesh
+        .alarms
+        .in_effect()
+        .into_iter()
+        .map(Resource::name)
+        .collect();
+    if !shard.storage_alarms.borrow().is_empty() && !resources.contains(&"disk") {
+        resources.push("disk");
+    }
+    if resources.is_empty() {
         return ok();
     }
-    let listed: Vec<Value> = alarms
-        .keys()
-        .map(|_| json!({"node": call.context.node, "resource": "disk"}))
+    let listed: Vec<Value> = resources
+        .into_iter()
+        .map(|resource| json!({"node": call.context.node, "resource": resource}))
         .collect();
     response::unavailable(&json!({
         "status": "failed",

@@ -15,6 +15,7 @@ use crate::management::nodes;
 use crate::management::prometheus::{self, Node, Scope};
 use crate::management::response::Response;
 use crate::management::{stats, Context};
+use crate::shard::resource_alarms::Resource;
 
 /// Answers one request to the metrics port.
 pub async fn handle(context: &Rc<Context>, request: Request<Incoming>) -> Response {
@@ -76,14 +77,15 @@ fn node(context: &Context) -> Node {
     Node {
         name: context.node.clone(),
         resident_bytes: nodes::resident_bytes(),
-        memory_limit_bytes: (nodes::memory_total_bytes() as f64 * nodes::MEMORY_HIGH_WATERMARK)
-            as u64,
+        memory_limit_bytes: shard.mesh.alarms.memory_limit(),
         open_fds: nodes::open_descriptors(),
         max_fds: nodes::descriptor_limit(),
         open_sockets: shard.connection_counts.borrow().iter().sum::<usize>() as u64,
         disk_free_bytes: nodes::disk_free_bytes(&shard.config.data_dir),
-        disk_free_limit_bytes: nodes::DISK_FREE_LIMIT_BYTES,
-        disk_alarm: !shard.storage_alarms.borrow().is_empty(),
+        disk_free_limit_bytes: shard.mesh.alarms.disk_free_limit(),
+        memory_alarm: shard.mesh.alarms.raised(Resource::Memory),
+        disk_alarm: shard.mesh.alarms.raised(Resource::Disk)
+            || !shard.storage_alarms.borrow().is_empty(),
     }
 }
 

@@ -10,11 +10,8 @@ use crate::management::overview::{exchange_types, ERLANG_VERSION, RABBITMQ_VERSI
 use crate::management::response::{self, Response};
 use crate::management::router::{refused, Call};
 use crate::management::Context;
+use crate::shard::resource_alarms::Resource;
 
-/// RabbitMQ's default `disk_free_limit`: 50 MB.
-pub const DISK_FREE_LIMIT_BYTES: u64 = 50_000_000;
-/// RabbitMQ's default `vm_memory_high_watermark`, as a fraction of RAM.
-pub const MEMORY_HIGH_WATERMARK: f64 = 0.4;
 /// Erlang's default process limit, reported as `proc_total` (tools require the field).
 const PROC_TOTAL: u64 = 1_048_576;
 
@@ -50,19 +47,23 @@ fn node_json(context: &Context) -> Value {
         }));
     }
     let sockets_used: usize = context.shard.connection_counts.borrow().iter().sum();
+    let alarms = &context.shard.mesh.alarms;
+    let storage_alarm = !context.shard.storage_alarms.borrow().is_empty();
     json!({
         "name": context.node,
         "type": "disc",
         "running": true,
         "uptime": u64::try_from(context.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "mem_used": resident_bytes(),
-        "mem_limit": (memory_total_bytes() as f64 * MEMORY_HIGH_WATERMARK) as u64,
-        "mem_alarm": false,
+        "mem_limit": alarms.memory_limit(),
+        "mem_alarm": alarms.raised(Resource::Memory),
         "mem_calculation_strategy": "rss",
         "disk_free": disk_free_bytes(&config.data_dir),
-        "disk_free_limit": DISK_FREE_LIMIT_BYTES,
-        // The storage alarm (a shard's log failed, ENOSPC included) is our disk alarm.
-        "disk_free_alarm": !context.shard.storage_alarms.borrow().is_empty(),
+        "disk_free_limit": alarms.disk_free_limit(),
+        // Free space under the limit, or a shard's log failed (ENOSPC included): either way
+        // publishers are blocked for the disk. `storage_alarm` (Hare's own) tells them apart.
+        "disk_free_alarm": alarms.raised(Resource::Disk) || storage_alarm,
+        "storage_alarm": storage_alarm,
         "fd_used": fd_used,
         "fd_total": fd_total,
         "sockets_used": sockets_used,
@@ -109,33 +110,7 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn page_size_bytes() -> u64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(4096)
-}
-
-/// Resident set size: the second field of /proc/self/statm, in pages.
-pub fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .unwrap_or(0);
-    pages * page_size_bytes()
-}
-
-/// MemTotal of /proc/meminfo.
-pub fn memory_total_bytes() -> u64 {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
+pub use crate::shard::resource_alarms::{memory_total_bytes, resident_bytes};
 
 fn thread_count() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -148,19 +123,10 @@ fn thread_count() -> u64 {
 
 pub use crate::shard::descriptors::{descriptor_limit, open_descriptors};
 
-/// Bytes available to us on the data directory's filesystem.
+/// Bytes available to us on the data directory's filesystem (0 if statvfs fails).
 pub fn disk_free_bytes(path: &std::path::Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return 0;
-    };
-    // SAFETY: statvfs is plain data, fully written by a successful statvfs call.
-    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is a NUL-terminated string that outlives the call; `stats` is a valid,
-    // writable statvfs.
-    let status = unsafe { libc::statvfs(path.as_ptr(), &mut stats) };
-    if status != 0 {
-        return 0;
+    match crate::shard::resource_alarms::disk_free_bytes(path) {
+        u64::MAX => 0,
+        free => free,
     }
-    stats.f_bavail.saturating_mul(stats.f_frsize)
 }

@@ -77,8 +77,10 @@ pub struct Node {
     pub open_sockets: u64,
     pub disk_free_bytes: u64,
     pub disk_free_limit_bytes: u64,
-    /// A shard's log failed (Hare's disk alarm).
+    /// Free disk space is under the limit, or a shard's log failed.
     pub disk_alarm: bool,
+    /// Resident memory is over the high watermark.
+    pub memory_alarm: bool,
 }
 
 const fn family(name: &'static str, kind: Kind, help: &'static str) -> Family {
@@ -236,7 +238,7 @@ fn alarms(out: &mut Writer, node: &Node) {
     let values = [
         u64::from(crate::shard::descriptors::alarm()),
         u64::from(node.disk_alarm),
-        0,
+        u64::from(node.memory_alarm),
     ];
     for (family, value) in FAMILIES.iter().zip(values) {
         out.single(family, &[], value);
@@ -930,6 +932,7 @@ mod tests {
             disk_free_bytes: 5_000_000_000,
             disk_free_limit_bytes: 50_000_000,
             disk_alarm: true,
+            memory_alarm: false,
         }
     }
 

@@ -16,7 +16,7 @@ use glommio::net::TcpStream;
 
 use crate::fast_map::FastMap;
 use crate::ids::ConnectionId;
-use crate::shard::message::{ConnectionEvent, ConsumeOk, StorageAlarm};
+use crate::shard::message::{ConnectionEvent, ConsumeOk};
 use crate::shard::stats::{ChannelCounters, ClosedChannels, ConnectionStats};
 use crate::shard::Shard;
 
@@ -29,8 +29,9 @@ pub trait ConnectionEndpoint {
     /// arrives, before the task awaiting it runs, so consume-ok reaches the client ahead of
     /// the deliveries that follow on the same inbox channel.
     fn consumed(&self, consume_ok: &ConsumeOk);
-    /// A storage alarm is raised: tell the client to stop publishing.
-    fn block(&self, alarm: &StorageAlarm);
+    /// An alarm is raised (storage, memory or disk): tell the client to stop publishing,
+    /// with `reason` as the connection.blocked reason.
+    fn block(&self, reason: &str);
     /// Every alarm cleared.
     fn unblock(&self);
     /// Close the connection with 320 CONNECTION_FORCED.

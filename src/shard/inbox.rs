@@ -67,27 +67,15 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
         ShardMessage::Moved(moved) => startup::serve_moved(shard, moved),
         ShardMessage::ConnectionMoved { from, to } => startup::connection_moved(shard, from, to),
         ShardMessage::StorageAlarm(alarm) => {
-            let first = shard.storage_alarms.borrow().is_empty();
             shard
                 .storage_alarms
                 .borrow_mut()
                 .insert(alarm.shard, alarm.clone());
-            if first {
-                for endpoint in shard.connections.all() {
-                    endpoint.block(&alarm);
-                }
-            }
+            shard.alarms_changed();
         }
         ShardMessage::StorageAlarmCleared { shard: cleared } => {
-            let now_clear = {
-                let mut alarms = shard.storage_alarms.borrow_mut();
-                alarms.remove(&cleared).is_some() && alarms.is_empty()
-            };
-            if now_clear {
-                for endpoint in shard.connections.all() {
-                    endpoint.unblock();
-                }
-            }
+            shard.storage_alarms.borrow_mut().remove(&cleared);
+            shard.alarms_changed();
         }
         ShardMessage::DedupCheck {
             reply_to,

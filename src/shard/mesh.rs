@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::shard::pressure::Pressure;
+use crate::shard::resource_alarms::ResourceAlarms;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -76,6 +77,8 @@ pub struct Mesh {
     wake: WakeHandles,
     /// Queue memory flags of every shard (publisher flow control).
     pub pressure: Arc<Pressure>,
+    /// The memory and disk alarms, shared by every shard.
+    pub alarms: Arc<ResourceAlarms>,
 }
 
 impl Mesh {
@@ -84,12 +87,14 @@ impl Mesh {
         shard_count: usize,
         wake: WakeHandles,
         pressure: Arc<Pressure>,
+        alarms: Arc<ResourceAlarms>,
     ) -> Mesh {
         Mesh {
             me,
             outboxes: (0..shard_count).map(|_| Outbox::new()).collect(),
             wake,
             pressure,
+            alarms,
         }
     }
 

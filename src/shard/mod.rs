@@ -34,6 +34,7 @@ pub mod policies;
 pub mod pressure;
 pub mod queues;
 pub mod recovery;
+pub mod resource_alarms;
 pub mod startup;
 pub mod stats;
 pub mod timers;
@@ -114,6 +115,8 @@ pub struct Shard {
     persistence: RefCell<Option<Rc<persistence::Persistence>>>,
     /// Shards whose log failed, with the reason: while any is set, connections are blocked.
     pub storage_alarms: RefCell<std::collections::BTreeMap<ShardId, StorageAlarm>>,
+    /// This shard's connections were sent `block` for an alarm and not yet `unblock`.
+    publishers_blocked: Cell<bool>,
     pub shutting_down: Cell<bool>,
     /// Fires when the shard starts shutting down.
     pub shutdown: Event,
@@ -161,6 +164,7 @@ impl Shard {
             queue_placement_turn: Cell::new(0),
             persistence: RefCell::new(None),
             storage_alarms: RefCell::new(std::collections::BTreeMap::new()),
+            publishers_blocked: Cell::new(false),
             shutting_down: Cell::new(false),
             shutdown: Event::new(),
         }
@@ -208,6 +212,39 @@ impl Shard {
         let count = self.shard_count();
         let index = (usize::from(self.id.0) + turn % count) % count;
         ShardId(u16::try_from(index).expect("shard index fits u16"))
+    }
+
+    /// Why publishers are blocked, if any alarm is in effect: the memory and disk alarms
+    /// (RabbitMQ's reasons), else the first failed log.
+    pub fn alarm_reason(&self) -> Option<String> {
+        let resources = self.mesh.alarms.in_effect();
+        if !resources.is_empty() {
+            return Some(resource_alarms::blocked_reason(&resources));
+        }
+        self.storage_alarms
+            .borrow()
+            .values()
+            .next()
+            .map(ToString::to_string)
+    }
+
+    /// An alarm was raised or cleared: blocks this shard's connections when the first alarm
+    /// is raised, unblocks them when none is left (the storage, memory and disk alarms
+    /// compose: clearing one while another is up changes nothing for clients).
+    pub fn alarms_changed(&self) {
+        match self.alarm_reason() {
+            Some(reason) if !self.publishers_blocked.replace(true) => {
+                for endpoint in self.connections.all() {
+                    endpoint.block(&reason);
+                }
+            }
+            None if self.publishers_blocked.replace(false) => {
+                for endpoint in self.connections.all() {
+                    endpoint.unblock();
+                }
+            }
+            _ => {}
+        }
     }
 
     pub fn send(&self, target: ShardId, message: ShardMessage) {

@@ -30,6 +30,7 @@ use crate::shard::mesh::{Batch, Mesh, MESH_CHANNEL_CAPACITY};
 use crate::shard::message::ShardMessage;
 use crate::shard::pressure::{Pressure, QueueMemoryScan};
 use crate::shard::recovery::{self, ShardRecovery};
+use crate::shard::resource_alarms::{self, ResourceAlarms};
 use crate::shard::waker::{self, Ticker, WakeHandles, WakeReader};
 use crate::shard::{
     definitions_transfer, descriptors, metadata_recovery, metadata_writer, queues, Shard,
@@ -75,6 +76,8 @@ pub enum StartError {
     ShardStopped,
     #[error("cannot create the shard wake-up pipes: {0}")]
     WakePipes(std::io::Error),
+    #[error("cannot start the memory and disk monitor: {0}")]
+    Monitor(std::io::Error),
     #[error(transparent)]
     DataDir(#[from] recovery::DataDirError),
     #[error("cannot recover shard {}'s log: {source}", shard.0)]
@@ -120,6 +123,8 @@ pub struct Broker {
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     ticker: std::thread::JoinHandle<()>,
     ticker_stop: Arc<AtomicBool>,
+    /// Measures memory and disk (`resource_alarms`); stops with the ticker.
+    monitor: std::thread::JoinHandle<()>,
     /// What each shard recovered from its log at start-up.
     pub recovered: Vec<ShardRecovery>,
     _data_dir_lock: recovery::DataDirLock,
@@ -142,6 +147,7 @@ impl Broker {
         // period still needs its ticks.
         self.ticker_stop.store(true, Ordering::Release);
         let _ = self.ticker.join();
+        let _ = self.monitor.join();
     }
 }
 
@@ -197,6 +203,10 @@ pub fn start(
     let shard_count = config.shards;
     let stop = Arc::new(AtomicBool::new(false));
     let pressure = Arc::new(Pressure::new(shard_count));
+    let alarms = Arc::new(ResourceAlarms::new(
+        config.memory_limit_bytes(),
+        config.disk_free_limit,
+    ));
     let (wake, wake_readers) = waker::wake_pipes(shard_count).map_err(StartError::WakePipes)?;
     let mut threads = Vec::with_capacity(shard_count);
     // Start-up only: each shard reports once, after its recovery, to this thread.
@@ -230,6 +240,7 @@ pub fn start(
             stop: stop.clone(),
             ready: ready_sender.clone(),
             pressure: pressure.clone(),
+            alarms: alarms.clone(),
             serve,
             control,
         };
@@ -245,6 +256,9 @@ pub fn start(
     let ticker = wake
         .start_ticker(ticker_stop.clone())
         .map_err(StartError::WakePipes)?;
+    let monitor =
+        resource_alarms::start_monitor(alarms, config.data_dir.clone(), ticker_stop.clone())
+            .map_err(StartError::Monitor)?;
     drop(ready_sender);
     let recovered = wait_for_recovery(&ready_receiver, shard_count, &stop)?;
     Ok(Broker {
@@ -256,6 +270,7 @@ pub fn start(
         threads,
         ticker,
         ticker_stop,
+        monitor,
         recovered,
         _data_dir_lock: data_dir_lock,
     })
@@ -458,6 +473,7 @@ struct ShardStart {
     /// Where the shard reports its recovery.
     ready: ReadySender,
     pressure: Arc<Pressure>,
+    alarms: Arc<ResourceAlarms>,
     serve: ServeConnection,
     control: ServeControl,
 }
@@ -488,6 +504,7 @@ async fn run_shard(start: ShardStart) {
         stop,
         ready,
         pressure,
+        alarms,
         serve,
         control,
     } = start;
@@ -499,7 +516,7 @@ async fn run_shard(start: ShardStart) {
             return;
         }
     };
-    let mesh = Rc::new(Mesh::new(id, shard_count, wake, pressure));
+    let mesh = Rc::new(Mesh::new(id, shard_count, wake, pressure, alarms));
     let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone(), serve));
     install_definitions(&shard, &definitions);
     drop(definitions);
@@ -562,10 +579,21 @@ async fn run_shard(start: ShardStart) {
     ];
     serve_clients(&shard, listeners, control_fds, control);
 
-    // The housekeeping tick: watches for the stop request and measures queue memory.
+    housekeeping(&shard, &ticker, &stop).await;
+    shut_down(&shard, &ticker).await;
+}
+
+/// The housekeeping tick, until the stop request: measures queue memory (publisher flow
+/// control) and acts on memory and disk alarm changes.
+async fn housekeeping(shard: &Rc<Shard>, ticker: &Ticker, stop: &AtomicBool) {
     let mut memory = QueueMemoryScan::default();
+    let mut alarm_generation = 0;
     while !stop.load(Ordering::Acquire) {
         ticker.tick().await;
+        if shard.mesh.alarms.generation() != alarm_generation {
+            alarm_generation = shard.mesh.alarms.generation();
+            shard.alarms_changed();
+        }
         let mut queued_bytes = memory.queued_bytes(&shard.queues.borrow());
         if shard
             .installed_persistence()
@@ -576,7 +604,6 @@ async fn run_shard(start: ShardStart) {
         }
         shard.mesh.pressure.update(shard.id, queued_bytes);
     }
-    shut_down(&shard, &ticker).await;
 }
 
 /// Starts accepting AMQP clients and the control plane, on the shard that holds the listeners.

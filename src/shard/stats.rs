@@ -106,7 +106,8 @@ pub struct ExchangeStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionLifecycle {
     Running,
-    /// connection.blocked was sent (a storage alarm).
+    /// connection.blocked was sent (an alarm), or the reader is held by the memory or disk
+    /// alarm.
     Blocked,
     /// We sent connection.close and wait for close-ok.
     Closing,
