@@ -28,7 +28,11 @@ rc=0
 ) > "$log" 2>&1 || rc=$?
 [ "${INTEROP_VERBOSE:-0}" = 1 ] && cat "$log"
 cp "$log" "$logdir/amqplib.log"; echo "amqplib: log in $logdir/amqplib.log"
-# Failing tests with their assertion, without the stack frames.
+# Failing tests with their assertion, without the stack frames. When no test ran at all
+# (the file did not load, e.g. amqplib missing or a syntax error), the log's head says why.
+if [ "$rc" -ne 0 ] && ! grep -q '^✔ ' "$log"; then
+  head -20 "$log" | sed 's/^/amqplib: /'
+fi
 grep -E '^✖ ' -A12 "$log" | grep -vE '^\s+at ' | sed 's/^/amqplib: /' | head -80
 python3 "$INTEROP_DIR/lib/summarize.py" --suite amqplib --results "$results" \
   --known "$INTEROP_DIR/amqplib-known-failures.txt" --rc "$rc" --ok-rcs 0,1
