@@ -558,7 +558,7 @@ test('channel-close-callbacks', opts, async (t) => {
 });
 
 test('connection-close-callbacks', opts, async (t) => {
-  const conn = await connect();
+  const conn = await withConnection(t);
   const errors = [];
   conn.on('error', (e) => errors.push(e));
   const closed = once(conn, 'close');
