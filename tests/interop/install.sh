@@ -9,6 +9,8 @@
 #         drive a real headless browser through Selenium)
 #  - rabbitmqadmin v2 (pinned) with `cargo install` into ~/.cargo/bin (a few minutes the
 #    first time; skipped when `rabbitmqadmin --version` there already reports it)
+#  - apt: nodejs and npm, only when `node` is missing; then `npm ci` in amqplib/ (amqplib
+#    pinned by the committed package-lock.json; skipped while node_modules matches it)
 # Skips every step that is already done. Quiet unless something fails.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -85,5 +87,22 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     || { cat "$CACHE_DIR/apt.log" >&2; exit 1; }
 fi
 
+# 7. Node.js and the pinned amqplib for amqplib.sh. `npm ci` installs exactly the committed
+#    lock file; the lock file's hash, stored in node_modules after a successful install,
+#    skips it next time (and lets it run offline from npm's cache when the lock changes).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null 2>"$CACHE_DIR/apt.log" \
+    || { cat "$CACHE_DIR/apt.log" >&2; exit 1; }
+fi
+NODE_DIR=$INTEROP_DIR/amqplib
+lock_sum=$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$NODE_DIR/node_modules/.interop-lock-sha256" 2>/dev/null)" != "$lock_sum" ]; then
+  (cd "$NODE_DIR" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) \
+    >"$CACHE_DIR/npm.log" 2>&1 || { cat "$CACHE_DIR/npm.log" >&2; exit 1; }
+  echo "$lock_sum" > "$NODE_DIR/node_modules/.interop-lock-sha256"
+fi
+
 touch "$CACHE_DIR/.install-ok"
-echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION, rabbitmqadmin $RABBITMQADMIN_VERSION, selenium $SELENIUM_VERSION, $(chromium --version 2>/dev/null | cut -d" " -f1-2), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3))"
+echo "install: ok ($(( $(date +%s) - t0 ))s; go $(go env GOVERSION 2>/dev/null), amqp091-go $(dpkg-query -W -f='${Version}' golang-github-rabbitmq-amqp091-go-dev), pika $PIKA_VERSION, amqp $AMQP_VERSION, kombu $KOMBU_VERSION, celery $CELERY_VERSION, rabbitmqadmin $RABBITMQADMIN_VERSION, selenium $SELENIUM_VERSION, $(chromium --version 2>/dev/null | cut -d" " -f1-2), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), node $(node -v), amqplib $(node -p 'require("'"$NODE_DIR"'/node_modules/amqplib/package.json").version'))"

@@ -10,7 +10,7 @@
 #      http://127.0.0.1:15672), INTEROP_SKIP_INSTALL=1 to skip install.sh,
 #      HARE_AMQPS_URL and HARE_TLS_DIR (tls.sh: the broker's AMQPS listener and the certificates
 #      tls-certs.sh wrote; the suite is skipped without them),
-#      INTEROP_SUITES="go pyamqp kombu pika tls celery promtool rabbitmqadmin webui reports"
+#      INTEROP_SUITES="go pyamqp kombu pika amqplib tls celery promtool rabbitmqadmin webui reports"
 #      (webui: the web UI in headless Chromium; reports: hareperf's HTML pages rendered by
 #      headless Chromium, needs no broker),
 #      INTEROP_SUITE_LIMIT (seconds per suite, default 300), INTEROP_VERBOSE=1.
@@ -31,7 +31,7 @@ t1=$(date +%s)
 metrics_host=$(sed -E 's#^[a-z]+://([^@/]*@)?(\[[^]]*\]|[^:/]*).*#\2#' <<<"$AMQP_URL")
 export HARE_METRICS_URL=${HARE_METRICS_URL:-http://${metrics_host:-127.0.0.1}:15692/metrics}
 hide_password() { sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#' <<<"$1"; }
-suites=${INTEROP_SUITES:-go pyamqp kombu pika tls celery promtool rabbitmqadmin webui reports}
+suites=${INTEROP_SUITES:-go pyamqp kombu pika amqplib tls celery promtool rabbitmqadmin webui reports}
 mgmt=
 [[ " $suites " == *" rabbitmqadmin "* || " $suites " == *" webui "* ]] && mgmt=", management API $(hide_password "$HARE_MANAGEMENT_URL")"
 echo "interop: running against $(hide_password "$AMQP_URL") (metrics: $HARE_METRICS_URL$mgmt)"
