@@ -151,6 +151,44 @@ impl Broker {
     }
 }
 
+/// The threads beside the shards: the ticker that pokes every shard, and the memory and disk
+/// monitor; both stop when `stop` is set.
+struct HelperThreads {
+    ticker: std::thread::JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+    monitor: std::thread::JoinHandle<()>,
+}
+
+fn start_helper_threads(
+    wake: &WakeHandles,
+    alarms: Arc<ResourceAlarms>,
+    config: &Config,
+) -> Result<HelperThreads, StartError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = wake
+        .start_ticker(stop.clone())
+        .map_err(StartError::WakePipes)?;
+    let monitor = resource_alarms::start_monitor(alarms, config.data_dir.clone(), stop.clone())
+        .map_err(StartError::Monitor)?;
+    Ok(HelperThreads {
+        ticker,
+        stop,
+        monitor,
+    })
+}
+
+/// Locks the data directory and makes its path absolute: glommio opens a relative directory
+/// path against no directory descriptor (EBADF); the directory exists once it is locked.
+fn lock_data_dir(config: &mut Config) -> Result<recovery::DataDirLock, StartError> {
+    let lock = recovery::lock_data_dir(&config.data_dir)?;
+    config.data_dir =
+        std::fs::canonicalize(&config.data_dir).map_err(|source| recovery::DataDirError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    Ok(lock)
+}
+
 /// Checks the host, binds the listeners and starts the shards; every shard serves the sockets
 /// it is handed with `serve`, and shard 0 serves the control plane with `control`.
 pub fn start(
@@ -163,14 +201,7 @@ pub fn start(
     check_io_uring()?;
     check_tls(&config)?;
     let io_memory_bytes = io_memory_per_executor(config.shards)?;
-    let data_dir_lock = recovery::lock_data_dir(&config.data_dir)?;
-    // glommio opens a relative directory path against no directory descriptor (EBADF), so the
-    // logs get the absolute path; the directory exists now that it is locked.
-    config.data_dir =
-        std::fs::canonicalize(&config.data_dir).map_err(|source| recovery::DataDirError::Io {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+    let data_dir_lock = lock_data_dir(&mut config)?;
     let metadata = open_metadata(&config)?;
     let mut metadata_log = Some(metadata.log);
     let definitions = Arc::new(metadata.snapshot);
@@ -252,13 +283,7 @@ pub fn start(
             .map_err(StartError::Executor)?;
         threads.push(handle);
     }
-    let ticker_stop = Arc::new(AtomicBool::new(false));
-    let ticker = wake
-        .start_ticker(ticker_stop.clone())
-        .map_err(StartError::WakePipes)?;
-    let monitor =
-        resource_alarms::start_monitor(alarms, config.data_dir.clone(), ticker_stop.clone())
-            .map_err(StartError::Monitor)?;
+    let helpers = start_helper_threads(&wake, alarms, &config)?;
     drop(ready_sender);
     let recovered = wait_for_recovery(&ready_receiver, shard_count, &stop)?;
     Ok(Broker {
@@ -268,9 +293,9 @@ pub fn start(
         metrics_addr,
         stop,
         threads,
-        ticker,
-        ticker_stop,
-        monitor,
+        ticker: helpers.ticker,
+        ticker_stop: helpers.stop,
+        monitor: helpers.monitor,
         recovered,
         _data_dir_lock: data_dir_lock,
     })
