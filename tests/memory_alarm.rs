@@ -1,9 +1,12 @@
 //! The memory alarm under a transient flood (docs/ARCHITECTURE.md, Alarms): publishers
-//! flooding 64 KiB transient messages into a queue nobody consumes, several times the
+//! flooding 64 KiB transient messages into 32 queues nobody consumes, several times the
 //! watermark in all, are blocked before the broker's resident memory goes far past the
 //! watermark; the broker stays up; a consumer then drains every message, each exactly once;
-//! the alarm clears and the publishers finish. And a queued large body costs about its own
-//! size in RSS (docs/ARCHITECTURE.md, Socket and frames).
+//! the alarm clears and the publishers finish. The flood is spread over queues because each
+//! keeps only the bodies of its head in RAM (8 MiB) and pages the rest to the log: 32 heads
+//! add up past the watermark, one queue's backlog would not (tests/transient_paging.rs). And
+//! a queued large body costs about its own size in RSS (docs/ARCHITECTURE.md, Socket and
+//! frames).
 
 mod client;
 mod common;
@@ -40,7 +43,8 @@ const RAW_MESSAGES: usize = 1024;
 /// Measured in debug builds: 128–138 MiB while blocked, 135–145 MiB over the whole run. The
 /// peaks are printed.
 const MARGIN: u64 = 64 << 20;
-const QUEUE: &str = "flood";
+/// Queues the flood is spread over, round robin by message number.
+const QUEUES: usize = 32;
 const PREFETCH: u16 = 100;
 
 /// Resident memory of `pid` (VmRSS of /proc/PID/status), in bytes.
@@ -96,6 +100,10 @@ impl Drop for RssWatch {
 }
 
 /// A 64 KiB body that starts with its id.
+fn queue_of(n: usize) -> String {
+    format!("flood-{}", n % QUEUES)
+}
+
 fn body(id: &str) -> Vec<u8> {
     let mut body = format!("{id:<32}").into_bytes();
     body.resize(BODY_BYTES, b'.');
@@ -137,7 +145,7 @@ async fn publish_all(broker: &Broker, publisher: usize, count: usize) {
     let client = Client::connect(broker).await;
     let (channel, _events) = client.channel().await;
     for n in 0..count {
-        let args = BasicPublishArguments::new("", QUEUE);
+        let args = BasicPublishArguments::new("", &queue_of(n));
         channel
             .basic_publish(
                 BasicProperties::default(),
@@ -157,7 +165,9 @@ async fn publish_all(broker: &Broker, publisher: usize, count: usize) {
 }
 
 fn passive() -> QueueDeclareArguments {
-    QueueDeclareArguments::new(QUEUE).passive(true).finish()
+    QueueDeclareArguments::new(&queue_of(0))
+        .passive(true)
+        .finish()
 }
 
 /// What the raw publisher saw on channel 0 after its last publish.
@@ -177,7 +187,7 @@ fn publish_raw(broker: &Broker) -> Notices {
         .expect("write timeout");
     client.open_channel(1);
     for n in 0..RAW_MESSAGES {
-        client.publish(1, QUEUE, &body(&format!("r-{n}")));
+        client.publish(1, &queue_of(n), &body(&format!("r-{n}")));
     }
     // Closing is the round trip that proves every publish was read (a socket closed with
     // unread input is reset, and the broker would lose what it had not read yet).
@@ -234,11 +244,28 @@ async fn drain(broker: &Broker, total: usize) -> Vec<String> {
         .basic_qos(BasicQosArguments::new(0, PREFETCH, false))
         .await
         .expect("qos");
-    let (_, mut deliveries) = channel
-        .basic_consume_rx(BasicConsumeArguments::new(QUEUE, "drain"))
-        .await
-        .expect("consume");
+    // One channel consumes every queue, so a multiple ack covers them all.
+    let (sender, mut deliveries) = tokio::sync::mpsc::unbounded_channel();
+    for queue in 0..QUEUES {
+        let (_, mut receiver) = channel
+            .basic_consume_rx(BasicConsumeArguments::new(
+                &queue_of(queue),
+                &format!("drain-{queue}"),
+            ))
+            .await
+            .expect("consume");
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            while let Some(message) = receiver.recv().await {
+                if sender.send(message).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(sender);
     let mut ids = Vec::with_capacity(total);
+    let (mut highest, mut acked) = (0, 0);
     while ids.len() < total {
         let Ok(message) = tokio::time::timeout(Duration::from_secs(60), deliveries.recv()).await
         else {
@@ -251,16 +278,25 @@ async fn drain(broker: &Broker, total: usize) -> Vec<String> {
                 queues(broker)
             );
         };
-        let message = message.expect("consumer ended");
+        let Some(message) = message else {
+            panic!(
+                "the consumers ended after {} messages; queues {}",
+                ids.len(),
+                queues(broker)
+            );
+        };
         let body = message.content.expect("content");
         assert_eq!(body.len(), BODY_BYTES);
         ids.push(id_of(&body));
-        let tag = message.deliver.expect("deliver").delivery_tag();
-        if ids.len() % 50 == 0 || ids.len() == total {
+        // The merged streams interleave the consumers' deliveries out of tag order: a
+        // multiple ack covers the highest tag seen, and every tag is eventually the highest.
+        highest = highest.max(message.deliver.expect("deliver").delivery_tag());
+        if (ids.len() % 50 == 0 || ids.len() == total) && highest > acked {
             channel
-                .basic_ack(BasicAckArguments::new(tag, true))
+                .basic_ack(BasicAckArguments::new(highest, true))
                 .await
                 .expect("ack");
+            acked = highest;
         }
     }
     client.connection.close().await.expect("close consumer");
@@ -280,10 +316,12 @@ async fn a_transient_flood_is_blocked_under_the_watermark_and_drains_without_los
     {
         let client = Client::connect(&broker).await;
         let (channel, _events) = client.channel().await;
-        channel
-            .queue_declare(QueueDeclareArguments::new(QUEUE))
-            .await
-            .expect("declare");
+        for queue in 0..QUEUES {
+            channel
+                .queue_declare(QueueDeclareArguments::new(&queue_of(queue)))
+                .await
+                .expect("declare");
+        }
         client.connection.close().await.expect("close");
     }
 
@@ -377,23 +415,32 @@ fn patterned(id: usize, size: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_large_body_costs_about_its_own_size() {
-    const MESSAGES: usize = 1024;
+    // 16 queues of 64: each keeps its 4 MiB of bodies in RAM (its resident head), so RSS
+    // measures what a resident body costs rather than paging.
+    const QUEUE_COUNT: usize = 16;
+    const PER_QUEUE: usize = 64;
+    const MESSAGES: usize = QUEUE_COUNT * PER_QUEUE;
+    let queue = |n: usize| format!("large-{}", n % QUEUE_COUNT);
     let broker = Broker::start_with(1, &[]);
     let client = Client::connect(&broker).await;
     let (channel, _events) = client.channel().await;
-    channel
-        .queue_declare(QueueDeclareArguments::new(QUEUE))
-        .await
-        .expect("declare");
+    for n in 0..QUEUE_COUNT {
+        channel
+            .queue_declare(QueueDeclareArguments::new(&queue(n)))
+            .await
+            .expect("declare");
+    }
     let before = rss(broker.pid());
     for id in 0..MESSAGES {
-        let args = BasicPublishArguments::new("", QUEUE);
+        let args = BasicPublishArguments::new("", &queue(id));
         channel
             .basic_publish(BasicProperties::default(), patterned(id, BODY_BYTES), args)
             .await
             .expect("publish");
     }
-    client::until_ready(&channel, QUEUE, MESSAGES as u32).await;
+    for n in 0..QUEUE_COUNT {
+        client::until_ready(&channel, &queue(n), PER_QUEUE as u32).await;
+    }
     let grown = rss(broker.pid()).saturating_sub(before);
     let held = (MESSAGES * BODY_BYTES) as u64;
     eprintln!(
@@ -412,7 +459,7 @@ async fn a_queued_large_body_costs_about_its_own_size() {
     // intact.
     let sizes = [16 * 1024 - 1, 16 * 1024, 100 * 1024, 300 * 1024];
     for (n, size) in sizes.iter().enumerate() {
-        let args = BasicPublishArguments::new("", QUEUE);
+        let args = BasicPublishArguments::new("", &queue(0));
         channel
             .basic_publish(
                 BasicProperties::default(),
@@ -422,17 +469,25 @@ async fn a_queued_large_body_costs_about_its_own_size() {
             .await
             .expect("publish");
     }
-    let mut deliveries = client::consume(&channel, QUEUE, true).await;
-    for id in 0..MESSAGES {
-        assert_eq!(
-            deliveries.next().await.body,
-            patterned(id, BODY_BYTES),
-            "body {id}"
-        );
-    }
-    for (n, size) in sizes.iter().enumerate() {
-        let body = deliveries.next().await.body;
-        assert_eq!(body.len(), *size);
-        assert_eq!(body, patterned(MESSAGES + n, *size), "body of {size} bytes");
+    for n in 0..QUEUE_COUNT {
+        let mut deliveries = client::consume(&channel, &queue(n), true).await;
+        for id in (n..MESSAGES).step_by(QUEUE_COUNT) {
+            assert_eq!(
+                deliveries.next().await.body,
+                patterned(id, BODY_BYTES),
+                "body {id}"
+            );
+        }
+        if n == 0 {
+            for (extra, size) in sizes.iter().enumerate() {
+                let body = deliveries.next().await.body;
+                assert_eq!(body.len(), *size);
+                assert_eq!(
+                    body,
+                    patterned(MESSAGES + extra, *size),
+                    "body of {size} bytes"
+                );
+            }
+        }
     }
 }

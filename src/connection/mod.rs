@@ -446,11 +446,15 @@ enum Ending {
     Move(moving::MoveTo),
 }
 
-/// Queues hold too much in RAM: wait until they drain, up to `PUBLISHER_PAUSE_MAX`.
+/// Queues hold too much in RAM: wait until they drain, up to `PUBLISHER_PAUSE_MAX`. A log
+/// whose write buffer is over half full, or too many publish bytes on their way to a shard:
+/// wait until that is over (`shard::pressure`).
 async fn pause_publisher(shard: &Shard) {
     let started = Instant::now();
-    while shard.mesh.pressure.any()
-        && started.elapsed() < crate::shard::pressure::PUBLISHER_PAUSE_MAX
+    let pressure = &shard.mesh.pressure;
+    while pressure.must_wait()
+        || (pressure.queues_over()
+            && started.elapsed() < crate::shard::pressure::PUBLISHER_PAUSE_MAX)
     {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
@@ -460,9 +464,16 @@ async fn pause_publisher(shard: &Shard) {
 /// every such alarm has cleared, unless the connection is closing (its close-ok must be read).
 /// A socket not read fills its kernel buffers and TCP stops the publisher; what this
 /// connection's consumers receive is written by other tasks and goes on. The alarms are shared
-/// atomics, so a 10 ms poll sees a clear within a tick.
+/// atomics, so a 10 ms poll sees a clear within a tick; reading resumes only once the shard's
+/// housekeeping tick has acted on the clear (`Shard::alarm_generation_seen`), so a client
+/// told connection.blocked is told connection.unblocked before it is read again, however
+/// briefly the alarm cleared.
 async fn hold_while_alarmed(shard: &Shard, connection: &ConnectionShared) {
-    while shard.mesh.alarms.any() && !connection.is_closing() && !connection.output.is_finished() {
+    let alarmed = || {
+        let alarms = &shard.mesh.alarms;
+        alarms.any() || shard.alarm_generation_seen.get() != alarms.generation()
+    };
+    while alarmed() && !connection.is_closing() && !connection.output.is_finished() {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     connection.held.set(false);

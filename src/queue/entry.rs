@@ -12,23 +12,41 @@ use crate::ids::MessageId;
 use crate::queue::message::Message;
 use crate::queue::Gone;
 
-/// Where a persistent message's record is in the shard's log: `RecordLocation` packed into
-/// 12 bytes so that `Option<StoredAt>` costs no tag (segment ids start at 1).
+/// Where a message's record is in the shard's log: `RecordLocation` packed into 12 bytes so
+/// that `Option<StoredAt>` costs no tag (segment ids start at 1). The record is either a
+/// message record (persistent, in a durable queue: settling it must be logged) or a paged
+/// record (a message written out of RAM behind a backlog, which recovery ignores); the top
+/// bit of the length says which, as no record comes near 2 GiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredAt {
     segment: NonZeroU32,
     offset: u32,
-    length: u32,
+    length_and_paged: u32,
 }
 
+const PAGED_BIT: u32 = 1 << 31;
+
 impl StoredAt {
+    /// A message record's location.
     pub fn new(location: RecordLocation) -> StoredAt {
+        StoredAt::packed(location, 0)
+    }
+
+    /// A paged record's location.
+    pub fn paged(location: RecordLocation) -> StoredAt {
+        StoredAt::packed(location, PAGED_BIT)
+    }
+
+    fn packed(location: RecordLocation, paged: u32) -> StoredAt {
+        // A record is at most a frame-limited message plus its head, far below 2 GiB; the
+        // log refuses anything near it.
+        debug_assert!(location.length < PAGED_BIT, "record length fits 31 bits");
         StoredAt {
             // The log numbers segments from 1 (SegmentId's contract); a 0 would be a bug in
             // the storage crate, not a condition to handle.
             segment: NonZeroU32::new(location.segment.0).expect("segment ids start at 1"),
             offset: location.offset,
-            length: location.length,
+            length_and_paged: location.length | paged,
         }
     }
 
@@ -36,8 +54,13 @@ impl StoredAt {
         RecordLocation {
             segment: SegmentId(self.segment.get()),
             offset: self.offset,
-            length: self.length,
+            length: self.length_and_paged & !PAGED_BIT,
         }
+    }
+
+    /// A paged record: nothing is logged when its message leaves, and it is not recovered.
+    pub fn is_paged(self) -> bool {
+        self.length_and_paged & PAGED_BIT != 0
     }
 }
 
@@ -49,8 +72,8 @@ pub struct QueuedMessage {
     /// on disk (a backlog, an unacked delivery, a recovered message): reading it back is the
     /// shard fetcher's job.
     pub message: Option<Arc<Message>>,
-    /// Where the message's record is in the shard's log, if it is persistent in a durable
-    /// queue: settling it for good must be recorded there.
+    /// Where the message's record is in the shard's log: a persistent message in a durable
+    /// queue (settling it for good must be recorded there), or a paged one.
     pub stored: Option<StoredAt>,
     pub redelivered: bool,
     /// The priority level the message is queued at (0 without `x-max-priority`).
@@ -86,6 +109,7 @@ impl QueuedMessage {
         match (self.stored, &self.message) {
             (Some(stored), _) => u64::from(
                 stored
+                    .location()
                     .length
                     .saturating_sub(u32::from(self.record_overhead)),
             ),
@@ -98,12 +122,13 @@ impl QueuedMessage {
         self.stored.map(StoredAt::location)
     }
 
-    /// What the log must record when this message leaves its queue for good: nothing for
-    /// a message that is not stored.
+    /// What the log must learn when this message leaves its queue for good: nothing for a
+    /// message that has no record.
     pub fn gone(&self) -> Option<Gone> {
-        self.location().map(|location| Gone {
+        self.stored.map(|stored| Gone {
             id: self.id,
-            location,
+            location: stored.location(),
+            paged: stored.is_paged(),
         })
     }
 }

@@ -39,11 +39,15 @@ pub const READ_AHEAD_MS: u64 = 50;
 /// At most this many bodies are read ahead per timer round; the rest are read when due.
 const READ_AHEAD_MESSAGES_MAX: usize = 4096;
 
-/// A message that left its queue for good (acked, rejected, purged, deleted with the queue).
+/// A message with a record in the log that left its queue for good (acked, rejected,
+/// purged, deleted with the queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gone {
     pub id: MessageId,
     pub location: RecordLocation,
+    /// A paged record: its segment loses a live entry, but no settled record is written,
+    /// because recovery never brings paged messages back.
+    pub paged: bool,
 }
 
 /// A delivery decided by `Queue::dispatch`, to be sent to the consumer's connection.
@@ -421,9 +425,16 @@ impl Queue {
         DedupValues::forget(&mut self.dedup, id);
     }
 
-    /// Enqueues a transient message (or any message of a non-durable queue): always resident.
+    /// Enqueues a transient message (or any message of a non-durable queue) in RAM.
     pub fn enqueue(&mut self, message: Arc<Message>) -> MessageId {
         let id = self.reserve_id();
+        self.enqueue_reserved(id, message, expiry::now_ms());
+        id
+    }
+
+    /// Enqueues in RAM a message under an id from `reserve_id`: a paged message the log could
+    /// not take.
+    pub fn enqueue_reserved(&mut self, id: MessageId, message: Arc<Message>, now: u64) {
         let priority = self.settings.level_of(message.priority);
         let ttl = message.ttl;
         self.push_ready(QueuedMessage {
@@ -434,8 +445,7 @@ impl Queue {
             priority,
             record_overhead: 0,
         });
-        self.after_enqueue(id, ttl, expiry::now_ms());
-        id
+        self.after_enqueue(id, ttl, now);
     }
 
     /// The TTL a message with `message_ttl` gets here: the smaller of the queue's and its own.
@@ -657,8 +667,18 @@ impl Queue {
         id
     }
 
-    /// Enqueues a message whose record is in the log, under an id from `reserve_id`. Its body
-    /// stays in RAM only while the queue has no backlog beyond the resident limits.
+    /// True if a message enqueued now keeps its body in RAM: every ready message before it is
+    /// resident and the resident limits have room. A transient message that would not is
+    /// paged to the log instead (`shard::queues::publish`).
+    pub fn keeps_next_body(&self) -> bool {
+        self.resident == self.ready.len()
+            && self.resident < residency::RESIDENT_MESSAGES_MAX
+            && self.resident_bytes < residency::RESIDENT_BYTES_MAX
+    }
+
+    /// Enqueues a message whose record is in the log (a message record or a paged one), under
+    /// an id from `reserve_id`. Its body stays in RAM only while the queue has no backlog
+    /// beyond the resident limits.
     pub fn enqueue_stored(
         &mut self,
         id: MessageId,
@@ -666,9 +686,7 @@ impl Queue {
         stored: StoredAt,
         now: u64,
     ) {
-        let keep = self.resident == self.ready.len()
-            && self.resident < residency::RESIDENT_MESSAGES_MAX
-            && self.resident_bytes < residency::RESIDENT_BYTES_MAX;
+        let keep = self.keeps_next_body();
         let priority = self.settings.level_of(message.priority);
         let ttl = message.ttl;
         let overhead = stored
@@ -1164,8 +1182,8 @@ impl Queue {
         count
     }
 
-    /// Every persistent message the queue holds, ready or unacked: what goes when the queue
-    /// is deleted.
+    /// Every message with a record that the queue holds, ready or unacked: what goes when the
+    /// queue is deleted.
     pub fn all_persistent(&self) -> Vec<Gone> {
         self.ready
             .iter()

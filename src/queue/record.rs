@@ -13,6 +13,10 @@
 //! deadline (deadline u64, ms since the epoch, 0 = none), and a priority u8 follows the entries.
 //! settled (kind 2): queue u64 | ranges u32 | (first message u64, count u32) *
 //! queue deleted (kind 3): queue u64
+//! paged (kind 4): a transient message (or any message of a non-durable queue) written out of
+//!   RAM behind a backlog; the message layout, always version 3: version 2's entries with
+//!   deadlines and priority, then a flags u8 (bit 0: persistent) before the exchange.
+//!   Recovery skips these records: what they hold does not survive a restart.
 //! ```
 
 use std::ops::Range;
@@ -26,12 +30,17 @@ use crate::queue::message::Message;
 pub const RECORD_MESSAGE: u8 = 1;
 pub const RECORD_SETTLED: u8 = 2;
 pub const RECORD_QUEUE_DELETED: u8 = 3;
+pub const RECORD_PAGED: u8 = 4;
 
 /// Version of the message record layout; bumped when the layout changes.
 pub const MESSAGE_RECORD_VERSION: u8 = 1;
 /// The layout with deadlines and a priority, written only when a message has one of them, so
 /// ordinary messages cost no more on disk.
 pub const MESSAGE_RECORD_VERSION_TIMED: u8 = 2;
+/// The layout of paged records: version 2's plus a flags byte, because a paged message need
+/// not be persistent.
+pub const MESSAGE_RECORD_VERSION_PAGED: u8 = 3;
+const FLAG_PERSISTENT: u8 = 1;
 
 /// One queue's entry in a message record: the queue, the message's id there, and its
 /// deadline in that queue (ms since the epoch, 0 = none).
@@ -55,16 +64,27 @@ pub enum RecordError {
 /// The header part of a message record: everything but the body, which is appended as its
 /// own slice so the body is not copied into a temporary buffer.
 pub fn encode_message_head(entries: &[RecordEntry], message: &Message) -> Vec<u8> {
-    let entry_count = u16::try_from(entries.len()).expect("a shard routes to < 65536 queues");
     let timed = message.priority != 0 || entries.iter().any(|entry| entry.deadline != 0);
-    let mut out = Vec::with_capacity(
-        17 + entries.len() * 24 + message.exchange.len() + message.routing_key.len(),
-    );
-    out.push(if timed {
+    let version = if timed {
         MESSAGE_RECORD_VERSION_TIMED
     } else {
         MESSAGE_RECORD_VERSION
-    });
+    };
+    encode_head(version, entries, message)
+}
+
+/// The header part of a paged record (kind 4): always version 3.
+pub fn encode_paged_head(entries: &[RecordEntry], message: &Message) -> Vec<u8> {
+    encode_head(MESSAGE_RECORD_VERSION_PAGED, entries, message)
+}
+
+fn encode_head(version: u8, entries: &[RecordEntry], message: &Message) -> Vec<u8> {
+    let entry_count = u16::try_from(entries.len()).expect("a shard routes to < 65536 queues");
+    let timed = version != MESSAGE_RECORD_VERSION;
+    let mut out = Vec::with_capacity(
+        17 + entries.len() * 24 + message.exchange.len() + message.routing_key.len(),
+    );
+    out.push(version);
     out.extend_from_slice(&entry_count.to_le_bytes());
     for entry in entries {
         out.extend_from_slice(&entry.queue.0.to_le_bytes());
@@ -75,6 +95,13 @@ pub fn encode_message_head(entries: &[RecordEntry], message: &Message) -> Vec<u8
     }
     if timed {
         out.push(message.priority);
+    }
+    if version == MESSAGE_RECORD_VERSION_PAGED {
+        out.push(if message.persistent {
+            FLAG_PERSISTENT
+        } else {
+            0
+        });
     }
     push_shortstr(&mut out, &message.exchange);
     push_shortstr(&mut out, &message.routing_key);
@@ -100,15 +127,15 @@ pub fn decode_message(payload: &Bytes) -> Result<MessageRecord, RecordError> {
             what: "short string",
         })
     };
-    // Only persistent messages are stored. The raw properties were decoded when the message
-    // was published and the record's CRC covers them, so they are forwarded as they are.
+    // The raw properties were decoded when the message was published and the record's CRC
+    // covers them, so they are forwarded as they are.
     let properties_raw = payload.slice(head.properties);
     Ok(MessageRecord {
         entries,
         message: Message {
             exchange: shortstr(head.exchange)?,
             routing_key: shortstr(head.routing_key)?,
-            persistent: true,
+            persistent: head.persistent,
             // A stored message is never routed again as it is: the queue entry's deadline
             // is in the record's head.
             ttl: None,
@@ -143,6 +170,8 @@ pub fn decode_message_entries(
 /// Where the parts of a message record are.
 struct Head {
     priority: u8,
+    /// Message records (kind 1) hold only persistent messages; paged ones say.
+    persistent: bool,
     exchange: Range<usize>,
     routing_key: Range<usize>,
     properties: Range<usize>,
@@ -154,7 +183,7 @@ fn decode_head(payload: &[u8], mut each: impl FnMut(RecordEntry)) -> Result<Head
     let version = reader.u8()?;
     let timed = match version {
         MESSAGE_RECORD_VERSION => false,
-        MESSAGE_RECORD_VERSION_TIMED => true,
+        MESSAGE_RECORD_VERSION_TIMED | MESSAGE_RECORD_VERSION_PAGED => true,
         _ => return Err(RecordError::Version { version }),
     };
     let count = reader.u16()?;
@@ -169,6 +198,11 @@ fn decode_head(payload: &[u8], mut each: impl FnMut(RecordEntry)) -> Result<Head
         });
     }
     let priority = if timed { reader.u8()? } else { 0 };
+    let persistent = if version == MESSAGE_RECORD_VERSION_PAGED {
+        reader.u8()? & FLAG_PERSISTENT != 0
+    } else {
+        true
+    };
     let exchange_len = usize::from(reader.u8()?);
     let exchange = reader.take(exchange_len)?;
     let routing_key_len = usize::from(reader.u8()?);
@@ -177,6 +211,7 @@ fn decode_head(payload: &[u8], mut each: impl FnMut(RecordEntry)) -> Result<Head
     let properties = reader.take(properties_len)?;
     Ok(Head {
         priority,
+        persistent,
         exchange,
         routing_key,
         properties,
@@ -352,6 +387,28 @@ mod tests {
         let summary = decode_message_entries(&payload, |_| {}).expect("valid");
         assert_eq!(summary.priority, 7);
         assert_eq!(summary.body_len, timed.body.len());
+    }
+
+    #[test]
+    fn paged_records_keep_whether_the_message_is_persistent() {
+        for persistent in [false, true] {
+            let message = Message {
+                persistent,
+                priority: 3,
+                ..message()
+            };
+            let entries = [RecordEntry {
+                queue: QueueId(4),
+                id: MessageId(8),
+                deadline: 1_700_000_000_000,
+            }];
+            let mut payload = encode_paged_head(&entries, &message);
+            assert_eq!(payload[0], MESSAGE_RECORD_VERSION_PAGED);
+            payload.extend_from_slice(&message.body);
+            let decoded = decode_message(&Bytes::from(payload)).expect("valid record");
+            assert_eq!(decoded.entries, entries);
+            assert_eq!(decoded.message, message);
+        }
     }
 
     #[test]

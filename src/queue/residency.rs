@@ -4,7 +4,8 @@
 //! ready messages (and `RESIDENT_BYTES_MAX` bytes) near its head; messages enqueued behind a
 //! longer backlog keep only their 32-byte entry, and the shard's fetcher reads the next batch
 //! back (one coalesced read per nearby run of records) before the resident head runs out.
-//! Transient messages cannot be read back and are always resident.
+//! Transient messages follow the same rule: one that would not keep its body is paged to the
+//! log instead of joining the queue in RAM (`shard::queues::page_out`).
 
 use hare_storage::RecordLocation;
 

@@ -41,7 +41,13 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             queues: targets,
             message,
             confirm,
-        } => queues::publish(shard, targets.as_slice(), message, confirm),
+        } => {
+            shard
+                .mesh
+                .pressure
+                .publish_handled(shard.id, message.body.len());
+            queues::publish(shard, targets.as_slice(), message, confirm);
+        }
         ShardMessage::DeadLettered { token, ok } => {
             crate::shard::dead_letter::confirmed(shard, token, ok);
         }

@@ -106,15 +106,20 @@ impl Mesh {
         self.outboxes.len()
     }
 
-    /// Queues a message for `target` (possibly this shard). Never blocks.
+    /// Queues a message for `target` (possibly this shard). Never blocks. A publish's body
+    /// bytes count as in flight until `target` handles it (`Pressure::publish_handled`).
     pub fn send(&self, target: ShardId, message: ShardMessage) {
+        if let ShardMessage::Publish { message, .. } = &message {
+            self.pressure.publish_sent(target, message.body.len());
+        }
         self.outboxes[target.index()].push(message);
     }
 
     /// Queues a message for every shard, this one included.
     pub fn broadcast(&self, mut make: impl FnMut() -> ShardMessage) {
-        for outbox in &self.outboxes {
-            outbox.push(make());
+        for index in 0..self.outboxes.len() {
+            let target = ShardId(u16::try_from(index).expect("shard count fits u16"));
+            self.send(target, make());
         }
     }
 

@@ -117,6 +117,10 @@ pub struct Shard {
     pub storage_alarms: RefCell<std::collections::BTreeMap<ShardId, StorageAlarm>>,
     /// This shard's connections were sent `block` for an alarm and not yet `unblock`.
     publishers_blocked: Cell<bool>,
+    /// The `ResourceAlarms::generation` the housekeeping tick last acted on: a held
+    /// connection reads again only once the clear was acted on, so its client got
+    /// connection.unblocked first even when the alarm flaps faster than the tick.
+    pub alarm_generation_seen: Cell<u64>,
     pub shutting_down: Cell<bool>,
     /// Fires when the shard starts shutting down.
     pub shutdown: Event,
@@ -165,6 +169,7 @@ impl Shard {
             persistence: RefCell::new(None),
             storage_alarms: RefCell::new(std::collections::BTreeMap::new()),
             publishers_blocked: Cell::new(false),
+            alarm_generation_seen: Cell::new(0),
             shutting_down: Cell::new(false),
             shutdown: Event::new(),
         }
@@ -185,6 +190,14 @@ impl Shard {
     }
 
     /// The shard's log. Start-up installs it before the shard handles any message.
+    /// After appending to the log: a write buffer over half full holds publishers at once,
+    /// not a housekeeping tick later (`pressure`).
+    pub fn note_appended(&self, persistence: &persistence::Persistence) {
+        if persistence.write_buffer_high() {
+            self.mesh.pressure.set_disk_behind(self.id, true);
+        }
+    }
+
     pub fn persistence(&self) -> Rc<persistence::Persistence> {
         self.persistence
             .borrow()

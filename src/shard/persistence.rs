@@ -24,7 +24,9 @@ use hare_storage::{Log, LogConfig, Lsn, RecordLocation, RecoveryReport, SegmentI
 
 use crate::ids::{MessageId, QueueId};
 use crate::queue::message::Message;
-use crate::queue::record::{self, RECORD_MESSAGE, RECORD_QUEUE_DELETED, RECORD_SETTLED};
+use crate::queue::record::{
+    self, RECORD_MESSAGE, RECORD_PAGED, RECORD_QUEUE_DELETED, RECORD_SETTLED,
+};
 use crate::queue::{QueuedMessage, StoredAt};
 use crate::shard::message::{Confirm, Reply, ShardMessage, StorageAlarm};
 use crate::shard::notify::Notify;
@@ -136,6 +138,9 @@ impl Persistence {
                 RECORD_QUEUE_DELETED => record::decode_queue_deleted(record.payload).map(|queue| {
                     recovered.remove(&queue);
                 }),
+                // Paged messages were transient (or in non-durable queues): they do not
+                // survive a restart, and their segments go once nothing older is live.
+                RECORD_PAGED => Ok(()),
                 _ => Err(record::RecordError::Invalid {
                     what: "record kind",
                 }),
@@ -267,6 +272,25 @@ impl Persistence {
         let count = u32::try_from(entries.len()).expect("entries fit u32");
         self.track(location, count);
         Ok((lsn, location))
+    }
+
+    /// Pages a message out of RAM for `entries` (queue, message id, deadline) of this shard:
+    /// a paged record, which no confirm waits for and recovery skips. Fails rather than
+    /// queueing more when the write buffer is full, so the caller keeps the message in RAM.
+    pub fn append_paged(
+        &self,
+        entries: &[record::RecordEntry],
+        message: &Message,
+    ) -> Result<RecordLocation, StorageError> {
+        let head = record::encode_paged_head(entries, message);
+        // `last_appended` is what confirms and barriers wait for: a paged record needs no
+        // fdatasync, so it does not move it.
+        let (_, location) = self
+            .log()?
+            .append_parts(RECORD_PAGED, &[&head, &message.body])?;
+        let count = u32::try_from(entries.len()).expect("entries fit u32");
+        self.track(location, count);
+        Ok(location)
     }
 
     /// Records that messages of `queue` were settled for good (acked, rejected, purged). The

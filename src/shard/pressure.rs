@@ -12,8 +12,21 @@
 //! `PUBLISHER_PAUSE_MAX` at a time: a connection that also consumes still gets its acks read,
 //! so progress is slowed, never stopped. Stored messages whose bodies are on disk cost only
 //! their 32-byte entry here, so a persistent backlog does not trigger it.
+//!
+//! A second flag per shard says its log's write buffer is over half full: the disk is behind
+//! what publishers send, persistent or paged. It is raised as soon as an append crosses the
+//! mark and lowered on the housekeeping tick, and publishers wait for it without a time
+//! limit: the disk drains the buffer whatever clients do, and a publisher let through every
+//! 20 ms outran a slow disk by enough to fill the buffer, after which paged messages stay in
+//! RAM and persistent ones are nacked.
+//!
+//! The mesh between a publisher's shard and a queue's owner holds work too: up to 1024
+//! batches per channel, which at 64 KiB a message is far more than the log's buffer. So the
+//! body bytes of publishes sent to each shard and not yet handled there are counted as well
+//! (`Mesh::send` adds, the owner's inbox subtracts), and publishers also wait, without a time
+//! limit, while a shard has more than `PUBLISH_BYTES_IN_FLIGHT_HIGH` coming.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::fast_map::FastMap;
@@ -22,7 +35,9 @@ use crate::queue::Queue;
 
 /// RAM one shard's queues may hold before publishers are slowed.
 pub const QUEUED_BYTES_HIGH: usize = 128 << 20;
-/// Longest single pause of a publishing connection's reads.
+/// Body bytes of publishes on their way to one shard above which publishers wait.
+pub const PUBLISH_BYTES_IN_FLIGHT_HIGH: usize = 8 << 20;
+/// Longest single pause of a publishing connection's reads for queue memory.
 pub const PUBLISHER_PAUSE_MAX: Duration = Duration::from_millis(20);
 
 /// A scan of the queues' memory takes at most this inverse share of a shard's time: the next
@@ -62,13 +77,55 @@ impl QueueMemoryScan {
 #[derive(Debug)]
 pub struct Pressure {
     over: Vec<AtomicBool>,
+    disk_behind: Vec<AtomicBool>,
+    /// Body bytes of publishes sent to each shard and not yet handled there.
+    in_flight: Vec<AtomicUsize>,
 }
 
 impl Pressure {
     pub fn new(shard_count: usize) -> Pressure {
         Pressure {
             over: (0..shard_count).map(|_| AtomicBool::new(false)).collect(),
+            disk_behind: (0..shard_count).map(|_| AtomicBool::new(false)).collect(),
+            in_flight: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
         }
+    }
+
+    /// A publish with `bytes` of body was sent to `target`.
+    pub fn publish_sent(&self, target: ShardId, bytes: usize) {
+        self.in_flight[target.index()].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// `target` handled a publish with `bytes` of body.
+    pub fn publish_handled(&self, target: ShardId, bytes: usize) {
+        self.in_flight[target.index()].fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// True while some shard has more publishes coming than it should.
+    pub fn publishes_behind(&self) -> bool {
+        self.in_flight
+            .iter()
+            .any(|bytes| bytes.load(Ordering::Relaxed) > PUBLISH_BYTES_IN_FLIGHT_HIGH)
+    }
+
+    /// Records whether `shard`'s log write buffer is over half full.
+    pub fn set_disk_behind(&self, shard: ShardId, behind: bool) {
+        let flag = &self.disk_behind[shard.index()];
+        if flag.load(Ordering::Relaxed) != behind {
+            flag.store(behind, Ordering::Relaxed);
+        }
+    }
+
+    /// True while some shard's log is behind its appends.
+    pub fn disk_behind(&self) -> bool {
+        self.disk_behind
+            .iter()
+            .any(|flag| flag.load(Ordering::Relaxed))
+    }
+
+    /// True while some shard's queues are above the mark.
+    pub fn queues_over(&self) -> bool {
+        self.over.iter().any(|flag| flag.load(Ordering::Relaxed))
     }
 
     /// Records what `shard`'s queues hold, with hysteresis.
@@ -86,9 +143,15 @@ impl Pressure {
         }
     }
 
-    /// True while some shard's queues are above the mark.
+    /// True while publishers should wait without a time limit: some shard's log, or the
+    /// publishes on their way to it, are behind.
+    pub fn must_wait(&self) -> bool {
+        self.disk_behind() || self.publishes_behind()
+    }
+
+    /// True while publishers should wait: some shard's queues, log or inbox are behind.
     pub fn any(&self) -> bool {
-        self.over.iter().any(|flag| flag.load(Ordering::Relaxed))
+        self.queues_over() || self.must_wait()
     }
 }
 
@@ -106,6 +169,26 @@ mod tests {
         pressure.update(ShardId(1), QUEUED_BYTES_HIGH / 2 + 1);
         assert!(pressure.any(), "hysteresis");
         pressure.update(ShardId(1), QUEUED_BYTES_HIGH / 2);
+        assert!(!pressure.any());
+    }
+
+    #[test]
+    fn a_log_behind_holds_publishers_apart_from_queue_memory() {
+        let pressure = Pressure::new(2);
+        pressure.set_disk_behind(ShardId(0), true);
+        assert!(pressure.any() && pressure.disk_behind() && !pressure.queues_over());
+        pressure.set_disk_behind(ShardId(0), false);
+        assert!(!pressure.any());
+    }
+
+    #[test]
+    fn publishes_in_flight_to_a_shard_hold_publishers_above_the_mark() {
+        let pressure = Pressure::new(2);
+        pressure.publish_sent(ShardId(1), PUBLISH_BYTES_IN_FLIGHT_HIGH);
+        assert!(!pressure.any());
+        pressure.publish_sent(ShardId(1), 1);
+        assert!(pressure.must_wait() && pressure.publishes_behind());
+        pressure.publish_handled(ShardId(1), 1);
         assert!(!pressure.any());
     }
 }

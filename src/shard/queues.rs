@@ -39,6 +39,8 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
     let message = Arc::new(message);
     let now = now_ms();
     let mut durable_entries = Vec::new();
+    // Transient entries behind a backlog: written to the log rather than kept in RAM.
+    let mut paged_entries = Vec::new();
     // Queues that need a look after the enqueue (TTL, limits), and whether one refused it.
     let mut special = Vec::new();
     let mut refused = false;
@@ -83,57 +85,102 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
                     id: queue.reserve_id(),
                     deadline: queue.deadline_for(message.ttl, now),
                 });
-            } else {
+            } else if queue.keeps_next_body() {
                 let message_id = queue.enqueue(message.clone());
                 remember_dedup_value(queue, message_id, &dedup_value);
                 shard.mark_dirty(*id);
+            } else {
+                paged_entries.push(RecordEntry {
+                    queue: *id,
+                    id: queue.reserve_id(),
+                    deadline: queue.deadline_for(message.ttl, now),
+                });
             }
         }
     }
-    let mut stored = true;
+    if !paged_entries.is_empty() {
+        page_out(shard, &paged_entries, &message, &dedup_value, now);
+    }
     // A stored record: the confirm waits for the fdatasync that covers it.
-    let mut stored_in_log = false;
-    if !durable_entries.is_empty() {
-        let persistence = shard.persistence();
-        match persistence.append_message(&durable_entries, &message) {
-            Ok((_, location)) => {
-                let mut queues = shard.queues.borrow_mut();
-                for entry in durable_entries {
-                    let queue = queues
-                        .get_mut(&entry.queue)
-                        .expect("looked up above, same handler");
-                    queue.enqueue_stored(entry.id, message.clone(), StoredAt::new(location), now);
-                    remember_dedup_value(queue, entry.id, &dedup_value);
-                    shard.mark_dirty(entry.queue);
-                }
-                stored_in_log = true;
-            }
-            Err(error) => {
-                // Never a false ack: the message is not durable, so a confirm is a nack. It is
-                // still queued, in RAM only: dropping it would lose it silently for a
-                // publisher without confirms, and a nack allows delivery anyway.
-                tracing::warn!(%error, shard = %shard.id, "persistent message not stored; queued in memory only");
-                stored = false;
-                let mut queues = shard.queues.borrow_mut();
-                for entry in durable_entries {
-                    let queue = queues
-                        .get_mut(&entry.queue)
-                        .expect("looked up above, same handler");
-                    let message_id = queue.enqueue(message.clone());
-                    remember_dedup_value(queue, message_id, &dedup_value);
-                    shard.mark_dirty(entry.queue);
-                }
-            }
-        }
-    }
+    let stored = store(shard, &durable_entries, &message, &dedup_value, now);
     after_enqueue(shard, &special);
     if let Some(confirm) = confirm {
-        let ok = stored && !refused;
+        let ok = stored != Some(false) && !refused;
         let waiting =
-            ok && stored_in_log && shard.persistence().after_durable(Waiting::Confirm(confirm));
+            ok && stored.is_some() && shard.persistence().after_durable(Waiting::Confirm(confirm));
         if !waiting {
             shard.confirm(confirm, ok);
         }
+    }
+}
+
+/// Appends one message record for the durable queues of this shard that take a persistent
+/// message, and enqueues it there. None: no such queue; Some(false): the log could not take
+/// it, so the message is queued in RAM only and its confirm must be a nack (never a false
+/// ack). Dropping it instead would lose it silently for a publisher without confirms, and a
+/// nack allows delivery anyway.
+fn store(
+    shard: &Rc<Shard>,
+    entries: &[RecordEntry],
+    message: &Arc<Message>,
+    dedup_value: &Option<Option<Bytes>>,
+    now: u64,
+) -> Option<bool> {
+    if entries.is_empty() {
+        return None;
+    }
+    let persistence = shard.persistence();
+    let appended = persistence.append_message(entries, message);
+    shard.note_appended(&persistence);
+    if let Err(error) = &appended {
+        tracing::warn!(%error, shard = %shard.id, "persistent message not stored; queued in memory only");
+    }
+    let mut queues = shard.queues.borrow_mut();
+    for entry in entries {
+        let queue = queues
+            .get_mut(&entry.queue)
+            .expect("looked up by the caller, same handler");
+        match &appended {
+            Ok((_, location)) => {
+                queue.enqueue_stored(entry.id, message.clone(), StoredAt::new(*location), now);
+            }
+            Err(_) => queue.enqueue_reserved(entry.id, message.clone(), now),
+        }
+        remember_dedup_value(queue, entry.id, dedup_value);
+        shard.mark_dirty(entry.queue);
+    }
+    Some(appended.is_ok())
+}
+
+/// Enqueues a message that need not be durable for queues with a backlog beyond their
+/// resident limits, with its body written to the log (a paged record) instead of kept in RAM,
+/// as RabbitMQ's classic queues page transient messages: a transient backlog then costs a
+/// 32-byte entry per message, like a persistent one (docs/ARCHITECTURE.md, Backlogs on disk).
+/// Nothing waits for the write. When the log cannot take it (failed, or its write buffer
+/// full) the message stays in RAM, as before paging existed.
+fn page_out(
+    shard: &Rc<Shard>,
+    entries: &[RecordEntry],
+    message: &Arc<Message>,
+    dedup_value: &Option<Option<Bytes>>,
+    now: u64,
+) {
+    let persistence = shard.persistence();
+    let paged = persistence.append_paged(entries, message);
+    shard.note_appended(&persistence);
+    let mut queues = shard.queues.borrow_mut();
+    for entry in entries {
+        let queue = queues
+            .get_mut(&entry.queue)
+            .expect("looked up by the caller, same handler");
+        match paged {
+            Ok(location) => {
+                queue.enqueue_stored(entry.id, message.clone(), StoredAt::paged(location), now);
+            }
+            Err(_) => queue.enqueue_reserved(entry.id, message.clone(), now),
+        }
+        remember_dedup_value(queue, entry.id, dedup_value);
+        shard.mark_dirty(entry.queue);
     }
 }
 
@@ -220,8 +267,14 @@ pub fn record_gone(shard: &Rc<Shard>, queue: QueueId, gone: &[Gone]) {
         return;
     }
     let persistence = shard.persistence();
-    let ids: Vec<MessageId> = gone.iter().map(|entry| entry.id).collect();
-    if let Err(error) = persistence.append_settled(queue, &ids) {
+    let ids: Vec<MessageId> = gone
+        .iter()
+        .filter(|entry| !entry.paged)
+        .map(|entry| entry.id)
+        .collect();
+    if ids.is_empty() {
+        // Only paged records: recovery skips them, nothing to settle.
+    } else if let Err(error) = persistence.append_settled(queue, &ids) {
         // The log has failed; these messages may come back after a restart (at least once),
         // which is the safe side.
         tracing::warn!(%error, shard = %shard.id, "cannot record settled messages");
@@ -671,14 +724,15 @@ pub fn delete(
     let queue = queues.remove(&id).expect("checked above");
     drop(queues);
     let gone = queue.all_persistent();
+    let persistence = shard.persistence();
     if queue.durable {
-        let persistence = shard.persistence();
         if let Err(error) = persistence.append_queue_deleted(id) {
             tracing::warn!(%error, shard = %shard.id, "cannot record a queue deletion");
         }
-        for entry in &gone {
-            persistence.entry_dead(entry.location);
-        }
+    }
+    // Paged records of any queue pin their segments as stored ones do.
+    for entry in &gone {
+        persistence.entry_dead(entry.location);
     }
     for consumer in queue.consumers() {
         shard.send(

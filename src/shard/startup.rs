@@ -612,22 +612,20 @@ async fn run_shard(start: ShardStart) {
 /// control) and acts on memory and disk alarm changes.
 async fn housekeeping(shard: &Rc<Shard>, ticker: &Ticker, stop: &AtomicBool) {
     let mut memory = QueueMemoryScan::default();
-    let mut alarm_generation = 0;
     while !stop.load(Ordering::Acquire) {
         ticker.tick().await;
-        if shard.mesh.alarms.generation() != alarm_generation {
-            alarm_generation = shard.mesh.alarms.generation();
+        let generation = shard.mesh.alarms.generation();
+        if generation != shard.alarm_generation_seen.get() {
+            shard.alarm_generation_seen.set(generation);
             shard.alarms_changed();
         }
-        let mut queued_bytes = memory.queued_bytes(&shard.queues.borrow());
-        if shard
-            .installed_persistence()
-            .is_some_and(|persistence| persistence.write_buffer_high())
-        {
-            // The disk is behind: slow publishers as if the queues were full.
-            queued_bytes = queued_bytes.max(crate::shard::pressure::QUEUED_BYTES_HIGH + 1);
-        }
+        let queued_bytes = memory.queued_bytes(&shard.queues.borrow());
         shard.mesh.pressure.update(shard.id, queued_bytes);
+        // Raised by appends as they cross the mark (`Shard::note_appended`), lowered here.
+        let behind = shard
+            .installed_persistence()
+            .is_some_and(|persistence| persistence.write_buffer_high());
+        shard.mesh.pressure.set_disk_behind(shard.id, behind);
     }
 }
 
