@@ -65,7 +65,9 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             startup::serve_accepted(shard, stream, listener);
         }
         ShardMessage::Moved(moved) => startup::serve_moved(shard, moved),
-        ShardMessage::ConnectionMoved { from, to } => startup::connection_moved(shard, from, to),
+        ShardMessage::ConnectionMoved { from, to, channels } => {
+            startup::connection_moved(shard, from, to, channels);
+        }
         ShardMessage::StorageAlarm(alarm) => {
             shard
                 .storage_alarms
