@@ -296,8 +296,13 @@ pub async fn import(
             import_vhost(shard, entry).await?;
         }
         for user in &definitions.users {
+            // Limits are checked before the user is created, as RabbitMQ does.
+            let limits = user_limits_from_json(shard, user)?;
             admin::change_access(shard, AccessDelta::UserPut(user_from_json(user)?)).await?;
-            import_user_limits(shard, user).await?;
+            if let Some(limits) = limits {
+                let user = user.name.clone();
+                admin::change_access(shard, AccessDelta::UserLimitsSet { user, limits }).await?;
+            }
         }
         for permission in &definitions.permissions {
             let delta = AccessDelta::PermissionSet(Permission {
@@ -389,20 +394,19 @@ async fn import_vhost(shard: &Shard, entry: &VHostJson) -> Result<(), ImportErro
     Ok(())
 }
 
-/// A user's `limits` (an object, or `[]` for none), set over the limits the user has, as
-/// RabbitMQ's import merges them; a user without any keeps its own.
-async fn import_user_limits(shard: &Shard, user: &UserJson) -> Result<(), ImportError> {
+/// A user's `limits` (an object, or `[]` for none) set over the limits the user has, as
+/// RabbitMQ's import merges them; None when the file names none (the user keeps its own).
+fn user_limits_from_json(
+    shard: &Shard,
+    user: &UserJson,
+) -> Result<Option<UserLimits>, ImportError> {
     let Some(term) = user.limits.as_object().filter(|term| !term.is_empty()) else {
-        return Ok(());
+        return Ok(None);
     };
     let current = shard.registry.borrow().access().limits_of(&user.name);
-    let limits = user_limits::merge(current, term).map_err(ImportError)?;
-    let delta = AccessDelta::UserLimitsSet {
-        user: user.name.clone(),
-        limits,
-    };
-    admin::change_access(shard, delta).await?;
-    Ok(())
+    user_limits::merge(current, term)
+        .map(Some)
+        .map_err(ImportError)
 }
 
 /// A user from a definitions file or an HTTP PUT body: a plain password is hashed here; a hash
