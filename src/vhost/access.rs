@@ -688,13 +688,53 @@ mod tests {
                 },
             },
             AccessDelta::UserPut(user("u")),
+            AccessDelta::UserLimitsSet {
+                user: "u".into(),
+                limits: UserLimits {
+                    max_connections: Some(2),
+                    max_channels: Some(-1),
+                },
+            },
             AccessDelta::PermissionSet(permission("u", "a", "^x")),
         ]);
         let document = state.document();
+        assert_eq!(document.user_limits.len(), 1);
         let json = serde_json::to_string(&document).expect("serialises");
         let read: AccessDocument = serde_json::from_str(&json).expect("parses");
         assert_eq!(read, document);
         let rebuilt = AccessState::from_document(&read).expect("fits");
         assert_eq!(rebuilt.document(), document);
+    }
+
+    #[test]
+    fn a_users_limits_outlive_a_put_and_go_with_the_user() {
+        let limits = UserLimits {
+            max_connections: Some(1),
+            max_channels: None,
+        };
+        let mut state = state_with(&[
+            AccessDelta::UserPut(user("u")),
+            AccessDelta::UserLimitsSet {
+                user: "u".into(),
+                limits,
+            },
+            AccessDelta::UserPut(user("u")),
+        ]);
+        assert_eq!(state.limits_of("u"), limits);
+        state.apply(&AccessDelta::UserDeleted { name: "u".into() });
+        assert!(state.user_limits.is_empty());
+        let missing = AccessDelta::UserLimitsSet {
+            user: "u".into(),
+            limits,
+        };
+        assert!(matches!(
+            state.check_delta(&missing),
+            Err(AccessRefusal::NotFound(_))
+        ));
+        // A document from before users had limits reads as none.
+        let old =
+            r#"{"vhosts":[],"users":[],"permissions":[],"topic_permissions":[],"policies":[]}"#;
+        let read: AccessDocument = serde_json::from_str(old).expect("parses");
+        assert!(read.user_limits.is_empty());
     }
 }
