@@ -88,10 +88,16 @@ pub fn list(context: &Context, user: Option<&str>, global: bool) -> Result<(), C
     Ok(())
 }
 
-/// A 404 from these paths is a user that does not exist; a 400 names bad limits.
+/// A 404 from these paths is a user that does not exist (RabbitMQ answers a PUT for one with
+/// 400 `["no_such_user", user]`); another 400 names bad limits.
 fn refused(error: ApiError, user: &str) -> CtlError {
     match error {
         ApiError::Status { status: 404, .. } => CtlError::no_such_user(user),
+        ApiError::Status {
+            status: 400,
+            ref reason,
+            ..
+        } if reason.contains("no_such_user") => CtlError::no_such_user(user),
         other => bad_request_is_data(other),
     }
 }
