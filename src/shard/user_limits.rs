@@ -105,8 +105,8 @@ pub fn connection_refusal_text(user: &ShortStr, limit: i64) -> String {
 }
 
 /// RabbitMQ's refusal of a channel.open over the user's `max-channels`: a connection error,
-/// 530. RabbitMQ 3.13 puts its node's name where the user's belongs (later versions name the
-/// user); this names the user.
+/// 530, worded as RabbitMQ 3.10 words it (3.13 puts its node's name where the user's belongs,
+/// a slip later versions fixed).
 pub fn channel_refusal(user: &ShortStr, limit: i64) -> Exception {
     Exception::connection(
         HardError::NotAllowed,
