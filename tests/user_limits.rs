@@ -347,7 +347,7 @@ async fn user_limits_survive_kill_9_and_a_restart_and_go_with_the_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_lists_sets_and_clears_limits_with_rabbitmqs_statuses() {
+async fn the_api_lists_limits_and_refuses_bad_changes_with_rabbitmqs_statuses() {
     let broker = Broker::start(1);
     add_user(&broker, "u");
     add_user(&broker, "v");
@@ -435,6 +435,16 @@ async fn the_api_lists_sets_and_clears_limits_with_rabbitmqs_statuses() {
         &json!({}),
     );
     assert_eq!(answer.body["reason"], "[{key_missing,value}]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_set_one_limit_at_a_time_and_clear_one_or_all() {
+    let broker = Broker::start(1);
+    add_user(&broker, "u");
+    add_user(&broker, "v");
+    set_limit(&broker, "u", "max-connections", 5);
+    set_limit(&broker, "u", "max-channels", 50);
+    set_limit(&broker, "v", "max-channels", -1);
     // Only administrators change them.
     let put = http::send(
         &broker,
