@@ -303,7 +303,7 @@ fn channel_lifecycle(
                 ));
             }
             state.channels.insert(id, Channel::new(ChannelId(id)));
-            user_limits::report_channels(shard, connection.id, state.channels.len());
+            user_limits::channels_changed(shard, connection.id, &state.user, state.channels.len());
             drop(state);
             connection.write_method(
                 id,
@@ -325,7 +325,7 @@ fn channel_lifecycle(
             }
             stats::channel_closed(shard, &channel);
             release_channel(shard, connection.id, &state.vhost, &mut channel);
-            user_limits::report_channels(shard, connection.id, state.channels.len());
+            user_limits::channels_changed(shard, connection.id, &state.user, state.channels.len());
             drop(state);
             connection.write_method(id, &Method::ChannelCloseOk(Default::default()));
             Ok(Some(Flow::Continue))
@@ -333,7 +333,12 @@ fn channel_lifecycle(
         (Method::ChannelCloseOk(_), Some(ChannelState::Closing)) => {
             if let Some(channel) = state.channels.remove(&id) {
                 stats::channel_closed(shard, &channel);
-                user_limits::report_channels(shard, connection.id, state.channels.len());
+                user_limits::channels_changed(
+                    shard,
+                    connection.id,
+                    &state.user,
+                    state.channels.len(),
+                );
             }
             Ok(Some(Flow::Continue))
         }

@@ -114,6 +114,7 @@ fn apply_update(shard: &Rc<Shard>, update: &MetaUpdate) {
     queues::install_declared(shard, &update.vhost, &update.deltas);
     shard.registry_changed.notify_all();
     vhost_limits::close_revoked(shard, &vhost_limits::revoked(&update.deltas));
+    super::user_limits::limits_changed(shard, &update.deltas);
     shard.send(
         ShardId::METADATA,
         ShardMessage::MetaApplied {

@@ -4,11 +4,13 @@
 //! lowered limit closes nothing already open.
 //!
 //! The counts live on the metadata shard next to the vhost counts (`vhost_limits`): a
-//! connection's user is checked when it asks for its slot at connection.open. Channels are
-//! reported there after every channel.open and channel.close without waiting (a message
-//! between cores, no round trip), so the count is right when a limit is set later; only while
-//! the user has a `max-channels` does channel.open wait for the metadata shard's yes, which
-//! two shards opening the last free channel at once cannot both get.
+//! connection's user is checked when it asks for its slot at connection.open. Channels cost
+//! nothing while their user has no `max-channels`. While it has one (in the shard's copy of
+//! the limits), channel.open waits for the metadata shard's yes, which two shards opening the
+//! last free channel at once cannot both get, and every open and close is reported there
+//! (an absolute count, without waiting). When a user gets a `max-channels`, each shard, as it
+//! applies the change, reports the channels its connections of that user have open: the
+//! count is right from then on.
 
 use std::rc::Rc;
 
@@ -19,6 +21,8 @@ use crate::protocol::{HardError, ShortStr};
 use crate::shard::message::{Reply, ShardMessage, VHostConnectionChange};
 use crate::shard::Shard;
 use crate::vhost::access::UserLimits;
+use crate::vhost::access_delta::AccessDelta;
+use crate::vhost::delta::MetaDelta;
 
 /// The metadata shard's open connections and channels per user, on every shard.
 #[derive(Default)]
@@ -116,20 +120,29 @@ pub fn channel_refusal(user: &ShortStr, limit: i64) -> Exception {
     )
 }
 
+/// True while `user` has a `max-channels` in this shard's copy of the limits. No allocation:
+/// it runs at every channel.open and channel.close.
+pub fn channel_limited(shard: &Shard, user: &ShortStr) -> bool {
+    let registry = shard.registry.borrow();
+    let limits = &registry.access().user_limits;
+    if limits.is_empty() {
+        return false;
+    }
+    std::str::from_utf8(user.as_bytes())
+        .ok()
+        .and_then(|user| limits.get(user))
+        .is_some_and(|limits| limits.channel_limit().is_some())
+}
+
 /// Before a channel.open that passed the connection's own checks: while `user` has a
-/// `max-channels` (in this shard's copy of the limits), asks the metadata shard for a place;
-/// Err is the refusal. Without one, nothing to wait for: the open is reported afterwards
-/// (`report_channels`).
+/// `max-channels`, asks the metadata shard for a place; Err is the refusal. Without one,
+/// nothing to wait for and nothing to count.
 pub async fn admit_channel(
     shard: &Rc<Shard>,
     connection: crate::ids::ConnectionId,
     user: &ShortStr,
 ) -> Result<(), Exception> {
-    let limited = (shard.registry.borrow().access())
-        .limits_of(&user.to_string_lossy())
-        .channel_limit()
-        .is_some();
-    if !limited {
+    if !channel_limited(shard, user) {
         return Ok(());
     }
     let reply = shard
@@ -146,8 +159,40 @@ pub async fn admit_channel(
     }
 }
 
+/// After a channel.open or channel.close of a connection of `user`: while the user has a
+/// `max-channels`, tells the metadata shard how many channels the connection has open now.
+pub fn channels_changed(
+    shard: &Shard,
+    connection: crate::ids::ConnectionId,
+    user: &ShortStr,
+    open: usize,
+) {
+    if channel_limited(shard, user) {
+        report_channels(shard, connection, open);
+    }
+}
+
+/// As this shard applies access changes: for each user that now has a `max-channels`, the
+/// channels its connections here have open, so that the metadata shard counts them (they
+/// were not reported while the user had no limit).
+pub fn limits_changed(shard: &Shard, deltas: &[MetaDelta]) {
+    for delta in deltas {
+        let MetaDelta::Access(AccessDelta::UserLimitsSet { user, limits }) = delta else {
+            continue;
+        };
+        if limits.channel_limit().is_none() {
+            continue;
+        }
+        for (connection, endpoint) in shard.connections.all_with_ids() {
+            if let Some(open) = endpoint.channels_of(user) {
+                report_channels(shard, connection, open);
+            }
+        }
+    }
+}
+
 /// Tells the metadata shard how many channels the connection has open now.
-pub fn report_channels(shard: &Shard, connection: crate::ids::ConnectionId, open: usize) {
+fn report_channels(shard: &Shard, connection: crate::ids::ConnectionId, open: usize) {
     shard.send(
         ShardId::METADATA,
         ShardMessage::VHostConnection {
@@ -196,7 +241,7 @@ mod tests {
         let mut counts = UserCounts::default();
         let u = ShortStr::from_static("u");
         let three = limits(None, Some(3));
-        // Two connections report channels opened without a limit in force.
+        // Two connections' channels, reported as a limit is set.
         counts.channels_changed(&u, 0, 1);
         counts.channels_changed(&u, 0, 1);
         counts.channels_changed(&u, 1, 2);
