@@ -16,6 +16,7 @@ use crate::protocol::{
     AccessRequestOk, ChannelFlowOk, ChannelOpenOk, ContentHeader, Frame, FrameType, HardError,
     LongStr, Method,
 };
+use crate::shard::user_limits;
 use crate::shard::Shard;
 
 pub enum Flow {
@@ -176,6 +177,9 @@ async fn channel_method(
     id: u16,
     method: Method,
 ) -> Result<Flow, Exception> {
+    if matches!(method, Method::ChannelOpen(_)) {
+        admit_channel(shard, connection, id).await?;
+    }
     if let Some(flow) = channel_lifecycle(shard, connection, id, &method)? {
         return Ok(flow);
     }
@@ -254,6 +258,25 @@ async fn channel_method(
     Ok(Flow::Continue)
 }
 
+/// Before a channel.open the connection itself allows (a new channel below channel_max,
+/// which `channel_lifecycle` checks first, as RabbitMQ does): the user's `max-channels`.
+async fn admit_channel(
+    shard: &Rc<Shard>,
+    connection: &Rc<ConnectionShared>,
+    id: u16,
+) -> Result<(), Exception> {
+    let user = {
+        let state = connection.state.borrow();
+        let channel_max = usize::from(state.channel_max);
+        let open = state.channels.len();
+        if state.channels.contains_key(&id) || (channel_max != 0 && open >= channel_max) {
+            return Ok(());
+        }
+        state.user.clone()
+    };
+    user_limits::admit_channel(shard, connection.id, &user).await
+}
+
 /// Channel open, close and close-ok, which are valid in states other methods are not, and the
 /// state checks every other method passes first. `Some` when the method was handled (or
 /// dropped on a closing channel) here; `None` when it goes on to its handler.
@@ -280,6 +303,7 @@ fn channel_lifecycle(
                 ));
             }
             state.channels.insert(id, Channel::new(ChannelId(id)));
+            user_limits::channels_changed(shard, connection.id, &state.user, state.channels.len());
             drop(state);
             connection.write_method(
                 id,
@@ -301,6 +325,7 @@ fn channel_lifecycle(
             }
             stats::channel_closed(shard, &channel);
             release_channel(shard, connection.id, &state.vhost, &mut channel);
+            user_limits::channels_changed(shard, connection.id, &state.user, state.channels.len());
             drop(state);
             connection.write_method(id, &Method::ChannelCloseOk(Default::default()));
             Ok(Some(Flow::Continue))
@@ -308,6 +333,12 @@ fn channel_lifecycle(
         (Method::ChannelCloseOk(_), Some(ChannelState::Closing)) => {
             if let Some(channel) = state.channels.remove(&id) {
                 stats::channel_closed(shard, &channel);
+                user_limits::channels_changed(
+                    shard,
+                    connection.id,
+                    &state.user,
+                    state.channels.len(),
+                );
             }
             Ok(Some(Flow::Continue))
         }

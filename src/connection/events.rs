@@ -51,6 +51,11 @@ impl ConnectionEndpoint for ConnectionShared {
         self.write_method(0, &Method::ConnectionUnblocked(ConnectionUnblocked {}));
     }
 
+    fn channels_of(&self, user: &str) -> Option<usize> {
+        let state = self.state.borrow();
+        (state.user.as_bytes() == user.as_bytes()).then(|| state.channels.len())
+    }
+
     fn revoked(&self, revoked: &Revoked) {
         let theirs = {
             let state = self.state.borrow();

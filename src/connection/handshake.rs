@@ -20,6 +20,7 @@ use crate::protocol::{
     ConnectionStartOk, ConnectionTune, DecodeError, FieldTable, FieldValue, FrameType, HardError,
     LongStr, Method, ProtocolHeader, ReplyCode, ShortStr, SoftError, PROTOCOL_HEADER,
 };
+use crate::shard::user_limits;
 use crate::shard::vhost_limits::{self, ConnectionLimit, VHostSlot};
 use crate::shard::Shard;
 use crate::vhost::route::RouteScratch;
@@ -86,6 +87,8 @@ pub enum Refusal {
         user: ShortStr,
         limit: i64,
     },
+    #[error("{}", user_limits::connection_refusal_text(user, *limit))]
+    UserConnectionLimit { user: ShortStr, limit: i64 },
     #[error("unexpected method {method} during the handshake")]
     UnexpectedMethod { method: &'static str },
     #[error("{0}")]
@@ -108,7 +111,8 @@ impl Refusal {
             | Refusal::NodeConnectionLimit { .. }
             | Refusal::VhostNotFound { .. }
             | Refusal::VhostAccessRefused { .. }
-            | Refusal::VhostConnectionLimit { .. } => ReplyCode::Hard(HardError::NotAllowed),
+            | Refusal::VhostConnectionLimit { .. }
+            | Refusal::UserConnectionLimit { .. } => ReplyCode::Hard(HardError::NotAllowed),
             Refusal::Undecodable(_) => ReplyCode::Hard(HardError::FrameError),
             Refusal::UnexpectedFrame => ReplyCode::Hard(HardError::UnexpectedFrame),
         }
@@ -190,9 +194,9 @@ pub async fn run(
         other => return refuse_unexpected(&mut writer, &other).await,
     };
     let user = ShortStr::try_from_bytes(credentials.user).unwrap_or_default();
-    // RabbitMQ checks the node's connection limit, then the vhost's, before the user's
-    // access to the vhost.
-    let vhost_slot = match vhost_limits::admit(shard, id, &open.virtual_host).await {
+    // RabbitMQ checks the node's connection limit, then the vhost's, then the user's, before
+    // the user's access to the vhost.
+    let vhost_slot = match vhost_limits::admit(shard, id, &open.virtual_host, &user).await {
         Ok(slot) => slot,
         Err(limit) => {
             let refusal = match limit {
@@ -202,6 +206,7 @@ pub async fn run(
                     user,
                     limit,
                 },
+                ConnectionLimit::User(limit) => Refusal::UserConnectionLimit { user, limit },
             };
             return refuse(&mut writer, refusal, &Method::ConnectionOpen(open.clone())).await;
         }

@@ -257,7 +257,8 @@ pub fn adopt(shard: &Rc<Shard>, moved: MovedConnection) -> Option<Opened> {
         return None;
     };
     let id = shard.next_connection_id();
-    startup::connection_moved(shard, moving.from, id);
+    let channels = u32::try_from(moving.channels.len()).unwrap_or(u32::MAX);
+    startup::connection_moved(shard, moving.from, id, channels);
     let (octets, reads) = moving.received;
     let reader = FrameReader::resume(
         transport.reader,

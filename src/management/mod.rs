@@ -46,6 +46,7 @@ pub mod response;
 pub mod router;
 pub mod stats;
 pub mod ui;
+pub mod user_limits;
 pub mod users;
 pub mod vhosts;
 pub mod whoami;

@@ -23,7 +23,7 @@ use crate::management::response::{self, Response};
 use crate::management::{
     binding_actions, bindings, body, channels, connections, consumers, definitions,
     exchange_actions, exchanges, health, limits, nodes, overview, permissions, policies,
-    queue_actions, queues, ui, users, vhosts, whoami, Context,
+    queue_actions, queues, ui, user_limits, users, vhosts, whoami, Context,
 };
 use crate::vhost::access::PolicyKind;
 
@@ -96,6 +96,9 @@ pub enum Route {
     Policy(PolicyKind, String, String),
     VHostLimits(Option<String>),
     VHostLimit(String, limits::Limit),
+    UserLimits(Option<String>),
+    /// The user and the limit's name (checked by the handler, as RabbitMQ does).
+    UserLimit(String, String),
     Definitions(Option<String>),
 }
 
@@ -113,7 +116,7 @@ impl Route {
             | Route::Policy(..)
             | Route::Queue(..)
             | Route::Exchange(..) => "GET, PUT, DELETE, OPTIONS",
-            Route::VHostLimit(..) => "PUT, DELETE, OPTIONS",
+            Route::VHostLimit(..) | Route::UserLimit(..) => "PUT, DELETE, OPTIONS",
             Route::UsersBulkDelete | Route::QueueGet(..) | Route::ExchangePublish(..) => {
                 "POST, OPTIONS"
             }
@@ -412,6 +415,8 @@ async fn dispatch_more(call: &Call<'_>, route: Route) -> Response {
         Route::Policy(kind, vhost, name) => policies::one(call, kind, &vhost, &name).await,
         Route::VHostLimits(vhost) => limits::list(call, vhost.as_deref()),
         Route::VHostLimit(vhost, limit) => limits::change(call, &vhost, limit).await,
+        Route::UserLimits(user) => user_limits::list(call, user.as_deref()),
+        Route::UserLimit(user, name) => user_limits::change(call, &user, &name).await,
         Route::Definitions(vhost) => definitions::transfer(call, vhost.as_deref()).await,
         _ => response::not_found(),
     }
@@ -554,6 +559,9 @@ fn access_route(rest: &[&str]) -> Option<Route> {
         ["vhost-limits", vhost, limit] => {
             Route::VHostLimit(owned(vhost), limits::Limit::parse(limit)?)
         }
+        ["user-limits"] => Route::UserLimits(None),
+        ["user-limits", user] => Route::UserLimits(Some(owned(user))),
+        ["user-limits", user, name] => Route::UserLimit(owned(user), owned(name)),
         ["definitions"] | ["all-configuration"] => Route::Definitions(None),
         ["definitions", vhost] => Route::Definitions(Some(owned(vhost))),
         [which] => Route::Policies(kind(which)?, None),

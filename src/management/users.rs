@@ -1,7 +1,8 @@
 //! `/api/users[/{name}]`, `/api/users/without-permissions`, `/api/users/bulk-delete`,
 //! `/api/auth/hash_password/{password}`: the broker's users (administrator only, as in
 //! RabbitMQ). PUT takes `password`, or `password_hash` with `hashing_algorithm`, or neither
-//! (no password login), and `tags` (required) as a comma-separated string or an array.
+//! (no password login), `tags` (required) as a comma-separated string or an array, and
+//! `limits` (`{"max-connections": N, "max-channels": N}`, set over the user's limits).
 
 // A refusal is the HTTP response itself, built once per request: boxing it buys nothing.
 #![allow(clippy::result_large_err)]
@@ -12,9 +13,10 @@ use serde_json::{json, Value};
 use crate::management::body::{check, either, put_answer};
 use crate::management::response::{self, Response};
 use crate::management::router::Call;
-use crate::vhost::access::User;
+use crate::vhost::access::{User, UserLimits};
 use crate::vhost::access_delta::AccessDelta;
 use crate::vhost::password::{hash_password, HashingAlgorithm};
+use crate::vhost::user_limits;
 
 /// `GET /api/users` (`without_permissions`: only users without any permission).
 pub fn list(call: &Call<'_>, without_permissions: bool) -> Response {
@@ -27,7 +29,7 @@ pub fn list(call: &Call<'_>, without_permissions: bool) -> Response {
         .users
         .values()
         .filter(|user| !without_permissions || access.user_vhosts(&user.name).next().is_none())
-        .map(user_json)
+        .map(|user| user_json(user, access.limits_of(&user.name)))
         .collect();
     drop(registry);
     call.list(items)
@@ -41,15 +43,11 @@ pub async fn one(call: &Call<'_>, name: &str) -> Response {
     if call.method() == Method::PUT {
         return either(put(call, name).await);
     }
-    let found = call
-        .context
-        .shard
-        .registry
-        .borrow()
-        .access()
-        .users
-        .get(name)
-        .cloned();
+    let found = {
+        let registry = call.context.shard.registry.borrow();
+        let access = registry.access();
+        (access.users.get(name)).map(|user| user_json(user, access.limits_of(name)))
+    };
     let Some(user) = found else {
         return response::not_found();
     };
@@ -62,7 +60,7 @@ pub async fn one(call: &Call<'_>, name: &str) -> Response {
             Err(refused) => refused,
         };
     }
-    call.one(user_json(&user))
+    call.one(user)
 }
 
 async fn put(call: &Call<'_>, name: &str) -> Result<Response, Response> {
@@ -85,7 +83,18 @@ async fn put(call: &Call<'_>, name: &str) -> Result<Response, Response> {
         (None, Some(hash)) => (hash, algorithm),
         (None, None) => (String::new(), HashingAlgorithm::Sha256),
     };
-    let created = !(call.context.shard.registry.borrow().access().users).contains_key(name);
+    let (created, limits) = {
+        let registry = call.context.shard.registry.borrow();
+        let access = registry.access();
+        (!access.users.contains_key(name), access.limits_of(name))
+    };
+    // `limits`, as RabbitMQ's user PUT takes it: set over the user's limits, others kept.
+    let limits = match fields.object("limits")? {
+        Some(term) => {
+            Some(user_limits::merge(limits, term).map_err(|r| response::bad_request(&r))?)
+        }
+        None => None,
+    };
     let user = User {
         name: name.to_owned(),
         password_hash,
@@ -93,6 +102,11 @@ async fn put(call: &Call<'_>, name: &str) -> Result<Response, Response> {
         tags,
     };
     call.change_access(AccessDelta::UserPut(user)).await?;
+    if let Some(limits) = limits {
+        let user = name.to_owned();
+        call.change_access(AccessDelta::UserLimitsSet { user, limits })
+            .await?;
+    }
     Ok(put_answer(created))
 }
 
@@ -129,12 +143,12 @@ pub fn hash(password: &str) -> Response {
     response::ok(&json!({ "ok": hash }))
 }
 
-pub fn user_json(user: &User) -> Value {
+pub fn user_json(user: &User, limits: UserLimits) -> Value {
     json!({
         "name": user.name,
         "password_hash": user.password_hash,
         "hashing_algorithm": user.hashing_algorithm.name(),
         "tags": user.tags,
-        "limits": {},
+        "limits": user_limits::limits_json(&limits),
     })
 }

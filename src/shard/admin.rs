@@ -72,7 +72,9 @@ fn access_label(delta: &AccessDelta) -> ShortStr {
         AccessDelta::PermissionSet(permission) => &permission.vhost,
         AccessDelta::TopicPermissionSet(permission) => &permission.vhost,
         AccessDelta::PolicySet(policy) => &policy.vhost,
-        AccessDelta::UserPut(_) | AccessDelta::UserDeleted { .. } => DEFAULT_VHOST,
+        AccessDelta::UserPut(_)
+        | AccessDelta::UserDeleted { .. }
+        | AccessDelta::UserLimitsSet { .. } => DEFAULT_VHOST,
     };
     ShortStr::copy_from_str(name).unwrap_or_else(|| ShortStr::from_static(DEFAULT_VHOST))
 }

@@ -11,7 +11,7 @@ use crate::protocol::ShortStr;
 use crate::shard::admin::{self, OperatorQueue};
 use crate::shard::Shard;
 use crate::vhost::access::{
-    Permission, Policy, PolicyKind, TopicPermission, User, VHostLimits, VHostMetadata,
+    Permission, Policy, PolicyKind, TopicPermission, User, UserLimits, VHostLimits, VHostMetadata,
 };
 use crate::vhost::access_delta::AccessDelta;
 use crate::vhost::definitions::Definitions;
@@ -24,6 +24,7 @@ use crate::vhost::exchange::Destination;
 use crate::vhost::json_table::{json_to_table, table_to_json};
 use crate::vhost::password::{hash_password, HashingAlgorithm};
 use crate::vhost::rules::ExchangeDeclare;
+use crate::vhost::user_limits;
 use crate::vhost::{Registry, VHost};
 
 /// The RabbitMQ version Hare answers as (`connection.start`, definitions, the API).
@@ -53,7 +54,9 @@ pub fn export(registry: &Registry, vhost: Option<&str>) -> DefinitionsJson {
         ..DefinitionsJson::default()
     };
     if vhost.is_none() {
-        definitions.users = access.users.values().map(user_json).collect();
+        definitions.users = (access.users.values())
+            .map(|user| user_json(user, access.limits_of(&user.name)))
+            .collect();
         definitions.vhosts = access
             .vhosts
             .iter()
@@ -213,14 +216,14 @@ fn clear_vhost_fields(definitions: &mut DefinitionsJson) {
     }
 }
 
-fn user_json(user: &User) -> UserJson {
+fn user_json(user: &User, limits: UserLimits) -> UserJson {
     UserJson {
         name: user.name.clone(),
         password: None,
         password_hash: user.password_hash.clone(),
         hashing_algorithm: user.hashing_algorithm.name().to_owned(),
         tags: user.tags.clone(),
-        limits: serde_json::Value::Object(serde_json::Map::new()),
+        limits: user_limits::limits_json(&limits),
     }
 }
 
@@ -293,7 +296,13 @@ pub async fn import(
             import_vhost(shard, entry).await?;
         }
         for user in &definitions.users {
+            // Limits are checked before the user is created, as RabbitMQ does.
+            let limits = user_limits_from_json(shard, user)?;
             admin::change_access(shard, AccessDelta::UserPut(user_from_json(user)?)).await?;
+            if let Some(limits) = limits {
+                let user = user.name.clone();
+                admin::change_access(shard, AccessDelta::UserLimitsSet { user, limits }).await?;
+            }
         }
         for permission in &definitions.permissions {
             let delta = AccessDelta::PermissionSet(Permission {
@@ -383,6 +392,21 @@ async fn import_vhost(shard: &Shard, entry: &VHostJson) -> Result<(), ImportErro
         admin::change_access(shard, delta).await?;
     }
     Ok(())
+}
+
+/// A user's `limits` (an object, or `[]` for none) set over the limits the user has, as
+/// RabbitMQ's import merges them; None when the file names none (the user keeps its own).
+fn user_limits_from_json(
+    shard: &Shard,
+    user: &UserJson,
+) -> Result<Option<UserLimits>, ImportError> {
+    let Some(term) = user.limits.as_object().filter(|term| !term.is_empty()) else {
+        return Ok(None);
+    };
+    let current = shard.registry.borrow().access().limits_of(&user.name);
+    user_limits::merge(current, term)
+        .map(Some)
+        .map_err(ImportError)
 }
 
 /// A user from a definitions file or an HTTP PUT body: a plain password is hashed here; a hash

@@ -40,6 +40,9 @@ pub trait ConnectionEndpoint {
     fn stats(&self) -> ConnectionStats;
     /// A user or vhost was deleted: the connection closes (320) if it is theirs.
     fn revoked(&self, revoked: &Revoked);
+    /// The number of channels the connection has open if its user is `user` (for the user's
+    /// `max-channels`, `shard::user_limits`).
+    fn channels_of(&self, user: &str) -> Option<usize>;
 }
 
 /// What an access change took away from connections.
@@ -185,6 +188,14 @@ impl Connections {
     /// Every open connection, collected first so a call on one may open or close others.
     pub fn all(&self) -> Vec<Rc<dyn ConnectionEndpoint>> {
         self.endpoints.borrow().values().cloned().collect()
+    }
+
+    /// `all`, with each connection's id.
+    pub fn all_with_ids(&self) -> Vec<(ConnectionId, Rc<dyn ConnectionEndpoint>)> {
+        let endpoints = self.endpoints.borrow();
+        (endpoints.iter())
+            .map(|(id, endpoint)| (*id, endpoint.clone()))
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {

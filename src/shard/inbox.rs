@@ -71,7 +71,9 @@ fn handle(shard: &Rc<Shard>, message: ShardMessage) {
             startup::serve_accepted(shard, stream, listener);
         }
         ShardMessage::Moved(moved) => startup::serve_moved(shard, moved),
-        ShardMessage::ConnectionMoved { from, to } => startup::connection_moved(shard, from, to),
+        ShardMessage::ConnectionMoved { from, to, channels } => {
+            startup::connection_moved(shard, from, to, channels);
+        }
         ShardMessage::StorageAlarm(alarm) => {
             shard
                 .storage_alarms
@@ -118,6 +120,7 @@ fn apply_update(shard: &Rc<Shard>, update: &MetaUpdate) {
     queues::install_declared(shard, &update.vhost, &update.deltas);
     shard.registry_changed.notify_all();
     vhost_limits::close_revoked(shard, &vhost_limits::revoked(&update.deltas));
+    super::user_limits::limits_changed(shard, &update.deltas);
     shard.send(
         ShardId::METADATA,
         ShardMessage::MetaApplied {

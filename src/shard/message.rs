@@ -80,6 +80,9 @@ pub enum ShardMessage {
     ConnectionMoved {
         from: ConnectionId,
         to: ConnectionId,
+        /// The channels it has open, for its user's `max-channels` count: reports the old
+        /// shard sent may arrive after this one and are then ignored.
+        channels: u32,
     },
     /// Is a deduplication header value new for a deduplication exchange? To the exchange's
     /// cache shard (`shard::dedup`), answered with `Reply::DedupChecked`.
@@ -98,8 +101,9 @@ pub enum ShardMessage {
         connection: ConnectionId,
         reason: crate::shard::endpoint::ForcedClose,
     },
-    /// A connection takes or gives back its place in its vhost's connection count, kept by
-    /// the metadata shard for `max-connections` (`shard::vhost_limits`).
+    /// A connection takes or gives back its place in its vhost's and its user's connection
+    /// counts, or changes its number of channels, kept by the metadata shard for
+    /// `max-connections` and `max-channels` (`shard::vhost_limits`, `shard::user_limits`).
     VHostConnection {
         connection: ConnectionId,
         change: VHostConnectionChange,
@@ -112,8 +116,15 @@ pub enum VHostConnectionChange {
     Admit {
         reply_to: ReplyTo,
         vhost: ShortStr,
+        user: ShortStr,
     },
+    /// Gives back the connection's place, and its channels' places.
     Release,
+    /// One more channel if the user's `max-channels` allows it, answered with
+    /// `Reply::ChannelAdmitted`; sent only while the user has the limit.
+    OpenChannel { reply_to: ReplyTo },
+    /// The connection now has `open` channels (reported after every open and close).
+    Channels { open: u32 },
 }
 
 /// Metadata requests, decided by the metadata shard.
@@ -344,6 +355,8 @@ pub enum Reply {
     ConnectionClosed(bool),
     /// The connection has a place in its vhost; Err is the `max-connections` reached.
     VHostAdmitted(Result<(), crate::shard::vhost_limits::ConnectionLimit>),
+    /// The connection may open one more channel; Err is the user's `max-channels` reached.
+    ChannelAdmitted(Result<(), i64>),
 }
 
 /// What queue.delete-ok reports, and the metadata version that removed the queue.

@@ -37,6 +37,7 @@ pub fn handle_request(
         return;
     };
     let revoked = super::vhost_limits::revoked(&decision.deltas);
+    super::user_limits::limits_changed(shard, &decision.deltas);
     count_queue_churn(shard, declare, &decision.deltas);
     let version = publish(shard, vhost_name, decision.deltas, decision.durable_deltas);
     shard.registry_changed.notify_all();

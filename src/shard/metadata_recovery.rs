@@ -141,6 +141,7 @@ fn default_access(config: &Config) -> AccessDocument {
             hashing_algorithm: HashingAlgorithm::Sha256,
             tags: vec![TAG_ADMINISTRATOR.to_owned()],
         }],
+        user_limits: Vec::new(),
         permissions: vec![Permission {
             user,
             vhost: DEFAULT_VHOST.to_owned(),

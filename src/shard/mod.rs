@@ -38,6 +38,7 @@ pub mod resource_alarms;
 pub mod startup;
 pub mod stats;
 pub mod timers;
+pub mod user_limits;
 pub mod vhost_limits;
 pub mod waker;
 

@@ -762,11 +762,11 @@ pub fn serve_moved(shard: &Rc<Shard>, moved: MovedConnection) {
 /// On the metadata shard (the caller sends `ShardMessage::ConnectionMoved` from any other):
 /// the connection `from` lives on as `to`. Its old shard reports `from`'s end as any
 /// connection's end; `to`'s shard counts one more.
-pub fn connection_moved(shard: &Shard, from: ConnectionId, to: ConnectionId) {
+pub fn connection_moved(shard: &Shard, from: ConnectionId, to: ConnectionId, channels: u32) {
     if shard.id != ShardId::METADATA {
         shard.send(
             ShardId::METADATA,
-            ShardMessage::ConnectionMoved { from, to },
+            ShardMessage::ConnectionMoved { from, to, channels },
         );
         return;
     }
@@ -777,7 +777,7 @@ pub fn connection_moved(shard: &Shard, from: ConnectionId, to: ConnectionId) {
     {
         *count += 1;
     }
-    shard.vhost_connections.rename(from, to);
+    shard.vhost_connections.rename(from, to, channels);
 }
 
 fn serve_incoming(shard: &Rc<Shard>, incoming: IncomingConnection) {

@@ -1,5 +1,5 @@
 //! Vhost limits (`max-connections`, `max-queues`), the node's (`--max-connections`,
-//! `--max-queues`), and what follows the deletion of a user or
+//! `--max-queues`), the count behind the user limits (`shard::user_limits`), and what follows the deletion of a user or
 //! a vhost (its connections close), with RabbitMQ's codes and texts
 //! (docs/rabbitmq-compatibility.md §18).
 //!
@@ -19,6 +19,7 @@ use crate::ids::{ConnectionId, ShardId};
 use crate::protocol::ShortStr;
 use crate::shard::endpoint::Revoked;
 use crate::shard::message::{Reply, ShardMessage, VHostConnectionChange};
+use crate::shard::user_limits::UserCounts;
 use crate::shard::Shard;
 use crate::vhost::access_delta::AccessDelta;
 use crate::vhost::delta::MetaDelta;
@@ -32,24 +33,36 @@ pub enum ConnectionLimit {
     Node(u32),
     /// The vhost's `max-connections`.
     VHost(i64),
+    /// The user's `max-connections`.
+    User(i64),
 }
 
-/// The metadata shard's count of open connections, per vhost and in all.
+/// An admitted connection, as the metadata shard counts it.
+struct Admitted {
+    vhost: ShortStr,
+    user: ShortStr,
+    /// Its open channels, as last reported.
+    channels: u32,
+}
+
+/// The metadata shard's count of open connections, per vhost, per user and in all, and of
+/// channels per user.
 #[derive(Default)]
 pub struct VHostConnections {
-    admitted: RefCell<FastMap<ConnectionId, ShortStr>>,
+    admitted: RefCell<FastMap<ConnectionId, Admitted>>,
     counts: RefCell<FastMap<ShortStr, u32>>,
+    users: RefCell<UserCounts>,
 }
 
 impl VHostConnections {
-    /// Takes a slot in `vhost` for `connection` unless the node's `node_limit` or the vhost's
-    /// `max-connections` is reached (checked in that order, as RabbitMQ does); Err is the
-    /// limit.
+    /// Takes a slot in `vhost` for `connection` of `user` unless the node's `node_limit`, the
+    /// vhost's `max-connections` or the user's is reached (checked in that order, as RabbitMQ
+    /// does); Err is the limit.
     fn admit(
         &self,
         registry: &Registry,
         connection: ConnectionId,
-        vhost: ShortStr,
+        (vhost, user): (ShortStr, ShortStr),
         node_limit: Option<u32>,
     ) -> Result<(), ConnectionLimit> {
         if let Some(limit) = node_limit {
@@ -70,32 +83,76 @@ impl VHostConnections {
                 return Err(ConnectionLimit::VHost(limit));
             }
         }
+        let user_limits = registry.access().limits_of(&user.to_string_lossy());
+        let mut users = self.users.borrow_mut();
+        users
+            .check_connection(&user, user_limits)
+            .map_err(ConnectionLimit::User)?;
         counts.insert(vhost.clone(), count + 1);
-        self.admitted.borrow_mut().insert(connection, vhost);
+        users.connection_opened(&user);
+        let admitted = Admitted {
+            vhost,
+            user,
+            channels: 0,
+        };
+        self.admitted.borrow_mut().insert(connection, admitted);
         Ok(())
     }
 
-    /// Gives back the connection's slot, if it has one.
+    /// Gives back the connection's slot and its channels', if it has one.
     fn release(&self, connection: ConnectionId) {
-        let Some(vhost) = self.admitted.borrow_mut().remove(&connection) else {
+        let Some(admitted) = self.admitted.borrow_mut().remove(&connection) else {
             return;
         };
         let mut counts = self.counts.borrow_mut();
-        if let Some(count) = counts.get_mut(&vhost) {
+        if let Some(count) = counts.get_mut(&admitted.vhost) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                counts.remove(&vhost);
+                counts.remove(&admitted.vhost);
             }
+        }
+        (self.users.borrow_mut()).connection_closed(&admitted.user, admitted.channels);
+    }
+
+    /// The connection `from` lives on as `to` (it moved to another shard) with `channels`
+    /// open: same vhost and user, same counts.
+    pub fn rename(&self, from: ConnectionId, to: ConnectionId, channels: u32) {
+        let mut admitted = self.admitted.borrow_mut();
+        if let Some(mut moved) = admitted.remove(&from) {
+            let before = moved.channels;
+            moved.channels = channels;
+            (self.users.borrow_mut()).channels_changed(&moved.user, before, channels);
+            admitted.insert(to, moved);
         }
     }
 
-    /// The connection `from` lives on as `to` (it moved to another shard): same vhost, same
-    /// count.
-    pub fn rename(&self, from: ConnectionId, to: ConnectionId) {
+    /// One more channel for `connection` unless its user's `max-channels` is reached (Err).
+    /// A connection not (or no longer) admitted here is not refused: it is going away.
+    fn open_channel(&self, registry: &Registry, connection: ConnectionId) -> Result<(), i64> {
         let mut admitted = self.admitted.borrow_mut();
-        if let Some(vhost) = admitted.remove(&from) {
-            admitted.insert(to, vhost);
+        let Some(entry) = admitted.get_mut(&connection) else {
+            return Ok(());
+        };
+        let limits = registry.access().limits_of(&entry.user.to_string_lossy());
+        (self.users.borrow_mut()).open_channel(&entry.user, limits)?;
+        entry.channels += 1;
+        Ok(())
+    }
+
+    /// `connection` has `open` channels now. Reports about a connection that moved away
+    /// (sent before its move was known here) are ignored: the move carried its count.
+    fn channels_reported(&self, connection: ConnectionId, open: u32) {
+        let mut admitted = self.admitted.borrow_mut();
+        if let Some(entry) = admitted.get_mut(&connection) {
+            (self.users.borrow_mut()).channels_changed(&entry.user, entry.channels, open);
+            entry.channels = open;
         }
+    }
+
+    /// Open connections and channels of `user`, on every shard.
+    pub fn user_counts(&self, user: &ShortStr) -> (u32, u32) {
+        let users = self.users.borrow();
+        (users.connections(user), users.channels(user))
     }
 
     /// Open connections in `vhost`, on every shard.
@@ -108,13 +165,25 @@ impl VHostConnections {
 pub fn handle(shard: &Shard, connection: ConnectionId, change: VHostConnectionChange) {
     let connections = &shard.vhost_connections;
     match change {
-        VHostConnectionChange::Admit { reply_to, vhost } => {
+        VHostConnectionChange::Admit {
+            reply_to,
+            vhost,
+            user,
+        } => {
             let node_limit = shard.config.connection_max;
-            let admitted =
-                connections.admit(&shard.registry.borrow(), connection, vhost, node_limit);
+            let registry = shard.registry.borrow();
+            let admitted = connections.admit(&registry, connection, (vhost, user), node_limit);
+            drop(registry);
             shard.reply(reply_to, Reply::VHostAdmitted(admitted));
         }
         VHostConnectionChange::Release => connections.release(connection),
+        VHostConnectionChange::OpenChannel { reply_to } => {
+            let admitted = connections.open_channel(&shard.registry.borrow(), connection);
+            shard.reply(reply_to, Reply::ChannelAdmitted(admitted));
+        }
+        VHostConnectionChange::Channels { open } => {
+            connections.channels_reported(connection, open);
+        }
     }
 }
 
@@ -156,13 +225,14 @@ impl Drop for VHostSlot {
     }
 }
 
-/// Asks the metadata shard for a slot in `vhost`. The slot exists before the question is
+/// Asks the metadata shard for a slot in `vhost` for a connection of `user`. The slot exists before the question is
 /// sent, so a connection that gives up waiting still gives it back; Err is the limit
 /// reached.
 pub async fn admit(
     shard: &Rc<Shard>,
     connection: ConnectionId,
     vhost: &ShortStr,
+    user: &ShortStr,
 ) -> Result<VHostSlot, ConnectionLimit> {
     let slot = VHostSlot {
         shard: Some(shard.clone()),
@@ -175,6 +245,7 @@ pub async fn admit(
                 change: VHostConnectionChange::Admit {
                     reply_to,
                     vhost: vhost.clone(),
+                    user: user.clone(),
                 },
             }
         })
@@ -258,7 +329,12 @@ pub fn close_revoked(shard: &Shard, revoked: &[Revoked]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vhost::access::{VHostLimits, VHostMetadata};
+    use crate::vhost::access::{User, UserLimits, VHostLimits, VHostMetadata};
+    use crate::vhost::password::HashingAlgorithm;
+
+    fn u() -> ShortStr {
+        ShortStr::from_static("u")
+    }
 
     fn registry_with_limit(max_connections: Option<i64>) -> Registry {
         let mut registry = Registry::new();
@@ -282,10 +358,16 @@ mod tests {
         let counts = VHostConnections::default();
         let v = ShortStr::from_static("v");
         let id = |n| ConnectionId::new(ShardId(1), n);
-        assert_eq!(counts.admit(&registry, id(1), v.clone(), None), Ok(()));
-        assert_eq!(counts.admit(&registry, id(2), v.clone(), None), Ok(()));
         assert_eq!(
-            counts.admit(&registry, id(3), v.clone(), None),
+            counts.admit(&registry, id(1), (v.clone(), u()), None),
+            Ok(())
+        );
+        assert_eq!(
+            counts.admit(&registry, id(2), (v.clone(), u()), None),
+            Ok(())
+        );
+        assert_eq!(
+            counts.admit(&registry, id(3), (v.clone(), u()), None),
             Err(ConnectionLimit::VHost(2))
         );
         // A refused connection's release changes nothing; a release counts once.
@@ -294,7 +376,10 @@ mod tests {
         counts.release(id(1));
         counts.release(id(1));
         assert_eq!(counts.count(&v), 1);
-        assert_eq!(counts.admit(&registry, id(4), v.clone(), None), Ok(()));
+        assert_eq!(
+            counts.admit(&registry, id(4), (v.clone(), u()), None),
+            Ok(())
+        );
     }
 
     #[test]
@@ -303,11 +388,11 @@ mod tests {
         let counts = VHostConnections::default();
         let id = ConnectionId::new(ShardId(0), 1);
         assert_eq!(
-            counts.admit(&registry_with_limit(Some(0)), id, v.clone(), None),
+            counts.admit(&registry_with_limit(Some(0)), id, (v.clone(), u()), None),
             Err(ConnectionLimit::VHost(0))
         );
         assert_eq!(
-            counts.admit(&registry_with_limit(Some(-1)), id, v.clone(), None),
+            counts.admit(&registry_with_limit(Some(-1)), id, (v.clone(), u()), None),
             Ok(())
         );
     }
@@ -319,15 +404,58 @@ mod tests {
         let id = |n| ConnectionId::new(ShardId(0), n);
         let other = ShortStr::from_static("/");
         assert_eq!(
-            counts.admit(&registry, id(1), other.clone(), Some(1)),
+            counts.admit(&registry, id(1), (other.clone(), u()), Some(1)),
             Ok(())
         );
         assert_eq!(
-            counts.admit(&registry, id(2), ShortStr::from_static("v"), Some(1)),
+            counts.admit(&registry, id(2), (ShortStr::from_static("v"), u()), Some(1)),
             Err(ConnectionLimit::Node(1))
         );
         counts.release(id(1));
-        assert_eq!(counts.admit(&registry, id(3), other, Some(1)), Ok(()));
+        assert_eq!(
+            counts.admit(&registry, id(3), (other, u()), Some(1)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_user_limit_comes_after_the_vhosts_and_counts_a_moved_connection_once() {
+        let mut registry = registry_with_limit(Some(5));
+        registry.apply_access(&AccessDelta::UserPut(User {
+            name: "u".into(),
+            password_hash: String::new(),
+            hashing_algorithm: HashingAlgorithm::Sha256,
+            tags: Vec::new(),
+        }));
+        registry.apply_access(&AccessDelta::UserLimitsSet {
+            user: "u".into(),
+            limits: UserLimits {
+                max_connections: Some(1),
+                max_channels: Some(2),
+            },
+        });
+        let counts = VHostConnections::default();
+        let v = ShortStr::from_static("v");
+        let id = |shard, n| ConnectionId::new(ShardId(shard), n);
+        assert_eq!(
+            counts.admit(&registry, id(0, 1), (v.clone(), u()), None),
+            Ok(())
+        );
+        assert_eq!(
+            counts.admit(&registry, id(1, 1), (v.clone(), u()), None),
+            Err(ConnectionLimit::User(1))
+        );
+        assert_eq!(counts.count(&v), 1);
+        assert_eq!(counts.open_channel(&registry, id(0, 1)), Ok(()));
+        // The connection moves with its one channel; a late report from its old shard
+        // changes nothing.
+        counts.rename(id(0, 1), id(1, 2), 1);
+        counts.channels_reported(id(0, 1), 0);
+        assert_eq!(counts.user_counts(&u()), (1, 1));
+        assert_eq!(counts.open_channel(&registry, id(1, 2)), Ok(()));
+        assert_eq!(counts.open_channel(&registry, id(1, 2)), Err(2));
+        counts.release(id(1, 2));
+        assert_eq!(counts.user_counts(&u()), (0, 0));
     }
 
     #[test]

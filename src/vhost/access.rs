@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::vhost::access_delta::AccessDelta;
 use crate::vhost::password::{self, HashingAlgorithm};
+pub use crate::vhost::user_limits::UserLimits;
 
 /// The tag that opens everything over HTTP (and `rabbitmqctl`-style administration).
 pub const TAG_ADMINISTRATOR: &str = "administrator";
@@ -160,6 +161,8 @@ pub struct VHostAccess {
 pub struct AccessState {
     pub vhosts: BTreeMap<String, VHostAccess>,
     pub users: BTreeMap<String, User>,
+    /// The limits of users that have any, by user.
+    pub user_limits: BTreeMap<String, UserLimits>,
     /// By (user, vhost).
     pub permissions: BTreeMap<(String, String), CompiledPermission>,
     /// By (user, vhost, exchange).
@@ -173,6 +176,9 @@ pub struct AccessState {
 pub struct AccessDocument {
     pub vhosts: Vec<VHostEntry>,
     pub users: Vec<User>,
+    /// Absent in documents written before users had limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_limits: Vec<UserLimitsEntry>,
     pub permissions: Vec<Permission>,
     pub topic_permissions: Vec<TopicPermission>,
     pub policies: Vec<Policy>,
@@ -185,7 +191,18 @@ pub struct VHostEntry {
     pub limits: VHostLimits,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserLimitsEntry {
+    pub user: String,
+    pub limits: UserLimits,
+}
+
 impl AccessState {
+    /// The user's limits; empty for a user without any (or no such user).
+    pub fn limits_of(&self, user: &str) -> UserLimits {
+        self.user_limits.get(user).copied().unwrap_or_default()
+    }
+
     /// The user if `password` is theirs.
     pub fn authenticate(&self, user: &str, password: &[u8]) -> Option<&User> {
         let found = self.users.get(user)?;
@@ -246,9 +263,17 @@ impl AccessState {
             }
             AccessDelta::UserDeleted { name } => {
                 self.users.remove(name);
+                self.user_limits.remove(name);
                 self.permissions.retain(|(user, _), _| user != name);
                 self.topic_permissions
                     .retain(|(user, _, _), _| user != name);
+            }
+            AccessDelta::UserLimitsSet { user, limits } => {
+                if limits.is_empty() {
+                    self.user_limits.remove(user);
+                } else if self.users.contains_key(user) {
+                    self.user_limits.insert(user.clone(), *limits);
+                }
             }
             AccessDelta::PermissionSet(permission) => {
                 let compiled = compile_permission(permission).expect("checked before applying");
@@ -347,6 +372,7 @@ impl AccessState {
                 Ok(())
             }
             AccessDelta::UserDeleted { name } => user_exists(name),
+            AccessDelta::UserLimitsSet { user, .. } => user_exists(user),
             AccessDelta::PermissionSet(permission) => {
                 user_exists(&permission.user)?;
                 vhost_exists(&permission.vhost)?;
@@ -400,6 +426,14 @@ impl AccessState {
                 })
                 .collect(),
             users: self.users.values().cloned().collect(),
+            user_limits: self
+                .user_limits
+                .iter()
+                .map(|(user, limits)| UserLimitsEntry {
+                    user: user.clone(),
+                    limits: *limits,
+                })
+                .collect(),
             permissions: self
                 .permissions
                 .values()
@@ -443,6 +477,14 @@ impl AccessDocument {
             }
         }
         deltas.extend(self.users.iter().cloned().map(AccessDelta::UserPut));
+        deltas.extend(
+            self.user_limits
+                .iter()
+                .map(|entry| AccessDelta::UserLimitsSet {
+                    user: entry.user.clone(),
+                    limits: entry.limits,
+                }),
+        );
         deltas.extend(
             self.permissions
                 .iter()
@@ -646,13 +688,53 @@ mod tests {
                 },
             },
             AccessDelta::UserPut(user("u")),
+            AccessDelta::UserLimitsSet {
+                user: "u".into(),
+                limits: UserLimits {
+                    max_connections: Some(2),
+                    max_channels: Some(-1),
+                },
+            },
             AccessDelta::PermissionSet(permission("u", "a", "^x")),
         ]);
         let document = state.document();
+        assert_eq!(document.user_limits.len(), 1);
         let json = serde_json::to_string(&document).expect("serialises");
         let read: AccessDocument = serde_json::from_str(&json).expect("parses");
         assert_eq!(read, document);
         let rebuilt = AccessState::from_document(&read).expect("fits");
         assert_eq!(rebuilt.document(), document);
+    }
+
+    #[test]
+    fn a_users_limits_outlive_a_put_and_go_with_the_user() {
+        let limits = UserLimits {
+            max_connections: Some(1),
+            max_channels: None,
+        };
+        let mut state = state_with(&[
+            AccessDelta::UserPut(user("u")),
+            AccessDelta::UserLimitsSet {
+                user: "u".into(),
+                limits,
+            },
+            AccessDelta::UserPut(user("u")),
+        ]);
+        assert_eq!(state.limits_of("u"), limits);
+        state.apply(&AccessDelta::UserDeleted { name: "u".into() });
+        assert!(state.user_limits.is_empty());
+        let missing = AccessDelta::UserLimitsSet {
+            user: "u".into(),
+            limits,
+        };
+        assert!(matches!(
+            state.check_delta(&missing),
+            Err(AccessRefusal::NotFound(_))
+        ));
+        // A document from before users had limits reads as none.
+        let old =
+            r#"{"vhosts":[],"users":[],"permissions":[],"topic_permissions":[],"policies":[]}"#;
+        let read: AccessDocument = serde_json::from_str(old).expect("parses");
+        assert!(read.user_limits.is_empty());
     }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::vhost::access::{
-    Permission, Policy, PolicyKind, TopicPermission, User, VHostLimits, VHostMetadata,
+    Permission, Policy, PolicyKind, TopicPermission, User, UserLimits, VHostLimits, VHostMetadata,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,9 +34,15 @@ pub enum AccessDelta {
         enabled: bool,
     },
     UserPut(User),
-    /// Also removes the user's permissions and topic permissions.
+    /// Also removes the user's permissions, topic permissions and limits.
     UserDeleted {
         name: String,
+    },
+    /// Replaces the user's limits (empty removes them). A user's limits are kept when the
+    /// user is put again, as RabbitMQ keeps them when a user is updated without limits.
+    UserLimitsSet {
+        user: String,
+        limits: UserLimits,
     },
     PermissionSet(Permission),
     PermissionCleared {

@@ -22,6 +22,7 @@ pub mod queue_arguments;
 pub mod queue_definition;
 pub mod route;
 pub mod rules;
+pub mod user_limits;
 
 use crate::fast_map::FastMap;
 

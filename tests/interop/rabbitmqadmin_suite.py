@@ -236,7 +236,8 @@ def diagnose_decode(url):
 
 def table(r):
     """Rows of a markdown table as dicts (header = first row). Continuation lines of
-    multi-line cells (the first two cells empty) are joined to the previous row."""
+    multi-line cells (the first two cells empty; in a two-column table such as a limits
+    listing, the first) are joined to the previous row."""
     rows, header = [], None
     for line in r.out.splitlines():
         line = line.rstrip()
@@ -248,7 +249,7 @@ def table(r):
         if header is None:
             header = cells
             continue
-        if rows and len(cells) >= 2 and not cells[0] and not cells[1]:
+        if rows and len(cells) >= 2 and not cells[0] and (len(cells) == 2 or not cells[1]):
             prev = rows[-1]
             for h, c in zip(header, cells):
                 if c:
@@ -713,6 +714,11 @@ def declare_vhost_limit():
     admin("declare", "vhost_limit", "--name", "max-queues", "--value", "50", vhost=VH)
 
 
+def declare_user_limit():
+    admin("declare", "user_limit", "--username", USER, "--name", "max-connections", "--value", "10")
+    admin("declare", "user_limit", "--username", USER, "--name", "max-channels", "--value", "20")
+
+
 def vh_bindings():
     return [b for b in listing("bindings") if b.get("vhost") == VH]
 
@@ -799,6 +805,13 @@ def c_declare_vhost_limit():
     expect(args_of(lim.get("limits")) == {"max-queues": "50"}, f"limits {lim.get('limits')!r}")
 
 
+def c_declare_user_limit():
+    declare_user_limit()
+    lim = row(listing("user_limits"), "user limit", username=USER)
+    expect(args_of(lim.get("limits")) == {"max-connections": "10", "max-channels": "20"},
+           f"limits {lim.get('limits')!r}")
+
+
 def queue_counts(expected):
     """Polls `list queues` until every queue has the expected message_count."""
     def check():
@@ -872,6 +885,8 @@ def c_definitions_export():
     expect([v for v in d["vhosts"] if v.get("name") == VH], f"{VH} not in vhosts")
     u = [u for u in d["users"] if u.get("name") == USER]
     expect(u and u[0].get("password_hash"), f"{USER} (with password_hash) not in users")
+    expect(u[0].get("limits") == {"max-connections": 10, "max-channels": 20},
+           f"{USER}'s limits in the export: {u[0].get('limits')!r}")
     perms = {(p["user"], p["configure"], p["write"], p["read"]) for p in d["permissions"] if p.get("vhost") == VH}
     expect((USER, "^rmqadmin-suite-.*", "^rmqadmin-suite-x$", ".*") in perms, f"permissions in {VH}: {perms}")
     qs = {q["name"]: q for q in d["queues"] if q.get("vhost") == VH}
@@ -920,6 +935,7 @@ def snapshot():
         "operator_policies": keep(listing("operator_policies", vhost=VH),
                                   ["name", "vhost", "pattern", "apply_to", "priority", "definition"]),
         "vhost_limits": keep(listing("vhost_limits", vhost=VH), ["vhost", "limits"]),
+        "user_limits": keep(listing("user_limits", username=USER), ["username", "limits"]),
     }
 
 
@@ -1010,7 +1026,8 @@ def ensure_fixtures():
     """Re-creates (idempotently) everything the delete checks remove, so each of them
     works on its own even when an earlier check failed halfway. Errors are only logged."""
     for fn in (declare_vhost, declare_user, declare_permissions, declare_queues, declare_exchanges,
-               declare_bindings, declare_policies, declare_operator_policies, declare_vhost_limit):
+               declare_bindings, declare_policies, declare_operator_policies, declare_vhost_limit,
+               declare_user_limit):
         try:
             fn()
         except CheckFailed as e:
@@ -1068,6 +1085,16 @@ def c_delete_vhost_limit():
     expect(not [r for r in rows if "max-queues" in (r.get("limits") or "")], f"limit still listed: {brief(rows)}")
 
 
+def c_delete_user_limit():
+    ensure_fixtures()
+    admin("delete", "user_limit", "--username", USER, "--name", "max-channels")
+    lim = row(listing("user_limits"), "user limit", username=USER)
+    expect(args_of(lim.get("limits")) == {"max-connections": "10"}, f"limits {lim.get('limits')!r}")
+    admin("delete", "user_limit", "--username", USER, "--name", "max-connections")
+    rows = listing("user_limits", username=USER)
+    expect(not rows, f"limits of {USER} still listed: {brief(rows)}")
+
+
 def c_delete_permissions():
     ensure_fixtures()
     admin("delete", "permissions", "--username", USER, vhost=VH)
@@ -1097,7 +1124,7 @@ def c_delete_vhost():
 
 DECLARES = ["declare-vhost", "declare-user", "declare-permissions", "declare-queue",
             "declare-exchange", "declare-binding", "declare-policy", "declare-operator-policy",
-            "declare-vhost-limit"]
+            "declare-vhost-limit", "declare-user-limit"]
 
 # (name, function, prerequisite checks)
 CHECKS = [
@@ -1128,6 +1155,7 @@ CHECKS = [
     ("declare-policy", c_declare_policy, ["declare-queue"]),
     ("declare-operator-policy", c_declare_operator_policy, ["declare-queue"]),
     ("declare-vhost-limit", c_declare_vhost_limit, ["declare-vhost"]),
+    ("declare-user-limit", c_declare_user_limit, ["declare-user"]),
     ("publish-message", c_publish_message, ["declare-binding", "declare-permissions"]),
     ("get-messages", c_get_messages, ["publish-message"]),
     ("purge-queue", c_purge_queue, ["get-messages"]),
@@ -1141,6 +1169,7 @@ CHECKS = [
     ("delete-policy", c_delete_policy, ["declare-policy"]),
     ("delete-operator-policy", c_delete_operator_policy, ["declare-operator-policy"]),
     ("delete-vhost-limit", c_delete_vhost_limit, ["declare-vhost-limit"]),
+    ("delete-user-limit", c_delete_user_limit, ["declare-user-limit"]),
     ("delete-permissions", c_delete_permissions, ["declare-permissions"]),
     ("delete-user", c_delete_user, ["declare-user"]),
     ("delete-vhost", c_delete_vhost, ["declare-vhost"]),

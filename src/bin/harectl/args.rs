@@ -173,6 +173,14 @@ pub enum Command {
         #[arg(long)]
         global: bool,
     },
+    /// Lists one user's limits (guest unless --user), or every user's with --global.
+    ListUserLimits {
+        #[arg(long)]
+        user: Option<String>,
+        /// List the limits of every user.
+        #[arg(long)]
+        global: bool,
+    },
     /// Creates a user; the password is read from stdin when omitted.
     AddUser {
         user: String,
@@ -252,6 +260,17 @@ pub enum Command {
         definition: String,
     },
     ClearVhostLimits,
+    /// Sets the user's limits such as '{"max-connections":10,"max-channels":100}'; limits
+    /// not named are kept.
+    SetUserLimits {
+        user: String,
+        definition: String,
+    },
+    /// Clears one limit (max-connections or max-channels) of the user, or all.
+    ClearUserLimits {
+        user: String,
+        limit: String,
+    },
     PurgeQueue {
         queue: String,
     },

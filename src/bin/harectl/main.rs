@@ -19,6 +19,7 @@ mod policies;
 mod queues;
 mod status;
 mod tracing;
+mod user_limits;
 mod users;
 mod vhosts;
 
@@ -144,6 +145,9 @@ fn run(context: &Context, command: Command) -> Result<(), CtlError> {
         Command::ClearOperatorPolicy { name } => policies::clear(c, PolicyKind::Operator, &name),
         Command::SetVhostLimits { definition } => vhosts::set_limits(c, &definition),
         Command::ClearVhostLimits => vhosts::clear_limits(c),
+        Command::SetUserLimits { user, definition } => user_limits::set(c, &user, &definition),
+        Command::ClearUserLimits { user, limit } => user_limits::clear(c, &user, &limit),
+        Command::ListUserLimits { user, global } => user_limits::list(c, user.as_deref(), global),
         Command::PurgeQueue { queue } => queues::purge(c, &queue),
         Command::DeleteQueue {
             queue,

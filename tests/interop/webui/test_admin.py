@@ -1,5 +1,5 @@
-"""Administration through the forms: users with tags, vhosts, permissions, vhost limits and
-policies, checked through the API; what a monitoring user sees (lists, no forms); and the
+"""Administration through the forms: users with tags, vhosts, permissions, vhost and user
+limits and policies, checked through the API; what a monitoring user sees (lists, no forms); and the
 import and export of a RabbitMQ definitions file."""
 
 import json
@@ -52,6 +52,21 @@ def test_users_vhosts_permissions_limits_and_the_monitoring_view(ui, api):
         permission = api.get(f"/api/permissions/{q(vhost)}/{q(user)}")
         assert (permission["configure"], permission["write"], permission["read"]) == ("^webui-", ".*", ".*")
         ui.shot("permission-set")
+
+        # Its limits: 3 connections and 10 channels, then only the channel limit.
+        ui.fill("user-limits-form", **{"max-connections": 3, "max-channels": 10})
+        ui.submit("user-limits-form")
+        ui.wait_text("Max connections\n3", css="#user-limits")
+        assert api.get(f"/api/user-limits/{q(user)}") == [
+            {"user": user, "value": {"max-connections": 3, "max-channels": 10}}]
+        ui.shot("user-limits-set")
+        ui.go("#/admin/limits")
+        assert "10" in eventually(lambda: next((r.text for r in ui.finds(f"#all-user-limits tr[data-key='{user}']")), None))
+        ui.go(f"#/admin/users/{q(user)}")
+        ui.field("user-limits-form", "max-connections").clear()
+        ui.submit("user-limits-form")
+        ui.wait_text("Max connections\nno limit", css="#user-limits")
+        assert api.get(f"/api/user-limits/{q(user)}") == [{"user": user, "value": {"max-channels": 10}}]
 
         # The vhost's page: a limit of 5 queues, then no limit again.
         ui.go(f"#/admin/vhosts/{q(vhost)}")

@@ -1,6 +1,6 @@
-// Administration, as tabs: users (tags, passwords, permissions), virtual hosts (limits,
-// permissions), permissions, policies and operator policies, the vhost limits, and the export
-// and import of definitions in RabbitMQ's JSON format.
+// Administration, as tabs: users (tags, passwords, permissions, limits), virtual hosts (limits,
+// permissions), permissions, policies and operator policies, the vhost and user limits, and the
+// export and import of definitions in RabbitMQ's JSON format.
 //
 // Who sees what follows the API: users, permissions, operator policies and definitions are
 // the administrator's (others get a note instead of a refused list); everyone sees vhosts,
@@ -196,13 +196,18 @@ async function userView(name) {
   const user = await api('GET', `/api/users/${enc(name)}`);
   const permissions = h('div', { id: 'user-permissions' });
   const topic = h('div', { id: 'user-topic-permissions' });
+  const limits = h('div', { id: 'user-limits' });
+  let current = {};
   async function refresh() {
-    const [perms, topics] = await Promise.all([
+    const [perms, topics, found] = await Promise.all([
       api('GET', `/api/users/${enc(name)}/permissions`),
       api('GET', `/api/users/${enc(name)}/topic-permissions`),
+      api('GET', `/api/user-limits/${enc(name)}`),
     ]);
     fill(permissions, permissionTable(perms, { showUser: false, onChange: refresh }));
     fill(topic, topicPermissionTable(topics, { showUser: false, onChange: refresh }));
+    current = (found[0] && found[0].value) || {};
+    fill(limits, limitFacts(USER_LIMITS, current));
   }
   await refresh();
   onRefresh(refresh);
@@ -219,6 +224,7 @@ async function userView(name) {
       panel('Set a permission', await permissionForm({ user: name, onDone: refresh })),
       panel('Topic permissions', topic),
       panel('Set a topic permission', await topicPermissionForm({ user: name, onDone: refresh })),
+      panel('Limits', limits, limitsForm(USER_LIMIT_KIND, name, () => current, refresh)),
       panel('Update this user', userForm({ name, tags, onDone: () => go(pages.user(name)) })),
       panel('Delete this user', h('p', { class: 'muted' }, 'Its permissions go with it; its open connections stay until they close.'),
         dangerButton('Delete user', `Delete user ${name}?`, () => api('DELETE', `/api/users/${enc(name)}`),
@@ -391,7 +397,7 @@ async function vhostView(name) {
   async function refresh() {
     const found = await api('GET', `/api/vhost-limits/${enc(name)}`);
     current = (found[0] && found[0].value) || {};
-    fill(limits, limitFacts(current));
+    fill(limits, limitFacts(LIMITS, current));
     if (can.administer()) {
       fill(permissions, permissionTable(await api('GET', `/api/vhosts/${enc(name)}/permissions`), { showVhost: false, onChange: refresh }));
     }
@@ -410,7 +416,7 @@ async function vhostView(name) {
         ['Tracing', fmt.yes(vhost.tracing)],
         ['Messages', `${fmt.num(vhost.messages)} (${fmt.num(vhost.messages_ready)} ready, ${fmt.num(vhost.messages_unacknowledged)} unacked)`],
       ])),
-      panel('Limits', limits, admin ? limitsForm(name, () => current, refresh) : null),
+      panel('Limits', limits, admin ? limitsForm(VHOST_LIMIT_KIND, name, () => current, refresh) : null),
       panel('Permissions', admin ? permissions : adminOnly('Permissions')),
       admin ? panel('Set a permission', await permissionForm({ vhost: name, onDone: refresh })) : null,
       admin ? panel('Update this virtual host', vhostForm({ vhost, onDone: () => go(pages.vhost(name)) })) : null,
@@ -423,25 +429,30 @@ async function vhostView(name) {
 }
 
 const LIMITS = [['max-connections', 'Max connections'], ['max-queues', 'Max queues']];
+/** A user's limits count over all of the user's connections (RabbitMQ's user limits). */
+const USER_LIMITS = [['max-connections', 'Max connections'], ['max-channels', 'Max channels']];
+const VHOST_LIMIT_KIND = { id: 'vhost-limits-form', api: 'vhost-limits', limits: LIMITS };
+const USER_LIMIT_KIND = { id: 'user-limits-form', api: 'user-limits', limits: USER_LIMITS };
 
-function limitFacts(value) {
-  return facts(LIMITS.map(([key, label]) => [label, value[key] === undefined || value[key] < 0 ? 'no limit' : fmt.num(value[key])]));
+function limitFacts(limits, value) {
+  return facts(limits.map(([key, label]) => [label, value[key] === undefined || value[key] < 0 ? 'no limit' : fmt.num(value[key])]));
 }
 
-/** Sets or clears each limit: a number is PUT, an empty field DELETEs the limit. */
-function limitsForm(vhost, current, onDone) {
+/** Sets or clears each limit of a vhost or a user: a number is PUT, an empty field DELETEs it. */
+function limitsForm(kind, owner, current, onDone) {
   const now = current();
+  const last = kind.limits[kind.limits.length - 1][0];
   return form({
-    id: 'vhost-limits-form',
+    id: kind.id,
     submit: 'Save limits',
     success: 'Limits saved.',
     reset: false,
-    fields: LIMITS.map(([key, label]) => ({
-      name: key, label, type: 'number', value: now[key] ?? '', help: key === 'max-queues' ? 'Empty: no limit.' : null,
+    fields: kind.limits.map(([key, label]) => ({
+      name: key, label, type: 'number', value: now[key] ?? '', help: key === last ? 'Empty: no limit.' : null,
     })),
     onSubmit: async (values) => {
-      for (const [key] of LIMITS) {
-        const path = `/api/vhost-limits/${enc(vhost)}/${key}`;
+      for (const [key] of kind.limits) {
+        const path = `/api/${kind.api}/${enc(owner)}/${key}`;
         if (values[key] === undefined) await api('DELETE', path);
         else await api('PUT', path, { value: values[key] });
       }
@@ -452,20 +463,34 @@ function limitsForm(vhost, current, onDone) {
 
 async function limitsView() {
   const table = h('div', { id: 'all-limits' });
+  const users = h('div', { id: 'all-user-limits' });
   async function refresh() {
-    const items = await api('GET', state.vhost ? `/api/vhost-limits/${enc(state.vhost)}` : '/api/vhost-limits');
+    const [items, userItems] = await Promise.all([
+      api('GET', state.vhost ? `/api/vhost-limits/${enc(state.vhost)}` : '/api/vhost-limits'),
+      api('GET', '/api/user-limits'),
+    ]);
     const number = (v) => (v === undefined || v < 0 ? 'no limit' : fmt.num(v));
     fill(table, staticTable([
       { key: 'vhost', label: 'Virtual host', render: (l) => link(pages.vhost(l.vhost), l.vhost) },
       { key: 'value.max-connections', label: 'Max connections', numeric: true, render: (l) => number(l.value['max-connections']) },
       { key: 'value.max-queues', label: 'Max queues', numeric: true, render: (l) => number(l.value['max-queues']) },
     ], items, { empty: 'No virtual host has limits.', rowKey: (l) => l.vhost }));
+    fill(users, staticTable([
+      { key: 'user', label: 'User', render: (l) => (can.administer() ? link(pages.user(l.user), l.user) : l.user) },
+      { key: 'value.max-connections', label: 'Max connections', numeric: true, render: (l) => number(l.value['max-connections']) },
+      { key: 'value.max-channels', label: 'Max channels', numeric: true, render: (l) => number(l.value['max-channels']) },
+    ], userItems, { empty: 'No user has limits.', rowKey: (l) => l.user }));
   }
   await refresh();
   onRefresh(refresh);
   return {
     title: 'Limits',
-    content: [table, h('p', { class: 'muted' }, 'Limits are set on each virtual host\'s page (', link('#/admin/vhosts', 'virtual hosts'), ').')],
+    content: [
+      panel('Virtual host limits', table),
+      panel('User limits', users),
+      h('p', { class: 'muted' }, 'Limits are set on each virtual host\'s page (', link('#/admin/vhosts', 'virtual hosts'),
+        ') and each user\'s page (', link('#/admin/users', 'users'), ').'),
+    ],
   };
 }
 
