@@ -12,6 +12,7 @@
 //! shard 0 and applied everywhere.
 
 pub mod admin;
+pub mod damaged;
 pub mod dead_letter;
 pub mod dedup;
 pub mod definitions_transfer;
