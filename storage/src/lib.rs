@@ -27,9 +27,9 @@
 //!
 //! Modules: [`format`](mod@format) (bytes), `aligned` (DMA chunks), `segment` (files, GC table),
 //! `writer` (placement, bounded buffer), `committer` (pipelined group commit), `reader` (O_DIRECT reads),
-//! `segment_reader` (reads that outlive a failed log), `recovery` (scan, torn tail), `lock`
-//! (directory lock), `quiesce` (waiting for another process's writes in flight before
-//! recovery), [`fault`] (fault injection), `notify` (waiters).
+//! `segment_reader` (reads that outlive a failed log), `recovery` (scan, torn tail), `scanner`
+//! (recovery's reads ahead), `lock` (directory lock), `quiesce` (waiting for another process's
+//! writes in flight before recovery), [`fault`] (fault injection), `notify` (waiters).
 //!
 //! Beside the segment logs, [`MetadataLog`] (`metadata_log`, bytes in
 //! [`metadata_format`](mod@metadata_format)) keeps small opaque entries (the broker's durable
@@ -48,6 +48,7 @@ mod notify;
 mod quiesce;
 mod reader;
 mod recovery;
+mod scanner;
 mod segment;
 mod segment_reader;
 mod writer;
