@@ -205,7 +205,7 @@ fn damage(data_dir: &Path, n: u32) {
     file.sync_all().expect("sync the damage");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_record_costs_only_its_own_message() {
     let broker = Broker::start(1);
     let client = Client::connect(&broker).await;
@@ -223,6 +223,17 @@ async fn a_damaged_record_costs_only_its_own_message() {
     assert!(
         get(&channel, "damaged", true).await.is_none(),
         "the damaged messages are gone, never delivered"
+    );
+    // Counted for operators (Hare's own metric family).
+    let metrics = common::http::exchange(broker.metrics, "GET", "/metrics", &[], &[]);
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .text
+            .lines()
+            .any(|line| line == "rabbitmq_messages_damaged_dropped_total 2"),
+        "{}",
+        metrics.text
     );
     client.assert_usable().await;
     close(client).await;

@@ -41,7 +41,10 @@ pub fn drop_damaged(shard: &Rc<Shard>, queue: QueueId, damaged: &[Damaged]) {
             );
         }
         let ids: Vec<MessageId> = damaged.iter().map(|message| message.id).collect();
-        runtime.drop_damaged(&ids, &mut gone);
+        let dropped = runtime.drop_damaged(&ids, &mut gone);
+        shard
+            .damaged_dropped
+            .set(shard.damaged_dropped.get() + dropped as u64);
     }
     record_gone(shard, queue, &gone);
     shard.mark_dirty(queue);
