@@ -151,7 +151,9 @@ struct Cli {
 
 fn parse_storage_fault(text: &str) -> Result<hare::storage_fault::StorageFault, String> {
     hare::storage_fault::StorageFault::parse(text).ok_or_else(|| {
-        "expected fdatasync-error-after=N or enospc-after=N, optionally with ,for=M".to_string()
+        "expected fdatasync-error-after=N or enospc-after=N, optionally with ,for=M, or \
+         fdatasync-error-while=PATH or enospc-while=PATH"
+            .to_string()
     })
 }
 

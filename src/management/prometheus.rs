@@ -611,17 +611,23 @@ fn queue_published(out: &mut Writer, view: &View, scope: &Scope) {
 }
 
 fn totals(out: &mut Writer, view: &View) {
-    const FAMILIES: [Family; 4] = [
+    const FAMILIES: [Family; 5] = [
         gauge("connections", "Connections currently open"),
         gauge("channels", "Channels currently open"),
         gauge("consumers", "Consumers currently connected"),
         gauge("queues", "Queues available"),
+        // Hare's own: RabbitMQ has no such family.
+        counter(
+            "messages_damaged_dropped_total",
+            "Stored messages dropped from their queue because their record was damaged on disk",
+        ),
     ];
     let values = [
         view.connections.len() as u64,
         view.channels.len() as u64,
         view.snapshot.consumers().count() as u64,
         view.snapshot.queues().count() as u64,
+        view.snapshot.shards.iter().map(|s| s.damaged_dropped).sum(),
     ];
     for (family, value) in FAMILIES.iter().zip(values) {
         out.single(family, &[], value);
@@ -904,6 +910,7 @@ mod tests {
                 created: 2,
                 deleted: 1,
             },
+            damaged_dropped: 2,
         };
         let second = ShardStats {
             shard: ShardId(1),
@@ -915,6 +922,7 @@ mod tests {
             connections_closed: 4,
             closed_channels: closed,
             queue_churn: QueueChurn::default(),
+            damaged_dropped: 1,
         };
         Snapshot {
             shards: vec![first, second],
@@ -968,6 +976,7 @@ mod tests {
             "rabbitmq_queues_declared_total 5",
             "rabbitmq_queues_created_total 2",
             "rabbitmq_queues_deleted_total 1",
+            "rabbitmq_messages_damaged_dropped_total 3",
             // Open channels only, as RabbitMQ sums its channel table.
             "rabbitmq_channel_messages_published_total 10",
             "rabbitmq_channel_messages_confirmed_total 4",

@@ -1167,6 +1167,23 @@ impl Queue {
         }
     }
 
+    /// Drops ready messages whose records are damaged on disk: they can be neither delivered
+    /// nor dead-lettered. Adds them to `gone` (their records are settled) and returns how many
+    /// were still here.
+    pub fn drop_damaged(&mut self, ids: &[MessageId], gone: &mut Vec<Gone>) -> usize {
+        let mut dropped = 0;
+        for &id in ids {
+            let Some(entry) = self.ready.take(id) else {
+                continue;
+            };
+            self.left_ready(&entry);
+            self.left_for_good(id);
+            gone.extend(entry.gone());
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// Drops every ready message; unacked ones are untouched. Returns how many went, and
     /// adds the persistent ones to `gone`.
     pub fn purge(&mut self, gone: &mut Vec<Gone>) -> usize {

@@ -8,8 +8,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ids::QueueId;
+use crate::ids::{MessageId, QueueId};
+use crate::queue::message::Message;
 use crate::queue::residency::FetchPlan;
+use crate::shard::damaged::{self, Damaged};
+use crate::shard::persistence::{PersistenceError, ReadBack};
 use crate::shard::Shard;
 
 /// How long a basic.get waits for the head's body before it gives up with 541
@@ -17,7 +20,9 @@ use crate::shard::Shard;
 /// long) gets there.
 pub const GET_FETCH_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Pause after a failed read before the queue may ask again, so a bad disk is not hammered.
+/// Pause after a read that failed for some of a plan's messages, before the queue may ask
+/// again, so a bad disk is not hammered. Damaged records do not pause anything: their
+/// messages are dropped (`shard::damaged`).
 const FAILED_READ_PAUSE: Duration = Duration::from_millis(100);
 
 /// Asks for the queue's next fetch plan, if it wants one (`force`: a basic.get waits, even
@@ -47,22 +52,51 @@ pub async fn run_fetcher(shard: Rc<Shard>) {
 }
 
 async fn fetch(shard: &Rc<Shard>, queue: QueueId, plan: FetchPlan) {
-    let persistence = shard.persistence();
-    match persistence.read_messages(&plan.locations).await {
-        Ok(messages) => {
-            if let Some(q) = shard.queues.borrow_mut().get_mut(&queue) {
-                q.fetched(plan.ids.into_iter().zip(messages.into_iter().map(Arc::new)));
+    let reads = shard.persistence().read_back(&plan.locations).await;
+    let sorted = SortedReads::of(plan, reads);
+    if !sorted.damaged.is_empty() {
+        damaged::drop_damaged(shard, queue, &sorted.damaged);
+    }
+    if let Some(error) = sorted.unavailable {
+        // Those messages stay queued (and on disk); the next dispatch or get asks again.
+        tracing::error!(%error, shard = %shard.id, queue = queue.0, "cannot read stored messages back");
+        glommio::timer::sleep(FAILED_READ_PAUSE).await;
+    }
+    if let Some(q) = shard.queues.borrow_mut().get_mut(&queue) {
+        q.fetched(sorted.loaded);
+    }
+    shard.mark_dirty(queue);
+}
+
+/// A fetch plan's reads, by outcome.
+struct SortedReads {
+    loaded: Vec<(MessageId, Arc<Message>)>,
+    damaged: Vec<Damaged>,
+    /// The first error of the messages not readable now.
+    unavailable: Option<PersistenceError>,
+}
+
+impl SortedReads {
+    fn of(plan: FetchPlan, reads: Vec<ReadBack>) -> SortedReads {
+        let mut sorted = SortedReads {
+            loaded: Vec::with_capacity(reads.len()),
+            damaged: Vec::new(),
+            unavailable: None,
+        };
+        let planned = plan.ids.into_iter().zip(plan.locations);
+        for ((id, location), read) in planned.zip(reads) {
+            match read {
+                ReadBack::Message(message) => sorted.loaded.push((id, Arc::new(message))),
+                ReadBack::Damaged(error) => sorted.damaged.push(Damaged {
+                    id,
+                    location,
+                    error,
+                }),
+                ReadBack::Unavailable(error) => {
+                    sorted.unavailable.get_or_insert(error);
+                }
             }
-            shard.mark_dirty(queue);
         }
-        Err(error) => {
-            // The messages stay queued (and on disk); the next dispatch or get asks again.
-            tracing::error!(%error, shard = %shard.id, queue = queue.0, "cannot read stored messages back");
-            glommio::timer::sleep(FAILED_READ_PAUSE).await;
-            if let Some(q) = shard.queues.borrow_mut().get_mut(&queue) {
-                q.fetch_failed();
-            }
-            shard.mark_dirty(queue);
-        }
+        sorted
     }
 }

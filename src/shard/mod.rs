@@ -12,6 +12,7 @@
 //! shard 0 and applied everywhere.
 
 pub mod admin;
+pub mod damaged;
 pub mod dead_letter;
 pub mod dedup;
 pub mod definitions_transfer;
@@ -91,6 +92,8 @@ pub struct Shard {
     pub serve_connection: ServeConnection,
     /// Metadata-shard state: queue declares, creations and deletions since start.
     pub queue_churn: Cell<stats::QueueChurn>,
+    /// Stored messages dropped since start because their record was damaged (`damaged`).
+    pub damaged_dropped: Cell<u64>,
     /// Metadata-shard state: the next id to assign.
     pub next_metadata_id: Cell<u64>,
     /// Metadata-shard state: the version each shard has applied.
@@ -156,6 +159,7 @@ impl Shard {
             connections: Connections::default(),
             serve_connection,
             queue_churn: Cell::new(stats::QueueChurn::default()),
+            damaged_dropped: Cell::new(0),
             next_metadata_id: Cell::new(Registry::FIRST_DYNAMIC_ID),
             metadata_applied: RefCell::new(vec![0; shard_count]),
             metadata_answers: RefCell::new(VecDeque::new()),

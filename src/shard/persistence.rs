@@ -20,7 +20,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hare_storage::{Log, LogConfig, Lsn, RecordLocation, RecoveryReport, SegmentId, StorageError};
+use hare_storage::{
+    Log, LogConfig, Lsn, RecordLocation, RecoveryReport, SegmentId, SegmentReader, StorageError,
+};
 
 use crate::ids::{MessageId, QueueId};
 use crate::queue::message::Message;
@@ -77,12 +79,39 @@ pub enum PersistenceError {
     },
 }
 
+/// What reading one stored message back gave.
+pub enum ReadBack {
+    Message(Message),
+    /// Not readable now (an I/O error, or the log is failed and being reopened): the message
+    /// stays queued and is asked for again.
+    Unavailable(PersistenceError),
+    /// The record is damaged (checksum, header, location) or does not decode: it can never
+    /// be delivered.
+    Damaged(PersistenceError),
+}
+
+impl PersistenceError {
+    /// Whether the error says the record itself is bad, rather than that reading it failed.
+    fn is_damaged_record(&self) -> bool {
+        matches!(
+            self,
+            PersistenceError::UndecodableMessage { .. }
+                | PersistenceError::Storage(
+                    StorageError::Corrupt { .. } | StorageError::InvalidLocation { .. }
+                )
+        )
+    }
+}
+
 pub struct Persistence {
     /// The open log; `None` only while a failed log is being reopened.
     log: RefCell<Option<Rc<Log>>>,
     config: LogConfig,
     /// Why the log failed, while it is being reopened.
     failure: RefCell<Option<Arc<StorageError>>>,
+    /// The failed log's segment files, while it is being reopened: stored messages are read
+    /// back through them meanwhile.
+    failed_reader: RefCell<Option<Rc<SegmentReader>>>,
     last_appended: Cell<Lsn>,
     /// The log failed and every shard was told (once).
     alarm_raised: Cell<bool>,
@@ -168,6 +197,7 @@ impl Persistence {
             log: RefCell::new(Some(Rc::new(log))),
             config,
             failure: RefCell::new(None),
+            failed_reader: RefCell::new(None),
             waiting: RefCell::new(VecDeque::new()),
             waiting_added: Notify::new(),
             segments: RefCell::new(BTreeMap::new()),
@@ -233,23 +263,64 @@ impl Persistence {
         }
     }
 
-    /// Reads stored messages back (coalesced reads) and decodes them, in input order.
+    /// Reads stored messages back (coalesced reads) and decodes them, in input order; fails
+    /// with the first that cannot be read.
     pub async fn read_messages(
         &self,
         locations: &[RecordLocation],
     ) -> Result<Vec<Message>, PersistenceError> {
-        let payloads = self.log()?.read_many(locations).await?;
+        self.read_back(locations)
+            .await
+            .into_iter()
+            .map(|read| match read {
+                ReadBack::Message(message) => Ok(message),
+                ReadBack::Unavailable(error) | ReadBack::Damaged(error) => Err(error),
+            })
+            .collect()
+    }
+
+    /// Reads stored messages back (coalesced reads) and decodes them, each with its own
+    /// outcome, in input order. While the log is failed and being reopened, the records
+    /// already on disk are read through the failed log's files, so consumers keep draining
+    /// backlogs; every failure then counts as `Unavailable`, since the reopen decides which
+    /// records were lost.
+    pub async fn read_back(&self, locations: &[RecordLocation]) -> Vec<ReadBack> {
+        let (payloads, healthy) = match self.log() {
+            Ok(log) => {
+                let payloads = log.read_each(locations).await;
+                (payloads, log.health().is_ok())
+            }
+            Err(_) => {
+                let reader = self.failed_reader.borrow().clone();
+                match reader {
+                    Some(reader) => (reader.read_each(locations).await, false),
+                    None => {
+                        return locations
+                            .iter()
+                            .map(|_| ReadBack::Unavailable(self.failure_error().into()))
+                            .collect();
+                    }
+                }
+            }
+        };
         payloads
-            .iter()
+            .into_iter()
             .zip(locations)
             .map(|(payload, location)| {
-                record::decode_message(payload)
-                    .map(|decoded| decoded.message)
-                    .map_err(|error| PersistenceError::UndecodableMessage {
-                        segment: location.segment.0,
-                        offset: location.offset,
-                        error,
-                    })
+                let decoded = payload.map_err(PersistenceError::from).and_then(|payload| {
+                    record::decode_message(&payload)
+                        .map(|decoded| decoded.message)
+                        .map_err(|error| PersistenceError::UndecodableMessage {
+                            segment: location.segment.0,
+                            offset: location.offset,
+                            error,
+                        })
+                });
+                match decoded {
+                    Ok(message) => ReadBack::Message(message),
+                    Err(error) if healthy && error.is_damaged_record() => ReadBack::Damaged(error),
+                    Err(error) => ReadBack::Unavailable(error),
+                }
             })
             .collect()
     }
@@ -427,6 +498,7 @@ impl Persistence {
                 _ => error.clone(),
             };
             *self.failure.borrow_mut() = Some(cause);
+            *self.failed_reader.borrow_mut() = Some(Rc::new(failed.segment_reader()));
             // In-flight reads hold the log; its directory lock must be free before reopening.
             let mut failed = failed;
             loop {
@@ -501,6 +573,7 @@ impl Persistence {
         *self.log.borrow_mut() = Some(Rc::new(log));
         self.track(probe_location, 0);
         *self.failure.borrow_mut() = None;
+        *self.failed_reader.borrow_mut() = None;
         self.release_unused_prefix();
         // The log is back in use from here on: a failure to delete dead segments now must not
         // send the reopen round again (the new log holds the directory lock).
@@ -529,13 +602,18 @@ impl Persistence {
         self.log
             .borrow()
             .clone()
-            .ok_or_else(|| StorageError::Failed {
-                cause: self
-                    .failure
-                    .borrow()
-                    .clone()
-                    .expect("the log is only taken away after a failure"),
-            })
+            .ok_or_else(|| self.failure_error())
+    }
+
+    /// Why there is no log right now.
+    fn failure_error(&self) -> StorageError {
+        StorageError::Failed {
+            cause: self
+                .failure
+                .borrow()
+                .clone()
+                .expect("the log is only taken away after a failure"),
+        }
     }
 
     /// One pin on `segment` in the log: it is not deleted while pinned.

@@ -78,7 +78,7 @@ pub fn shard_log_dir(data_dir: &Path, shard: ShardId) -> PathBuf {
 /// exist (installed from the durable definitions).
 pub async fn recover(shard: &Rc<Shard>) -> Result<ShardRecovery, PersistenceError> {
     let dir = shard_log_dir(&shard.config.data_dir, shard.id);
-    let faults = shard.config.storage_fault.map(|fault| {
+    let faults = shard.config.storage_fault.clone().map(|fault| {
         Rc::new(crate::shard::fault::CountingFault::new(fault))
             as Rc<dyn hare_storage::FaultInjector>
     });

@@ -40,6 +40,8 @@ pub struct ShardStats {
     /// Queue declares, creations and deletions since start (counted by the metadata shard,
     /// which decides them; zero elsewhere).
     pub queue_churn: QueueChurn,
+    /// Stored messages this shard dropped because their record was damaged on disk.
+    pub damaged_dropped: u64,
 }
 
 /// Queue churn as RabbitMQ counts it: every queue.declare (a redeclare too), every queue it
@@ -284,6 +286,7 @@ pub fn collect(shard: &Shard) -> ShardStats {
         connections_closed: shard.connections.closed(),
         closed_channels: shard.connections.closed_channels(),
         queue_churn: shard.queue_churn.get(),
+        damaged_dropped: shard.damaged_dropped.get(),
     };
     collect_queues(shard, &mut stats);
     collect_exchanges(shard, &mut stats);

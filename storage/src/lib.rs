@@ -27,9 +27,9 @@
 //!
 //! Modules: [`format`](mod@format) (bytes), `aligned` (DMA chunks), `segment` (files, GC table),
 //! `writer` (placement, bounded buffer), `committer` (pipelined group commit), `reader` (O_DIRECT reads),
-//! `recovery` (scan, torn tail), `lock` (directory lock), `quiesce` (waiting for another
-//! process's writes in flight before recovery), [`fault`] (fault injection),
-//! `notify` (waiters).
+//! `segment_reader` (reads that outlive a failed log), `recovery` (scan, torn tail), `scanner`
+//! (recovery's reads ahead), `lock` (directory lock), `quiesce` (waiting for another process's
+//! writes in flight before recovery), [`fault`] (fault injection), `notify` (waiters).
 //!
 //! Beside the segment logs, [`MetadataLog`] (`metadata_log`, bytes in
 //! [`metadata_format`](mod@metadata_format)) keeps small opaque entries (the broker's durable
@@ -48,7 +48,9 @@ mod notify;
 mod quiesce;
 mod reader;
 mod recovery;
+mod scanner;
 mod segment;
+mod segment_reader;
 mod writer;
 
 use std::path::PathBuf;
@@ -67,6 +69,7 @@ pub use crate::metadata_log::{
 pub use crate::quiesce::{InUseWait, IN_USE_WAIT_DEFAULT};
 pub use crate::reader::{READ_COALESCE_GAP_BYTES, READ_COALESCE_SPAN_BYTES_MAX};
 pub use crate::segment::segment_file_name;
+pub use crate::segment_reader::SegmentReader;
 pub use crate::writer::{WRITE_BUFFER_BYTES_MAX, WRITE_CHUNK_BYTES};
 
 /// Default size of a segment file.

@@ -20,6 +20,7 @@ use crate::lock::DirLock;
 use crate::notify::{Event, LsnWaiters};
 use crate::recovery::recover;
 use crate::segment::SegmentTable;
+use crate::segment_reader::SegmentReader;
 use crate::writer::WriterState;
 use crate::{
     committer, reader, LogConfig, Lsn, RecordLocation, RecoveredRecord, RecoveryReport, SegmentId,
@@ -234,7 +235,7 @@ impl Log {
 
     /// Reads one record's payload back (from the write buffer if it is not on disk yet).
     pub async fn read(&self, location: RecordLocation) -> Result<Bytes, StorageError> {
-        let mut payloads = reader::read_many(&self.core, &[location]).await?;
+        let mut payloads = reader::read_many(&*self.core, &[location]).await?;
         Ok(payloads
             .pop()
             .expect("read_many returns one payload per location"))
@@ -245,7 +246,31 @@ impl Log {
         &self,
         locations: &[RecordLocation],
     ) -> Result<Vec<Bytes>, StorageError> {
-        reader::read_many(&self.core, locations).await
+        reader::read_many(&*self.core, locations).await
+    }
+
+    /// Reads many records with coalesced I/O, each with its own result, in input order: one
+    /// record that fails its check (`Corrupt`, `InvalidLocation`) or whose read fails (`Io`)
+    /// does not keep the others from arriving.
+    pub async fn read_each(
+        &self,
+        locations: &[RecordLocation],
+    ) -> Vec<Result<Bytes, StorageError>> {
+        reader::read_each(&*self.core, locations).await
+    }
+
+    /// A read-only view of the segment files as they are now, that stays usable after this
+    /// log is dropped (see `SegmentReader`).
+    pub fn segment_reader(&self) -> SegmentReader {
+        let files = self
+            .core
+            .segments
+            .borrow()
+            .entries
+            .iter()
+            .filter_map(|(segment, entry)| entry.file.clone().map(|file| (*segment, file)))
+            .collect();
+        SegmentReader::new(self.core.dir.clone(), self.core.segment_size_bytes, files)
     }
 
     /// Counts `count` more live records in `segment` (records the caller keeps).

@@ -2,9 +2,11 @@
 //! otherwise with aligned O_DIRECT reads, coalescing nearby records of a segment into one read.
 //! Every record read is verified again (header, length, CRC) before its payload is returned.
 
+use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use glommio::io::DmaFile;
 
 use crate::aligned::{align_down, align_up};
 use crate::error::{InvalidLocationReason, StorageError};
@@ -12,28 +14,82 @@ use crate::format::{
     decode_record, record_size_bytes, RecordScan, DATA_OFFSET_BYTES, RECORD_HEADER_SIZE_BYTES,
 };
 use crate::log::LogCore;
-use crate::RecordLocation;
+use crate::{RecordLocation, SegmentId};
 
 /// Records closer than this (end of one to start of the next) share a read.
 pub const READ_COALESCE_GAP_BYTES: u64 = 64 << 10;
 /// A coalesced read spans at most this many bytes (a single larger record still gets one read).
 pub const READ_COALESCE_SPAN_BYTES_MAX: u64 = 1 << 20;
 
-/// Reads the payloads of `locations`, in input order.
+/// Where records are read from: a live log (its files, and its write buffers for records not
+/// on disk yet) or a `SegmentReader` (the files alone).
+pub(crate) trait RecordSource {
+    fn dir(&self) -> &Path;
+    fn segment_size_bytes(&self) -> u64;
+    fn file(&self, segment: SegmentId) -> Option<Rc<DmaFile>>;
+    /// The payload if the record is not on disk yet.
+    fn in_memory(&self, location: &RecordLocation) -> Result<Option<Bytes>, StorageError>;
+    fn count_reads(&self, read_ios: u64, records: u64);
+}
+
+impl RecordSource for LogCore {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn segment_size_bytes(&self) -> u64 {
+        self.segment_size_bytes
+    }
+
+    fn file(&self, segment: SegmentId) -> Option<Rc<DmaFile>> {
+        self.segments
+            .borrow()
+            .entries
+            .get(&segment)
+            .and_then(|e| e.file.clone())
+    }
+
+    fn in_memory(&self, location: &RecordLocation) -> Result<Option<Bytes>, StorageError> {
+        read_from_memory(self, location)
+    }
+
+    fn count_reads(&self, read_ios: u64, records: u64) {
+        let mut stats = self.stats.borrow_mut();
+        stats.read_ios += read_ios;
+        stats.records_read += records;
+    }
+}
+
+/// Reads the payloads of `locations`, in input order; fails with the first record (in input
+/// order) that cannot be read.
 pub async fn read_many(
-    core: &Rc<LogCore>,
+    source: &impl RecordSource,
     locations: &[RecordLocation],
 ) -> Result<Vec<Bytes>, StorageError> {
-    let mut results: Vec<Option<Bytes>> = vec![None; locations.len()];
+    read_each(source, locations).await.into_iter().collect()
+}
+
+/// Reads the payloads of `locations`, in input order, each with its own result: a record that
+/// fails its check (or whose read fails) does not keep the others from being returned.
+pub async fn read_each(
+    source: &impl RecordSource,
+    locations: &[RecordLocation],
+) -> Vec<Result<Bytes, StorageError>> {
+    let mut results: Vec<Option<Result<Bytes, StorageError>>> = std::iter::repeat_with(|| None)
+        .take(locations.len())
+        .collect();
     let mut on_disk: Vec<usize> = Vec::new();
     for (index, location) in locations.iter().enumerate() {
-        check_bounds(location, core.segment_size_bytes)?;
-        match read_from_memory(core, location)? {
-            Some(payload) => results[index] = Some(payload),
-            None => on_disk.push(index),
+        let found = check_bounds(location, source.segment_size_bytes())
+            .and_then(|()| source.in_memory(location));
+        match found {
+            Ok(Some(payload)) => results[index] = Some(Ok(payload)),
+            Ok(None) => on_disk.push(index),
+            Err(error) => results[index] = Some(Err(error)),
         }
     }
     on_disk.sort_by_key(|&i| (locations[i].segment, locations[i].offset));
+    let mut read_ios = 0;
     let mut start = 0;
     while start < on_disk.len() {
         let first = locations[on_disk[start]];
@@ -54,61 +110,68 @@ pub async fn read_many(
             end += 1;
         }
         let group = &on_disk[start..end];
-        read_group(core, locations, group, span_start, span_end, &mut results).await?;
+        read_ios += 1;
+        read_group(source, locations, group, span_start, span_end, &mut results).await;
         start = end;
     }
-    core.stats.borrow_mut().records_read += locations.len() as u64;
-    Ok(results
+    source.count_reads(read_ios, locations.len() as u64);
+    results
         .into_iter()
         .map(|r| r.expect("every location was read"))
-        .collect())
+        .collect()
 }
 
-/// One aligned read covering `[span_start, span_end)` of a segment, then each record sliced out.
+/// One aligned read covering `[span_start, span_end)` of a segment, then each record sliced
+/// out and checked. A failed read fails every record of the group.
 async fn read_group(
-    core: &Rc<LogCore>,
+    source: &impl RecordSource,
     locations: &[RecordLocation],
     group: &[usize],
     span_start: u64,
     span_end: u64,
-    results: &mut [Option<Bytes>],
-) -> Result<(), StorageError> {
+    results: &mut [Option<Result<Bytes, StorageError>>],
+) {
     let segment = locations[group[0]].segment;
-    let file = core
-        .segments
-        .borrow()
-        .entries
-        .get(&segment)
-        .and_then(|e| e.file.clone());
-    let Some(file) = file else {
-        let l = locations[group[0]];
-        return Err(StorageError::InvalidLocation {
-            segment,
-            offset: l.offset,
-            length: l.length,
-            reason: InvalidLocationReason::SegmentMissing,
-        });
+    let Some(file) = source.file(segment) else {
+        for &index in group {
+            results[index] = Some(Err(invalid(
+                &locations[index],
+                InvalidLocationReason::SegmentMissing,
+            )));
+        }
+        return;
     };
     let read_start = align_down(span_start);
     let read_length = align_up(span_end) - read_start;
-    let bytes = file
-        .read_at_aligned(read_start, read_length as usize)
-        .await
-        .map_err(|source| {
-            StorageError::io(
-                "read record",
-                core.dir.join(crate::segment_file_name(segment)),
-                source,
-            )
-        })?;
-    core.stats.borrow_mut().read_ios += 1;
+    let bytes = match file.read_at_aligned(read_start, read_length as usize).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let error = std::io::Error::from(error);
+            let path = source.dir().join(crate::segment_file_name(segment));
+            for &index in group {
+                results[index] = Some(Err(StorageError::io(
+                    "read record",
+                    path.clone(),
+                    copy_io_error(&error),
+                )));
+            }
+            return;
+        }
+    };
     for &index in group {
         let location = locations[index];
         let from = (u64::from(location.offset) - read_start) as usize;
         let record = bytes.get(from..).unwrap_or(&[]);
-        results[index] = Some(verify(record, &location, core.segment_size_bytes)?);
+        results[index] = Some(verify(record, &location, source.segment_size_bytes()));
     }
-    Ok(())
+}
+
+/// The same error for another record of a failed read (`io::Error` is not `Clone`).
+fn copy_io_error(error: &std::io::Error) -> std::io::Error {
+    match error.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(error.kind(), error.to_string()),
+    }
 }
 
 /// The payload if the record is still in the write buffer or being written.

@@ -16,20 +16,18 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::io::{DmaFile, ReadResult};
+use glommio::io::DmaFile;
 
-use crate::aligned::{align_down, align_up};
+use crate::aligned::align_down;
 use crate::error::StorageError;
 use crate::format::{
     decode_record, decode_segment_header, CorruptReason, DecodeError, RecordScan, SegmentHeader,
     BLOCK_SIZE_BYTES, DATA_OFFSET_BYTES, RECORD_HEADER_SIZE_BYTES,
 };
+use crate::scanner::{read, Scanner, RECOVERY_READ_BYTES};
 use crate::segment::{list_segment_files, open_segment_file, SegmentEntry, SegmentTable};
 use crate::writer::TailBlock;
 use crate::{Lsn, RecordLocation, RecoveredRecord, RecoveryReport, SegmentId};
-
-/// Size of each read while scanning (records larger than this get a read of their own).
-pub const RECOVERY_READ_BYTES: u64 = 1 << 20;
 
 /// What recovery hands to the writer.
 pub struct Recovered {
@@ -75,7 +73,7 @@ pub async fn recover(
             }
         };
         scan.check_follows(&header)?;
-        let mut scanner = Scanner::new(entry, header.segment_size_bytes);
+        let mut scanner = Scanner::new(&entry.file, &entry.path, header.segment_size_bytes);
         let records = scan_records(&mut scanner, &header, on_record).await?;
         if let Some(reason) = records.cut {
             if !is_last {
@@ -457,9 +455,12 @@ async fn zero_from(entry: &SegmentFile, size_bytes: u64, from: u64) -> Result<u6
     let mut dirty_bytes = 0;
     let mut wrote = false;
     let mut window = align_down(from);
+    // The rest of a 64 MiB segment is read to check it is zero: with reads ahead too.
+    let mut scanner = Scanner::new(&entry.file, &entry.path, size_bytes);
     while window < size_bytes {
         let length = RECOVERY_READ_BYTES.min(size_bytes - window);
-        let bytes = read(&entry.file, &entry.path, window, length).await?;
+        let bytes = scanner.at(window, length).await?;
+        let bytes = &bytes[..bytes.len().min(length as usize)];
         let keep = from.saturating_sub(window) as usize;
         let dirty = bytes.iter().skip(keep).filter(|&&b| b != 0).count();
         if dirty > 0 || (bytes.len() as u64) < length {
@@ -496,73 +497,11 @@ async fn zero_from(entry: &SegmentFile, size_bytes: u64, from: u64) -> Result<u6
     Ok(dirty_bytes)
 }
 
-async fn read(
-    file: &DmaFile,
-    path: &Path,
-    offset: u64,
-    length: u64,
-) -> Result<ReadResult, StorageError> {
-    assert_eq!(offset % BLOCK_SIZE_BYTES, 0);
-    file.read_at_aligned(offset, align_up(length) as usize)
-        .await
-        .map_err(|source| StorageError::io("read segment", path, source))
-}
-
 fn corrupt(segment: SegmentId, offset: u64, reason: CorruptReason) -> StorageError {
     StorageError::Corrupt {
         segment,
         offset,
         reason,
-    }
-}
-
-/// Reads a segment through a sliding aligned window.
-struct Scanner<'a> {
-    file: &'a DmaFile,
-    path: &'a Path,
-    /// Reads never go past this offset: the segment size its header states.
-    limit: u64,
-    window_offset: u64,
-    window: Option<ReadResult>,
-}
-
-impl<'a> Scanner<'a> {
-    fn new(entry: &'a SegmentFile, limit: u64) -> Scanner<'a> {
-        Scanner {
-            file: &entry.file,
-            path: &entry.path,
-            limit,
-            window_offset: 0,
-            window: None,
-        }
-    }
-
-    /// The bytes from `offset` to the end of the window, at least `length` of them unless the
-    /// file ends first, never past `limit`.
-    async fn at(&mut self, offset: u64, length: u64) -> Result<&[u8], StorageError> {
-        let covered = self.window.as_ref().is_some_and(|w| {
-            offset >= self.window_offset && offset + length <= self.window_offset + w.len() as u64
-        });
-        if !covered {
-            let start = align_down(offset);
-            let want = (offset - start + length)
-                .max(RECOVERY_READ_BYTES)
-                .min(self.limit - start);
-            self.window = Some(read(self.file, self.path, start, want).await?);
-            self.window_offset = start;
-        }
-        let window = self.window.as_ref().expect("window was just read");
-        let from = ((offset - self.window_offset) as usize).min(window.len());
-        Ok(&window[from..])
-    }
-
-    /// The bytes of the block that `end_offset` falls in, up to `end_offset`: the writer
-    /// rewrites that block whole with its first commit.
-    async fn tail_block(&mut self, end_offset: u64) -> Result<Vec<u8>, StorageError> {
-        let block_start = align_down(end_offset);
-        let length = end_offset - block_start;
-        let bytes = self.at(block_start, length).await?;
-        Ok(bytes[..length as usize].to_vec())
     }
 }
 
