@@ -7,6 +7,7 @@
 //! has it durable (`Confirm::DeadLetter`), and only then is it settled. A crash in between
 //! recovers the source message, which dies again: a duplicate, never a loss.
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::fast_map::FastMap;
@@ -26,6 +27,10 @@ use crate::vhost::route::{RouteScratch, RoutedMessage};
 pub struct Waits {
     next_token: u64,
     waiting: FastMap<u64, Wait>,
+    /// Dead messages of queues with a read back in flight, in the order they died: later
+    /// ones, even with their bodies in RAM, wait behind it so a queue's dead letters keep
+    /// their order.
+    behind_reads: FastMap<QueueId, VecDeque<(Target, Vec<Dead>)>>,
 }
 
 struct Wait {
@@ -58,34 +63,87 @@ pub enum Via {
     Release,
 }
 
-/// Dead-letters messages that left `target.queue`. Bodies on disk are read back first.
+/// Dead-letters messages that left `target.queue`, in the order they left. Bodies on disk
+/// are read back first; while a read for the queue is in flight, later dead messages wait
+/// behind it.
 pub fn send(shard: &Rc<Shard>, target: Target, dead: Vec<Dead>) {
-    let mut on_disk = Vec::new();
-    for dead in dead {
-        match dead.entry.message.clone() {
-            Some(message) => dead_letter_one(shard, &target, &dead, &message),
-            None => on_disk.push(dead),
-        }
+    let queue = target.queue;
+    let mut waits = shard.dead_letters.borrow_mut();
+    if let Some(behind) = waits.behind_reads.get_mut(&queue) {
+        behind.push_back((target, dead));
+        return;
     }
-    if !on_disk.is_empty() {
-        glommio::spawn_local(read_then_send(shard.clone(), target, on_disk)).detach();
+    if dead.iter().any(|dead| dead.entry.message.is_none()) {
+        waits
+            .behind_reads
+            .insert(queue, VecDeque::from([(target, dead)]));
+        // The task takes `dead_letters` itself: released before it is spawned.
+        drop(waits);
+        glommio::spawn_local(send_in_order(shard.clone(), queue)).detach();
+        return;
+    }
+    drop(waits);
+    for dead in &dead {
+        if let Some(message) = &dead.entry.message {
+            dead_letter_one(shard, &target, dead, message);
+        }
     }
 }
 
-async fn read_then_send(shard: Rc<Shard>, target: Target, dead: Vec<Dead>) {
+/// Sends the queue's waiting dead messages, batch after batch, until none is left.
+async fn send_in_order(shard: Rc<Shard>, queue: QueueId) {
+    loop {
+        let next = {
+            let mut waits = shard.dead_letters.borrow_mut();
+            let next = waits
+                .behind_reads
+                .get_mut(&queue)
+                .and_then(VecDeque::pop_front);
+            if next.is_none() {
+                waits.behind_reads.remove(&queue);
+            }
+            next
+        };
+        let Some((target, dead)) = next else {
+            return;
+        };
+        read_then_send(&shard, &target, &dead).await;
+    }
+}
+
+/// Reads back the bodies on disk of `dead`, then dead-letters every message in order.
+async fn read_then_send(shard: &Rc<Shard>, target: &Target, dead: &[Dead]) {
     let locations: Vec<_> = dead
         .iter()
+        .filter(|dead| dead.entry.message.is_none())
         .filter_map(|dead| dead.entry.location())
         .collect();
-    match shard.persistence().read_messages(&locations).await {
-        Ok(messages) => {
-            for (dead, message) in dead.iter().zip(messages) {
-                dead_letter_one(&shard, &target, dead, &message);
+    let mut read = if locations.is_empty() {
+        Vec::new()
+    } else {
+        match shard.persistence().read_messages(&locations).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                // The records stay live: stored messages come back after a restart and die
+                // again (paged ones are gone with the restart, as transient messages are).
+                tracing::error!(%error, shard = %shard.id, queue = %target.queue_name,
+                    "cannot read messages back to dead-letter them");
+                Vec::new()
             }
         }
-        // The records stay live: the messages come back after a restart and die again.
-        Err(error) => tracing::error!(%error, shard = %shard.id, queue = %target.queue_name,
-            "cannot read messages back to dead-letter them"),
+    }
+    .into_iter();
+    let read_ok = read.len() == locations.len();
+    for dead in dead {
+        match &dead.entry.message {
+            Some(message) => dead_letter_one(shard, target, dead, message),
+            None if read_ok && dead.entry.location().is_some() => {
+                if let Some(message) = read.next() {
+                    dead_letter_one(shard, target, dead, &message);
+                }
+            }
+            None => {}
+        }
     }
 }
 
