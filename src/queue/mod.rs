@@ -39,6 +39,10 @@ pub const READ_AHEAD_MS: u64 = 50;
 /// At most this many bodies are read ahead per timer round; the rest are read when due.
 const READ_AHEAD_MESSAGES_MAX: usize = 4096;
 
+/// What a resident message costs in RAM besides its body (its `Message`, the `Arc`, the
+/// allocator's share): an estimate for queue memory and transient paging.
+const RESIDENT_MESSAGE_BYTES: usize = 192;
+
 /// A message with a record in the log that left its queue for good (acked, rejected,
 /// purged, deleted with the queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,7 +370,6 @@ impl Queue {
     /// About what the queue holds in RAM: entries, resident messages with their bodies, and
     /// unacked deliveries (publisher flow control, `shard::pressure`).
     pub fn ram_bytes(&self) -> usize {
-        const RESIDENT_MESSAGE_BYTES: usize = 192;
         const UNACKED_BYTES: usize = 128;
         self.ready.entries() * entry::QUEUED_MESSAGE_BYTES_MAX
             + self.expiry.entries() * 24
@@ -667,13 +670,25 @@ impl Queue {
         id
     }
 
-    /// True if a message enqueued now keeps its body in RAM: every ready message before it is
-    /// resident and the resident limits have room. A transient message that would not is
-    /// paged to the log instead (`shard::queues::publish`).
-    pub fn keeps_next_body(&self) -> bool {
+    /// True if a stored message enqueued now keeps its body in RAM: every ready message
+    /// before it is resident and the resident limits have room.
+    fn keeps_next_body(&self) -> bool {
         self.resident == self.ready.len()
             && self.resident < residency::RESIDENT_MESSAGES_MAX
             && self.resident_bytes < residency::RESIDENT_BYTES_MAX
+    }
+
+    /// True if a transient message enqueued now stays in RAM rather than being paged to the
+    /// log (`shard::queues::page_out`): every ready message before it is resident and what
+    /// the resident ones cost in RAM, bodies and per-message overhead, is under
+    /// `RESIDENT_BYTES_MAX`. No count limit, unlike stored messages, whose records are
+    /// written anyway: paging a small body saves little RAM and costs a write and a read, so
+    /// a queue of 16-byte messages pages only beyond about 40,000 of them, one of 64 KiB
+    /// messages beyond 128.
+    pub fn keeps_next_transient(&self) -> bool {
+        self.resident == self.ready.len()
+            && self.resident_bytes + self.resident * RESIDENT_MESSAGE_BYTES
+                < residency::RESIDENT_BYTES_MAX
     }
 
     /// Enqueues a message whose record is in the log (a message record or a paged one), under
@@ -686,7 +701,8 @@ impl Queue {
         stored: StoredAt,
         now: u64,
     ) {
-        let keep = self.keeps_next_body();
+        // A paged message was paged because it should not stay in RAM.
+        let keep = !stored.is_paged() && self.keeps_next_body();
         let priority = self.settings.level_of(message.priority);
         let ttl = message.ttl;
         let overhead = stored

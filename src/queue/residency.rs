@@ -4,8 +4,8 @@
 //! ready messages (and `RESIDENT_BYTES_MAX` bytes) near its head; messages enqueued behind a
 //! longer backlog keep only their 32-byte entry, and the shard's fetcher reads the next batch
 //! back (one coalesced read per nearby run of records) before the resident head runs out.
-//! Transient messages follow the same rule: one that would not keep its body is paged to the
-//! log instead of joining the queue in RAM (`shard::queues::page_out`).
+//! Transient messages behind such a head are paged to the log instead of joining the queue in
+//! RAM (`shard::queues::page_out`), by a rule of bytes only (`Queue::keeps_next_transient`).
 
 use hare_storage::RecordLocation;
 

@@ -73,12 +73,38 @@ fn a_backlog_keeps_only_its_head_in_ram() {
 }
 
 #[test]
-fn transient_messages_are_always_resident() {
+fn transient_messages_stay_in_ram_until_their_bytes_fill_the_head_then_are_paged() {
     let mut queue = Queue::new(QueueId(1), ShortStr::from_static("q"), false, true);
+    // Small bodies: far more than the stored count limit stay resident.
     for _ in 0..RESIDENT_MESSAGES_MAX + 10 {
+        assert!(queue.keeps_next_transient());
         queue.enqueue(message("t"));
     }
     assert_eq!(queue.resident_count(), queue.ready_count());
+    while queue.keeps_next_transient() {
+        queue.enqueue(message("t"));
+    }
+    let resident = queue.resident_count();
+    assert!(
+        resident > 30_000 && resident < 60_000,
+        "{resident} one-byte messages fill the head"
+    );
+    // Behind the head a paged message keeps no body, and leaving logs no settled record.
+    let id = queue.reserve_id();
+    let paged = StoredAt::paged(stored_at(0).location());
+    assert!(paged.is_paged() && !stored_at(0).is_paged());
+    assert_eq!(paged.location(), stored_at(0).location());
+    queue.enqueue_stored(id, message("p"), paged, 0);
+    assert_eq!(queue.resident_count(), resident);
+    assert!(
+        !queue.keeps_next_transient(),
+        "a paged message is not resident"
+    );
+    let mut gone = Vec::new();
+    queue.purge(&mut gone);
+    assert_eq!(gone.len(), 1);
+    assert!(gone[0].paged && gone[0].id == id);
+    queue.check_invariants();
 }
 
 #[test]

@@ -85,7 +85,7 @@ pub fn publish(shard: &Rc<Shard>, targets: &[QueueId], message: Message, confirm
                     id: queue.reserve_id(),
                     deadline: queue.deadline_for(message.ttl, now),
                 });
-            } else if queue.keeps_next_body() {
+            } else if queue.keeps_next_transient() {
                 let message_id = queue.enqueue(message.clone());
                 remember_dedup_value(queue, message_id, &dedup_value);
                 shard.mark_dirty(*id);
