@@ -137,6 +137,7 @@ fn converse(frames: &[u8]) -> End {
     };
     write_method_frame(&mut out, 0, &Method::ConnectionClose(close));
 
+    trace(">", frames);
     let mut stream = TcpStream::connect(broker()).expect("connect to the broker");
     stream.set_read_timeout(Some(ANSWER_TIMEOUT)).expect("timeout");
     // Reset on drop: a million closed connections in TIME_WAIT would use up the ports.
@@ -177,6 +178,7 @@ fn read_end(stream: &mut TcpStream) -> End {
             }
         }
         while let Some(frame) = parse_frame(&mut buffer, 0).expect("the broker's framing") {
+            trace_frame(&frame);
             if frame.channel != 0 || frame.frame_type != FrameType::Method {
                 continue;
             }
@@ -187,6 +189,40 @@ fn read_end(stream: &mut TcpStream) -> End {
             }
         }
     }
+}
+
+/// With HARE_FUZZ_TRACE set, each frame on stderr (to read what a crashing input does).
+fn trace(direction: &str, bytes: &[u8]) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var_os("HARE_FUZZ_TRACE").is_some()) {
+        return;
+    }
+    let mut buffer = BytesMut::from(bytes);
+    loop {
+        match parse_frame(&mut buffer, 0) {
+            Ok(Some(frame)) => match frame.frame_type {
+                FrameType::Method => match Method::decode(&frame.payload) {
+                    Ok(method) => eprintln!("{direction} {} {method:?}", frame.channel),
+                    Err(error) => eprintln!("{direction} {} bad method: {error}", frame.channel),
+                },
+                kind => eprintln!("{direction} {} {kind:?} {:?}", frame.channel, frame.payload),
+            },
+            Ok(None) if buffer.is_empty() => return,
+            Ok(None) => return eprintln!("{direction} incomplete: {:?}", &buffer[..]),
+            Err(error) => return eprintln!("{direction} framing: {error}: {:?}", &buffer[..]),
+        }
+    }
+}
+
+fn trace_frame(frame: &Frame) {
+    let mut bytes = Vec::new();
+    bytes.push(frame.frame_type as u8);
+    bytes.extend_from_slice(&frame.channel.to_be_bytes());
+    let size = u32::try_from(frame.payload.len()).unwrap_or(u32::MAX);
+    bytes.extend_from_slice(&size.to_be_bytes());
+    bytes.extend_from_slice(&frame.payload);
+    bytes.push(FRAME_END);
+    trace("<", &bytes);
 }
 
 fn socket_linger_zero(stream: &TcpStream) {
