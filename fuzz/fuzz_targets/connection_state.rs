@@ -122,12 +122,29 @@ fn handshake(out: &mut Vec<u8>) {
 enum End {
     CloseOk,
     Close(u16),
+    /// The socket closed without a word: allowed only when the input ended in the middle of a
+    /// frame, so that the broker read end-of-file where the rest of a frame should be (as
+    /// RabbitMQ, it then just closes).
+    MidFrameEof,
+}
+
+/// Whether `stream` (the frames after the handshake) ends inside a frame, every frame before
+/// it well-framed; a framing error earlier must be answered with a connection.close.
+fn ends_mid_frame(mut stream: &[u8]) -> bool {
+    loop {
+        match scan_frame(stream, FRAME_MAX) {
+            Ok(Some((_, length))) => stream = &stream[length..],
+            Ok(None) => return !stream.is_empty(),
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Runs one connection: the handshake, `frames`, connection.close; returns how it ended.
 fn converse(frames: &[u8]) -> End {
     let mut out = Vec::with_capacity(frames.len() + 512);
     handshake(&mut out);
+    let handshake_length = out.len();
     out.extend_from_slice(frames);
     let close = ConnectionClose {
         reply_code: 200,
@@ -136,6 +153,7 @@ fn converse(frames: &[u8]) -> End {
         method_id: 0,
     };
     write_method_frame(&mut out, 0, &Method::ConnectionClose(close));
+    let frames_and_close = out.len() - handshake_length;
 
     trace(">", frames);
     let mut stream = TcpStream::connect(broker()).expect("connect to the broker");
@@ -145,11 +163,12 @@ fn converse(frames: &[u8]) -> End {
     // The broker may have ended the connection before reading all of it (its answer tells).
     let _ = stream.write_all(&out);
     let _ = stream.shutdown(Shutdown::Write);
-    read_end(&mut stream)
+    let mid_frame = ends_mid_frame(&out[out.len() - frames_and_close..]);
+    read_end(&mut stream, mid_frame)
 }
 
 /// Reads the broker's frames until it closes the connection.
-fn read_end(stream: &mut TcpStream) -> End {
+fn read_end(stream: &mut TcpStream, mid_frame: bool) -> End {
     let mut buffer = BytesMut::with_capacity(64 * 1024);
     let mut header = [0u8; 8];
     let mut read = 0;
@@ -158,6 +177,7 @@ fn read_end(stream: &mut TcpStream) -> End {
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut chunk) {
+            Ok(0) if mid_frame => return End::MidFrameEof,
             Ok(0) => panic!("the broker closed the socket without connection.close"),
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             Err(error) if error.kind() == ErrorKind::Interrupted => continue,
