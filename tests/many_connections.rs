@@ -27,7 +27,7 @@ fn reset_on_close(client: &RawClient) {
             libc::SOL_SOCKET,
             libc::SO_LINGER,
             std::ptr::addr_of!(linger).cast(),
-            libc::socklen_t::try_from(std::mem::size_of::<libc::linger>()).unwrap(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::linger>()).expect("size"),
         )
     };
     assert_eq!(result, 0, "SO_LINGER");
