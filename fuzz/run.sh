@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-15}
-targets=(frame_codec content_assembly storage_recovery definitions management_json)
+targets=(frame_codec content_assembly storage_recovery definitions management_json connection_state)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "fuzz: skipped (no nightly toolchain or cargo-fuzz)"

@@ -10,8 +10,8 @@ use common::raw::{
 };
 use common::Broker;
 use hare::protocol::{
-    BasicDeliver, BasicGet, BasicPublish, ChannelOpen, ConnectionClose, ConnectionStart,
-    FieldTable, FieldValue, FrameType, LongStr, Method, QueueDeclare, ShortStr,
+    BasicDeliver, BasicGet, BasicPublish, ChannelOpen, ConnectionClose, ConnectionCloseOk,
+    ConnectionStart, FieldTable, FieldValue, FrameType, LongStr, Method, QueueDeclare, ShortStr,
 };
 
 /// A broker, a witness connection (channel 1 open) and a victim connection (channel 1 open).
@@ -137,6 +137,15 @@ fn other_methods_on_channel_0_are_504() {
     let start = Method::ConnectionStart(ConnectionStart::default());
     expect_fatal(&method_frame(0, &start), 504, Some((10, 10)));
     expect_fatal(&declare_frame(0, "q"), 504, Some((50, 10)));
+}
+
+/// Regression, found by fuzzing (`connection_state`): a connection.close-ok the server did not
+/// ask for ended the connection without a connection.close. RabbitMQ answers it as it answers
+/// any other unexpected method on channel 0.
+#[test]
+fn connection_close_ok_without_a_close_is_504() {
+    let close_ok = Method::ConnectionCloseOk(ConnectionCloseOk::default());
+    expect_fatal(&method_frame(0, &close_ok), 504, Some((10, 51)));
 }
 
 #[test]

@@ -156,14 +156,15 @@ fn channel_zero(connection: &Rc<ConnectionShared>, method: Method) -> Result<Flo
             connection.write_method(0, &Method::ConnectionCloseOk(Default::default()));
             Ok(Flow::Stop)
         }
-        Method::ConnectionCloseOk(_) => Ok(Flow::Stop),
         Method::ConnectionUpdateSecret(_) => {
             connection.write_method(0, &Method::ConnectionUpdateSecretOk(Default::default()));
             Ok(Flow::Continue)
         }
         // Any other method on channel 0 is a channel error, as in RabbitMQ ("unexpected method
         // in connection state running"); acknowledgements of our own connection.blocked would
-        // arrive here too, but clients send none.
+        // arrive here too, but clients send none. So is a close-ok: the one that answers our
+        // connection.close never gets here (`closing_frame_ends_connection`), and one sent
+        // unasked must not end the connection without a word.
         other => Err(Exception::connection(
             HardError::ChannelError,
             format!("unexpected method {} on channel 0", other.name()),
