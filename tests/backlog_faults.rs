@@ -164,27 +164,15 @@ async fn a_backlog_on_disk_drains_in_order_while_the_log_is_failed() {
 /// Offsets in the segment files under `data_dir` where `needle` occurs.
 fn find_in_segments(data_dir: &Path, needle: &[u8]) -> Vec<(PathBuf, usize)> {
     let mut found = Vec::new();
-    for shard in std::fs::read_dir(data_dir).expect("data dir").flatten() {
-        if !shard.file_name().to_string_lossy().starts_with("shard-") {
-            continue;
-        }
-        for file in std::fs::read_dir(shard.path())
-            .expect("shard dir")
-            .flatten()
-        {
-            let path = file.path();
-            if path.extension().is_none_or(|e| e != "seg") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).expect("read segment");
-            found.extend(
-                bytes
-                    .windows(needle.len())
-                    .enumerate()
-                    .filter(|(_, window)| *window == needle)
-                    .map(|(offset, _)| (path.clone(), offset)),
-            );
-        }
+    for path in common::memory::segment_files(data_dir) {
+        let bytes = std::fs::read(&path).expect("read segment");
+        found.extend(
+            bytes
+                .windows(needle.len())
+                .enumerate()
+                .filter(|(_, window)| *window == needle)
+                .map(|(offset, _)| (path.clone(), offset)),
+        );
     }
     found
 }

@@ -12,7 +12,6 @@ mod client;
 mod common;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,7 @@ use amqprs::channel::{
 use amqprs::BasicProperties;
 use client::{within, Client};
 use common::http::{basic, exchange};
+use common::memory::{rss, RssWatch};
 use common::raw::{Incoming, RawClient};
 use common::Broker;
 use hare::protocol::{ConnectionClose, FrameType, Method, ShortStr};
@@ -47,59 +47,6 @@ const MARGIN: u64 = 64 << 20;
 const QUEUES: usize = 32;
 const PREFETCH: u16 = 100;
 
-/// Resident memory of `pid` (VmRSS of /proc/PID/status), in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-/// Samples the broker's RSS every 5 ms until dropped, keeping the largest.
-struct RssWatch {
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> RssWatch {
-        let peak = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (peak, stop) = (peak.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss(pid), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        };
-        RssWatch {
-            peak,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn peak(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for RssWatch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// A 64 KiB body that starts with its id.
 fn queue_of(n: usize) -> String {
     format!("flood-{}", n % QUEUES)
 }
@@ -115,16 +62,7 @@ fn id_of(body: &[u8]) -> String {
 }
 
 fn node(broker: &Broker) -> Value {
-    let authorization = basic("guest", "guest");
-    let answer = exchange(
-        broker.management,
-        "GET",
-        "/api/nodes",
-        &[("authorization", &authorization)],
-        b"",
-    );
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    answer.json()[0].clone()
+    common::http::node(broker.management)
 }
 
 /// Every queue's depth, for a failure's message.

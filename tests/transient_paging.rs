@@ -10,7 +10,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use amqprs::channel::{
 };
 use amqprs::{BasicProperties, FieldValue};
 use client::{within, Client};
-use common::http::{basic, exchange};
+use common::memory::{segment_files, RssWatch};
 use common::Broker;
 use serde_json::Value;
 
@@ -29,82 +28,16 @@ const BODY_BYTES: usize = 64 * 1024;
 /// Messages of each of the two publishers: 512 MiB in all, four times the watermark.
 const PER_PUBLISHER: usize = 4096;
 
-/// Resident memory of `pid` (VmRSS of /proc/PID/status), in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .expect("VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS value");
-    kib * 1024
-}
-
-/// The peak RSS of a process, sampled every 5 ms until dropped.
-struct RssWatch {
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> RssWatch {
-        let peak = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (peak_in, stop_in) = (peak.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop_in.load(Ordering::Relaxed) {
-                peak_in.fetch_max(rss(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        RssWatch { peak, stop }
-    }
-
-    fn peak(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for RssWatch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 /// Bytes of the shards' log segments under the data directory.
 fn segment_bytes(data_dir: &Path) -> u64 {
-    let mut total = 0;
-    for shard in std::fs::read_dir(data_dir).expect("data dir").flatten() {
-        if !shard.file_name().to_string_lossy().starts_with("shard-") {
-            continue;
-        }
-        for file in std::fs::read_dir(shard.path())
-            .expect("shard dir")
-            .flatten()
-        {
-            if file.file_name().to_string_lossy().ends_with(".seg") {
-                total += file.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
-    total
+    segment_files(data_dir)
+        .iter()
+        .map(|path| std::fs::metadata(path).map_or(0, |m| m.len()))
+        .sum()
 }
 
 fn node(broker: &Broker) -> Value {
-    let authorization = basic("guest", "guest");
-    let answer = exchange(
-        broker.management,
-        "GET",
-        "/api/nodes",
-        &[("authorization", &authorization)],
-        b"",
-    );
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    answer.json()[0].clone()
+    common::http::node(broker.management)
 }
 
 /// A body that starts with its id, padded to `size`.

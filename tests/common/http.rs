@@ -114,3 +114,17 @@ pub fn send(
         body: answer.json(),
     }
 }
+
+/// `GET /api/nodes` as guest: the (only) node's entry.
+pub fn node(management: SocketAddr) -> serde_json::Value {
+    let authorization = basic("guest", "guest");
+    let answer = exchange(
+        management,
+        "GET",
+        "/api/nodes",
+        &[("authorization", &authorization)],
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json()[0].clone()
+}

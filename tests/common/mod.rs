@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod memory;
 pub mod pki;
 pub mod raw;
 
