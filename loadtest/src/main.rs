@@ -31,14 +31,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(path) = &html_path {
                 std::fs::write(path, html::render(&report)?)?;
             }
-            let named = [(report.scenario.clone(), report.clone())];
-            println!("{}\n", verdict::verdict(&report));
-            print!(
-                "{}{}{}",
-                compare::table(&named),
-                compare::curves(&named),
-                compare::details(&named)
-            );
+            if let Some(soak) = &report.results.soak {
+                // The generic table counts the other scenarios' producers and consumers, which
+                // a soak does not use: its own summary says what happened.
+                print!("{}", hare_loadtest::scenario::soak::summary::text(soak));
+            } else {
+                let named = [(report.scenario.clone(), report.clone())];
+                println!("{}\n", verdict::verdict(&report));
+                print!(
+                    "{}{}{}",
+                    compare::table(&named),
+                    compare::curves(&named),
+                    compare::details(&named)
+                );
+            }
             if let Some(reason) = &report.results.broker_perf_unavailable {
                 eprintln!("hareperf: perf unavailable, no syscall counts: {reason}");
             }
