@@ -198,7 +198,7 @@ pub struct SoakResults {
     pub redelivered: u64,
     pub acked: u64,
     pub refused: u64,
-    /// Acks proven on disk by a confirmed marker (see docs/hareperf.md, soak).
+    /// Acks proven on disk by a confirmed marker (see loadtest/README.md, "soak").
     pub proven_acks: u64,
     /// Deliveries of an id whose ack was sent but not proven: allowed after a crash.
     pub acked_again: u64,

@@ -18,8 +18,6 @@ use super::ledger::body_id;
 use super::session::{Event, Session};
 use super::shared::{error_kind, Shared};
 
-/// The drain gives up after this long without a new ack (or `--drain-timeout`, if longer).
-const DRAIN_IDLE_MIN: Duration = Duration::from_secs(30);
 /// How often the drain looks at its progress.
 const DRAIN_POLL: Duration = Duration::from_millis(500);
 /// The check after the clean restart stops after this long without a delivery.
@@ -50,9 +48,10 @@ fn delete_queues(shared: &Shared, session: &mut Session) -> Result<(), ClientErr
 }
 
 /// Waits until every confirmed message was acked and the checked queues are empty (`true`),
-/// or until acks stop coming for the idle limit (`false`). Samples the broker meanwhile.
+/// or until no new message was acked for `--drain-timeout` seconds (`false`). Samples the
+/// broker meanwhile.
 pub fn drain(shared: &Shared, chaos: &mut Chaos, uri: &AmqpUri, drain_timeout_s: f64) -> bool {
-    let idle_limit = DRAIN_IDLE_MIN.max(Duration::from_secs_f64(drain_timeout_s.max(0.0)));
+    let idle_limit = Duration::from_secs_f64(drain_timeout_s.max(0.0));
     let mut last_acked = 0;
     let mut progress_at = Instant::now();
     let mut probe: Option<Session> = None;

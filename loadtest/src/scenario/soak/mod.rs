@@ -1,7 +1,7 @@
 //! soak: a mixed durable workload against one broker while hareperf kills it (SIGKILL) and
 //! starts it again, every `--kill-every` seconds (jittered from `--seed`), for `--time`
 //! seconds (60 unless given); then a drain without kills, a clean stop and start, and the
-//! verdict. docs/hareperf.md, soak, says what runs and what is checked, and why.
+//! verdict. loadtest/README.md, "soak", says what runs and what is checked, and why.
 //!
 //! - `broker`: the broker process (start, kill, stop) and its `/proc` readings.
 //! - `chaos`: the kill schedule and the once-a-second readings.
