@@ -49,7 +49,7 @@ fn soak_with_kills_every_three_seconds_loses_nothing_and_no_proven_ack_returns()
     let listen = common::Listen::free();
     let command = broker_command(&data_dir, listen);
     let (report, soak) = soak(listen, &command, &["--time", "25", "--kill-every", "3"]);
-    let shown = hare_loadtest::scenario::soak::summary::text(&soak);
+    let shown = hare_loadtest::report::soak_summary::text(&soak);
     assert!(report.passed(), "{shown}\nerrors: {:?}", report.errors);
     assert!(soak.failures.is_empty(), "{shown}");
     assert!(soak.kills >= 3, "{shown}");
@@ -66,6 +66,8 @@ fn soak_with_kills_every_three_seconds_loses_nothing_and_no_proven_ack_returns()
     assert!(soak.fds_max.is_some_and(|fds| fds > 0), "{shown}");
     // The kills were seen by the clients.
     assert!(!soak.client_errors.is_empty(), "{shown}");
+    let page = hare_loadtest::report::html::render(&report).expect("HTML page");
+    assert!(page.contains("soak passed"), "{page}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
@@ -92,7 +94,7 @@ fn soak_of_a_broker_that_forgets_its_data_reports_the_losses() {
         &command,
         &["--time", "8", "--kill-every", "2", "--drain-timeout", "3"],
     );
-    let shown = hare_loadtest::scenario::soak::summary::text(&soak);
+    let shown = hare_loadtest::report::soak_summary::text(&soak);
     assert!(!report.passed(), "{shown}");
     assert!(soak.kills >= 1, "{shown}");
     assert!(soak.lost > 0, "{shown}");
@@ -103,5 +105,7 @@ fn soak_of_a_broker_that_forgets_its_data_reports_the_losses() {
             .any(|f| f.contains("confirmed messages were never consumed")),
         "{shown}"
     );
+    let page = hare_loadtest::report::html::render(&report).expect("HTML page");
+    assert!(page.contains("soak failed: "), "{page}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -7,7 +7,7 @@ use clap::Parser;
 use hare_loadtest::cli::{Cli, Command};
 use hare_loadtest::report::compare_html::{self, Column};
 use hare_loadtest::report::model::Report;
-use hare_loadtest::report::{compare, html, verdict};
+use hare_loadtest::report::{compare, html, soak_summary, verdict};
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -34,7 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(soak) = &report.results.soak {
                 // The generic table counts the other scenarios' producers and consumers, which
                 // a soak does not use: its own summary says what happened.
-                print!("{}", hare_loadtest::scenario::soak::summary::text(soak));
+                print!("{}", soak_summary::text(soak));
             } else {
                 let named = [(report.scenario.clone(), report.clone())];
                 println!("{}\n", verdict::verdict(&report));

@@ -21,7 +21,6 @@ pub mod ledger;
 pub mod publishers;
 pub mod session;
 pub mod shared;
-pub mod summary;
 pub mod topology;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

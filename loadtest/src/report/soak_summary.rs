@@ -1,8 +1,9 @@
-//! The soak's terminal summary: what happened, then PASS or every failure.
+//! The soak's summary, for the terminal and the HTML page: what happened, then PASS or every
+//! failure.
 
 use std::fmt::Write;
 
-use crate::report::model::SoakResults;
+use super::model::SoakResults;
 
 /// The summary lines, ending with a newline.
 pub fn text(soak: &SoakResults) -> String {
