@@ -109,3 +109,53 @@ fn soak_of_a_broker_that_forgets_its_data_reports_the_losses() {
     assert!(page.contains("soak failed: "), "{page}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[test]
+fn soak_whose_broker_cannot_restart_stops_and_says_why() {
+    let data_dir = common::fresh_data_dir();
+    std::fs::create_dir_all(&data_dir).expect("data directory");
+    let listen = common::Listen::free();
+    // Starts the broker once; every later start fails at once, as a broker on a full disk does.
+    let script = data_dir.join("once.sh");
+    let started = data_dir.join("started");
+    std::fs::write(
+        &script,
+        format!(
+            "if [ -e {started} ]; then echo 'refusing to start again' >&2; exit 3; fi\ntouch {started}\nexec {}\n",
+            broker_command(&data_dir.join("data"), listen),
+            started = started.display(),
+        ),
+    )
+    .expect("script");
+    let log = data_dir.join("broker.log");
+    let command = format!("sh {}", script.display());
+    let log_arg = log.display().to_string();
+    let (report, soak) = soak(
+        listen,
+        &command,
+        &[
+            "--time",
+            "30",
+            "--kill-every",
+            "1",
+            "--broker-log",
+            &log_arg,
+        ],
+    );
+    let shown = hare_loadtest::report::soak_summary::text(&soak);
+    assert!(!report.passed(), "{shown}");
+    assert_eq!((soak.kills, soak.restarts), (1, 0), "{shown}");
+    assert!(
+        soak.failures.iter().any(|f| f.contains("restart 1 failed")
+            && f.contains("exit status: 3")
+            && f.contains("refusing to start again")),
+        "{shown}"
+    );
+    // The soak stopped at the failure instead of running its 30 s.
+    assert!(
+        report.results.duration_s < 25.0,
+        "{}",
+        report.results.duration_s
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

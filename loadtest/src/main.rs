@@ -25,17 +25,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let json = args.json.clone();
             let html_path = args.html.clone();
             let report = hare_loadtest::scenario::run(*args)?;
+            if let Some(soak) = &report.results.soak {
+                // The generic table counts the other scenarios' producers and consumers, which
+                // a soak does not use: its own summary says what happened. Printed before the
+                // files are written: a long soak's verdict must survive a full disk.
+                print!("{}", soak_summary::text(soak));
+            }
             if let Some(path) = &json {
                 report.write_json(path)?;
             }
             if let Some(path) = &html_path {
                 std::fs::write(path, html::render(&report)?)?;
             }
-            if let Some(soak) = &report.results.soak {
-                // The generic table counts the other scenarios' producers and consumers, which
-                // a soak does not use: its own summary says what happened.
-                print!("{}", soak_summary::text(soak));
-            } else {
+            if report.results.soak.is_none() {
                 let named = [(report.scenario.clone(), report.clone())];
                 println!("{}\n", verdict::verdict(&report));
                 print!(

@@ -19,6 +19,8 @@ use crate::client::{AmqpUri, Connection};
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a clean stop (SIGTERM) may take before the broker is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much of the end of the broker's log a failed start reads (it quotes the last 3 lines).
+const LOG_TAIL_BYTES: usize = 2048;
 /// Pause between two connection attempts while waiting for a start.
 const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -82,7 +84,10 @@ impl Broker {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     self.child = None;
-                    anyhow::bail!("the broker exited while starting ({status})");
+                    anyhow::bail!(
+                        "the broker exited while starting ({status}){}",
+                        self.log_tail()
+                    );
                 }
             }
             if let Ok(connection) = Connection::open(uri, "hareperf soak probe") {
@@ -97,6 +102,18 @@ impl Broker {
             }
             std::thread::sleep(PROBE_INTERVAL);
         }
+    }
+
+    /// The end of the broker's log (`--broker-log`), to say why a start failed.
+    fn log_tail(&self) -> String {
+        let Some(text) = self.log.as_ref().and_then(|path| std::fs::read(path).ok()) else {
+            return String::new();
+        };
+        let start = text.len().saturating_sub(LOG_TAIL_BYTES);
+        let tail = String::from_utf8_lossy(&text[start..]);
+        let last: Vec<&str> = tail.lines().rev().take(3).collect();
+        let lines: Vec<&str> = last.into_iter().rev().collect();
+        format!("; its log ends: {}", lines.join(" | "))
     }
 
     /// The broker's pid while it runs.

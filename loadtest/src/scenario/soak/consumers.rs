@@ -21,7 +21,8 @@
 //! queue on channel 2 (confirm mode) of the same connection; once every marker of that round is
 //! confirmed, the acks sent before the markers are on disk and are *proven*. A proven ack's
 //! message must never be delivered again (`Ledger::delivered` counts an acked return).
-//! Markers are ordinary checked messages: they too must be consumed.
+//! Markers are ordinary checked messages: they too must be consumed. None are sent in the
+//! final drain, which has no kills (the clean restart at the end checks those acks).
 //!
 //! **Crashing consumers** take a few deliveries from one checked queue, ack about half, and
 //! drop the socket without closing: the broker must requeue the rest. Their acks are never
@@ -144,7 +145,13 @@ fn consuming_session(
             }
             _ => {}
         }
-        if !markers.since_last.is_empty() && markers.last_sent.elapsed() >= MARKER_INTERVAL {
+        // No markers in the final drain: each would be consumed, acked and answered with new
+        // markers, and acks would never stop coming.
+        let draining = shared.draining.load(Ordering::Relaxed);
+        if !draining
+            && !markers.since_last.is_empty()
+            && markers.last_sent.elapsed() >= MARKER_INTERVAL
+        {
             send_markers(shared, &mut session, &mut markers, ids)?;
         }
     }
