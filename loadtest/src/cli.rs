@@ -108,7 +108,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "tls_ca")]
     #[serde(default)]
     pub insecure: bool,
-    /// Producer connections, one thread each [default: 1; backlog: 4].
+    /// Producer connections, one thread each [default: 1; backlog: 4; soak: 2].
     #[arg(short = 'x', long)]
     pub producers: Option<usize>,
     /// Consumer connections (one thread each).
@@ -153,7 +153,7 @@ pub struct RunArgs {
     /// Messages per second per producer; 0 = unlimited.
     #[arg(short = 'r', long, default_value_t = 0.0)]
     pub rate: f64,
-    /// Run time in seconds (publishing phase).
+    /// Run time in seconds (publishing phase; soak: the kills, 60 s unless given).
     #[arg(short = 'z', long)]
     pub time: Option<f64>,
     /// Messages per producer (publishing stops at this count).
