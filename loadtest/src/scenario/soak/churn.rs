@@ -2,6 +2,12 @@
 //! durable queue, publishes a few persistent messages to it with confirms and deletes it,
 //! again and again; channel 2 consumes (no-ack) the dead-letter queue that the TTL queue's
 //! expired messages land in. Neither queue is checked for loss (see `topology.rs`).
+//!
+//! A kill between a churned queue's declare and its delete leaves the queue behind with its
+//! messages, and a live message pins its log segment and every later one (docs/ARCHITECTURE.md,
+//! "Acknowledgements and settle records", segment GC): the log would only grow, and with it
+//! every restart's replay. So the churn remembers the queue it is working on and deletes it on
+//! its next connection (and `finale` at the end).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -35,6 +41,27 @@ pub fn churning(shared: &Shared, worker: u32) {
     });
 }
 
+/// Deletes `queue` on channel 1.
+pub fn delete_queue(session: &mut Session, queue: &str) -> Result<(), ClientError> {
+    session.rpc(
+        1,
+        Method::QueueDelete(QueueDelete {
+            queue: short(queue)?,
+            ..Default::default()
+        }),
+    )?;
+    Ok(())
+}
+
+/// Deletes the churned queues a failed session left behind.
+pub fn delete_leftovers(shared: &Shared, session: &mut Session) -> Result<(), ClientError> {
+    for queue in shared.churn_leftovers() {
+        delete_queue(session, &queue)?;
+        shared.churn_done(&queue);
+    }
+    Ok(())
+}
+
 fn churning_session(
     shared: &Shared,
     worker: u32,
@@ -43,6 +70,7 @@ fn churning_session(
 ) -> Result<(), ClientError> {
     let mut session = shared.open(&format!("soak churn {worker}"), 2, CHURN_POLL)?;
     shared.queues.declare(&mut session, 1)?;
+    delete_leftovers(shared, &mut session)?;
     session.rpc(1, Method::ConfirmSelect(ConfirmSelect { nowait: false }))?;
     session.rpc(
         2,
@@ -57,6 +85,7 @@ fn churning_session(
     while !shared.load_stopped() {
         *serial += 1;
         let queue = format!("{}-{serial}", shared.queues.churn_prefix);
+        shared.churn_started(&queue);
         declare_durable(&mut session, 1, &queue, FieldTable::new())?;
         for _ in 0..CHURN_MESSAGES {
             let body = body_for(ids.next_id(), shared.size);
@@ -66,13 +95,8 @@ fn churning_session(
         let last = next_tag + CHURN_MESSAGES - 1;
         next_tag += CHURN_MESSAGES;
         wait_confirms(shared, &mut session, last)?;
-        session.rpc(
-            1,
-            Method::QueueDelete(QueueDelete {
-                queue: short(&queue)?,
-                ..Default::default()
-            }),
-        )?;
+        delete_queue(&mut session, &queue)?;
+        shared.churn_done(&queue);
         shared.churned_queues.fetch_add(1, Ordering::Relaxed);
         let pause = Instant::now() + CHURN_PAUSE;
         while Instant::now() < pause {

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hare_protocol::{BasicAck, BasicConsume, BasicQos, Method, QueueDelete};
+use hare_protocol::{BasicAck, BasicConsume, BasicQos, Method};
 
 use crate::cli::RunArgs;
 use crate::client::topology::short;
@@ -34,17 +34,12 @@ pub fn fresh_queues(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Deletes the fixed queues, and churned ones a kill left behind.
 fn delete_queues(shared: &Shared, session: &mut Session) -> Result<(), ClientError> {
     for queue in shared.queues.fixed() {
-        session.rpc(
-            1,
-            Method::QueueDelete(QueueDelete {
-                queue: short(&queue)?,
-                ..Default::default()
-            }),
-        )?;
+        super::churn::delete_queue(session, &queue)?;
     }
-    Ok(())
+    super::churn::delete_leftovers(shared, session)
 }
 
 /// Waits until every confirmed message was acked and the checked queues are empty (`true`),

@@ -77,6 +77,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<Report> {
         seed: ctx.args.seed,
         crashes: AtomicU64::new(0),
         churned_queues: AtomicU64::new(0),
+        churn_pending: std::sync::Mutex::default(),
         dead_lettered: AtomicU64::new(0),
         connections: AtomicU64::new(0),
     });

@@ -1,6 +1,8 @@
 //! What the soak's worker threads share, and the reconnect loop every one of them runs in.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::client::{AmqpUri, ClientError};
@@ -32,6 +34,8 @@ pub struct Shared {
     pub seed: u64,
     pub crashes: AtomicU64,
     pub churned_queues: AtomicU64,
+    /// Churned queues declared and not yet deleted.
+    pub churn_pending: Mutex<BTreeSet<String>>,
     pub dead_lettered: AtomicU64,
     pub connections: AtomicU64,
 }
@@ -43,6 +47,28 @@ impl Shared {
 
     pub fn consumers_stopped(&self) -> bool {
         self.stop_consumers.load(Ordering::Relaxed)
+    }
+
+    fn churn_pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // Single inserts and removals: a panic cannot leave the set half-changed.
+        self.churn_pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The churn is about to declare `queue`.
+    pub fn churn_started(&self, queue: &str) {
+        self.churn_pending().insert(queue.to_string());
+    }
+
+    /// `queue` was deleted.
+    pub fn churn_done(&self, queue: &str) {
+        self.churn_pending().remove(queue);
+    }
+
+    /// Churned queues that may still exist.
+    pub fn churn_leftovers(&self) -> Vec<String> {
+        self.churn_pending().iter().cloned().collect()
     }
 
     /// Opens a session, counting the connection.
