@@ -68,6 +68,10 @@ pub enum ScenarioKind {
     /// Messages delayed over a window (per-message TTL and dead lettering, or the
     /// delayed-message exchange): how late each one fires.
     Delayed,
+    /// A mixed durable workload while the broker is killed (SIGKILL) and restarted over and
+    /// over: no confirmed message may be lost, no proven ack may come back, memory and
+    /// descriptors must stay bounded.
+    Soak,
 }
 
 impl ScenarioKind {
@@ -82,6 +86,7 @@ impl ScenarioKind {
             ScenarioKind::Declare => "declare",
             ScenarioKind::Retry => "retry",
             ScenarioKind::Delayed => "delayed",
+            ScenarioKind::Soak => "soak",
         }
     }
 }
@@ -103,7 +108,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "tls_ca")]
     #[serde(default)]
     pub insecure: bool,
-    /// Producer connections, one thread each [default: 1; backlog: 4].
+    /// Producer connections, one thread each [default: 1; backlog: 4; soak: 2].
     #[arg(short = 'x', long)]
     pub producers: Option<usize>,
     /// Consumer connections (one thread each).
@@ -148,7 +153,7 @@ pub struct RunArgs {
     /// Messages per second per producer; 0 = unlimited.
     #[arg(short = 'r', long, default_value_t = 0.0)]
     pub rate: f64,
-    /// Run time in seconds (publishing phase).
+    /// Run time in seconds (publishing phase; soak: the kills, 60 s unless given).
     #[arg(short = 'z', long)]
     pub time: Option<f64>,
     /// Messages per producer (publishing stops at this count).
@@ -214,6 +219,63 @@ pub struct RunArgs {
     #[command(flatten)]
     #[serde(default)]
     pub delayed: DelayedArgs,
+    #[command(flatten)]
+    #[serde(default)]
+    pub soak: SoakArgs,
+}
+
+/// Flags of the soak scenario.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct SoakArgs {
+    /// Shell command that starts the broker (run as `sh -c "exec CMD"` in its own process
+    /// group). hareperf starts it, kills the group with SIGKILL every --kill-every seconds and
+    /// starts it again; without it nothing is killed (a soak of a broker already running).
+    #[arg(long, value_name = "CMD")]
+    pub restart_cmd: Option<String>,
+    /// Mean seconds between two kills; each interval is drawn between half and one and a half
+    /// times this, from --seed.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub kill_every: f64,
+    /// Append the broker's stdout and stderr to this file (default: discarded).
+    #[arg(long, value_name = "FILE")]
+    pub broker_log: Option<PathBuf>,
+    /// Fail when the broker's resident memory exceeds this many MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub max_rss_mb: u64,
+    /// Fail when the broker has more open file descriptors than this.
+    #[arg(long, default_value_t = 4096)]
+    pub max_fds: u64,
+    /// Fail when the per-start maxima of RSS or descriptors grow steadily: the median of the
+    /// last third of the starts above the median of the first third by more than this percent
+    /// (checked from 6 starts on).
+    #[arg(long, default_value_t = 100)]
+    pub max_growth_percent: u64,
+    /// Messages per second of each confirming publisher (--producers of them, default 2).
+    #[arg(long, default_value_t = 100.0)]
+    pub soak_rate: f64,
+    /// Percent of deliveries the consumers refuse (nack or reject, with requeue).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=90))]
+    pub soak_refuse_percent: u32,
+    /// Consumers that drop their connection while holding deliveries, again and again.
+    #[arg(long, default_value_t = 1)]
+    pub soak_crashers: usize,
+}
+
+impl Default for SoakArgs {
+    /// The flags' defaults, for reports written before the soak scenario existed.
+    fn default() -> Self {
+        SoakArgs {
+            restart_cmd: None,
+            kill_every: 5.0,
+            broker_log: None,
+            max_rss_mb: 2048,
+            max_fds: 4096,
+            max_growth_percent: 100,
+            soak_rate: 100.0,
+            soak_refuse_percent: 5,
+            soak_crashers: 1,
+        }
+    }
 }
 
 /// Flags of the fanout scenario.

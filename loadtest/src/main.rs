@@ -7,7 +7,7 @@ use clap::Parser;
 use hare_loadtest::cli::{Cli, Command};
 use hare_loadtest::report::compare_html::{self, Column};
 use hare_loadtest::report::model::Report;
-use hare_loadtest::report::{compare, html, verdict};
+use hare_loadtest::report::{compare, html, soak_summary, verdict};
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -25,20 +25,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let json = args.json.clone();
             let html_path = args.html.clone();
             let report = hare_loadtest::scenario::run(*args)?;
+            if let Some(soak) = &report.results.soak {
+                // The generic table counts the other scenarios' producers and consumers, which
+                // a soak does not use: its own summary says what happened. Printed before the
+                // files are written: a long soak's verdict must survive a full disk.
+                print!("{}", soak_summary::text(soak));
+            }
             if let Some(path) = &json {
                 report.write_json(path)?;
             }
             if let Some(path) = &html_path {
                 std::fs::write(path, html::render(&report)?)?;
             }
-            let named = [(report.scenario.clone(), report.clone())];
-            println!("{}\n", verdict::verdict(&report));
-            print!(
-                "{}{}{}",
-                compare::table(&named),
-                compare::curves(&named),
-                compare::details(&named)
-            );
+            if report.results.soak.is_none() {
+                let named = [(report.scenario.clone(), report.clone())];
+                println!("{}\n", verdict::verdict(&report));
+                print!(
+                    "{}{}{}",
+                    compare::table(&named),
+                    compare::curves(&named),
+                    compare::details(&named)
+                );
+            }
             if let Some(reason) = &report.results.broker_perf_unavailable {
                 eprintln!("hareperf: perf unavailable, no syscall counts: {reason}");
             }

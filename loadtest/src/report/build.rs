@@ -177,6 +177,7 @@ fn scenario_results(ctx: &RunContext) -> Results {
     Results {
         declare: ctx.declare.clone(),
         retry: ctx.retry.clone(),
+        soak: ctx.soak.clone(),
         delayed: ctx.delayed.clone(),
         ..Default::default()
     }

@@ -23,7 +23,7 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
     let _ = writeln!(
         page,
         "<p class=\"verdict\">{}</p>",
-        escape(&super::verdict::verdict(report))
+        escape(&verdict_line(report))
     );
     page.push_str(&format!(
         "<p>{} · {} cores · {} · broker: {} {} ({})</p>\n",
@@ -41,11 +41,7 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
         }
         page.push_str("</ul>\n");
     }
-    page.push_str("<h2>Summary</h2>\n");
-    page.push_str(&markdown_table_to_html(&compare::table(&[(
-        report.scenario.clone(),
-        report.clone(),
-    )])));
+    page.push_str(&summary(report));
     if let Some(reason) = &report.results.broker_perf_unavailable {
         let _ = writeln!(
             page,
@@ -107,6 +103,57 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
     page.push_str(&escape(&serde_json::to_string_pretty(&report.parameters)?));
     page.push_str("</pre>\n</body></html>\n");
     Ok(page)
+}
+
+/// The one-line verdict: a soak's own, else the run's.
+fn verdict_line(report: &Report) -> String {
+    match &report.results.soak {
+        Some(soak) if soak.failures.is_empty() => "soak passed".to_string(),
+        Some(soak) => format!("soak failed: {}", soak.failures.join("; ")),
+        None => super::verdict::verdict(report),
+    }
+}
+
+/// The summary: a soak's own (the generic table counts producers and consumers a soak does not
+/// use), else the table `compare` prints.
+fn summary(report: &Report) -> String {
+    let mut out = String::from("<h2>Summary</h2>\n");
+    if let Some(soak) = &report.results.soak {
+        let _ = writeln!(
+            out,
+            "<pre>{}</pre>",
+            escape(&super::soak_summary::text(soak))
+        );
+        out.push_str(&soak_starts_table(soak));
+    } else {
+        out.push_str(&markdown_table_to_html(&compare::table(&[(
+            report.scenario.clone(),
+            report.clone(),
+        )])));
+    }
+    out
+}
+
+/// The broker's largest RSS and descriptor count of each start, in start order.
+fn soak_starts_table(soak: &super::model::SoakResults) -> String {
+    let mut out = String::from(
+        "<h3>Broker per start</h3>\n<table><tr><th>start</th><th>max RSS (MiB)</th><th>max open descriptors</th></tr>\n",
+    );
+    for (n, (rss, fds)) in soak
+        .rss_max_per_start_kib
+        .iter()
+        .zip(&soak.fds_max_per_start)
+        .enumerate()
+    {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{:.1}</td><td>{fds}</td></tr>",
+            n + 1,
+            *rss as f64 / 1024.0
+        );
+    }
+    out.push_str("</table>\n");
+    out
 }
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',Arial,Helvetica,sans-serif;max-width:960px;\

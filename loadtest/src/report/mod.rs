@@ -9,7 +9,8 @@
 //!   the plot); `axis`: ticks in human units; `svg`: the SVG writer and text measures;
 //!   `palette`: colour-blind-safe strokes.
 //! - `compare`: the Markdown side-by-side table of several reports (medians of several runs).
-//! - `verdict`: the one-line verdict at the end of a run.
+//! - `verdict`: the one-line verdict at the end of a run; `soak_summary`: a soak's summary
+//!   (what happened, then PASS or each failure).
 
 pub mod axis;
 pub mod build;
@@ -22,6 +23,7 @@ pub mod layout;
 pub mod model;
 pub mod palette;
 pub mod rates;
+pub mod soak_summary;
 pub mod svg;
 pub mod verdict;
 

@@ -170,6 +170,64 @@ pub struct Results {
     /// delayed: how late delayed messages fired, and what holding them cost the broker.
     #[serde(default)]
     pub delayed: Option<DelayedResults>,
+    /// soak: kills and restarts, and what the checks found.
+    #[serde(default)]
+    pub soak: Option<SoakResults>,
+}
+
+/// The soak scenario's figures and verdicts (`scenario/soak/`). `failures` lists every
+/// violated check in words; the run passes only when it is empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SoakResults {
+    /// SIGKILLs sent to the broker (0 without `--restart-cmd`).
+    pub kills: u64,
+    /// Starts after a kill or a clean stop that reached AMQP (not the first start).
+    pub restarts: u64,
+    /// Time from spawning the command to an accepted AMQP handshake, per restart.
+    pub time_to_accept_median_ms: Option<f64>,
+    pub time_to_accept_max_ms: Option<f64>,
+    /// Messages published (every queue), and the checked ones the broker took responsibility
+    /// for: confirmed (`basic.ack`) or committed (`tx.commit-ok`).
+    pub published: u64,
+    pub confirmed: u64,
+    pub committed: u64,
+    pub nacked: u64,
+    /// Deliveries of checked queues, how many had `redelivered` set, acks, refusals (with
+    /// requeue).
+    pub consumed: u64,
+    pub redelivered: u64,
+    pub acked: u64,
+    pub refused: u64,
+    /// Acks proven on disk by a confirmed marker (see loadtest/README.md, "soak").
+    pub proven_acks: u64,
+    /// Deliveries of an id whose ack was sent but not proven: allowed after a crash.
+    pub acked_again: u64,
+    /// Deliveries whose body carried no id.
+    pub unknown_deliveries: u64,
+    /// Confirmed or committed checked messages never acked by the end: must be 0.
+    pub lost: u64,
+    pub lost_sample: Vec<u64>,
+    /// Deliveries of a message whose ack was proven on disk, plus messages left in the
+    /// checked queues after the final clean restart (all of them were acked): must be 0.
+    pub acked_returns: u64,
+    pub acked_returns_sample: Vec<u64>,
+    /// Messages found in the checked queues after the clean stop and start that end the run.
+    pub left_after_clean_restart: Option<u64>,
+    /// True when the final drain acked every confirmed message.
+    pub drained: bool,
+    pub crashed_consumers: u64,
+    pub churned_queues: u64,
+    pub dead_lettered: u64,
+    pub connections: u64,
+    /// The broker's largest resident memory and open descriptor count, sampled every second.
+    pub rss_max_kib: Option<u64>,
+    pub fds_max: Option<u64>,
+    /// The largest of each, per broker process (one per start), in start order.
+    pub rss_max_per_start_kib: Vec<u64>,
+    pub fds_max_per_start: Vec<u64>,
+    /// Client errors by kind (mostly the kills, seen from the clients).
+    pub client_errors: std::collections::BTreeMap<String, u64>,
+    pub failures: Vec<String>,
 }
 
 /// The retry scenario's figures. Loss and duplicates are in `verification` (acked ids against
@@ -374,7 +432,13 @@ impl Report {
     /// without consumers loses nothing by definition; it fails when a publish went unconfirmed
     /// or the queues hold less than was confirmed (both are in `errors`).
     pub fn passed(&self) -> bool {
-        self.errors.is_empty() && self.results.verification.lost == 0
+        self.errors.is_empty()
+            && self.results.verification.lost == 0
+            && self
+                .results
+                .soak
+                .as_ref()
+                .is_none_or(|soak| soak.failures.is_empty())
     }
 
     pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {

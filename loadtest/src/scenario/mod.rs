@@ -9,6 +9,8 @@
 //! - `declare`: durable queues, bindings and deletes: the cost of a change as metadata grows.
 //! - `retry`: refusals through a TTL retry queue and dead lettering until everything is acked.
 //! - `delayed`: messages delayed over a window: how late each fires, what holding them costs.
+//! - `soak`: a mixed durable workload while the broker is killed and restarted; checks that
+//!   nothing confirmed is lost and no proven ack comes back.
 
 pub mod backlog;
 pub mod churn;
@@ -19,6 +21,7 @@ pub mod fanout;
 pub mod latency;
 pub mod retry;
 pub mod run_context;
+pub mod soak;
 pub mod throughput;
 
 use crate::cli::{RunArgs, ScenarioKind};
@@ -31,19 +34,21 @@ use run_context::RunContext;
 /// reached are recorded in `Report::errors` (the report still says what happened until then);
 /// only failing to connect at all is an `Err`.
 pub fn run(args: RunArgs) -> anyhow::Result<Report> {
-    let mut ctx = RunContext::new(args)?;
-    let outcome = match ctx.args.scenario {
-        ScenarioKind::Throughput => throughput::run(&mut ctx),
-        ScenarioKind::Latency => latency::run(&mut ctx),
-        ScenarioKind::Fanout => fanout::run(&mut ctx),
-        ScenarioKind::ConsumersJoinLate => consumers_join_late::run(&mut ctx),
-        ScenarioKind::Churn => churn::run(&mut ctx),
-        ScenarioKind::Backlog => backlog::run(&mut ctx),
-        ScenarioKind::Declare => declare::run(&mut ctx),
-        ScenarioKind::Retry => retry::run(&mut ctx),
-        ScenarioKind::Delayed => delayed::run(&mut ctx),
+    let scenario: fn(&mut RunContext) -> anyhow::Result<()> = match args.scenario {
+        ScenarioKind::Throughput => throughput::run,
+        ScenarioKind::Latency => latency::run,
+        ScenarioKind::Fanout => fanout::run,
+        ScenarioKind::ConsumersJoinLate => consumers_join_late::run,
+        ScenarioKind::Churn => churn::run,
+        ScenarioKind::Backlog => backlog::run,
+        ScenarioKind::Declare => declare::run,
+        ScenarioKind::Retry => retry::run,
+        ScenarioKind::Delayed => delayed::run,
+        // The soak starts the broker itself before anything can connect.
+        ScenarioKind::Soak => return soak::run(args),
     };
-    if let Err(e) = outcome {
+    let mut ctx = RunContext::new(args)?;
+    if let Err(e) = scenario(&mut ctx) {
         ctx.errors.push(format!("{e:#}"));
     }
     Ok(finish(ctx))

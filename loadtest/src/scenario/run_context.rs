@@ -22,7 +22,9 @@ use crate::measure::proc_stat::{cpu_seconds, rss_kib, Process};
 use crate::measure::run_status::RunStatus;
 use crate::measure::sampler::{self, SamplerConfig, Series};
 use crate::message_id::MESSAGE_STAMP_SIZE;
-use crate::report::model::{DeclareResults, DelayedResults, Phase, PhaseKind, RetryResults};
+use crate::report::model::{
+    DeclareResults, DelayedResults, Phase, PhaseKind, RetryResults, SoakResults,
+};
 use crate::worker::consumer::{self, ConsumerConfig, ConsumerHandle, ConsumerResult};
 use crate::worker::consumer_behaviour::Behaviour;
 use crate::worker::inspecting_consumer::{
@@ -82,6 +84,8 @@ pub struct RunContext {
     pub(crate) retry: Option<RetryResults>,
     /// delayed: lateness and the broker's memory.
     pub(crate) delayed: Option<DelayedResults>,
+    /// soak: kills, restarts and the checks' verdicts.
+    pub(crate) soak: Option<SoakResults>,
     pub(crate) client_cpu_start_s: f64,
     pub(crate) broker_cpu_start_s: Option<f64>,
     /// The broker's context switches (every thread) when `broker_cpu_start_s` was read.
@@ -92,6 +96,19 @@ pub struct RunContext {
     exchanges: Vec<String>,
 }
 
+/// The broker URI of a run, with the TLS client an amqps:// URI needs.
+pub fn resolve_uri(args: &RunArgs) -> anyhow::Result<AmqpUri> {
+    let mut uri = AmqpUri::parse(&args.uri)?;
+    if uri.secure {
+        uri.tls = Some(match &args.tls_ca {
+            Some(ca) => crate::client::tls::TlsClient::trusting(ca)?,
+            None if args.insecure => crate::client::tls::TlsClient::insecure()?,
+            None => anyhow::bail!("an amqps:// URI needs --tls-ca FILE or --insecure"),
+        });
+    }
+    Ok(uri)
+}
+
 impl RunContext {
     /// Connects once (to learn who the broker is, and for setup) and starts the clock.
     pub fn new(args: RunArgs) -> anyhow::Result<RunContext> {
@@ -99,14 +116,7 @@ impl RunContext {
             args.size >= MESSAGE_STAMP_SIZE,
             "--size must be at least {MESSAGE_STAMP_SIZE} bytes: every body carries its id and publish time"
         );
-        let mut uri = AmqpUri::parse(&args.uri)?;
-        if uri.secure {
-            uri.tls = Some(match &args.tls_ca {
-                Some(ca) => crate::client::tls::TlsClient::trusting(ca)?,
-                None if args.insecure => crate::client::tls::TlsClient::insecure()?,
-                None => anyhow::bail!("an amqps:// URI needs --tls-ca FILE or --insecure"),
-            });
-        }
+        let uri = resolve_uri(&args)?;
         let mut setup = Connection::open(&uri, "hareperf setup")
             .with_context(|| format!("connecting to {}", uri.address()))?;
         setup.open_channel(1)?;
@@ -161,6 +171,7 @@ impl RunContext {
             declare: None,
             retry: None,
             delayed: None,
+            soak: None,
             client_cpu_start_s: cpu_seconds(Process::OwnProcess).unwrap_or(0.0),
             broker_cpu_start_s,
             broker_switches_start,
@@ -637,6 +648,14 @@ impl RunContext {
             self.errors.push(format!("cleaning up: {e}"));
         }
         series
+    }
+
+    /// Closes the setup connection for a scenario that does its own setup and cleaning up
+    /// (soak: the connection would not survive the first kill of the broker).
+    pub(crate) fn close_setup(&mut self) {
+        if let Some(setup) = self.setup.take() {
+            let _ = setup.close();
+        }
     }
 
     fn clean_up(&mut self) -> anyhow::Result<()> {
