@@ -535,11 +535,22 @@ async fn run_shard(start: ShardStart) {
     } = start;
     let shard_count = senders.len();
     let ticker = match Ticker::open(wake_reader).await {
-        Ok(ticker) => ticker,
+        Ok(ticker) => Rc::new(ticker),
         Err(error) => {
             tracing::error!(%error, shard = %id, "cannot open the shard's wake-up pipe");
             return;
         }
+    };
+    // Recovery and loading await disk reads and timers before the housekeeping loop reads
+    // the wake pipe: a read kept pending meanwhile bounds a lost wake-up there by a tick too
+    // (docs/ARCHITECTURE.md, Shards, Wake pipes). Dropping the task cancels it.
+    let start_ticks = {
+        let ticker = ticker.clone();
+        glommio::spawn_local(async move {
+            loop {
+                ticker.tick().await;
+            }
+        })
     };
     let mesh = Rc::new(Mesh::new(id, shard_count, wake, pressure, alarms));
     let shard = Rc::new(Shard::new(id, Rc::new(config), mesh.clone(), serve));
@@ -603,6 +614,7 @@ async fn run_shard(start: ShardStart) {
         (tls_listener_fd, Listener::Amqps),
     ];
     serve_clients(&shard, listeners, control_fds, control);
+    drop(start_ticks);
 
     housekeeping(&shard, &ticker, &stop).await;
     shut_down(&shard, &ticker).await;
