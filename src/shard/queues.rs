@@ -129,27 +129,14 @@ fn store(
     if entries.is_empty() {
         return None;
     }
-    let persistence = shard.persistence();
-    let appended = persistence.append_message(entries, message);
-    shard.note_appended(&persistence);
-    if let Err(error) = &appended {
-        tracing::warn!(%error, shard = %shard.id, "persistent message not stored; queued in memory only");
-    }
-    let mut queues = shard.queues.borrow_mut();
-    for entry in entries {
-        let queue = queues
-            .get_mut(&entry.queue)
-            .expect("looked up by the caller, same handler");
-        match &appended {
-            Ok((_, location)) => {
-                queue.enqueue_stored(entry.id, message.clone(), StoredAt::new(*location), now);
-            }
-            Err(_) => queue.enqueue_reserved(entry.id, message.clone(), now),
-        }
-        remember_dedup_value(queue, entry.id, dedup_value);
-        shard.mark_dirty(entry.queue);
-    }
-    Some(appended.is_ok())
+    Some(enqueue_with_record(
+        shard,
+        entries,
+        message,
+        dedup_value,
+        now,
+        false,
+    ))
 }
 
 /// Enqueues a message that need not be durable for queues with a backlog beyond their
@@ -165,23 +152,46 @@ fn page_out(
     dedup_value: &Option<Option<Bytes>>,
     now: u64,
 ) {
+    enqueue_with_record(shard, entries, message, dedup_value, now, true);
+}
+
+/// Appends one record (a message record, or a paged one) for `entries` and enqueues the
+/// message in each of their queues under its reserved id, pointing at the record, or in RAM
+/// only if the log could not take it. True if it was appended.
+fn enqueue_with_record(
+    shard: &Rc<Shard>,
+    entries: &[RecordEntry],
+    message: &Arc<Message>,
+    dedup_value: &Option<Option<Bytes>>,
+    now: u64,
+    paged: bool,
+) -> bool {
     let persistence = shard.persistence();
-    let paged = persistence.append_paged(entries, message);
+    let appended = if paged {
+        persistence
+            .append_paged(entries, message)
+            .map(StoredAt::paged)
+    } else {
+        let appended = persistence.append_message(entries, message);
+        if let Err(error) = &appended {
+            tracing::warn!(%error, shard = %shard.id, "persistent message not stored; queued in memory only");
+        }
+        appended.map(|(_, location)| StoredAt::new(location))
+    };
     shard.note_appended(&persistence);
     let mut queues = shard.queues.borrow_mut();
     for entry in entries {
         let queue = queues
             .get_mut(&entry.queue)
             .expect("looked up by the caller, same handler");
-        match paged {
-            Ok(location) => {
-                queue.enqueue_stored(entry.id, message.clone(), StoredAt::paged(location), now);
-            }
+        match appended {
+            Ok(stored) => queue.enqueue_stored(entry.id, message.clone(), stored, now),
             Err(_) => queue.enqueue_reserved(entry.id, message.clone(), now),
         }
         remember_dedup_value(queue, entry.id, dedup_value);
         shard.mark_dirty(entry.queue);
     }
+    appended.is_ok()
 }
 
 /// The identity bytes of a message's `x-deduplication-header` value, if it has one.
